@@ -1,0 +1,7 @@
+//! OpenFlow 1.3 (wire version 0x04) for Fuxi: every message as an owned value with one
+//! codec, the stream framer, the spec's error codes, and the ovs-ofctl flow text syntax.
+//!
+//! This crate does no I/O: no sockets, threads, clock or runtime. Bytes come in, values go
+//! out, and the other way round.
+
+pub mod error;
