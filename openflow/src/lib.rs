@@ -4,4 +4,13 @@
 //! This crate does no I/O: no sockets, threads, clock or runtime. Bytes come in, values go
 //! out, and the other way round.
 
+pub mod action;
+pub mod consts;
 pub mod error;
+pub mod instruction;
+pub mod oxm;
+
+pub use action::Action;
+pub use error::{DecodeError, ErrorCode};
+pub use instruction::Instruction;
+pub use oxm::{FieldId, MacAddr, Match, Oxm, OxmTlv};
