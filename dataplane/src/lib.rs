@@ -1,1 +1,9 @@
 //! Fuxi packet parsing, the OpenFlow 1.3 pipeline and the flow caches (no I/O in the core).
+//!
+//! - [`packet`]: the flow key and the zero-copy parser that fills it.
+//! - [`classifier`]: tuple space search over (key, mask, priority) rules.
+//! - [`fuzz`]: bodies of the cargo-fuzz targets, so each target is a one-liner.
+
+pub mod classifier;
+pub mod fuzz;
+pub mod packet;

@@ -1,0 +1,654 @@
+//! The hot-path packet parser: one pass over an Ethernet frame that fills a [`FlowKey`] with
+//! every field the frame carries and records where each layer starts ([`Layout`]), so that
+//! actions can rewrite headers in place.
+//!
+//! Zero-copy, no allocation, and no panics: every header is length-checked once by taking a
+//! fixed-size array reference, and a truncated or malformed header ends the parse with the
+//! layers before it filled in. Action execution and checksums live in the pipeline, not here.
+
+use super::key::{ETH_TYPE_NONE, Field, FlowKey, OFPVID_PRESENT, exthdr, frag};
+
+/// Ethernet types the parser knows.
+pub mod ethertype {
+    /// IPv4.
+    pub const IPV4: u16 = 0x0800;
+    /// ARP.
+    pub const ARP: u16 = 0x0806;
+    /// Reverse ARP (parsed like ARP).
+    pub const RARP: u16 = 0x8035;
+    /// IEEE 802.1Q customer VLAN tag.
+    pub const VLAN: u16 = 0x8100;
+    /// IEEE 802.1ad service VLAN tag (QinQ outer tag).
+    pub const QINQ: u16 = 0x88a8;
+    /// Pre-standard QinQ tag some switches still send.
+    pub const QINQ_OLD: u16 = 0x9100;
+    /// IPv6.
+    pub const IPV6: u16 = 0x86dd;
+    /// MPLS unicast.
+    pub const MPLS: u16 = 0x8847;
+    /// MPLS multicast.
+    pub const MPLS_MCAST: u16 = 0x8848;
+    /// Provider backbone bridging I-TAG (802.1ah).
+    pub const PBB: u16 = 0x88e7;
+}
+
+/// IP protocol numbers the parser knows.
+pub mod ipproto {
+    /// IPv6 hop-by-hop options.
+    pub const HOPOPTS: u8 = 0;
+    /// ICMP.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// IPv6 routing header.
+    pub const ROUTING: u8 = 43;
+    /// IPv6 fragment header.
+    pub const FRAGMENT: u8 = 44;
+    /// Encapsulating security payload.
+    pub const ESP: u8 = 50;
+    /// Authentication header.
+    pub const AH: u8 = 51;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
+    /// IPv6 no next header.
+    pub const NONE: u8 = 59;
+    /// IPv6 destination options.
+    pub const DSTOPTS: u8 = 60;
+    /// SCTP.
+    pub const SCTP: u8 = 132;
+}
+
+/// Which layers the parser reached, as bits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
+pub struct Layers(pub u16);
+
+impl Layers {
+    /// A complete Ethernet header.
+    pub const ETH: u16 = 1 << 0;
+    /// At least one VLAN tag.
+    pub const VLAN: u16 = 1 << 1;
+    /// Two or more VLAN tags.
+    pub const QINQ: u16 = 1 << 2;
+    /// An MPLS label stack entry.
+    pub const MPLS: u16 = 1 << 3;
+    /// An Ethernet/IPv4 ARP packet.
+    pub const ARP: u16 = 1 << 4;
+    /// A valid IPv4 header.
+    pub const IPV4: u16 = 1 << 5;
+    /// A valid IPv6 header.
+    pub const IPV6: u16 = 1 << 6;
+    /// A TCP header.
+    pub const TCP: u16 = 1 << 7;
+    /// A UDP header.
+    pub const UDP: u16 = 1 << 8;
+    /// An SCTP header.
+    pub const SCTP: u16 = 1 << 9;
+    /// An ICMPv4 header.
+    pub const ICMPV4: u16 = 1 << 10;
+    /// An ICMPv6 header.
+    pub const ICMPV6: u16 = 1 << 11;
+    /// A PBB I-TAG.
+    pub const PBB: u16 = 1 << 12;
+
+    /// Whether every bit of `bits` is set.
+    #[inline]
+    pub fn has(self, bits: u16) -> bool {
+        self.0 & bits == bits
+    }
+
+    /// Whether an L4 header was parsed.
+    #[inline]
+    pub fn has_l4(self) -> bool {
+        self.0 & (Self::TCP | Self::UDP | Self::SCTP | Self::ICMPV4 | Self::ICMPV6) != 0
+    }
+}
+
+/// Where the layers of a parsed packet start (byte offsets from the frame start).
+/// [`Layout::NONE`] marks a layer that is absent.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Layout {
+    /// Layers reached.
+    pub layers: Layers,
+    /// Offset of the outer VLAN tag's TPID (12 when tagged).
+    pub vlan: u16,
+    /// Offset of the Ethernet type field that names the L3 protocol (after all tags).
+    pub eth_type: u16,
+    /// Offset of the first MPLS label stack entry.
+    pub mpls: u16,
+    /// Offset of the network header (IPv4, IPv6, ARP, PBB I-TAG).
+    pub l3: u16,
+    /// Offset of the transport header.
+    pub l4: u16,
+    /// Offset of the transport payload.
+    pub l7: u16,
+}
+
+impl Layout {
+    /// Marks an absent layer.
+    pub const NONE: u16 = u16::MAX;
+
+    const EMPTY: Layout = Layout {
+        layers: Layers(0),
+        vlan: Self::NONE,
+        eth_type: Self::NONE,
+        mpls: Self::NONE,
+        l3: Self::NONE,
+        l4: Self::NONE,
+        l7: Self::NONE,
+    };
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+/// What the port tells the parser about a packet besides its bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
+pub struct RxMeta {
+    /// OpenFlow port number the packet came in on.
+    pub in_port: u32,
+    /// Physical port under `in_port` (equal to it for physical ports).
+    pub in_phy_port: u32,
+    /// Tunnel id (VNI/key) if the packet was decapsulated from a tunnel, else 0.
+    pub tunnel_id: u64,
+    /// Pipeline metadata to start with (0 for a received packet).
+    pub metadata: u64,
+}
+
+impl RxMeta {
+    /// Meta for a packet received on a physical port.
+    pub fn port(in_port: u32) -> RxMeta {
+        RxMeta {
+            in_port,
+            in_phy_port: in_port,
+            ..RxMeta::default()
+        }
+    }
+}
+
+/// A parsed packet: its key and its layout.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Parsed {
+    /// Every field the packet has.
+    pub key: FlowKey,
+    /// Where the layers start.
+    pub layout: Layout,
+}
+
+#[inline(always)]
+fn arr<const N: usize>(p: &[u8], off: usize) -> Option<&[u8; N]> {
+    p.get(off..)?.first_chunk::<N>()
+}
+
+#[inline(always)]
+fn be16(b: [u8; 2]) -> u16 {
+    u16::from_be_bytes(b)
+}
+
+#[inline(always)]
+fn be32(b: [u8; 4]) -> u32 {
+    u32::from_be_bytes(b)
+}
+
+#[inline(always)]
+fn mac(b: &[u8]) -> u64 {
+    b.iter()
+        .take(6)
+        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
+}
+
+#[inline(always)]
+fn be128(b: &[u8; 16]) -> u128 {
+    u128::from_be_bytes(*b)
+}
+
+// Packed word writers for the hot path; positions must agree with `key.rs`'s layout (checked
+// by the tests, which compare against `FlowKey::set`).
+const W_ETH_DST_TYPE: usize = 3;
+const W_ETH_SRC_VID: usize = 4;
+const W_NW_ADDRS: usize = 5;
+const W_TP_PROTO: usize = 6;
+
+/// Parses an Ethernet frame. Never panics, never allocates; a frame that is cut short or
+/// malformed is parsed up to its last valid layer.
+pub fn parse(packet: &[u8], meta: RxMeta) -> Parsed {
+    let mut out = Parsed::default();
+    parse_into(packet, meta, &mut out);
+    out
+}
+
+/// [`parse`] into a caller-owned [`Parsed`] (overwritten entirely).
+#[inline]
+pub fn parse_into(packet: &[u8], meta: RxMeta, out: &mut Parsed) {
+    // Offsets are u16: only the first 64 KiB can hold headers.
+    let p = &packet[..packet.len().min(usize::from(u16::MAX))];
+    out.key = FlowKey::ZERO;
+    out.layout = Layout::EMPTY;
+    let key = &mut out.key;
+    let lay = &mut out.layout;
+    key.w[0] = (u64::from(meta.in_port) << 32) | u64::from(meta.in_phy_port);
+    key.w[1] = meta.metadata;
+    key.w[2] = meta.tunnel_id;
+
+    let Some(eth) = arr::<14>(p, 0) else { return };
+    let mut eth_type = be16([eth[12], eth[13]]);
+    let mut off = 12usize;
+    lay.layers.0 |= Layers::ETH;
+    let dst = mac(&eth[0..6]);
+    let src = mac(&eth[6..12]);
+    let mut vid_pcp: (u64, u64) = (0, 0);
+
+    // VLAN tags: the outer one gives vlan_vid/vlan_pcp, inner ones are skipped.
+    while matches!(
+        eth_type,
+        ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD
+    ) {
+        let Some(tag) = arr::<6>(p, off) else { break };
+        if lay.layers.has(Layers::VLAN) {
+            lay.layers.0 |= Layers::QINQ;
+        } else {
+            lay.layers.0 |= Layers::VLAN;
+            lay.vlan = off as u16;
+            let tci = be16([tag[2], tag[3]]);
+            vid_pcp = (
+                u64::from((tci & 0x0fff) | OFPVID_PRESENT),
+                u64::from(tci >> 13),
+            );
+        }
+        off += 4;
+        eth_type = be16([tag[4], tag[5]]);
+    }
+    // 802.3 length field: LLC/SNAP with a zero OUI carries an Ethernet type.
+    if eth_type < 0x0600 {
+        match arr::<10>(p, off) {
+            Some(s) if s[2..8] == [0xaa, 0xaa, 0x03, 0, 0, 0] => {
+                off += 8;
+                eth_type = be16([s[8], s[9]]);
+            }
+            _ => eth_type = ETH_TYPE_NONE,
+        }
+    }
+    lay.eth_type = off as u16;
+    key.w[W_ETH_DST_TYPE] = (dst << 16) | u64::from(eth_type);
+    key.w[W_ETH_SRC_VID] = (src << 16) | vid_pcp.0;
+    key.w[W_TP_PROTO] = vid_pcp.1;
+    let l3 = off + 2;
+
+    match eth_type {
+        ethertype::IPV4 => parse_ipv4(p, l3, key, lay),
+        ethertype::IPV6 => parse_ipv6(p, l3, key, lay),
+        ethertype::ARP | ethertype::RARP => parse_arp(p, l3, key, lay),
+        ethertype::MPLS | ethertype::MPLS_MCAST => {
+            if let Some(e) = arr::<4>(p, l3) {
+                let lse = be32(*e);
+                lay.layers.0 |= Layers::MPLS;
+                lay.mpls = l3 as u16;
+                key.set(Field::MplsLabel, u128::from(lse >> 12));
+                key.set(Field::MplsTc, u128::from((lse >> 9) & 7));
+                key.set(Field::MplsBos, u128::from((lse >> 8) & 1));
+                key.set(Field::MplsTtl, u128::from(lse & 0xff));
+            }
+        }
+        ethertype::PBB => {
+            if let Some(t) = arr::<4>(p, l3) {
+                lay.layers.0 |= Layers::PBB;
+                lay.l3 = l3 as u16;
+                key.set(Field::PbbIsid, u128::from(be32(*t) & 0x00ff_ffff));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[inline(always)]
+fn set_ip_common(key: &mut FlowKey, tos: u8, ttl: u8) {
+    // IpProto, IpDscp, IpEcn share word 6 with the ports and vlan_pcp.
+    let w = &mut key.w[W_TP_PROTO];
+    *w |= (u64::from(tos >> 2) << 16) | (u64::from(tos & 3) << 8);
+    key.set(Field::NwTtl, u128::from(ttl));
+}
+
+#[inline(always)]
+fn set_ip_proto(key: &mut FlowKey, proto: u8) {
+    let w = &mut key.w[W_TP_PROTO];
+    *w = (*w & !(0xff << 24)) | (u64::from(proto) << 24);
+}
+
+fn parse_ipv4(p: &[u8], l3: usize, key: &mut FlowKey, lay: &mut Layout) {
+    let Some(h) = arr::<20>(p, l3) else { return };
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    let total = usize::from(be16([h[2], h[3]]));
+    if h[0] >> 4 != 4 || ihl < 20 || p.len() < l3 + ihl || total < ihl {
+        return;
+    }
+    lay.layers.0 |= Layers::IPV4;
+    lay.l3 = l3 as u16;
+    let src = be32([h[12], h[13], h[14], h[15]]);
+    let dst = be32([h[16], h[17], h[18], h[19]]);
+    key.w[W_NW_ADDRS] = (u64::from(src) << 32) | u64::from(dst);
+    set_ip_common(key, h[1], h[8]);
+    let proto = h[9];
+    set_ip_proto(key, proto);
+    let fo = be16([h[6], h[7]]);
+    let offset = fo & 0x1fff;
+    let more = fo & 0x2000 != 0;
+    if more || offset != 0 {
+        let mut f = frag::ANY;
+        if offset != 0 {
+            f |= frag::LATER;
+        }
+        key.set(Field::NwFrag, u128::from(f));
+        if offset != 0 {
+            return;
+        }
+    }
+    // Ethernet padding past the datagram is not L4 data.
+    let end = p.len().min(l3 + total);
+    parse_l4(&p[..end], l3 + ihl, proto, false, key, lay);
+}
+
+fn parse_ipv6(p: &[u8], l3: usize, key: &mut FlowKey, lay: &mut Layout) {
+    let Some(h) = arr::<40>(p, l3) else { return };
+    if h[0] >> 4 != 6 {
+        return;
+    }
+    lay.layers.0 |= Layers::IPV6;
+    lay.l3 = l3 as u16;
+    let vtf = be32([h[0], h[1], h[2], h[3]]);
+    let tc = (vtf >> 20) as u8;
+    key.set(Field::Ipv6Flabel, u128::from(vtf & 0x000f_ffff));
+    key.set(
+        Field::Ipv6Src,
+        be128(h[8..24].first_chunk::<16>().unwrap_or(&[0; 16])),
+    );
+    key.set(
+        Field::Ipv6Dst,
+        be128(h[24..40].first_chunk::<16>().unwrap_or(&[0; 16])),
+    );
+    set_ip_common(key, tc, h[7]);
+    let plen = usize::from(be16([h[4], h[5]]));
+    // Payload length 0 is a jumbogram (or a GSO super-frame): take the whole frame.
+    let end = if plen == 0 {
+        p.len()
+    } else {
+        p.len().min(l3 + 40 + plen)
+    };
+    let p = &p[..end];
+
+    let mut nh = h[6];
+    let mut off = l3 + 40;
+    let mut bits: u16 = 0;
+    let mut rank = 0u8; // highest RFC 8200 position seen so far
+    let mut first = true;
+    let mut dest_seen = [false; 2]; // before routing, final
+    loop {
+        let this_rank;
+        let len;
+        let next;
+        match nh {
+            ipproto::NONE => {
+                bits |= exthdr::NONEXT;
+                break;
+            }
+            ipproto::ESP => {
+                if bits & exthdr::ESP != 0 {
+                    bits |= exthdr::UNREP;
+                }
+                bits |= exthdr::ESP;
+                if rank > 5 {
+                    bits |= exthdr::UNSEQ;
+                }
+                break;
+            }
+            ipproto::HOPOPTS | ipproto::ROUTING | ipproto::DSTOPTS => {
+                let Some(e) = arr::<2>(p, off) else { break };
+                let l = (usize::from(e[1]) + 1) * 8;
+                if p.len() < off + l {
+                    break;
+                }
+                next = e[0];
+                len = l;
+                let bit = match nh {
+                    ipproto::HOPOPTS => exthdr::HOP,
+                    ipproto::ROUTING => exthdr::ROUTER,
+                    _ => exthdr::DEST,
+                };
+                this_rank = match nh {
+                    ipproto::HOPOPTS => {
+                        if !first {
+                            bits |= exthdr::UNSEQ;
+                        }
+                        0
+                    }
+                    ipproto::ROUTING => 2,
+                    _ => {
+                        // A destination options header before any routing header is the
+                        // first of the two allowed; any other is the final one.
+                        if rank <= 1 && !dest_seen[0] && !dest_seen[1] {
+                            dest_seen[0] = true;
+                            1
+                        } else {
+                            if dest_seen[1] {
+                                bits |= exthdr::UNREP;
+                            }
+                            dest_seen[1] = true;
+                            6
+                        }
+                    }
+                };
+                if bit != exthdr::DEST && bits & bit != 0 {
+                    bits |= exthdr::UNREP;
+                }
+                bits |= bit;
+            }
+            ipproto::FRAGMENT => {
+                let Some(e) = arr::<8>(p, off) else { break };
+                if bits & exthdr::FRAG != 0 {
+                    bits |= exthdr::UNREP;
+                }
+                bits |= exthdr::FRAG;
+                next = e[0];
+                len = 8;
+                this_rank = 3;
+                let fo = be16([e[2], e[3]]);
+                let offset = fo >> 3;
+                let more = fo & 1 != 0;
+                if more || offset != 0 {
+                    let f = if offset != 0 {
+                        frag::ANY | frag::LATER
+                    } else {
+                        frag::ANY
+                    };
+                    key.set(Field::NwFrag, u128::from(f));
+                }
+                if offset != 0 {
+                    if this_rank < rank {
+                        bits |= exthdr::UNSEQ;
+                    }
+                    nh = next;
+                    break;
+                }
+            }
+            ipproto::AH => {
+                let Some(e) = arr::<2>(p, off) else { break };
+                let l = (usize::from(e[1]) + 2) * 4;
+                if p.len() < off + l {
+                    break;
+                }
+                if bits & exthdr::AUTH != 0 {
+                    bits |= exthdr::UNREP;
+                }
+                bits |= exthdr::AUTH;
+                next = e[0];
+                len = l;
+                this_rank = 4;
+            }
+            _ => {
+                set_ip_proto(key, nh);
+                key.set(Field::Ipv6Exthdr, u128::from(bits));
+                parse_l4(p, off, nh, true, key, lay);
+                return;
+            }
+        }
+        if this_rank < rank {
+            bits |= exthdr::UNSEQ;
+        }
+        rank = rank.max(this_rank);
+        first = false;
+        nh = next;
+        off += len;
+    }
+    // Stopped before an upper-layer header: ip_proto is the header we stopped at.
+    set_ip_proto(key, nh);
+    key.set(Field::Ipv6Exthdr, u128::from(bits));
+}
+
+fn parse_arp(p: &[u8], l3: usize, key: &mut FlowKey, lay: &mut Layout) {
+    let Some(a) = arr::<28>(p, l3) else { return };
+    // Ethernet hardware, IPv4 protocol addresses only.
+    if a[0..6] != [0, 1, 8, 0, 6, 4] {
+        return;
+    }
+    lay.layers.0 |= Layers::ARP;
+    lay.l3 = l3 as u16;
+    let spa = be32([a[14], a[15], a[16], a[17]]);
+    let tpa = be32([a[24], a[25], a[26], a[27]]);
+    key.w[W_NW_ADDRS] = (u64::from(spa) << 32) | u64::from(tpa);
+    key.set(Field::ArpOp, u128::from(be16([a[6], a[7]])));
+    key.set(Field::ArpSha, u128::from(mac(&a[8..14])));
+    key.set(Field::ArpTha, u128::from(mac(&a[18..24])));
+}
+
+/// `p` ends at the end of the IP datagram.
+#[inline(always)]
+fn parse_l4(p: &[u8], l4: usize, proto: u8, v6: bool, key: &mut FlowKey, lay: &mut Layout) {
+    let ports = |key: &mut FlowKey, h: &[u8]| {
+        let sp = u64::from(be16([h[0], h[1]]));
+        let dp = u64::from(be16([h[2], h[3]]));
+        key.w[W_TP_PROTO] |= (sp << 48) | (dp << 32);
+    };
+    match proto {
+        ipproto::TCP => {
+            let Some(h) = arr::<20>(p, l4) else { return };
+            let doff = usize::from(h[12] >> 4) * 4;
+            if doff < 20 || p.len() < l4 + doff {
+                return;
+            }
+            ports(key, h);
+            key.set(Field::TcpFlags, u128::from(be16([h[12], h[13]]) & 0x0fff));
+            lay.layers.0 |= Layers::TCP;
+            lay.l4 = l4 as u16;
+            lay.l7 = (l4 + doff) as u16;
+        }
+        ipproto::UDP => {
+            let Some(h) = arr::<8>(p, l4) else { return };
+            ports(key, h);
+            lay.layers.0 |= Layers::UDP;
+            lay.l4 = l4 as u16;
+            lay.l7 = (l4 + 8) as u16;
+        }
+        ipproto::SCTP => {
+            let Some(h) = arr::<12>(p, l4) else { return };
+            ports(key, h);
+            lay.layers.0 |= Layers::SCTP;
+            lay.l4 = l4 as u16;
+            lay.l7 = (l4 + 12) as u16;
+        }
+        ipproto::ICMP if !v6 => {
+            let Some(h) = arr::<8>(p, l4) else { return };
+            key.w[8] |= (u64::from(h[0]) << 8) | u64::from(h[1]);
+            lay.layers.0 |= Layers::ICMPV4;
+            lay.l4 = l4 as u16;
+            lay.l7 = (l4 + 8) as u16;
+        }
+        ipproto::ICMPV6 if v6 => {
+            let Some(h) = arr::<8>(p, l4) else { return };
+            key.w[8] |= (u64::from(h[0]) << 8) | u64::from(h[1]);
+            lay.layers.0 |= Layers::ICMPV6;
+            lay.l4 = l4 as u16;
+            lay.l7 = (l4 + 8) as u16;
+            if matches!(h[0], 135 | 136) && h[1] == 0 {
+                parse_nd(p, l4, h[0], key);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Neighbour solicitation (135) / advertisement (136): target and link-layer address option.
+/// A malformed or repeated option makes the whole ND part invalid (all three fields zero).
+fn parse_nd(p: &[u8], l4: usize, ty: u8, key: &mut FlowKey) {
+    let Some(t) = arr::<16>(p, l4 + 8) else {
+        return;
+    };
+    let target = be128(t);
+    let mut sll = None;
+    let mut tll = None;
+    let mut off = l4 + 24;
+    while off < p.len() {
+        let Some(o) = arr::<2>(p, off) else { return };
+        let len = usize::from(o[1]) * 8;
+        if len == 0 || p.len() < off + len {
+            return;
+        }
+        if len == 8 {
+            let addr = Some(mac(&p[off + 2..off + 8]));
+            match (o[0], ty) {
+                (1, 135) => {
+                    if sll.is_some() {
+                        return;
+                    }
+                    sll = addr;
+                }
+                (2, 136) => {
+                    if tll.is_some() {
+                        return;
+                    }
+                    tll = addr;
+                }
+                _ => {}
+            }
+        }
+        off += len;
+    }
+    key.set(Field::Ipv6NdTarget, target);
+    key.set(Field::Ipv6NdSll, u128::from(sll.unwrap_or(0)));
+    key.set(Field::Ipv6NdTll, u128::from(tll.unwrap_or(0)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_writers_agree_with_layout() {
+        assert_eq!(Field::EthType.layout(), (W_ETH_DST_TYPE, 0, 16));
+        assert_eq!(Field::EthDst.layout(), (W_ETH_DST_TYPE, 16, 48));
+        assert_eq!(Field::EthSrc.layout(), (W_ETH_SRC_VID, 16, 48));
+        assert_eq!(Field::VlanVid.layout(), (W_ETH_SRC_VID, 0, 16));
+        assert_eq!(Field::Ipv4Src.layout(), (W_NW_ADDRS, 32, 32));
+        assert_eq!(Field::Ipv4Dst.layout(), (W_NW_ADDRS, 0, 32));
+        assert_eq!(Field::TcpSrc.layout(), (W_TP_PROTO, 48, 16));
+        assert_eq!(Field::TcpDst.layout(), (W_TP_PROTO, 32, 16));
+        assert_eq!(Field::IpProto.layout(), (W_TP_PROTO, 24, 8));
+        assert_eq!(Field::IpDscp.layout(), (W_TP_PROTO, 16, 8));
+        assert_eq!(Field::IpEcn.layout(), (W_TP_PROTO, 8, 8));
+        assert_eq!(Field::VlanPcp.layout(), (W_TP_PROTO, 0, 8));
+        assert_eq!(Field::Icmpv4Type.layout(), (8, 8, 8));
+        assert_eq!(Field::Icmpv4Code.layout(), (8, 0, 8));
+    }
+
+    #[test]
+    fn empty_and_short_frames() {
+        for n in 0..14 {
+            let p = parse(&[0xffu8; 14][..n], RxMeta::port(3));
+            assert_eq!(p.layout.layers, Layers(0));
+            assert_eq!(p.key.get(Field::InPort), 3);
+            assert_eq!(p.key.get(Field::EthType), 0);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The dataplane's one integration test binary; each module tests one part.
+
+mod parse;
