@@ -1,1 +1,473 @@
-//! placeholder
+//! The priority classifier: tuple space search over (masked key, mask, priority) rules.
+//!
+//! Rules with the same mask live in one subtable, a hash map from the masked key to the rules
+//! with that key. Subtables are kept ordered by the highest priority they hold, so a lookup
+//! stops as soon as the best match found so far beats every rule left. Inserting or removing
+//! a rule touches one subtable; nothing is ever rebuilt.
+//!
+//! A lookup also accumulates, into a caller-given mask, the mask of every subtable it
+//! consulted, matched or not: any packet that agrees with the looked-up key on those bits gets
+//! the same answer, which is what a megaflow cache entry needs.
+//!
+//! Ties: OpenFlow 1.3 leaves overlapping rules of equal priority undefined; here the rule
+//! inserted first wins, always.
+//!
+//! This module knows nothing of OpenFlow messages; the pipeline owns the rules' meaning.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::packet::{FlowKey, FlowMask};
+
+/// Identifies a rule in one [`Classifier`]; stays valid until the rule is removed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct RuleId {
+    index: u32,
+    generation: u32,
+}
+
+/// A rule as stored.
+#[derive(Clone, Debug)]
+pub struct Rule<T> {
+    /// The match value, already masked.
+    pub key: FlowKey,
+    /// The match mask.
+    pub mask: FlowMask,
+    /// Higher wins.
+    pub priority: u32,
+    /// Insertion sequence number: among equal priorities, lower wins.
+    pub seq: u64,
+    /// What the owner attached.
+    pub value: T,
+}
+
+#[derive(Debug)]
+enum Slot<T> {
+    Used { generation: u32, rule: Rule<T> },
+    Free { generation: u32 },
+}
+
+/// Hasher for keys that are already hashes.
+#[derive(Default, Clone, Copy, Debug)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashIndex = HashMap<u64, Vec<u32>, BuildHasherDefault<IdHasher>>;
+
+#[derive(Debug)]
+struct Subtable {
+    mask: FlowMask,
+    /// Non-zero words of `mask`, the only ones hashed and compared.
+    words: Vec<u8>,
+    /// Masked-key hash → rule indices, best first (priority desc, seq asc).
+    map: HashIndex,
+    /// Priority → number of rules, to keep `max_priority` on removal.
+    prios: BTreeMap<u32, u32>,
+    max_priority: u32,
+    /// Creation order, to keep the subtable order deterministic among equal priorities.
+    created: u64,
+}
+
+/// Tuple space search classifier, generic over what a rule carries.
+pub struct Classifier<T> {
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    subtables: Vec<Subtable>,
+    next_seq: u64,
+    len: usize,
+}
+
+impl<T> fmt::Debug for Classifier<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Classifier")
+            .field("rules", &self.len)
+            .field("subtables", &self.subtables.len())
+            .finish()
+    }
+}
+
+impl<T> Default for Classifier<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[inline]
+fn better(a: (u32, u64), b: (u32, u64)) -> bool {
+    a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
+}
+
+impl<T> Classifier<T> {
+    /// An empty classifier.
+    pub fn new() -> Self {
+        Classifier {
+            slots: Vec::new(),
+            free: Vec::new(),
+            subtables: Vec::new(),
+            next_seq: 0,
+            len: 0,
+        }
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of distinct masks.
+    pub fn subtable_count(&self) -> usize {
+        self.subtables.len()
+    }
+
+    /// Adds a rule; `key` is masked here. Never replaces: a rule with the same match and
+    /// priority is kept, and (being older) wins; the pipeline decides about overlaps.
+    pub fn insert(&mut self, key: &FlowKey, mask: &FlowMask, priority: u32, value: T) -> RuleId {
+        let key = key.masked(mask);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let rule = Rule {
+            key,
+            mask: *mask,
+            priority,
+            seq,
+            value,
+        };
+        let (index, generation) = match self.free.pop() {
+            Some(i) => {
+                let g = match self.slots[i as usize] {
+                    Slot::Free { generation } => generation,
+                    Slot::Used { generation, .. } => generation,
+                };
+                self.slots[i as usize] = Slot::Used {
+                    generation: g,
+                    rule,
+                };
+                (i, g)
+            }
+            None => {
+                let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 rules");
+                self.slots.push(Slot::Used {
+                    generation: 0,
+                    rule,
+                });
+                (i, 0)
+            }
+        };
+        self.len += 1;
+
+        let st_idx = match self.subtables.iter().position(|s| s.mask == *mask) {
+            Some(i) => i,
+            None => {
+                self.subtables.push(Subtable {
+                    mask: *mask,
+                    words: mask.nonzero_words(),
+                    map: HashIndex::default(),
+                    prios: BTreeMap::new(),
+                    max_priority: 0,
+                    created: seq,
+                });
+                self.subtables.len() - 1
+            }
+        };
+        let slots = &self.slots;
+        let st = &mut self.subtables[st_idx];
+        let h = key.hash_masked(&st.mask, &st.words);
+        let bucket = st.map.entry(h).or_default();
+        let pos = bucket
+            .iter()
+            .position(|&j| {
+                let r = rule_at(slots, j);
+                better((priority, seq), (r.priority, r.seq))
+            })
+            .unwrap_or(bucket.len());
+        bucket.insert(pos, index);
+        *st.prios.entry(priority).or_default() += 1;
+        let grew = priority > st.max_priority || st.prios.len() == 1;
+        st.max_priority = st.max_priority.max(priority);
+        if grew {
+            self.resort();
+        }
+        RuleId { index, generation }
+    }
+
+    fn resort(&mut self) {
+        self.subtables.sort_by(|a, b| {
+            b.max_priority
+                .cmp(&a.max_priority)
+                .then(a.created.cmp(&b.created))
+        });
+    }
+
+    /// The rule `id` names, if it is still there.
+    pub fn get(&self, id: RuleId) -> Option<&Rule<T>> {
+        match self.slots.get(id.index as usize)? {
+            Slot::Used { generation, rule } if *generation == id.generation => Some(rule),
+            _ => None,
+        }
+    }
+
+    /// The value of rule `id`, mutably.
+    pub fn get_mut(&mut self, id: RuleId) -> Option<&mut T> {
+        match self.slots.get_mut(id.index as usize)? {
+            Slot::Used { generation, rule } if *generation == id.generation => {
+                Some(&mut rule.value)
+            }
+            _ => None,
+        }
+    }
+
+    /// Removes rule `id` and returns it.
+    pub fn remove(&mut self, id: RuleId) -> Option<Rule<T>> {
+        self.get(id)?;
+        let slot = std::mem::replace(
+            &mut self.slots[id.index as usize],
+            Slot::Free {
+                generation: id.generation.wrapping_add(1),
+            },
+        );
+        let Slot::Used { rule, .. } = slot else {
+            return None;
+        };
+        self.free.push(id.index);
+        self.len -= 1;
+        let st_idx = self.subtables.iter().position(|s| s.mask == rule.mask)?;
+        let st = &mut self.subtables[st_idx];
+        let h = rule.key.hash_masked(&st.mask, &st.words);
+        if let Some(bucket) = st.map.get_mut(&h) {
+            bucket.retain(|&j| j != id.index);
+            if bucket.is_empty() {
+                st.map.remove(&h);
+            }
+        }
+        if let Some(n) = st.prios.get_mut(&rule.priority) {
+            *n -= 1;
+            if *n == 0 {
+                st.prios.remove(&rule.priority);
+            }
+        }
+        if st.prios.is_empty() {
+            self.subtables.remove(st_idx);
+        } else {
+            let max = st.prios.keys().next_back().copied().unwrap_or(0);
+            if max != st.max_priority {
+                st.max_priority = max;
+                self.resort();
+            }
+        }
+        Some(rule)
+    }
+
+    /// The highest-priority rule matching `key`. Every bit this lookup depended on is OR-ed
+    /// into `wc`: all keys equal to `key` under `wc` get the same answer.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey, wc: &mut FlowMask) -> Option<(RuleId, &Rule<T>)> {
+        let mut best: Option<(u32, &Rule<T>)> = None;
+        for st in &self.subtables {
+            if let Some((_, b)) = best
+                && b.priority > st.max_priority
+            {
+                break;
+            }
+            wc.or_assign(&st.mask);
+            let h = key.hash_masked(&st.mask, &st.words);
+            let Some(bucket) = st.map.get(&h) else {
+                continue;
+            };
+            for &j in bucket {
+                let r = rule_at(&self.slots, j);
+                if key.matches(&st.mask, &r.key) {
+                    if best.is_none_or(|(_, b)| better((r.priority, r.seq), (b.priority, b.seq))) {
+                        best = Some((j, r));
+                    }
+                    break;
+                }
+            }
+        }
+        best.map(|(j, r)| {
+            (
+                RuleId {
+                    index: j,
+                    generation: self.generation(j),
+                },
+                r,
+            )
+        })
+    }
+
+    fn generation(&self, index: u32) -> u32 {
+        match &self.slots[index as usize] {
+            Slot::Used { generation, .. } | Slot::Free { generation } => *generation,
+        }
+    }
+
+    /// The rule with exactly this match (mask and masked key) and priority, if any (the
+    /// oldest if several): what a strict flow-mod names.
+    pub fn find_exact(&self, key: &FlowKey, mask: &FlowMask, priority: u32) -> Option<RuleId> {
+        let key = key.masked(mask);
+        let st = self.subtables.iter().find(|s| s.mask == *mask)?;
+        let h = key.hash_masked(&st.mask, &st.words);
+        st.map.get(&h)?.iter().copied().find_map(|j| {
+            let r = rule_at(&self.slots, j);
+            (r.key == key && r.priority == priority).then(|| RuleId {
+                index: j,
+                generation: self.generation(j),
+            })
+        })
+    }
+
+    /// Every rule, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (RuleId, &Rule<T>)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| match s {
+            Slot::Used { generation, rule } => Some((
+                RuleId {
+                    index: i as u32,
+                    generation: *generation,
+                },
+                rule,
+            )),
+            Slot::Free { .. } => None,
+        })
+    }
+
+    /// Removes every rule.
+    pub fn clear(&mut self) {
+        let ids: Vec<RuleId> = self.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            self.remove(id);
+        }
+    }
+}
+
+#[inline(always)]
+fn rule_at<T>(slots: &[Slot<T>], index: u32) -> &Rule<T> {
+    match &slots[index as usize] {
+        Slot::Used { rule, .. } => rule,
+        // Buckets only ever hold used slots.
+        Slot::Free { .. } => unreachable!("classifier bucket points at a free slot"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::Field;
+
+    fn key(f: &[(Field, u128)]) -> FlowKey {
+        let mut k = FlowKey::ZERO;
+        for &(field, v) in f {
+            k.set(field, v);
+        }
+        k
+    }
+
+    fn mask(f: &[Field]) -> FlowMask {
+        let mut m = FlowKey::ZERO;
+        for &field in f {
+            m.add_field(field);
+        }
+        m
+    }
+
+    #[test]
+    fn priority_then_insertion_order() {
+        let mut c = Classifier::new();
+        let any = FlowKey::ZERO;
+        let low = c.insert(&any, &any, 0, "miss");
+        let ip = c.insert(
+            &key(&[(Field::EthType, 0x800)]),
+            &mask(&[Field::EthType]),
+            10,
+            "ip",
+        );
+        let ip2 = c.insert(
+            &key(&[(Field::EthType, 0x800)]),
+            &mask(&[Field::EthType]),
+            10,
+            "ip2",
+        );
+        let pk = key(&[(Field::EthType, 0x800), (Field::IpProto, 6)]);
+        let mut wc = FlowKey::ZERO;
+        let (id, r) = c.lookup(&pk, &mut wc).unwrap();
+        assert_eq!((id, r.value), (ip, "ip"));
+        assert!(wc.has_field(Field::EthType) && !wc.has_field(Field::IpProto));
+        c.remove(ip);
+        assert_eq!(c.lookup(&pk, &mut wc).unwrap().0, ip2);
+        c.remove(ip2);
+        assert_eq!(c.lookup(&pk, &mut wc).unwrap().0, low);
+        assert_eq!(c.subtable_count(), 1);
+        assert!(c.get(ip).is_none());
+        // Stale ids do not name reused slots.
+        let again = c.insert(&any, &any, 3, "x");
+        assert!(c.get(ip2).is_none() && c.get(again).is_some());
+    }
+
+    #[test]
+    fn wildcards_include_subtables_that_missed() {
+        let mut c = Classifier::new();
+        c.insert(
+            &key(&[(Field::TcpDst, 80)]),
+            &mask(&[Field::TcpDst]),
+            100,
+            1,
+        );
+        c.insert(&FlowKey::ZERO, &FlowKey::ZERO, 0, 2);
+        let mut wc = FlowKey::ZERO;
+        let (_, r) = c.lookup(&key(&[(Field::TcpDst, 443)]), &mut wc).unwrap();
+        assert_eq!(r.value, 2);
+        assert!(wc.has_field(Field::TcpDst));
+    }
+
+    #[test]
+    fn early_stop_skips_lower_subtables() {
+        let mut c = Classifier::new();
+        c.insert(
+            &key(&[(Field::EthType, 0x800)]),
+            &mask(&[Field::EthType]),
+            100,
+            1,
+        );
+        c.insert(&key(&[(Field::TcpDst, 80)]), &mask(&[Field::TcpDst]), 5, 2);
+        let mut wc = FlowKey::ZERO;
+        let k = key(&[(Field::EthType, 0x800), (Field::TcpDst, 80)]);
+        assert_eq!(c.lookup(&k, &mut wc).unwrap().1.value, 1);
+        assert!(!wc.has_field(Field::TcpDst));
+    }
+
+    #[test]
+    fn find_exact_is_strict() {
+        let mut c = Classifier::new();
+        let m = mask(&[Field::Ipv4Src]);
+        let id = c.insert(&key(&[(Field::Ipv4Src, 0x0a000001)]), &m, 7, ());
+        assert_eq!(
+            c.find_exact(&key(&[(Field::Ipv4Src, 0x0a000001)]), &m, 7),
+            Some(id)
+        );
+        assert_eq!(
+            c.find_exact(&key(&[(Field::Ipv4Src, 0x0a000001)]), &m, 8),
+            None
+        );
+        assert_eq!(
+            c.find_exact(&key(&[(Field::Ipv4Src, 0x0a000002)]), &m, 7),
+            None
+        );
+    }
+}

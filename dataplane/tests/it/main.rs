@@ -1,3 +1,4 @@
 //! The dataplane's one integration test binary; each module tests one part.
 
+mod classifier;
 mod parse;
