@@ -43,9 +43,9 @@ pub struct Rule<T> {
 }
 
 #[derive(Debug)]
-enum Slot<T> {
-    Used { generation: u32, rule: Rule<T> },
-    Free { generation: u32 },
+struct Slot<T> {
+    generation: u32,
+    rule: Option<Rule<T>>,
 }
 
 /// Hasher for keys that are already hashes.
@@ -153,21 +153,15 @@ impl<T> Classifier<T> {
         };
         let (index, generation) = match self.free.pop() {
             Some(i) => {
-                let g = match self.slots[i as usize] {
-                    Slot::Free { generation } => generation,
-                    Slot::Used { generation, .. } => generation,
-                };
-                self.slots[i as usize] = Slot::Used {
-                    generation: g,
-                    rule,
-                };
-                (i, g)
+                let slot = &mut self.slots[i as usize];
+                slot.rule = Some(rule);
+                (i, slot.generation)
             }
             None => {
                 let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 rules");
-                self.slots.push(Slot::Used {
+                self.slots.push(Slot {
                     generation: 0,
-                    rule,
+                    rule: Some(rule),
                 });
                 (i, 0)
             }
@@ -219,34 +213,30 @@ impl<T> Classifier<T> {
 
     /// The rule `id` names, if it is still there.
     pub fn get(&self, id: RuleId) -> Option<&Rule<T>> {
-        match self.slots.get(id.index as usize)? {
-            Slot::Used { generation, rule } if *generation == id.generation => Some(rule),
-            _ => None,
+        let slot = self.slots.get(id.index as usize)?;
+        if slot.generation == id.generation {
+            slot.rule.as_ref()
+        } else {
+            None
         }
     }
 
     /// The value of rule `id`, mutably.
     pub fn get_mut(&mut self, id: RuleId) -> Option<&mut T> {
-        match self.slots.get_mut(id.index as usize)? {
-            Slot::Used { generation, rule } if *generation == id.generation => {
-                Some(&mut rule.value)
-            }
-            _ => None,
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation == id.generation {
+            slot.rule.as_mut().map(|r| &mut r.value)
+        } else {
+            None
         }
     }
 
     /// Removes rule `id` and returns it.
     pub fn remove(&mut self, id: RuleId) -> Option<Rule<T>> {
         self.get(id)?;
-        let slot = std::mem::replace(
-            &mut self.slots[id.index as usize],
-            Slot::Free {
-                generation: id.generation.wrapping_add(1),
-            },
-        );
-        let Slot::Used { rule, .. } = slot else {
-            return None;
-        };
+        let slot = &mut self.slots[id.index as usize];
+        let rule = slot.rule.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.len -= 1;
         let st_idx = self.subtables.iter().position(|s| s.mask == rule.mask)?;
@@ -314,9 +304,7 @@ impl<T> Classifier<T> {
     }
 
     fn generation(&self, index: u32) -> u32 {
-        match &self.slots[index as usize] {
-            Slot::Used { generation, .. } | Slot::Free { generation } => *generation,
-        }
+        self.slots[index as usize].generation
     }
 
     /// The rule with exactly this match (mask and masked key) and priority, if any (the
@@ -336,15 +324,12 @@ impl<T> Classifier<T> {
 
     /// Every rule, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (RuleId, &Rule<T>)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| match s {
-            Slot::Used { generation, rule } => Some((
-                RuleId {
-                    index: i as u32,
-                    generation: *generation,
-                },
-                rule,
-            )),
-            Slot::Free { .. } => None,
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            let id = RuleId {
+                index: i as u32,
+                generation: s.generation,
+            };
+            Some((id, s.rule.as_ref()?))
         })
     }
 
@@ -359,11 +344,11 @@ impl<T> Classifier<T> {
 
 #[inline(always)]
 fn rule_at<T>(slots: &[Slot<T>], index: u32) -> &Rule<T> {
-    match &slots[index as usize] {
-        Slot::Used { rule, .. } => rule,
-        // Buckets only ever hold used slots.
-        Slot::Free { .. } => unreachable!("classifier bucket points at a free slot"),
-    }
+    // Buckets only ever hold used slots.
+    slots[index as usize]
+        .rule
+        .as_ref()
+        .expect("classifier bucket points at a free slot")
 }
 
 #[cfg(test)]
