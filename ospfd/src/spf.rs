@@ -1,0 +1,449 @@
+//! Shortest-path-first for one area (RFC 2328 16.1, with next hops per 16.1.1) and the
+//! routing-table assembly across areas: inter-area routes from summaries (16.2) and AS-external
+//! and NSSA routes (16.4, RFC 3101). Pure functions over LSDB snapshots; no state.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::net::Ipv4Addr;
+
+use crate::consts::*;
+use crate::lsa::{Lsa, LsaBody, LsaKey, RouterLsa};
+use crate::types::*;
+
+/// A vertex of the shortest-path tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Vertex {
+    // Networks sort before routers so that on equal cost a network is settled first.
+    Network(Ipv4Addr),
+    Router(Ipv4Addr),
+}
+
+/// A router reached in an area, with its router-LSA flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterReach {
+    pub cost: u32,
+    pub flags: u8,
+    pub nexthops: BTreeSet<Nexthop>,
+}
+
+/// The result of SPF in one area.
+#[derive(Debug, Clone, Default)]
+pub struct AreaSpf {
+    pub routers: BTreeMap<Ipv4Addr, RouterReach>,
+    pub networks: BTreeMap<Prefix, (u32, BTreeSet<Nexthop>)>,
+}
+
+/// An LSDB snapshot for SPF: only live (age < MaxAge) LSAs.
+pub type Db = BTreeMap<LsaKey, Lsa>;
+
+fn router_lsa(db: &Db, rid: Ipv4Addr) -> Option<&RouterLsa> {
+    let k = LsaKey {
+        ls_type: LSA_ROUTER,
+        id: rid,
+        adv: rid,
+    };
+    match db.get(&k).map(|l| &l.body) {
+        Some(LsaBody::Router(r)) => Some(r),
+        _ => None,
+    }
+}
+
+fn network_lsa(db: &Db, id: Ipv4Addr) -> Option<(&Lsa, &crate::lsa::NetworkLsa)> {
+    db.range(
+        LsaKey {
+            ls_type: LSA_NETWORK,
+            id,
+            adv: Ipv4Addr::UNSPECIFIED,
+        }..=LsaKey {
+            ls_type: LSA_NETWORK,
+            id,
+            adv: Ipv4Addr::BROADCAST,
+        },
+    )
+    .find_map(|(_, l)| match &l.body {
+        LsaBody::Network(n) => Some((l, n)),
+        _ => None,
+    })
+}
+
+/// Dijkstra over router- and network-LSAs of one area rooted at `root`.
+/// `iface_of` maps one of the root's interface addresses to its interface.
+pub fn area_spf(
+    db: &Db,
+    root: Ipv4Addr,
+    iface_of: &dyn Fn(Ipv4Addr) -> Option<IfaceId>,
+) -> AreaSpf {
+    let mut out = AreaSpf::default();
+    let Some(_) = router_lsa(db, root) else {
+        return out;
+    };
+    let mut dist: BTreeMap<Vertex, (u32, BTreeSet<Nexthop>)> = BTreeMap::new();
+    let mut done: BTreeMap<Vertex, (u32, BTreeSet<Nexthop>)> = BTreeMap::new();
+    let mut heap = BinaryHeap::new();
+    let rootv = Vertex::Router(root);
+    dist.insert(rootv, (0, BTreeSet::new()));
+    heap.push(Reverse((0u32, rootv)));
+    while let Some(Reverse((d, v))) = heap.pop() {
+        if done.contains_key(&v) {
+            continue;
+        }
+        let Some((dv, nh)) = dist.get(&v).cloned() else {
+            continue;
+        };
+        if dv != d {
+            continue;
+        }
+        done.insert(v, (dv, nh.clone()));
+        // Edges out of v: (w, cost, link data of v's link).
+        let mut edges: Vec<(Vertex, u32, Ipv4Addr)> = Vec::new();
+        match v {
+            Vertex::Router(r) => {
+                let Some(rl) = router_lsa(db, r) else {
+                    continue;
+                };
+                for l in &rl.links {
+                    match l.link_type {
+                        LINK_P2P => edges.push((Vertex::Router(l.id), u32::from(l.metric), l.data)),
+                        LINK_TRANSIT => {
+                            edges.push((Vertex::Network(l.id), u32::from(l.metric), l.data))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Vertex::Network(n) => {
+                let Some((_, nl)) = network_lsa(db, n) else {
+                    continue;
+                };
+                for r in &nl.routers {
+                    edges.push((Vertex::Router(*r), 0, Ipv4Addr::UNSPECIFIED));
+                }
+            }
+        }
+        for (w, cost, vdata) in edges {
+            if done.contains_key(&w) {
+                continue;
+            }
+            // W must exist and link back to V; `back` is W's link data on the link to V.
+            let back: Option<Ipv4Addr> = match (v, w) {
+                (Vertex::Router(vr), Vertex::Router(wr)) => router_lsa(db, wr).and_then(|rl| {
+                    rl.links
+                        .iter()
+                        .find(|l| l.link_type == LINK_P2P && l.id == vr)
+                        .map(|l| l.data)
+                }),
+                (Vertex::Router(vr), Vertex::Network(wn)) => network_lsa(db, wn)
+                    .filter(|(_, nl)| nl.routers.contains(&vr))
+                    .map(|_| Ipv4Addr::UNSPECIFIED),
+                (Vertex::Network(vn), Vertex::Router(wr)) => router_lsa(db, wr).and_then(|rl| {
+                    rl.links
+                        .iter()
+                        .find(|l| l.link_type == LINK_TRANSIT && l.id == vn)
+                        .map(|l| l.data)
+                }),
+                _ => None,
+            };
+            let Some(back) = back else { continue };
+            let wd = dv.saturating_add(cost);
+            // Next hops (16.1.1).
+            let wnh: BTreeSet<Nexthop> = if v == rootv {
+                match (w, iface_of(vdata)) {
+                    (Vertex::Router(_), Some(i)) => [Nexthop {
+                        iface: i,
+                        gw: Some(back),
+                    }]
+                    .into(),
+                    (Vertex::Network(_), Some(i)) => [Nexthop { iface: i, gw: None }].into(),
+                    _ => BTreeSet::new(),
+                }
+            } else if matches!(v, Vertex::Network(_)) && nh.iter().all(|n| n.gw.is_none()) {
+                nh.iter()
+                    .map(|n| Nexthop {
+                        iface: n.iface,
+                        gw: Some(back),
+                    })
+                    .collect()
+            } else {
+                nh.clone()
+            };
+            if wnh.is_empty() {
+                continue;
+            }
+            match dist.get_mut(&w) {
+                Some((od, onh)) if *od == wd => onh.extend(wnh),
+                Some((od, _)) if *od < wd => {}
+                _ => {
+                    dist.insert(w, (wd, wnh));
+                    heap.push(Reverse((wd, w)));
+                }
+            }
+        }
+    }
+    // Stage 2: networks and stubs.
+    for (v, (d, nh)) in &done {
+        match v {
+            Vertex::Router(r) => {
+                let Some(rl) = router_lsa(db, *r) else {
+                    continue;
+                };
+                if r != &root {
+                    out.routers.insert(
+                        *r,
+                        RouterReach {
+                            cost: *d,
+                            flags: rl.flags,
+                            nexthops: nh.clone(),
+                        },
+                    );
+                }
+                for l in rl.links.iter().filter(|l| l.link_type == LINK_STUB) {
+                    let p = Prefix::new(l.id, crate::lsa::mask_len(l.data));
+                    let c = d.saturating_add(u32::from(l.metric));
+                    add_net(&mut out.networks, p, c, nh);
+                }
+            }
+            Vertex::Network(n) => {
+                let Some((_, nl)) = network_lsa(db, *n) else {
+                    continue;
+                };
+                let p = Prefix::new(*n, crate::lsa::mask_len(nl.mask));
+                add_net(&mut out.networks, p, *d, nh);
+            }
+        }
+    }
+    out
+}
+
+fn add_net(
+    m: &mut BTreeMap<Prefix, (u32, BTreeSet<Nexthop>)>,
+    p: Prefix,
+    c: u32,
+    nh: &BTreeSet<Nexthop>,
+) {
+    match m.get_mut(&p) {
+        Some((oc, onh)) if *oc == c => onh.extend(nh.iter().copied()),
+        Some((oc, _)) if *oc < c => {}
+        _ => {
+            m.insert(p, (c, nh.clone()));
+        }
+    }
+}
+
+/// One area's inputs to the routing table.
+#[derive(Debug)]
+pub struct AreaInput<'a> {
+    pub id: Ipv4Addr,
+    pub kind: AreaKind,
+    pub db: &'a Db,
+    pub spf: &'a AreaSpf,
+    /// Whether any of our interfaces in this area has a full adjacency (transit capability is
+    /// not modelled; used to pick which areas' summaries an ABR examines).
+    pub active: bool,
+}
+
+fn better(new: &Route, old: &Route) -> std::cmp::Ordering {
+    (new.path, new.cost2, new.cost).cmp(&(old.path, old.cost2, old.cost))
+}
+
+fn offer(rt: &mut BTreeMap<Prefix, Route>, r: Route) {
+    if r.nexthops.is_empty() && r.path != PathType::Intra {
+        return;
+    }
+    match rt.get_mut(&r.prefix) {
+        None => {
+            rt.insert(r.prefix, r);
+        }
+        Some(old) => match better(&r, old) {
+            std::cmp::Ordering::Less => *old = r,
+            std::cmp::Ordering::Equal => old.nexthops.extend(r.nexthops),
+            std::cmp::Ordering::Greater => {}
+        },
+    }
+}
+
+/// Build the whole routing table from per-area SPF results and the AS-scope database.
+pub fn routing_table(
+    router_id: Ipv4Addr,
+    areas: &[AreaInput<'_>],
+    as_db: &Db,
+) -> BTreeMap<Prefix, Route> {
+    let mut rt: BTreeMap<Prefix, Route> = BTreeMap::new();
+    // 16.1 intra-area.
+    for a in areas {
+        for (p, (c, nh)) in &a.spf.networks {
+            offer(
+                &mut rt,
+                Route {
+                    prefix: *p,
+                    path: PathType::Intra,
+                    area: Some(a.id),
+                    cost: *c,
+                    cost2: 0,
+                    nexthops: nh.clone(),
+                },
+            );
+        }
+    }
+    // 16.2 inter-area: an ABR looks at the backbone only; others at their (single) area.
+    let attached = areas.iter().filter(|a| a.active).count();
+    let is_abr = attached > 1;
+    let mut asbr: BTreeMap<Ipv4Addr, (u32, BTreeSet<Nexthop>)> = BTreeMap::new();
+    for a in areas {
+        for (rid, rr) in &a.spf.routers {
+            if rr.flags & RTR_E != 0 {
+                add_router(&mut asbr, *rid, rr.cost, &rr.nexthops);
+            }
+        }
+    }
+    let mut inter: BTreeMap<Prefix, Route> = BTreeMap::new();
+    for a in areas {
+        if is_abr && a.id != Ipv4Addr::UNSPECIFIED {
+            continue;
+        }
+        for l in a.db.values() {
+            let LsaBody::Summary(s) = &l.body else {
+                continue;
+            };
+            if l.hdr.adv == router_id || s.metric >= LS_INFINITY {
+                continue;
+            }
+            let Some(abr) = a.spf.routers.get(&l.hdr.adv) else {
+                continue;
+            };
+            if abr.flags & RTR_B == 0 && l.hdr.adv != router_id {
+                // RFC 2328 16.2 (3): the advertising router must be an area border router
+                // (BIRD and FRR tolerate stub-area default generators; we follow the RFC).
+                continue;
+            }
+            let cost = abr.cost.saturating_add(s.metric);
+            if l.hdr.ls_type == LSA_SUMMARY_NET {
+                let p = Prefix::new(l.hdr.id, crate::lsa::mask_len(s.mask));
+                if rt.get(&p).is_some_and(|r| r.path == PathType::Intra) {
+                    continue;
+                }
+                offer(
+                    &mut inter,
+                    Route {
+                        prefix: p,
+                        path: PathType::Inter,
+                        area: Some(a.id),
+                        cost,
+                        cost2: 0,
+                        nexthops: abr.nexthops.clone(),
+                    },
+                );
+            } else if !asbr.contains_key(&l.hdr.id) {
+                add_router(&mut asbr, l.hdr.id, cost, &abr.nexthops);
+            }
+        }
+    }
+    for (_, r) in inter {
+        offer(&mut rt, r);
+    }
+    // 16.4 externals: type 5 from the AS database, type 7 from each NSSA.
+    let internal = rt.clone();
+    let lookup = |a: Ipv4Addr| -> Option<&Route> {
+        internal
+            .values()
+            .filter(|r| r.prefix.contains(a) && r.path <= PathType::Inter)
+            .max_by_key(|r| r.prefix.len)
+    };
+    let mut sources: Vec<(&Lsa, Option<&AreaInput<'_>>)> = as_db
+        .values()
+        .filter(|l| l.hdr.ls_type == LSA_AS_EXTERNAL)
+        .map(|l| (l, None))
+        .collect();
+    for a in areas {
+        if matches!(a.kind, AreaKind::Nssa { .. }) {
+            sources.extend(
+                a.db.values()
+                    .filter(|l| l.hdr.ls_type == LSA_NSSA)
+                    .map(|l| (l, Some(a))),
+            );
+        }
+    }
+    let mut ext: BTreeMap<Prefix, Route> = BTreeMap::new();
+    for (l, area) in sources {
+        let LsaBody::External(e) = &l.body else {
+            continue;
+        };
+        if l.hdr.adv == router_id || e.metric >= LS_INFINITY {
+            continue;
+        }
+        let (asbr_cost, asbr_nh) = match area {
+            // Type 7: the originator must be reachable inside that NSSA.
+            Some(a) => match a.spf.routers.get(&l.hdr.adv) {
+                Some(r) => (r.cost, r.nexthops.clone()),
+                None => continue,
+            },
+            None => match asbr.get(&l.hdr.adv) {
+                Some((c, nh)) => (*c, nh.clone()),
+                None => continue,
+            },
+        };
+        let (x, nh) = if e.fwd != Ipv4Addr::UNSPECIFIED {
+            match lookup(e.fwd) {
+                Some(r) => {
+                    let nh: BTreeSet<Nexthop> = r
+                        .nexthops
+                        .iter()
+                        .map(|n| Nexthop {
+                            iface: n.iface,
+                            gw: n.gw.or(Some(e.fwd)),
+                        })
+                        .collect();
+                    if nh.is_empty() {
+                        continue;
+                    }
+                    (r.cost, nh)
+                }
+                None => continue,
+            }
+        } else {
+            (asbr_cost, asbr_nh)
+        };
+        let p = Prefix::new(l.hdr.id, crate::lsa::mask_len(e.mask));
+        if rt.contains_key(&p) {
+            continue;
+        }
+        let r = if e.e2 {
+            Route {
+                prefix: p,
+                path: PathType::Ext2,
+                area: None,
+                cost: x,
+                cost2: e.metric,
+                nexthops: nh,
+            }
+        } else {
+            Route {
+                prefix: p,
+                path: PathType::Ext1,
+                area: None,
+                cost: x.saturating_add(e.metric),
+                cost2: 0,
+                nexthops: nh,
+            }
+        };
+        offer(&mut ext, r);
+    }
+    for (_, r) in ext {
+        offer(&mut rt, r);
+    }
+    rt
+}
+
+fn add_router(
+    m: &mut BTreeMap<Ipv4Addr, (u32, BTreeSet<Nexthop>)>,
+    rid: Ipv4Addr,
+    c: u32,
+    nh: &BTreeSet<Nexthop>,
+) {
+    match m.get_mut(&rid) {
+        Some((oc, onh)) if *oc == c => onh.extend(nh.iter().copied()),
+        Some((oc, _)) if *oc < c => {}
+        _ => {
+            m.insert(rid, (c, nh.clone()));
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The one integration-test binary of fuxi-ospfd: fixtures, scenarios, simulation, SPF,
+//! and interop with real FRR and BIRD.
+
+mod sim;
+mod simtests;
