@@ -51,3 +51,182 @@ fn two_routers_p2p_reach_full_and_route() {
     assert_eq!(r.nexthops.iter().next().unwrap().gw, Some(ip("10.0.0.2")));
     assert!(net.routes[rb].contains_key(&pfx("192.168.1.0/24")));
 }
+
+#[test]
+fn lan_dr_bdr_election_and_late_joiner_does_not_take_over() {
+    let mut net = Net::new();
+    let r1 = net.add(router("1.1.1.1", &[("eth0", BACKBONE, "10.0.0.1/24")]));
+    let r2 = net.add(router("2.2.2.2", &[("eth0", BACKBONE, "10.0.0.2/24")]));
+    let lan = net.segment(&[(r1, 0), (r2, 0)]);
+    net.run_for(secs(60));
+    // Highest router id wins DR, the other is BDR.
+    assert_eq!(
+        net.routers[r1].iface_state(0),
+        (IfState::Backup, ip("10.0.0.2"), ip("10.0.0.1"))
+    );
+    assert_eq!(net.routers[r2].iface_state(0).0, IfState::DR);
+    // A router with a higher id and priority joins: it must not take over DR or BDR.
+    let mut c = router("9.9.9.9", &[("eth0", BACKBONE, "10.0.0.9/24")]);
+    c.ifaces[0].priority = 100;
+    let r3 = net.add(c);
+    net.segs[lan].members.push((r3, 0));
+    net.run_for(secs(60));
+    assert_eq!(
+        net.routers[r3].iface_state(0),
+        (IfState::DROther, ip("10.0.0.2"), ip("10.0.0.1"))
+    );
+    for r in [r1, r2, r3] {
+        for other in ["1.1.1.1", "2.2.2.2", "9.9.9.9"] {
+            if net.routers[r].router_id() != ip(other) {
+                assert_eq!(
+                    net.routers[r].neighbor_state(ip(other)),
+                    Some(NbrState::Full),
+                    "{r} {other}"
+                );
+            }
+        }
+    }
+    let d = net.routers[r1].lsdb_digest();
+    assert_eq!(d, net.routers[r2].lsdb_digest());
+    assert_eq!(d, net.routers[r3].lsdb_digest());
+    // 3 router-LSAs and one network-LSA from the DR.
+    assert_eq!(d.len(), 4);
+    // DR dies: BDR takes over, the late joiner becomes BDR.
+    net.segs[lan].members.retain(|m| m.0 != r2);
+    net.run_for(secs(60));
+    assert_eq!(
+        net.routers[r1].iface_state(0),
+        (IfState::DR, ip("10.0.0.1"), ip("10.0.0.9"))
+    );
+    assert_eq!(
+        net.routers[r3].iface_state(0),
+        (IfState::Backup, ip("10.0.0.1"), ip("10.0.0.9"))
+    );
+}
+
+/// Square r0-r1-r2-r3-r0 with stubs; cut r0-r1 and check everyone re-routes.
+#[test]
+fn ring_converges_and_reconverges_after_link_cut() {
+    let mut net = Net::new();
+    let n = 4;
+    let mut ids = vec![];
+    for k in 0..n {
+        let prev = (k + n - 1) % n;
+        let mut c = router(
+            &format!("10.255.0.{}", k + 1),
+            &[
+                ("to-next", BACKBONE, &format!("10.{k}.0.1/30")),
+                ("to-prev", BACKBONE, &format!("10.{prev}.0.2/30")),
+                ("stub", BACKBONE, &format!("172.16.{k}.1/24")),
+            ],
+        );
+        c.ifaces[0].net_type = NetType::PointToPoint;
+        c.ifaces[1].net_type = NetType::PointToPoint;
+        c.ifaces[2].passive = true;
+        ids.push(net.add(c));
+    }
+    let mut links = vec![];
+    for k in 0..n {
+        links.push(net.segment(&[(ids[k], 0), (ids[(k + 1) % n], 1)]));
+    }
+    net.run_for(secs(60));
+    let d0 = net.routers[0].lsdb_digest();
+    for r in 1..n {
+        assert_eq!(net.routers[r].lsdb_digest(), d0);
+    }
+    // r0 reaches r2's stub with ECMP over both neighbours (cost 10+10+10).
+    let r = &net.routes[0][&pfx("172.16.2.0/24")];
+    assert_eq!(r.cost, 30);
+    assert_eq!(r.nexthops.len(), 2);
+    assert_eq!(net.routes[0][&pfx("172.16.1.0/24")].cost, 20);
+    // Cut r0 <-> r1; within the dead interval routes move to the other way round.
+    net.cut(links[0]);
+    net.run_for(secs(45));
+    assert_eq!(net.routers[0].neighbor_state(ip("10.255.0.2")), None);
+    let r = &net.routes[0][&pfx("172.16.1.0/24")];
+    assert_eq!(r.cost, 40);
+    assert_eq!(r.nexthops.iter().next().unwrap().gw, Some(ip("10.3.0.1")));
+    // The cut link's subnet is still reachable via the surviving stubs; LSDBs agree again.
+    let d0 = net.routers[0].lsdb_digest();
+    for r in 1..n {
+        assert_eq!(net.routers[r].lsdb_digest(), d0);
+    }
+}
+
+#[test]
+fn externals_and_inter_area_and_stub_default() {
+    // r1 (area 0 only) -- r2 (ABR, area 0 + area 1 stub) -- r3 (area 1 stub)
+    let a1 = ip("0.0.0.1");
+    let mut net = Net::new();
+    let mut c1 = router("1.1.1.1", &[("e0", BACKBONE, "10.0.12.1/30")]);
+    c1.externals.push(ExternalRoute {
+        prefix: pfx("203.0.113.0/24"),
+        metric: 20,
+        e2: true,
+        tag: 0,
+        fwd: ip("0.0.0.0"),
+    });
+    let c2 = router(
+        "2.2.2.2",
+        &[("e0", BACKBONE, "10.0.12.2/30"), ("e1", a1, "10.0.23.1/30")],
+    );
+    let c3 = router(
+        "3.3.3.3",
+        &[("e0", a1, "10.0.23.2/30"), ("lo", a1, "172.16.3.1/24")],
+    );
+    let stub = AreaConfig {
+        id: a1,
+        kind: AreaKind::Stub {
+            no_summary: false,
+            default_cost: 5,
+        },
+    };
+    let mut c2 = c2;
+    c2.areas.push(stub.clone());
+    let mut c3 = c3;
+    c3.areas.push(stub);
+    c3.ifaces[1].passive = true;
+    let r1 = net.add(c1);
+    let r2 = net.add(c2);
+    let r3 = net.add(c3);
+    net.segment(&[(r1, 0), (r2, 0)]);
+    net.segment(&[(r2, 1), (r3, 0)]);
+    net.run_for(secs(90));
+    // r1 learns the stub-area network as inter-area through the ABR.
+    let r = &net.routes[r1][&pfx("172.16.3.0/24")];
+    assert_eq!(r.path, PathType::Inter);
+    assert_eq!(r.cost, 30);
+    // r2 has the external as E2 with metric 20.
+    let e = &net.routes[r2][&pfx("203.0.113.0/24")];
+    assert_eq!((e.path, e.cost2), (PathType::Ext2, 20));
+    // r3 (stub) has no external but a default route from the ABR with cost 10+5.
+    assert!(!net.routes[r3].contains_key(&pfx("203.0.113.0/24")));
+    let d = &net.routes[r3][&pfx("0.0.0.0/0")];
+    assert_eq!((d.path, d.cost), (PathType::Inter, 15));
+    // And the backbone's link is reachable from r3 via a summary.
+    assert_eq!(net.routes[r3][&pfx("10.0.12.0/30")].path, PathType::Inter);
+}
+
+#[test]
+fn shutdown_flushes_own_lsas() {
+    let mut net = Net::new();
+    let mut a = router(
+        "1.1.1.1",
+        &[
+            ("e0", BACKBONE, "10.0.0.1/30"),
+            ("s", BACKBONE, "192.168.1.1/24"),
+        ],
+    );
+    a.ifaces[1].passive = true;
+    let b = router("2.2.2.2", &[("e0", BACKBONE, "10.0.0.2/30")]);
+    let ra = net.add(a);
+    let rb = net.add(b);
+    net.segment(&[(ra, 0), (rb, 0)]);
+    net.run_for(secs(60));
+    assert!(net.routes[rb].contains_key(&pfx("192.168.1.0/24")));
+    net.routers[ra].shutdown(net.now);
+    net.run_for(secs(3));
+    assert!(net.routers[ra].flushed());
+    // r2 withdrew the route as soon as the MaxAge copy arrived.
+    assert!(!net.routes[rb].contains_key(&pfx("192.168.1.0/24")));
+}
