@@ -7,10 +7,19 @@
 pub mod action;
 pub mod consts;
 pub mod error;
+pub mod framer;
+pub mod fuzz;
+pub mod header;
 pub mod instruction;
+pub mod message;
+pub mod msg;
 pub mod oxm;
+mod wire;
 
 pub use action::Action;
 pub use error::{DecodeError, ErrorCode};
+pub use framer::Framer;
+pub use header::Header;
 pub use instruction::Instruction;
+pub use message::{Message, MessageError};
 pub use oxm::{FieldId, MacAddr, Match, Oxm, OxmTlv};
