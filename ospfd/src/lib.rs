@@ -12,6 +12,9 @@ pub mod lsa;
 pub mod packet;
 
 pub use error::Error;
+pub mod config;
+pub mod daemon;
 pub mod instance;
+pub mod show;
 pub mod spf;
 pub mod types;

@@ -269,7 +269,7 @@ impl LsaBody {
             LSA_NETWORK => {
                 need(buf, 4)?;
                 let mask = get_ip(buf);
-                if buf.remaining() % 4 != 0 {
+                if !buf.remaining().is_multiple_of(4) {
                     return Err(Error::BadLsaLength(buf.remaining()));
                 }
                 let mut routers = Vec::new();
@@ -282,7 +282,7 @@ impl LsaBody {
                 need(buf, 8)?;
                 let mask = get_ip(buf);
                 let metric = buf.get_u32() & 0x00ff_ffff;
-                if buf.remaining() % 4 != 0 {
+                if !buf.remaining().is_multiple_of(4) {
                     return Err(Error::BadLsaLength(buf.remaining()));
                 }
                 let mut tos = Vec::new();
@@ -297,7 +297,7 @@ impl LsaBody {
                 let w = buf.get_u32();
                 let fwd = get_ip(buf);
                 let tag = buf.get_u32();
-                if buf.remaining() % 12 != 0 {
+                if !buf.remaining().is_multiple_of(12) {
                     return Err(Error::BadLsaLength(buf.remaining()));
                 }
                 let mut tos = Vec::new();

@@ -207,7 +207,7 @@ impl Packet {
                 let dead_interval = b.get_u32();
                 let dr = get_ip(b);
                 let bdr = get_ip(b);
-                if b.remaining() % 4 != 0 {
+                if !b.remaining().is_multiple_of(4) {
                     return Err(Error::BadLength(len));
                 }
                 let mut neighbors = Vec::new();
@@ -231,7 +231,7 @@ impl Packet {
                 let options = b.get_u8();
                 let flags = b.get_u8();
                 let seq = b.get_u32();
-                if b.remaining() % LSA_HEADER_LEN != 0 {
+                if !b.remaining().is_multiple_of(LSA_HEADER_LEN) {
                     return Err(Error::BadLength(len));
                 }
                 let mut headers = Vec::new();
@@ -247,7 +247,7 @@ impl Packet {
                 })
             }
             PKT_LSR => {
-                if b.remaining() % 12 != 0 {
+                if !b.remaining().is_multiple_of(12) {
                     return Err(Error::BadLength(len));
                 }
                 let mut v = Vec::new();
@@ -273,7 +273,7 @@ impl Packet {
                 Body::LsUpdate(v)
             }
             PKT_LSACK => {
-                if b.remaining() % LSA_HEADER_LEN != 0 {
+                if !b.remaining().is_multiple_of(LSA_HEADER_LEN) {
                     return Err(Error::BadLength(len));
                 }
                 let mut v = Vec::new();

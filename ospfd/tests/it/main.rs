@@ -1,5 +1,6 @@
 //! The one integration-test binary of fuxi-ospfd: fixtures, scenarios, simulation, SPF,
 //! and interop with real FRR and BIRD.
 
+mod interop;
 mod sim;
 mod simtests;

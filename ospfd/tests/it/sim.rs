@@ -10,6 +10,9 @@ use bytes::Bytes;
 use fuxi_ospfd::instance::{Instance, Output};
 use fuxi_ospfd::types::*;
 
+/// Packet filter: (router, interface, payload) -> deliver?
+pub type DropFn = Box<dyn FnMut(usize, IfaceId, &[u8]) -> bool>;
+
 pub struct Pending {
     at: Duration,
     seg: usize,
@@ -32,7 +35,7 @@ pub struct Net {
     pub sent: Vec<(usize, Output)>,
     pub record: bool,
     /// Optional filter: return false to drop a packet (router, iface, data).
-    pub drop: Option<Box<dyn FnMut(usize, IfaceId, &[u8]) -> bool>>,
+    pub drop: Option<DropFn>,
     queue: Vec<Pending>,
     delay: Duration,
 }

@@ -1,0 +1,466 @@
+//! Interop with real FRR (ospfd + zebra) and BIRD 2, for real: each test creates network
+//! namespaces joined by veth pairs, runs `fuxi-ospfd` in one and the peer in the other, waits
+//! for Full on both sides and for routes in both kernels, then cuts the peer off and checks
+//! the withdrawal. Needs root and the `frr`, `bird2` and `iproute2` packages; a missing peer
+//! is a failure, not a skip. Tests run one at a time (they are CPU-light but timing-sensitive).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const FRR: &str = "/usr/lib/frr";
+pub const HELLO: u32 = 2;
+pub const DEAD: u32 = 8;
+
+pub fn sh(cmd: &str) -> String {
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("bash");
+    assert!(
+        o.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn sh_ok(cmd: &str) -> String {
+    Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+pub fn require_tools() {
+    assert!(nix_is_root(), "interop tests need root");
+    for p in [
+        format!("{FRR}/ospfd"),
+        format!("{FRR}/zebra"),
+        "/usr/sbin/bird".into(),
+        "/usr/bin/vtysh".into(),
+    ] {
+        assert!(
+            Path::new(&p).exists(),
+            "{p} missing: apt-get install frr bird2"
+        );
+    }
+}
+
+fn nix_is_root() -> bool {
+    sh_ok("id -u").trim() == "0"
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Peer {
+    Frr,
+    Bird,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Auth {
+    None,
+    Md5,
+    HmacSha256,
+}
+
+/// A lab: netns `<tag>a` (fuxi) and `<tag>b` (peer), veth `fx0` <-> `pe0`, 10.0.12.0/30.
+pub struct Lab {
+    pub tag: String,
+    pub dir: PathBuf,
+    pub peer: Peer,
+    fuxi: Option<Child>,
+    pidfiles: Vec<PathBuf>,
+    pub capture: Option<Child>,
+}
+
+impl Lab {
+    pub fn ns_a(&self) -> String {
+        format!("{}a", self.tag)
+    }
+    pub fn ns_b(&self) -> String {
+        format!("{}b", self.tag)
+    }
+
+    pub fn new(tag: &str, peer: Peer) -> Lab {
+        let dir = PathBuf::from(format!("/tmp/fuxi-ospfd-it/{tag}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        let lab = Lab {
+            tag: tag.into(),
+            dir,
+            peer,
+            fuxi: None,
+            pidfiles: vec![],
+            capture: None,
+        };
+        let (a, b) = (lab.ns_a(), lab.ns_b());
+        let _ = sh_ok(&format!(
+            "ip netns del {a} 2>/dev/null; ip netns del {b} 2>/dev/null"
+        ));
+        sh(&format!(
+            "set -e; ip netns add {a}; ip netns add {b}
+             ip link add fx0 netns {a} type veth peer name pe0 netns {b}
+             ip -n {a} addr add 10.0.12.1/30 dev fx0; ip -n {b} addr add 10.0.12.2/30 dev pe0
+             for ns in {a} {b}; do ip -n $ns link set lo up
+               ip -n $ns link add stub0 type dummy 2>/dev/null || ip -n $ns link add stub0 type ifb
+               ip -n $ns link set stub0 up; done
+             ip -n {a} addr add 10.255.0.1/32 dev lo; ip -n {a} addr add 172.16.1.1/24 dev stub0
+             ip -n {b} addr add 10.255.0.2/32 dev lo; ip -n {b} addr add 172.16.2.1/24 dev stub0
+             ip -n {a} link set fx0 up; ip -n {b} link set pe0 up"
+        ));
+        lab
+    }
+
+    /// Start tcpdump on the fuxi side, writing `file` in the lab directory.
+    pub fn start_capture(&mut self, file: &str) {
+        let c = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns_a(),
+                "tcpdump",
+                "-i",
+                "fx0",
+                "-U",
+                "-s",
+                "0",
+                "-w",
+            ])
+            .arg(self.dir.join(file))
+            .arg("ip proto 89")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        self.capture = Some(c);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    pub fn stop_capture(&mut self) {
+        if let Some(mut c) = self.capture.take() {
+            let _ = sh_ok(&format!("kill -INT {}", c.id()));
+            let _ = c.wait();
+        }
+    }
+
+    pub fn start_peer(&mut self, ptp: bool, auth: Auth) {
+        match self.peer {
+            Peer::Frr => self.start_frr(ptp, auth),
+            Peer::Bird => self.start_bird(ptp, auth),
+        }
+    }
+
+    fn start_frr(&mut self, ptp: bool, auth: Auth) {
+        let d = self.dir.join("b");
+        let mut ifx = String::new();
+        if ptp {
+            ifx += " ip ospf network point-to-point\n";
+        }
+        match auth {
+            Auth::None => {}
+            Auth::Md5 => {
+                ifx += " ip ospf authentication message-digest\n ip ospf message-digest-key 1 md5 s3cr3t\n"
+            }
+            Auth::HmacSha256 => panic!("FRR 8.4 has no RFC 5709 HMAC-SHA"),
+        }
+        std::fs::write(d.join("zebra.conf"), "hostname zebra-b\n").unwrap();
+        std::fs::write(
+            d.join("ospfd.conf"),
+            format!(
+                "hostname ospfd-b\ndebug ospf event\ndebug ospf nsm\n!\ninterface pe0\n ip ospf hello-interval {HELLO}\n ip ospf dead-interval {DEAD}\n ip ospf retransmit-interval 2\n{ifx}!\nrouter ospf\n ospf router-id 10.255.0.2\n timers throttle spf 0 50 1000\n redistribute connected\n network 10.0.12.0/30 area 0\n network 10.255.0.2/32 area 0\n network 172.16.2.0/24 area 0\n passive-interface lo\n passive-interface stub0\n!\n"
+            ),
+        )
+        .unwrap();
+        let ns = self.ns_b();
+        let p = d.display();
+        sh(&format!("chown -R frr:frr {p}"));
+        sh(&format!(
+            "ip netns exec {ns} {FRR}/zebra -d -u frr -g frr -P 0 -f {p}/zebra.conf -i {p}/zebra.pid -z {p}/zserv.api --vty_socket {p} --log file:{p}/zebra.log"
+        ));
+        self.pidfiles.push(d.join("zebra.pid"));
+        for _ in 0..50 {
+            if d.join("zserv.api").exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        sh(&format!(
+            "ip netns exec {ns} {FRR}/ospfd -d -u frr -g frr -P 0 -f {p}/ospfd.conf -i {p}/ospfd.pid -z {p}/zserv.api --vty_socket {p} --log file:{p}/ospfd.log"
+        ));
+        self.pidfiles.push(d.join("ospfd.pid"));
+    }
+
+    fn start_bird(&mut self, ptp: bool, auth: Auth) {
+        let d = self.dir.join("b");
+        let nt = if ptp { "ptp" } else { "broadcast" };
+        let au = match auth {
+            Auth::None => "",
+            Auth::Md5 => {
+                "authentication cryptographic; password \"s3cr3t\" { id 1; algorithm keyed md5; };"
+            }
+            Auth::HmacSha256 => {
+                "authentication cryptographic; password \"s3cr3t\" { id 1; algorithm hmac sha256; };"
+            }
+        };
+        let p = d.display();
+        std::fs::write(
+            d.join("bird.conf"),
+            format!(
+                "router id 10.255.0.2;\nlog \"{p}/bird.log\" all;\nprotocol device {{ scan time 1; }}\nprotocol direct {{ ipv4; interface \"stub0\"; }}\nprotocol kernel {{\n  ipv4 {{ import none; export where source = RTS_OSPF || source = RTS_OSPF_EXT1 || source = RTS_OSPF_EXT2; }};\n}}\nprotocol ospf v2 ospf1 {{\n  tick 1;\n  ipv4 {{ import all; export where source = RTS_DEVICE; }};\n  area 0 {{\n    interface \"pe0\" {{ type {nt}; hello {HELLO}; dead {DEAD}; retransmit 2; {au} }};\n    interface \"lo\" {{ stub yes; }};\n  }};\n}}\n"
+            ),
+        )
+        .unwrap();
+        sh(&format!(
+            "ip netns exec {} bird -c {p}/bird.conf -s {p}/bird.ctl -P {p}/bird.pid",
+            self.ns_b()
+        ));
+        self.pidfiles.push(d.join("bird.pid"));
+    }
+
+    pub fn start_fuxi(&mut self, ptp: bool, auth: Auth) {
+        let nt = if ptp { "point-to-point" } else { "broadcast" };
+        let au = match auth {
+            Auth::None => String::new(),
+            Auth::Md5 => "auth = { type = \"md5\", key_id = 1, key = \"s3cr3t\" }\n".into(),
+            Auth::HmacSha256 => {
+                "auth = { type = \"hmac-sha256\", key_id = 1, key = \"s3cr3t\" }\n".into()
+            }
+        };
+        let cfg = format!(
+            "router_id = \"10.255.0.1\"\ncontrol_socket = \"{}/fuxi.sock\"\nspf_delay_ms = 50\n\n[[interface]]\nname = \"fx0\"\nnetwork = \"{nt}\"\nhello_interval = {HELLO}\ndead_interval = {DEAD}\nretransmit_interval = 2\n{au}\n[[interface]]\nname = \"lo\"\npassive = true\n\n[[interface]]\nname = \"stub0\"\npassive = true\n\n[redistribute]\n[[redistribute.static]]\nprefix = \"203.0.113.0/24\"\nmetric = 30\n",
+            self.dir.display()
+        );
+        std::fs::write(self.dir.join("fuxi.toml"), cfg).unwrap();
+        let log = std::fs::File::create(self.dir.join("fuxi.log")).unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns_a(),
+                env!("CARGO_BIN_EXE_fuxi-ospfd"),
+                "-c",
+            ])
+            .arg(self.dir.join("fuxi.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn fuxi-ospfd");
+        self.fuxi = Some(child);
+    }
+
+    /// SIGTERM fuxi-ospfd and wait for it to exit.
+    pub fn stop_fuxi(&mut self) -> std::process::ExitStatus {
+        let mut c = self.fuxi.take().expect("fuxi running");
+        sh(&format!("kill -TERM {}", c.id()));
+        c.wait().unwrap()
+    }
+
+    pub fn fuxi_cli(&self, args: &str) -> String {
+        sh(&format!(
+            "{} -s {}/fuxi.sock {args}",
+            env!("CARGO_BIN_EXE_fuxi-ospfd"),
+            self.dir.display()
+        ))
+    }
+
+    pub fn peer_full(&self) -> bool {
+        let p = self.dir.join("b");
+        let out = match self.peer {
+            Peer::Frr => sh_ok(&format!(
+                "ip netns exec {} vtysh --vty_socket {} -c 'show ip ospf neighbor'",
+                self.ns_b(),
+                p.display()
+            )),
+            Peer::Bird => sh_ok(&format!(
+                "birdc -s {}/bird.ctl show ospf neighbors",
+                p.display()
+            )),
+        };
+        out.contains("Full")
+    }
+
+    pub fn fuxi_full(&self) -> bool {
+        sh_ok(&format!(
+            "{} -s {}/fuxi.sock show neighbors --json",
+            env!("CARGO_BIN_EXE_fuxi-ospfd"),
+            self.dir.display()
+        ))
+        .contains("\"Full\"")
+    }
+
+    pub fn route(&self, ns: &str, prefix: &str) -> String {
+        sh_ok(&format!("ip -n {ns} route show {prefix}"))
+    }
+
+    pub fn peer_pid(&self) -> u32 {
+        let f = self.pidfiles.last().unwrap();
+        std::fs::read_to_string(f).unwrap().trim().parse().unwrap()
+    }
+
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for f in ["fuxi.log", "b/ospfd.log", "b/bird.log"] {
+            if let Ok(t) = std::fs::read_to_string(self.dir.join(f)) {
+                let tail: Vec<&str> = t.lines().rev().take(40).collect();
+                s += &format!(
+                    "==== {f}\n{}\n",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.stop_capture();
+        if let Some(mut c) = self.fuxi.take() {
+            let _ = sh_ok(&format!("kill -TERM {}", c.id()));
+            let _ = c.wait();
+        }
+        for f in self.pidfiles.iter().rev() {
+            if let Ok(p) = std::fs::read_to_string(f) {
+                let p = p.trim();
+                let _ = sh_ok(&format!(
+                    "kill -CONT {p} 2>/dev/null; kill {p} 2>/dev/null; for i in $(seq 30); do kill -0 {p} 2>/dev/null || break; sleep 0.1; done"
+                ));
+            }
+        }
+        let _ = sh_ok(&format!(
+            "ip netns del {} 2>/dev/null; ip netns del {} 2>/dev/null",
+            self.ns_a(),
+            self.ns_b()
+        ));
+        if self.peer == Peer::Frr {
+            let _ = sh_ok("rm -f /var/run/frr/ospfd-gr.json; rmdir /var/tmp/frr 2>/dev/null");
+        }
+    }
+}
+
+/// Poll `f` every 100 ms until true or `limit`; returns the time it took.
+pub fn wait_for(what: &str, limit: Duration, lab: &Lab, mut f: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return t.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "timed out after {limit:?} waiting for {what}\n{}",
+        lab.logs()
+    );
+}
+
+/// The whole scenario: adjacency, routes both ways, silence of the peer withdraws within the
+/// dead interval, re-convergence, and a SIGTERM flush seen by the peer.
+fn scenario(tag: &str, peer: Peer, ptp: bool, auth: Auth) {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let mut lab = Lab::new(tag, peer);
+    // OSPFD_CAPTURE_DIR=dir: keep a pcap of the fuxi side of the link (used to refresh the
+    // byte-exact fixtures under tests/fixtures, see the README there).
+    let capture = std::env::var("OSPFD_CAPTURE_DIR").ok();
+    if capture.is_some() {
+        lab.start_capture("capture.pcap");
+    }
+    lab.start_peer(ptp, auth);
+    lab.start_fuxi(ptp, auth);
+    let (a, b) = (lab.ns_a(), lab.ns_b());
+    let t_full = wait_for("Full on both sides", Duration::from_secs(60), &lab, || {
+        lab.fuxi_full() && lab.peer_full()
+    });
+    wait_for(
+        "routes in both kernels",
+        Duration::from_secs(30),
+        &lab,
+        || {
+            lab.route(&a, "172.16.2.0/24").contains("via 10.0.12.2")
+                && lab.route(&b, "172.16.1.0/24").contains("via 10.0.12.1")
+                && lab.route(&b, "203.0.113.0/24").contains("via 10.0.12.1")
+        },
+    );
+    assert!(lab.route(&a, "172.16.2.0/24").contains("proto ospf"));
+    // The peer's loopback too, and fuxi's show commands see it.
+    wait_for("peer loopback", Duration::from_secs(10), &lab, || {
+        lab.route(&a, "10.255.0.2").contains("via 10.0.12.2")
+    });
+    let routes = lab.fuxi_cli("show routes");
+    assert!(routes.contains("172.16.2.0/24"), "{routes}");
+    eprintln!(
+        "{tag}: Full after {t_full:?}\n{}",
+        lab.fuxi_cli("show neighbors")
+    );
+    // The peer goes silent (SIGSTOP): fuxi withdraws within the dead interval.
+    let pid = lab.peer_pid();
+    sh(&format!("kill -STOP {pid}"));
+    let t = wait_for(
+        "withdrawal after peer silence",
+        Duration::from_secs(u64::from(DEAD) + 4),
+        &lab,
+        || !lab.route(&a, "172.16.2.0/24").contains("via"),
+    );
+    assert!(
+        t <= Duration::from_secs(u64::from(DEAD) + 2),
+        "withdrawn after {t:?}"
+    );
+    // It comes back: re-convergence.
+    sh(&format!("kill -CONT {pid}"));
+    wait_for("re-convergence", Duration::from_secs(60), &lab, || {
+        lab.route(&a, "172.16.2.0/24").contains("via 10.0.12.2")
+            && lab.fuxi_full()
+            && lab.peer_full()
+    });
+    // SIGTERM: fuxi flushes its LSAs and the peer drops its routes well before the dead interval.
+    wait_for("peer route back", Duration::from_secs(30), &lab, || {
+        lab.route(&b, "172.16.1.0/24").contains("via 10.0.12.1")
+    });
+    let st = lab.stop_fuxi();
+    assert!(st.success(), "fuxi exit {st:?}");
+    if let Some(dir) = capture {
+        std::thread::sleep(Duration::from_millis(500));
+        lab.stop_capture();
+        std::fs::copy(lab.dir.join("capture.pcap"), format!("{dir}/{tag}.pcap")).unwrap();
+    }
+    assert!(
+        !lab.route(&a, "172.16.2.0/24").contains("via"),
+        "fuxi left its route behind"
+    );
+    wait_for(
+        "peer withdraws after flush",
+        Duration::from_secs(u64::from(DEAD)),
+        &lab,
+        || {
+            !lab.route(&b, "172.16.1.0/24").contains("via")
+                && !lab.route(&b, "203.0.113.0/24").contains("via")
+        },
+    );
+}
+
+#[test]
+fn frr_broadcast() {
+    scenario("fxfb", Peer::Frr, false, Auth::None);
+}
+
+#[test]
+fn frr_p2p_md5() {
+    scenario("fxfp", Peer::Frr, true, Auth::Md5);
+}
+
+#[test]
+fn bird_broadcast() {
+    scenario("fxbb", Peer::Bird, false, Auth::None);
+}
+
+#[test]
+fn bird_p2p_hmac_sha256() {
+    scenario("fxbp", Peer::Bird, true, Auth::HmacSha256);
+}
