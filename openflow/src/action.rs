@@ -46,7 +46,8 @@ pub enum Action {
     CopyTtlIn,
     SetMplsTtl(u8),
     DecMplsTtl,
-    /// Push a VLAN tag with this ethertype (0x8100 or 0x88a8).
+    /// Push a VLAN tag with this ethertype (0x8100 or 0x88a8; others are refused with
+    /// BAD_ACTION/BAD_ARGUMENT when decoded).
     PushVlan(u16),
     PopVlan,
     /// Push an MPLS shim with this ethertype (0x8847 or 0x8848).
@@ -61,7 +62,9 @@ pub enum Action {
     SetField(OxmTlv),
     PushPbb(u16),
     PopPbb,
-    /// An experimenter action; `data` is everything after the experimenter id, padding included.
+    /// An experimenter action; `data` is everything after the experimenter id, padding
+    /// included. Only Nicira (0x2320) and ONF experimenters decode (others are
+    /// BAD_ACTION/BAD_EXPERIMENTER).
     Experimenter {
         experimenter: u32,
         data: Vec<u8>,
@@ -188,19 +191,35 @@ impl Action {
             OFPAT_COPY_TTL_IN => fixed(8).map(|_| Action::CopyTtlIn)?,
             OFPAT_SET_MPLS_TTL => fixed(8).map(|_| Action::SetMplsTtl(body.get_u8()))?,
             OFPAT_DEC_MPLS_TTL => fixed(8).map(|_| Action::DecMplsTtl)?,
-            OFPAT_PUSH_VLAN => fixed(8).map(|_| Action::PushVlan(body.get_u16()))?,
+            OFPAT_PUSH_VLAN => {
+                fixed(8)?;
+                Action::PushVlan(ethertype(body.get_u16(), &[0x8100, 0x88a8])?)
+            }
             OFPAT_POP_VLAN => fixed(8).map(|_| Action::PopVlan)?,
-            OFPAT_PUSH_MPLS => fixed(8).map(|_| Action::PushMpls(body.get_u16()))?,
+            OFPAT_PUSH_MPLS => {
+                fixed(8)?;
+                Action::PushMpls(ethertype(body.get_u16(), &[0x8847, 0x8848])?)
+            }
             OFPAT_POP_MPLS => fixed(8).map(|_| Action::PopMpls(body.get_u16()))?,
             OFPAT_SET_QUEUE => fixed(8).map(|_| Action::SetQueue(body.get_u32()))?,
             OFPAT_GROUP => fixed(8).map(|_| Action::Group(body.get_u32()))?,
             OFPAT_SET_NW_TTL => fixed(8).map(|_| Action::SetNwTtl(body.get_u8()))?,
             OFPAT_DEC_NW_TTL => fixed(8).map(|_| Action::DecNwTtl)?,
-            OFPAT_PUSH_PBB => fixed(8).map(|_| Action::PushPbb(body.get_u16()))?,
+            OFPAT_PUSH_PBB => {
+                fixed(8)?;
+                Action::PushPbb(ethertype(body.get_u16(), &[0x88e7])?)
+            }
             OFPAT_POP_PBB => fixed(8).map(|_| Action::PopPbb)?,
             OFPAT_SET_FIELD => decode_set_field(&mut body, len)?,
             OFPAT_EXPERIMENTER => {
                 let experimenter = body.get_u32();
+                if !known_experimenter(experimenter) {
+                    body.advance(body.remaining());
+                    return fail(
+                        ErrorCode::BAD_ACTION_BAD_EXPERIMENTER,
+                        "unknown action experimenter",
+                    );
+                }
                 let mut data = vec![0; body.remaining()];
                 body.copy_to_slice(&mut data);
                 Action::Experimenter { experimenter, data }
@@ -241,6 +260,23 @@ impl Action {
     /// Length of an action list on the wire.
     pub fn list_len(actions: &[Action]) -> usize {
         actions.iter().map(Action::wire_len).sum()
+    }
+}
+
+/// Experimenters whose actions and instructions are carried: Nicira (Open vSwitch) and ONF.
+pub(crate) fn known_experimenter(id: u32) -> bool {
+    matches!(id, 0x0000_2320 | crate::error::ONF_EXPERIMENTER_ID)
+}
+
+/// A push action's ethertype must be one the spec allows for it (else BAD_ARGUMENT).
+fn ethertype(eth: u16, allowed: &[u16]) -> Result<u16, DecodeError> {
+    if allowed.contains(&eth) {
+        Ok(eth)
+    } else {
+        fail(
+            ErrorCode::BAD_ACTION_BAD_ARGUMENT,
+            "ethertype not allowed for this push",
+        )
     }
 }
 

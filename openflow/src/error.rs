@@ -196,7 +196,7 @@ macro_rules! bundle_errors {
     ($( $code:literal $konst:ident $cname:literal ),* $(,)?) => {
         impl ErrorCode {
             $(
-                #[doc = concat!("ONF bundle extension for OpenFlow 1.3: `", $cname, "`")]
+                #[doc = concat!("ONF extension error for OpenFlow 1.3 (as Open vSwitch sends it): `", $cname, "`")]
                 pub const $konst: ErrorCode =
                     ErrorCode::Experimenter { exp_type: $code, experimenter: ONF_EXPERIMENTER_ID };
             )*
@@ -229,6 +229,9 @@ bundle_errors! {
     2313 BUNDLE_MSG_FAILED "OFPBFC_MSG_FAILED",
     2314 BUNDLE_TIMEOUT "OFPBFC_TIMEOUT",
     2315 BUNDLE_BUNDLE_IN_PROGRESS "OFPBFC_BUNDLE_IN_PROGRESS",
+    // OpenFlow 1.4+ codes that Open vSwitch sends in the ONF space for OpenFlow 1.3.
+    2600 ONF_DUP_INSTRUCTION "OFPBIC_DUP_INST",
+    4250 ONF_BAD_SET_MASK "OFPBAC_BAD_SET_MASK",
 }
 
 impl ErrorCode {

@@ -37,7 +37,8 @@ pub enum Instruction {
     ApplyActions(Vec<Action>),
     ClearActions,
     Meter(u32),
-    /// An experimenter instruction; `data` is everything after the experimenter id.
+    /// An experimenter instruction; `data` is everything after the experimenter id. Only
+    /// Nicira and ONF experimenters decode (others are BAD_INSTRUCTION/BAD_EXPERIMENTER).
     Experimenter {
         experimenter: u32,
         data: Vec<u8>,
@@ -146,6 +147,13 @@ impl Instruction {
             OFPIT_METER => fixed(8).map(|_| Instruction::Meter(body.get_u32()))?,
             OFPIT_EXPERIMENTER => {
                 let experimenter = body.get_u32();
+                if !crate::action::known_experimenter(experimenter) {
+                    body.advance(body.remaining());
+                    return fail(
+                        ErrorCode::BAD_INSTRUCTION_BAD_EXPERIMENTER,
+                        "unknown instruction experimenter",
+                    );
+                }
                 let mut data = vec![0; body.remaining()];
                 body.copy_to_slice(&mut data);
                 Instruction::Experimenter { experimenter, data }

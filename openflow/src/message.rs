@@ -25,6 +25,11 @@ pub fn experimenter_known(experimenter: u32) -> bool {
     matches!(experimenter, ONF_EXPERIMENTER_ID | NX_EXPERIMENTER_ID)
 }
 
+/// The ONF exp_types of OpenFlow 1.3 messages Open vSwitch speaks: flow-monitor cancel,
+/// paused and resumed (1870-1872), role status (1911), bundle control and add (2300, 2301).
+/// Other ONF exp_types are BAD_REQUEST/BAD_EXP_TYPE.
+pub const ONF_MESSAGE_TYPES: &[u32] = &[1870, 1871, 1872, 1911, 2300, 2301];
+
 /// How many bytes of the offending message an ERROR carries.
 pub const ERROR_DATA_LEN: usize = 64;
 
@@ -37,8 +42,9 @@ pub enum Message {
     /// Arbitrary payload, echoed back in the reply.
     EchoRequest(Vec<u8>),
     EchoReply(Vec<u8>),
-    /// An experimenter message this crate does not decode further (ONF non-bundle types,
-    /// Nicira). Never ONF with a bundle exp_type (those are `BundleControl`/`BundleAdd`).
+    /// An experimenter message this crate does not decode further (Nicira, and the ONF
+    /// types of [`ONF_MESSAGE_TYPES`] other than bundles). Never ONF with a bundle exp_type
+    /// (those are `BundleControl`/`BundleAdd`).
     Experimenter(Experimenter),
     FeaturesRequest,
     FeaturesReply(SwitchFeatures),
@@ -199,7 +205,7 @@ impl Message {
             xid,
         }
         .encode(buf);
-        self.encode_body(buf);
+        self.encode_body(xid, buf);
     }
 
     /// The encoded message.
@@ -209,7 +215,7 @@ impl Message {
         v
     }
 
-    fn encode_body(&self, buf: &mut impl BufMut) {
+    fn encode_body(&self, xid: u32, buf: &mut impl BufMut) {
         use Message::*;
         match self {
             Hello(h) => h.encode(buf),
@@ -243,7 +249,7 @@ impl Message {
             BundleAdd(b) => {
                 buf.put_u32(ONF_EXPERIMENTER_ID);
                 buf.put_u32(ONFT_BUNDLE_ADD_MESSAGE);
-                b.encode(buf);
+                b.encode(xid, buf);
             }
         }
     }
@@ -255,6 +261,7 @@ impl Message {
     /// - a HELLO whose version negotiation fails (bitmap without 1.3, or no bitmap and a
     ///   header version below 1.3): HELLO_FAILED/INCOMPATIBLE. A HELLO of another version
     ///   that negotiates 1.3 is accepted (the header keeps its version);
+    /// - an ERROR of any version is accepted (a peer refusing 1.3 answers in its own);
     /// - any other message with a version other than 0x04: BAD_REQUEST/BAD_VERSION;
     /// - an unknown type: BAD_REQUEST/BAD_TYPE; unknown multipart type: BAD_MULTIPART;
     ///   unknown experimenter: BAD_EXPERIMENTER (see [`experimenter_known`]);
@@ -288,6 +295,12 @@ impl Message {
                 )),
             };
         }
+        if h.msg_type == OFPT_ERROR && h.version != OFP_VERSION {
+            // Every version's ERROR has this layout; a peer refusing our version sends its own.
+            return ErrorMsg::decode(&mut body)
+                .map(|e| (h, Message::Error(e)))
+                .map_err(|e| err(e.code, e.reason));
+        }
         if h.version != OFP_VERSION {
             return Err(err(
                 ErrorCode::BAD_REQUEST_BAD_VERSION,
@@ -295,7 +308,7 @@ impl Message {
             ));
         }
         let mut decode = || -> Result<Message, DecodeError> {
-            let m = decode_body(h.msg_type, &mut body)?;
+            let m = decode_body(h.msg_type, h.xid, &mut body)?;
             done(body, "bytes left after the message body")?;
             Ok(m)
         };
@@ -303,13 +316,13 @@ impl Message {
     }
 }
 
-fn decode_body(msg_type: u8, buf: &mut &[u8]) -> Result<Message, DecodeError> {
+fn decode_body(msg_type: u8, xid: u32, buf: &mut &[u8]) -> Result<Message, DecodeError> {
     use Message as M;
     Ok(match msg_type {
         OFPT_ERROR => M::Error(ErrorMsg::decode(buf)?),
         OFPT_ECHO_REQUEST => M::EchoRequest(rest(buf)),
         OFPT_ECHO_REPLY => M::EchoReply(rest(buf)),
-        OFPT_EXPERIMENTER => decode_experimenter(buf)?,
+        OFPT_EXPERIMENTER => decode_experimenter(xid, buf)?,
         OFPT_FEATURES_REQUEST => M::FeaturesRequest,
         OFPT_FEATURES_REPLY => M::FeaturesReply(SwitchFeatures::decode(buf)?),
         OFPT_GET_CONFIG_REQUEST => M::GetConfigRequest,
@@ -341,7 +354,7 @@ fn decode_body(msg_type: u8, buf: &mut &[u8]) -> Result<Message, DecodeError> {
     })
 }
 
-fn decode_experimenter(buf: &mut &[u8]) -> Result<Message, DecodeError> {
+fn decode_experimenter(xid: u32, buf: &mut &[u8]) -> Result<Message, DecodeError> {
     need(buf, 8, "truncated experimenter header")?;
     let (experimenter, exp_type) = {
         let mut h = &buf[..8];
@@ -360,8 +373,12 @@ fn decode_experimenter(buf: &mut &[u8]) -> Result<Message, DecodeError> {
         }
         (ONF_EXPERIMENTER_ID, ONFT_BUNDLE_ADD_MESSAGE) => {
             buf.skip(8);
-            Ok(Message::BundleAdd(BundleAdd::decode(buf)?))
+            Ok(Message::BundleAdd(BundleAdd::decode(xid, buf)?))
         }
+        (ONF_EXPERIMENTER_ID, t) if !ONF_MESSAGE_TYPES.contains(&t) => fail(
+            ErrorCode::BAD_REQUEST_BAD_EXP_TYPE,
+            "unknown ONF experimenter message type",
+        ),
         _ => Ok(Message::Experimenter(Experimenter::decode(buf)?)),
     }
 }

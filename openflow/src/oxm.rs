@@ -428,7 +428,8 @@ pub(crate) fn get_be(buf: &mut impl Buf, width: usize) -> u128 {
 }
 
 /// An OXM TLV of a class other than OpenFlow-basic (experimenter, or Open vSwitch's NXM
-/// classes), carried through byte for byte. For the experimenter class the payload begins
+/// classes 0 and 1), carried through byte for byte; other classes are refused with
+/// BAD_MATCH/BAD_FIELD when decoded. For the experimenter class the payload begins
 /// with the 32-bit experimenter id.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct RawOxm {
@@ -520,7 +521,7 @@ impl OxmTlv {
             OFPXMC_OPENFLOW_BASIC => {
                 Oxm::decode_payload(field, hasmask, len, buf).map(OxmTlv::Basic)
             }
-            _ => {
+            OFPXMC_NXM_0 | OFPXMC_NXM_1 | OFPXMC_EXPERIMENTER => {
                 if class == OFPXMC_EXPERIMENTER && len < 4 {
                     buf.advance(len);
                     return fail(
@@ -536,6 +537,10 @@ impl OxmTlv {
                     hasmask,
                     payload,
                 }))
+            }
+            _ => {
+                buf.advance(len);
+                fail(ErrorCode::BAD_MATCH_BAD_FIELD, "unknown OXM class")
             }
         }
     }

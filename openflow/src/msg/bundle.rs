@@ -6,7 +6,9 @@
 use bytes::BufMut;
 
 use crate::error::{DecodeError, ErrorCode, fail};
-use crate::header::{Header, OFP_HEADER_LEN, OFPT_EXPERIMENTER, OFPT_HELLO};
+use crate::header::{
+    Header, OFP_HEADER_LEN, OFPT_FLOW_MOD, OFPT_GROUP_MOD, OFPT_PACKET_OUT, OFPT_PORT_MOD,
+};
 use crate::message::Message;
 use crate::wire::{Rd, element, need, pad8, take};
 
@@ -185,9 +187,8 @@ pub struct BundleAdd {
     pub bundle_id: u32,
     /// [`flags`] bits.
     pub flags: u16,
-    /// The inner message's xid (the spec wants it equal to the outer one).
-    pub xid: u32,
-    /// The inner message: never a HELLO or a bundle message itself.
+    /// The inner message, sent with the outer message's xid. Only a FLOW_MOD, GROUP_MOD,
+    /// PORT_MOD or PACKET_OUT decodes (as Open vSwitch allows); encoding takes any.
     pub message: Box<Message>,
     pub properties: Vec<BundleProp>,
 }
@@ -207,11 +208,12 @@ impl BundleAdd {
         }
     }
 
-    pub fn encode(&self, buf: &mut impl BufMut) {
+    /// Writes the body; the inner message gets `xid`, the outer message's.
+    pub fn encode(&self, xid: u32, buf: &mut impl BufMut) {
         buf.put_u32(self.bundle_id);
         buf.put_u16(0);
         buf.put_u16(self.flags);
-        self.message.encode(self.xid, buf);
+        self.message.encode(xid, buf);
         if !self.properties.is_empty() {
             buf.put_bytes(0, pad8(8 + self.message.wire_len()));
             for p in &self.properties {
@@ -220,10 +222,10 @@ impl BundleAdd {
         }
     }
 
-    /// The inner message must fit (else BUNDLE/MSG_BAD_LEN), must not be a HELLO or a
-    /// bundle message (BUNDLE/MSG_UNSUP), and must decode; its own decode error is returned
-    /// as is.
-    pub fn decode(buf: &mut &[u8]) -> Result<BundleAdd, DecodeError> {
+    /// `xid` is the outer message's. The inner message must fit (else BUNDLE/MSG_BAD_LEN),
+    /// carry the same xid (BUNDLE/MSG_BAD_XID), be of a bundlable type (BUNDLE/MSG_UNSUP),
+    /// and decode; its own decode error is returned as is.
+    pub fn decode(xid: u32, buf: &mut &[u8]) -> Result<BundleAdd, DecodeError> {
         need(buf, 8 + OFP_HEADER_LEN, "truncated bundle add")?;
         let bundle_id = buf.u32();
         buf.skip(2);
@@ -247,8 +249,17 @@ impl BundleAdd {
             ErrorCode::BUNDLE_MSG_BAD_LEN,
             "inner message runs past the bundle add",
         )?;
-        if h.msg_type == OFPT_HELLO || is_bundle(inner) {
+        if !matches!(
+            h.msg_type,
+            OFPT_FLOW_MOD | OFPT_GROUP_MOD | OFPT_PORT_MOD | OFPT_PACKET_OUT
+        ) {
             return fail(ErrorCode::BUNDLE_MSG_UNSUP, "message cannot be bundled");
+        }
+        if h.xid != xid {
+            return fail(
+                ErrorCode::BUNDLE_MSG_BAD_XID,
+                "inner xid differs from the outer",
+            );
         }
         let (_, message) =
             Message::decode(inner).map_err(|e| DecodeError::new(e.code, e.reason))?;
@@ -258,17 +269,8 @@ impl BundleAdd {
         Ok(BundleAdd {
             bundle_id,
             flags,
-            xid: h.xid,
             message: Box::new(message),
             properties: BundleProp::decode_all(buf)?,
         })
     }
-}
-
-/// Whether raw message bytes are an ONF bundle message (control or add).
-fn is_bundle(msg: &[u8]) -> bool {
-    msg.len() >= 16
-        && msg[1] == OFPT_EXPERIMENTER
-        && u32::from_be_bytes([msg[8], msg[9], msg[10], msg[11]])
-            == crate::error::ONF_EXPERIMENTER_ID
 }

@@ -113,8 +113,9 @@ impl FlowMod {
 
     /// Checks, besides the layout: the command (FLOW_MOD_FAILED/BAD_COMMAND), the flags
     /// (FLOW_MOD_FAILED/BAD_FLAGS), table OFPTT_ALL only for deletes
-    /// (FLOW_MOD_FAILED/BAD_TABLE_ID), and goto-table only forward
-    /// (BAD_INSTRUCTION/BAD_TABLE_ID).
+    /// (FLOW_MOD_FAILED/BAD_TABLE_ID), goto-table only forward
+    /// (BAD_INSTRUCTION/BAD_TABLE_ID), each instruction type at most once (the ONF
+    /// experimenter error OFPBIC_DUP_INST, as Open vSwitch sends it for 1.3).
     pub fn decode(buf: &mut &[u8]) -> Result<FlowMod, DecodeError> {
         need(buf, Self::FIXED_LEN + 8, "truncated flow mod")?;
         let cookie = buf.u64();
@@ -146,6 +147,15 @@ impl FlowMod {
         }
         let match_ = Match::decode(buf)?;
         let instructions = Instruction::decode_all(buf)?;
+        for (i, inst) in instructions.iter().enumerate() {
+            let t = inst.instruction_type();
+            if instructions[..i].iter().any(|o| o.instruction_type() == t) {
+                return fail(
+                    ErrorCode::ONF_DUP_INSTRUCTION,
+                    "instruction type appears twice",
+                );
+            }
+        }
         if adds
             && instructions
                 .iter()

@@ -14,6 +14,9 @@ pub enum GroupModCommand {
     Add = 0,
     Modify = 1,
     Delete = 2,
+    /// Open vSwitch extension (`ovs-ofctl --may-create mod-group`): add, or modify if the
+    /// group exists.
+    AddOrMod = 0x8000,
 }
 
 /// `ofp_group_type`.
@@ -166,6 +169,7 @@ impl GroupMod {
             0 => GroupModCommand::Add,
             1 => GroupModCommand::Modify,
             2 => GroupModCommand::Delete,
+            0x8000 => GroupModCommand::AddOrMod,
             _ => return fail(ErrorCode::GROUP_MOD_BAD_COMMAND, "unknown group command"),
         };
         let group_type = GroupType::decode(buf.u8())?;

@@ -190,7 +190,8 @@ impl MeterMod {
         }
     }
 
-    /// Unknown command is METER_MOD_FAILED/BAD_COMMAND, unknown flags BAD_FLAGS.
+    /// Unknown command is METER_MOD_FAILED/BAD_COMMAND; unknown flags, or both KBPS and
+    /// PKTPS, BAD_FLAGS.
     pub fn decode(buf: &mut &[u8]) -> Result<MeterMod, DecodeError> {
         need(buf, Self::FIXED_LEN, "truncated meter mod")?;
         let command = match buf.u16() {
@@ -202,6 +203,9 @@ impl MeterMod {
         let flags = buf.u16();
         if flags & !self::flags::ALL != 0 {
             return fail(ErrorCode::METER_MOD_BAD_FLAGS, "unknown meter flags");
+        }
+        if flags & self::flags::KBPS != 0 && flags & self::flags::PKTPS != 0 {
+            return fail(ErrorCode::METER_MOD_BAD_FLAGS, "both KBPS and PKTPS");
         }
         let meter_id = buf.u32();
         Ok(MeterMod {

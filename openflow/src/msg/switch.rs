@@ -340,10 +340,15 @@ impl SwitchConfig {
         buf.put_u16(self.miss_send_len);
     }
 
+    /// Flags outside OFPC_FRAG_MASK are SWITCH_CONFIG_FAILED/BAD_FLAGS.
     pub fn decode(buf: &mut &[u8]) -> Result<SwitchConfig, DecodeError> {
         need(buf, Self::LEN, "truncated switch config")?;
+        let flags = buf.u16();
+        if flags & !OFPC_FRAG_MASK != 0 {
+            return fail(ErrorCode::SWITCH_CONFIG_BAD_FLAGS, "unknown config flags");
+        }
         Ok(SwitchConfig {
-            flags: buf.u16(),
+            flags,
             miss_send_len: buf.u16(),
         })
     }
