@@ -180,6 +180,8 @@ fields! {
     MplsTtl = None, "mpls_ttl", 17, 40, 8, 8;
     /// TCP flags, 12 bits (internal in OpenFlow 1.3).
     TcpFlags = None, "tcp_flags", 17, 16, 16, 12;
+    /// Second VLAN tag as `pcp << 13 | OFPVID_PRESENT | vid` (internal: what `pop_vlan` exposes).
+    VlanInner = None, "vlan_inner", 17, 0, 16, 16;
 }
 
 impl Field {

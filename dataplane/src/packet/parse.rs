@@ -249,6 +249,11 @@ pub fn parse_into(packet: &[u8], meta: RxMeta, out: &mut Parsed) {
     ) {
         let Some(tag) = arr::<6>(p, off) else { break };
         if lay.layers.has(Layers::VLAN) {
+            if !lay.layers.has(Layers::QINQ) {
+                let tci = be16([tag[2], tag[3]]);
+                let inner = (tci & 0xe000) | OFPVID_PRESENT | (tci & 0x0fff);
+                key.set(Field::VlanInner, u128::from(inner));
+            }
             lay.layers.0 |= Layers::QINQ;
         } else {
             lay.layers.0 |= Layers::VLAN;

@@ -2,3 +2,4 @@
 
 mod classifier;
 mod parse;
+mod pipeline;

@@ -621,6 +621,7 @@ fn ethernet_and_qinq_outer_tag() {
     assert_eq!(p.key.get(Field::EthDst), 0x0200_0000_0002);
     assert_eq!(p.key.get(Field::EthSrc), 0x0200_0000_0001);
     assert_eq!(p.key.get(Field::VlanVid), 0x1000 | 100);
+    assert_eq!(p.key.get(Field::VlanInner), (1 << 13) | 0x1000 | 200);
     assert_eq!(p.key.get(Field::VlanPcp), 5);
     assert_eq!(p.key.get(Field::EthType), 0x0800);
     assert!(

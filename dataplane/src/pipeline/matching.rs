@@ -1,0 +1,121 @@
+//! From an OpenFlow [`Match`] to the (key, mask) pair the classifier stores, and the flow-mod
+//! relations between matches (non-strict "is covered by", overlap).
+//!
+//! Prerequisites and value/mask widths are checked by `Match::validate` (openflow crate);
+//! this module maps each basic field onto its slot in the [`FlowKey`].
+
+use fuxi_openflow::oxm::{FieldId, Match, OxmTlv};
+use fuxi_openflow::{ErrorCode, Oxm};
+
+use crate::packet::{Field, FlowKey, FlowMask, KEY_WORDS};
+
+/// The key field an OXM basic field is stored in.
+pub fn field_of(id: FieldId) -> Field {
+    // FieldId and Field share the OXM numbering; `Field::from_oxm` covers 0..=39.
+    Field::from_oxm(id.num()).unwrap_or(Field::InPort)
+}
+
+/// The OXM field a key field is, if it is one.
+pub fn field_id_of(field: Field) -> Option<FieldId> {
+    FieldId::from_u8(field.oxm()?)
+}
+
+/// Converts a match to the classifier's masked key and mask. Rejects what `validate` rejects
+/// (bad prerequisites, duplicates, bad values or masks) and any non-basic field, which this
+/// switch cannot match on (`OFPBMC_BAD_FIELD`).
+pub fn match_to_key(m: &Match) -> Result<(FlowKey, FlowMask), ErrorCode> {
+    m.validate().map_err(|e| e.code)?;
+    let mut key = FlowKey::ZERO;
+    let mut mask = FlowKey::ZERO;
+    for tlv in &m.fields {
+        match tlv {
+            OxmTlv::Basic(o) => add_oxm(&mut key, &mut mask, o),
+            OxmTlv::Raw(_) => return Err(ErrorCode::BAD_MATCH_BAD_FIELD),
+        }
+    }
+    Ok((key.masked(&mask), mask))
+}
+
+fn add_oxm(key: &mut FlowKey, mask: &mut FlowMask, o: &Oxm) {
+    let f = field_of(o.field);
+    let m = o.mask_or_full();
+    key.set(f, o.value & m);
+    mask.set(f, m);
+}
+
+/// Whether a rule with (`key`, `mask`) is selected by a non-strict flow-mod or stats request
+/// with (`fkey`, `fmask`): the rule's match is at least as specific and agrees on every field
+/// the request names.
+pub fn covered_by(key: &FlowKey, mask: &FlowMask, fkey: &FlowKey, fmask: &FlowMask) -> bool {
+    fmask.is_subset_of(mask) && key.matches(fmask, fkey)
+}
+
+/// Whether some packet could match both rules (spec §6.4, OFPFF_CHECK_OVERLAP).
+pub fn overlaps(k1: &FlowKey, m1: &FlowMask, k2: &FlowKey, m2: &FlowMask) -> bool {
+    (0..KEY_WORDS).all(|i| (k1.w[i] ^ k2.w[i]) & m1.w[i] & m2.w[i] == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fuxi_openflow::oxm::OFPVID_PRESENT;
+
+    #[test]
+    fn field_numbers_line_up() {
+        for &id in FieldId::ALL {
+            let f = field_of(id);
+            assert_eq!(f.oxm(), Some(id.num()));
+            assert_eq!(f.bits(), id.bits(), "{id:?}");
+            assert_eq!(field_id_of(f), Some(id));
+        }
+    }
+
+    #[test]
+    fn tcp_match_with_prereqs() {
+        let m = Match::all()
+            .with(Oxm::eth_type(0x0800))
+            .with(Oxm::ip_proto(6))
+            .with(Oxm::exact(FieldId::TcpDst, 80))
+            .with(Oxm::masked(FieldId::Ipv4Src, 0x0a00_0000, 0xff00_0000));
+        let (k, m) = match_to_key(&m).unwrap();
+        assert_eq!(k.get(Field::TcpDst), 80);
+        assert_eq!(m.get(Field::TcpDst), 0xffff);
+        assert_eq!(m.get(Field::Ipv4Src), 0xff00_0000);
+        assert_eq!(k.get(Field::EthType), 0x0800);
+        // Missing prerequisite.
+        let bad = Match::all().with(Oxm::exact(FieldId::TcpDst, 80));
+        assert_eq!(match_to_key(&bad), Err(ErrorCode::BAD_MATCH_BAD_PREREQ));
+    }
+
+    #[test]
+    fn vlan_present_and_none() {
+        let any_tag =
+            Match::all().with(Oxm::masked(FieldId::VlanVid, OFPVID_PRESENT.into(), 0x1000));
+        let (k, m) = match_to_key(&any_tag).unwrap();
+        let mut pkt = FlowKey::ZERO;
+        pkt.set(Field::VlanVid, 0x1000 | 5);
+        assert!(pkt.matches(&m, &k));
+        pkt.set(Field::VlanVid, 0);
+        assert!(!pkt.matches(&m, &k));
+        let untagged = Match::all().with(Oxm::vlan_vid(0));
+        let (k, m) = match_to_key(&untagged).unwrap();
+        assert!(pkt.matches(&m, &k));
+    }
+
+    #[test]
+    fn covered_and_overlap() {
+        let (k1, m1) = match_to_key(&Match::all().with(Oxm::eth_type(0x800))).unwrap();
+        let (k2, m2) = match_to_key(
+            &Match::all()
+                .with(Oxm::eth_type(0x800))
+                .with(Oxm::ip_proto(17)),
+        )
+        .unwrap();
+        assert!(covered_by(&k2, &m2, &k1, &m1));
+        assert!(!covered_by(&k1, &m1, &k2, &m2));
+        assert!(covered_by(&k1, &m1, &FlowKey::ZERO, &FlowKey::ZERO));
+        assert!(overlaps(&k1, &m1, &k2, &m2));
+        let (k3, m3) = match_to_key(&Match::all().with(Oxm::eth_type(0x86dd))).unwrap();
+        assert!(!overlaps(&k1, &m1, &k3, &m3));
+    }
+}

@@ -1,0 +1,697 @@
+//! The OpenFlow 1.3 pipeline: flow tables, groups, meters and ports, the flow-mod,
+//! group-mod and meter-mod semantics that change them, timeouts, and the translation of a
+//! packet's key into datapath actions ([`xlate`]) that [`exec`] then applies to its bytes.
+//!
+//! Nothing here does I/O or reads a clock: `now` (nanoseconds on the datapath's monotonic
+//! clock) is an argument. Flow-mods arrive as [`FlowMod`] values (the agent converts the wire
+//! message); errors are OpenFlow [`ErrorCode`]s. Every change bumps [`Pipeline::generation`],
+//! which is what invalidates the flow caches.
+
+pub mod exec;
+pub mod group;
+pub mod matching;
+pub mod meter;
+pub mod xlate;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fuxi_openflow::consts::{
+    OFPG_ANY, OFPP_ANY, OFPP_CONTROLLER, OFPP_IN_PORT, OFPP_LOCAL, OFPP_MAX, OFPTT_ALL,
+};
+use fuxi_openflow::oxm::{FieldId, OxmTlv};
+use fuxi_openflow::{Action, ErrorCode, Instruction, Match};
+
+use crate::classifier::{Classifier, RuleId};
+use crate::packet::{FlowKey, FlowMask};
+
+pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupType};
+pub use meter::{Band, MeterConfig, MeterMod, MeterModCommand, Meters};
+pub use xlate::{DpAction, PacketInReason, Translation};
+
+/// Nanoseconds on the datapath's monotonic clock.
+pub type Nanos = u64;
+
+/// Number of flow tables (0..=254, as Open vSwitch has).
+pub const N_TABLES: usize = 255;
+
+/// `ofp_flow_mod_flags`.
+pub mod flags {
+    /// Send a flow-removed message when the flow expires or is deleted.
+    pub const SEND_FLOW_REM: u16 = 1 << 0;
+    /// Check for overlapping entries first.
+    pub const CHECK_OVERLAP: u16 = 1 << 1;
+    /// Reset flow packet and byte counts.
+    pub const RESET_COUNTS: u16 = 1 << 2;
+    /// Don't keep track of packet count.
+    pub const NO_PKT_COUNTS: u16 = 1 << 3;
+    /// Don't keep track of byte count.
+    pub const NO_BYT_COUNTS: u16 = 1 << 4;
+}
+
+/// `ofp_flow_mod_command`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum FlowModCommand {
+    /// OFPFC_ADD.
+    Add,
+    /// OFPFC_MODIFY: all flows covered by the match.
+    Modify,
+    /// OFPFC_MODIFY_STRICT: the flow with this exact match and priority.
+    ModifyStrict,
+    /// OFPFC_DELETE.
+    Delete,
+    /// OFPFC_DELETE_STRICT.
+    DeleteStrict,
+}
+
+/// A flow-mod as the pipeline takes it (the agent converts `ofp_flow_mod`; `buffer_id` is
+/// the agent's business).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct FlowMod {
+    /// What to do.
+    pub command: FlowModCommand,
+    /// Table, or OFPTT_ALL (deletes only).
+    pub table_id: u8,
+    /// Cookie of an added flow; filter for modify/delete together with `cookie_mask`.
+    pub cookie: u64,
+    /// Which cookie bits must equal for modify/delete (0: no filter).
+    pub cookie_mask: u64,
+    /// Priority.
+    pub priority: u16,
+    /// Seconds of idleness before removal (0: none).
+    pub idle_timeout: u16,
+    /// Seconds before removal (0: none).
+    pub hard_timeout: u16,
+    /// `flags::*`.
+    pub flags: u16,
+    /// Delete filter: only flows that output to this port (OFPP_ANY: no filter).
+    pub out_port: u32,
+    /// Delete filter: only flows that use this group (OFPG_ANY: no filter).
+    pub out_group: u32,
+    /// The match.
+    pub r#match: Match,
+    /// The instructions.
+    pub instructions: Vec<Instruction>,
+}
+
+impl FlowMod {
+    /// An OFPFC_ADD with no timeouts, flags or cookie.
+    pub fn add(table_id: u8, priority: u16, m: Match, instructions: Vec<Instruction>) -> Self {
+        FlowMod {
+            command: FlowModCommand::Add,
+            table_id,
+            cookie: 0,
+            cookie_mask: 0,
+            priority,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            out_port: OFPP_ANY,
+            out_group: OFPG_ANY,
+            r#match: m,
+            instructions,
+        }
+    }
+
+    /// A delete of everything `m` covers in `table_id` (OFPTT_ALL for every table).
+    pub fn delete(table_id: u8, m: Match) -> Self {
+        FlowMod {
+            command: FlowModCommand::Delete,
+            ..FlowMod::add(table_id, 0, m, vec![])
+        }
+    }
+}
+
+/// Counters of one flow, shared with the cache entries that credit it.
+#[derive(Debug, Default)]
+pub struct FlowStats {
+    /// Packets matched.
+    pub packets: AtomicU64,
+    /// Bytes matched.
+    pub bytes: AtomicU64,
+    /// `now` of the last packet matched (for the idle timeout).
+    pub last_used: AtomicU64,
+}
+
+impl FlowStats {
+    /// Credits one packet of `len` bytes at `now`.
+    #[inline]
+    pub fn hit(&self, len: usize, now: Nanos) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.last_used.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> (u64, u64) {
+        (
+            self.packets.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// One flow entry.
+#[derive(Debug)]
+pub struct FlowEntry {
+    /// Cookie.
+    pub cookie: u64,
+    /// Priority.
+    pub priority: u16,
+    /// `flags::*` as added.
+    pub flags: u16,
+    /// Idle timeout, seconds.
+    pub idle_timeout: u16,
+    /// Hard timeout, seconds.
+    pub hard_timeout: u16,
+    /// The match as given (flow stats report it back verbatim).
+    pub r#match: Match,
+    /// The instructions.
+    pub instructions: Arc<[Instruction]>,
+    /// When added.
+    pub created: Nanos,
+    /// Counters.
+    pub stats: Arc<FlowStats>,
+}
+
+/// Why a flow left its table (`ofp_flow_removed_reason`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RemovedReason {
+    /// OFPRR_IDLE_TIMEOUT.
+    IdleTimeout = 0,
+    /// OFPRR_HARD_TIMEOUT.
+    HardTimeout = 1,
+    /// OFPRR_DELETE.
+    Delete = 2,
+    /// OFPRR_GROUP_DELETE.
+    GroupDelete = 3,
+}
+
+/// A flow that left its table with OFPFF_SEND_FLOW_REM set: what a flow-removed message says.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct FlowRemoved {
+    /// Table it was in.
+    pub table_id: u8,
+    /// Cookie.
+    pub cookie: u64,
+    /// Priority.
+    pub priority: u16,
+    /// Why.
+    pub reason: RemovedReason,
+    /// Lifetime in nanoseconds.
+    pub duration: Nanos,
+    /// Idle timeout, seconds.
+    pub idle_timeout: u16,
+    /// Hard timeout, seconds.
+    pub hard_timeout: u16,
+    /// Packets matched.
+    pub packet_count: u64,
+    /// Bytes matched.
+    pub byte_count: u64,
+    /// The match.
+    pub r#match: Match,
+}
+
+/// State of a port, as far as forwarding needs it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct PortState {
+    /// Link up and not administratively down (fast-failover liveness, flooding).
+    pub live: bool,
+}
+
+/// Switch configuration the pipeline obeys.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Config {
+    /// OFPC_INVALID_TTL_TO_CONTROLLER: packets whose TTL a decrement would take to zero go to
+    /// the controller (reason OFPR_INVALID_TTL) instead of being dropped.
+    pub invalid_ttl_to_controller: bool,
+}
+
+/// One flow table.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// The flows.
+    pub flows: Classifier<FlowEntry>,
+    /// Lookups (slow-path translations that consulted this table).
+    pub lookups: AtomicU64,
+    /// Lookups that found a flow.
+    pub matched: AtomicU64,
+}
+
+/// The whole pipeline state of one switch.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// Flow tables 0..N_TABLES.
+    pub tables: Vec<Table>,
+    /// Groups by id.
+    pub groups: BTreeMap<u32, Group>,
+    /// Meters.
+    pub meters: Meters,
+    /// Ports by number.
+    pub ports: BTreeMap<u32, PortState>,
+    /// Switch configuration.
+    pub config: Config,
+    generation: u64,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether a flow's instructions output to `port` (flow-mod/stats `out_port` filter).
+fn outputs_to(insts: &[Instruction], port: u32) -> bool {
+    actions_of(insts).any(|a| matches!(a, Action::Output { port: p, .. } if *p == port))
+}
+
+/// Whether a flow's instructions use group `group`.
+fn uses_group(insts: &[Instruction], group: u32) -> bool {
+    actions_of(insts).any(|a| matches!(a, Action::Group(g) if *g == group))
+}
+
+fn actions_of(insts: &[Instruction]) -> impl Iterator<Item = &Action> {
+    insts.iter().flat_map(|i| match i {
+        Instruction::ApplyActions(a) | Instruction::WriteActions(a) => a.as_slice(),
+        _ => &[],
+    })
+}
+
+fn uses_meter(insts: &[Instruction], meter: u32) -> bool {
+    insts
+        .iter()
+        .any(|i| matches!(i, Instruction::Meter(m) if *m == meter))
+}
+
+impl Pipeline {
+    /// An empty pipeline: every table empty (table-miss drops), no groups, meters or ports.
+    pub fn new() -> Self {
+        Pipeline {
+            tables: (0..N_TABLES).map(|_| Table::default()).collect(),
+            groups: BTreeMap::new(),
+            meters: Meters::default(),
+            ports: BTreeMap::new(),
+            config: Config::default(),
+            generation: 1,
+        }
+    }
+
+    /// Changes every time flows, groups, meters, ports or config change; caches built at
+    /// another generation are stale.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn bump(&mut self) {
+        self.generation += 1;
+    }
+
+    /// Adds or updates a port.
+    pub fn set_port(&mut self, port: u32, state: PortState) {
+        self.ports.insert(port, state);
+        self.bump();
+    }
+
+    /// Removes a port.
+    pub fn remove_port(&mut self, port: u32) {
+        self.ports.remove(&port);
+        self.bump();
+    }
+
+    /// Sets the switch configuration.
+    pub fn set_config(&mut self, config: Config) {
+        self.config = config;
+        self.bump();
+    }
+
+    /// Checks a flow-mod's instructions against the spec and this switch's abilities.
+    fn validate_instructions(
+        &self,
+        table_id: u8,
+        m: &Match,
+        insts: &[Instruction],
+    ) -> Result<(), ErrorCode> {
+        let mut seen = [false; 7];
+        for inst in insts {
+            let t = usize::from(inst.instruction_type());
+            if let Some(s) = seen.get_mut(t) {
+                if *s {
+                    // Each instruction type at most once (spec §5.9).
+                    return Err(ErrorCode::BAD_INSTRUCTION_UNSUP_INST);
+                }
+                *s = true;
+            }
+            match inst {
+                Instruction::GotoTable(t) => {
+                    if *t <= table_id || usize::from(*t) >= N_TABLES {
+                        return Err(ErrorCode::BAD_INSTRUCTION_BAD_TABLE_ID);
+                    }
+                }
+                Instruction::Meter(id) => {
+                    if !self.meters.contains(*id) {
+                        return Err(ErrorCode::METER_MOD_UNKNOWN_METER);
+                    }
+                }
+                Instruction::ApplyActions(acts) | Instruction::WriteActions(acts) => {
+                    self.validate_actions(m, acts)?;
+                }
+                Instruction::WriteMetadata { .. } | Instruction::ClearActions => {}
+                Instruction::Experimenter { .. } => {
+                    return Err(ErrorCode::BAD_INSTRUCTION_UNKNOWN_INST);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks an action list (flow instruction or group bucket).
+    pub(crate) fn validate_actions(&self, m: &Match, acts: &[Action]) -> Result<(), ErrorCode> {
+        for a in acts {
+            match a {
+                Action::Output { port, .. } => {
+                    let ok = (*port >= 1 && *port <= OFPP_MAX)
+                        || matches!(
+                            *port,
+                            OFPP_IN_PORT
+                                | fuxi_openflow::consts::OFPP_ALL
+                                | fuxi_openflow::consts::OFPP_FLOOD
+                                | OFPP_CONTROLLER
+                                | OFPP_LOCAL
+                        );
+                    if !ok {
+                        return Err(ErrorCode::BAD_ACTION_BAD_OUT_PORT);
+                    }
+                }
+                Action::Group(g) if !self.groups.contains_key(g) => {
+                    return Err(ErrorCode::BAD_ACTION_BAD_OUT_GROUP);
+                }
+                Action::PushVlan(t) if !matches!(*t, 0x8100 | 0x88a8) => {
+                    return Err(ErrorCode::BAD_ACTION_BAD_ARGUMENT);
+                }
+                Action::PushMpls(t) if !matches!(*t, 0x8847 | 0x8848) => {
+                    return Err(ErrorCode::BAD_ACTION_BAD_ARGUMENT);
+                }
+                Action::SetField(OxmTlv::Basic(o)) => {
+                    if matches!(
+                        o.field,
+                        FieldId::Ipv6Exthdr | FieldId::PbbIsid | FieldId::InPort
+                    ) || matches!(o.field, FieldId::InPhyPort)
+                    {
+                        return Err(ErrorCode::BAD_ACTION_BAD_SET_TYPE);
+                    }
+                    // The field's prerequisites must hold in the match (VLAN fields may
+                    // follow a push_vlan; MPLS fields a push_mpls).
+                    let pushes = |f: fn(&Action) -> bool| acts.iter().any(f);
+                    let vlan_ok = matches!(o.field, FieldId::VlanVid | FieldId::VlanPcp)
+                        && pushes(|a| matches!(a, Action::PushVlan(_)));
+                    let mpls_ok = matches!(
+                        o.field,
+                        FieldId::MplsLabel | FieldId::MplsTc | FieldId::MplsBos
+                    ) && pushes(|a| matches!(a, Action::PushMpls(_)));
+                    if !vlan_ok && !mpls_ok {
+                        let probe = Match {
+                            fields: vec![OxmTlv::Basic(*o)],
+                        };
+                        let mut with = m.clone();
+                        with.fields.retain(|f| f.key() != OxmTlv::Basic(*o).key());
+                        with.fields.extend(probe.fields);
+                        if with.validate().is_err() {
+                            return Err(ErrorCode::BAD_ACTION_MATCH_INCONSISTENT);
+                        }
+                    }
+                }
+                Action::SetField(OxmTlv::Raw(_)) => return Err(ErrorCode::BAD_ACTION_BAD_SET_TYPE),
+                Action::CopyTtlIn | Action::PushPbb(_) | Action::PopPbb => {
+                    return Err(ErrorCode::BAD_ACTION_BAD_TYPE);
+                }
+                Action::Experimenter { .. } => return Err(ErrorCode::BAD_ACTION_BAD_EXPERIMENTER),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn tables_for(&self, table_id: u8, allow_all: bool) -> Result<Vec<usize>, ErrorCode> {
+        if table_id == OFPTT_ALL && allow_all {
+            Ok((0..N_TABLES).collect())
+        } else if usize::from(table_id) < N_TABLES {
+            Ok(vec![usize::from(table_id)])
+        } else {
+            Err(ErrorCode::FLOW_MOD_BAD_TABLE_ID)
+        }
+    }
+
+    /// Flows a modify/delete selects: (table, rule id).
+    fn select(
+        &self,
+        fm: &FlowMod,
+        strict: bool,
+        key: &FlowKey,
+        mask: &FlowMask,
+    ) -> Result<Vec<(usize, RuleId)>, ErrorCode> {
+        let mut out = Vec::new();
+        let is_delete = matches!(
+            fm.command,
+            FlowModCommand::Delete | FlowModCommand::DeleteStrict
+        );
+        for t in self.tables_for(fm.table_id, is_delete)? {
+            let cls = &self.tables[t].flows;
+            let cand: Vec<RuleId> = if strict {
+                cls.find_exact(key, mask, u32::from(fm.priority))
+                    .into_iter()
+                    .collect()
+            } else {
+                cls.iter()
+                    .filter(|(_, r)| matching::covered_by(&r.key, &r.mask, key, mask))
+                    .map(|(id, _)| id)
+                    .collect()
+            };
+            for id in cand {
+                let Some(r) = cls.get(id) else { continue };
+                let e = &r.value;
+                if (e.cookie ^ fm.cookie) & fm.cookie_mask != 0 {
+                    continue;
+                }
+                if is_delete {
+                    if fm.out_port != OFPP_ANY && !outputs_to(&e.instructions, fm.out_port) {
+                        continue;
+                    }
+                    if fm.out_group != OFPG_ANY && !uses_group(&e.instructions, fm.out_group) {
+                        continue;
+                    }
+                }
+                out.push((t, id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies a flow-mod at `now` (spec §6.4). Returns the flows it removed that asked for a
+    /// flow-removed message. On error nothing changed.
+    pub fn flow_mod(&mut self, fm: &FlowMod, now: Nanos) -> Result<Vec<FlowRemoved>, ErrorCode> {
+        let (key, mask) = matching::match_to_key(&fm.r#match)?;
+        let mut removed = Vec::new();
+        match fm.command {
+            FlowModCommand::Add => {
+                if fm.table_id == OFPTT_ALL {
+                    return Err(ErrorCode::FLOW_MOD_BAD_TABLE_ID);
+                }
+                let t = self.tables_for(fm.table_id, false)?[0];
+                self.validate_instructions(fm.table_id, &fm.r#match, &fm.instructions)?;
+                let prio = u32::from(fm.priority);
+                let cls = &self.tables[t].flows;
+                if fm.flags & flags::CHECK_OVERLAP != 0 {
+                    let clash = cls.iter().any(|(_, r)| {
+                        r.priority == prio
+                            && matching::overlaps(&r.key, &r.mask, &key, &mask)
+                            && !(r.key == key && r.mask == mask)
+                    });
+                    if clash {
+                        return Err(ErrorCode::FLOW_MOD_OVERLAP);
+                    }
+                }
+                let stats = Arc::new(FlowStats::default());
+                if let Some(old) = cls.find_exact(&key, &mask, prio) {
+                    let old = self.tables[t].flows.remove(old).map(|r| r.value);
+                    if let Some(old) = old
+                        && fm.flags & flags::RESET_COUNTS == 0
+                    {
+                        let (p, b) = old.stats.snapshot();
+                        stats.packets.store(p, Ordering::Relaxed);
+                        stats.bytes.store(b, Ordering::Relaxed);
+                    }
+                }
+                stats.last_used.store(now, Ordering::Relaxed);
+                let entry = FlowEntry {
+                    cookie: fm.cookie,
+                    priority: fm.priority,
+                    flags: fm.flags,
+                    idle_timeout: fm.idle_timeout,
+                    hard_timeout: fm.hard_timeout,
+                    r#match: fm.r#match.clone(),
+                    instructions: fm.instructions.clone().into(),
+                    created: now,
+                    stats,
+                };
+                self.tables[t].flows.insert(&key, &mask, prio, entry);
+            }
+            FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
+                let strict = fm.command == FlowModCommand::ModifyStrict;
+                let sel = self.select(fm, strict, &key, &mask)?;
+                for &(t, id) in &sel {
+                    let m = &self.tables[t]
+                        .flows
+                        .get(id)
+                        .map(|r| r.value.r#match.clone());
+                    if let Some(m) = m {
+                        self.validate_instructions(t as u8, m, &fm.instructions)?;
+                    }
+                }
+                let insts: Arc<[Instruction]> = fm.instructions.clone().into();
+                for (t, id) in sel {
+                    if let Some(e) = self.tables[t].flows.get_mut(id) {
+                        e.instructions = insts.clone();
+                        if fm.flags & flags::RESET_COUNTS != 0 {
+                            e.stats.packets.store(0, Ordering::Relaxed);
+                            e.stats.bytes.store(0, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            FlowModCommand::Delete | FlowModCommand::DeleteStrict => {
+                let strict = fm.command == FlowModCommand::DeleteStrict;
+                for (t, id) in self.select(fm, strict, &key, &mask)? {
+                    self.remove_flow(t, id, RemovedReason::Delete, now, &mut removed);
+                }
+            }
+        }
+        self.bump();
+        Ok(removed)
+    }
+
+    fn remove_flow(
+        &mut self,
+        t: usize,
+        id: RuleId,
+        reason: RemovedReason,
+        now: Nanos,
+        out: &mut Vec<FlowRemoved>,
+    ) {
+        let Some(rule) = self.tables[t].flows.remove(id) else {
+            return;
+        };
+        let e = rule.value;
+        if e.flags & flags::SEND_FLOW_REM != 0 {
+            let (packet_count, byte_count) = e.stats.snapshot();
+            out.push(FlowRemoved {
+                table_id: t as u8,
+                cookie: e.cookie,
+                priority: e.priority,
+                reason,
+                duration: now.saturating_sub(e.created),
+                idle_timeout: e.idle_timeout,
+                hard_timeout: e.hard_timeout,
+                packet_count,
+                byte_count,
+                r#match: e.r#match,
+            });
+        }
+    }
+
+    /// Removes the flows whose idle or hard timeout has passed at `now`.
+    pub fn expire(&mut self, now: Nanos) -> Vec<FlowRemoved> {
+        const SEC: u64 = 1_000_000_000;
+        let mut due = Vec::new();
+        for (t, table) in self.tables.iter().enumerate() {
+            for (id, r) in table.flows.iter() {
+                let e = &r.value;
+                let hard = e.hard_timeout != 0
+                    && now >= e.created.saturating_add(u64::from(e.hard_timeout) * SEC);
+                let last = e.stats.last_used.load(Ordering::Relaxed);
+                let idle = e.idle_timeout != 0
+                    && now >= last.saturating_add(u64::from(e.idle_timeout) * SEC);
+                if hard {
+                    due.push((t, id, RemovedReason::HardTimeout));
+                } else if idle {
+                    due.push((t, id, RemovedReason::IdleTimeout));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if !due.is_empty() {
+            for (t, id, why) in due {
+                self.remove_flow(t, id, why, now, &mut out);
+            }
+            self.bump();
+        }
+        out
+    }
+
+    /// The earliest `now` at which [`Pipeline::expire`] may have work (None: no timeouts).
+    /// Idle deadlines move later as traffic arrives, so this is a lower bound.
+    pub fn poll_timeout(&self) -> Option<Nanos> {
+        const SEC: u64 = 1_000_000_000;
+        let mut best: Option<Nanos> = None;
+        for table in &self.tables {
+            for (_, r) in table.flows.iter() {
+                let e = &r.value;
+                let mut consider = |t: Nanos| best = Some(best.map_or(t, |b| b.min(t)));
+                if e.hard_timeout != 0 {
+                    consider(e.created + u64::from(e.hard_timeout) * SEC);
+                }
+                if e.idle_timeout != 0 {
+                    let last = e.stats.last_used.load(Ordering::Relaxed);
+                    consider(last + u64::from(e.idle_timeout) * SEC);
+                }
+            }
+        }
+        best
+    }
+
+    /// Number of flows in table `t`.
+    pub fn flow_count(&self, t: u8) -> usize {
+        self.tables.get(usize::from(t)).map_or(0, |t| t.flows.len())
+    }
+
+    /// Applies a group-mod (spec §6.5). Deleting a group also deletes the flows that use it.
+    pub fn group_mod(&mut self, gm: &GroupMod, now: Nanos) -> Result<Vec<FlowRemoved>, ErrorCode> {
+        let mut removed = Vec::new();
+        let doomed = group::apply(self, gm)?;
+        for g in doomed {
+            let mut hits = Vec::new();
+            for (t, table) in self.tables.iter().enumerate() {
+                for (id, r) in table.flows.iter() {
+                    if uses_group(&r.value.instructions, g) {
+                        hits.push((t, id));
+                    }
+                }
+            }
+            for (t, id) in hits {
+                self.remove_flow(t, id, RemovedReason::GroupDelete, now, &mut removed);
+            }
+        }
+        self.bump();
+        Ok(removed)
+    }
+
+    /// Applies a meter-mod (spec §6.6). Deleting a meter also deletes the flows that use it.
+    pub fn meter_mod(&mut self, mm: &MeterMod, now: Nanos) -> Result<Vec<FlowRemoved>, ErrorCode> {
+        let mut removed = Vec::new();
+        let doomed = self.meters.apply(mm, now)?;
+        for m in doomed {
+            let mut hits = Vec::new();
+            for (t, table) in self.tables.iter().enumerate() {
+                for (id, r) in table.flows.iter() {
+                    if uses_meter(&r.value.instructions, m) {
+                        hits.push((t, id));
+                    }
+                }
+            }
+            for (t, id) in hits {
+                self.remove_flow(t, id, RemovedReason::Delete, now, &mut removed);
+            }
+        }
+        self.bump();
+        Ok(removed)
+    }
+}
