@@ -1,0 +1,1 @@
+//! Shared helpers for the benches live in `benches/benches/*.rs`; this library is empty.
