@@ -146,7 +146,7 @@ impl Netlink {
             if table < 256 { table as u8 } else { 252 },
             RTPROT_OSPF,
             0, // RT_SCOPE_UNIVERSE
-            1,                             // RTN_UNICAST
+            1, // RTN_UNICAST
         ];
         b.extend_from_slice(&0u32.to_ne_bytes());
         attr(&mut b, RTA_TABLE, &table.to_ne_bytes());
