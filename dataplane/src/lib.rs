@@ -6,6 +6,7 @@
 //!   datapath actions, and their execution on packet bytes.
 //! - [`fuzz`]: bodies of the cargo-fuzz targets, so each target is a one-liner.
 
+pub mod cache;
 pub mod classifier;
 pub mod fuzz;
 pub mod packet;

@@ -1,0 +1,343 @@
+//! Flow cache tests: the property that the exact-match and megaflow caches give exactly the
+//! actions a full pipeline translation gives, for random flow tables (several tables, goto,
+//! metadata, rewrites, VLAN push/pop, TTL, groups) changed between packets; plus hit paths.
+
+use fuxi_dataplane::cache::{Datapath, Source};
+use fuxi_dataplane::packet::{RxMeta, parse};
+use fuxi_dataplane::pipeline::exec::Recorder;
+use fuxi_dataplane::pipeline::{
+    Bucket, FlowMod, GroupMod, GroupModCommand, GroupType, Pipeline, PortState,
+};
+use fuxi_openflow::consts::OFPP_CONTROLLER;
+use fuxi_openflow::oxm::{FieldId, OFPVID_PRESENT};
+use fuxi_openflow::{Action, Instruction, Match, Oxm};
+use proptest::prelude::*;
+
+use crate::parse::{Frame, L3, L4};
+
+#[derive(Debug, Clone)]
+struct FlowSpec {
+    table: u8,
+    prio: u16,
+    pieces: u8,
+    vals: [u8; 4],
+    acts: Vec<u8>,
+    write: bool,
+    goto: bool,
+}
+
+#[derive(Debug, Clone)]
+struct PktSpec {
+    in_port: u32,
+    src: u8,
+    dst: u8,
+    tcp: bool,
+    dport: u8,
+    vlan: Option<u16>,
+    ttl: u8,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Flow(FlowSpec),
+    Delete(u8, u8),
+    Packet(PktSpec),
+    PortDown(u32),
+}
+
+fn flow_spec() -> impl Strategy<Value = FlowSpec> {
+    (
+        0u8..3,
+        0u16..4,
+        any::<u8>(),
+        any::<[u8; 4]>(),
+        prop::collection::vec(0u8..12, 0..4),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(table, prio, pieces, vals, acts, write, goto)| FlowSpec {
+            table,
+            prio,
+            pieces,
+            vals,
+            acts,
+            write,
+            goto,
+        })
+}
+
+fn pkt_spec() -> impl Strategy<Value = PktSpec> {
+    (
+        1u32..4,
+        0u8..4,
+        0u8..2,
+        any::<bool>(),
+        0u8..3,
+        prop_oneof![Just(None), Just(Some(10u16)), Just(Some(20))],
+        prop_oneof![Just(1u8), Just(2), Just(64)],
+    )
+        .prop_map(|(in_port, src, dst, tcp, dport, vlan, ttl)| PktSpec {
+            in_port,
+            src,
+            dst,
+            tcp,
+            dport,
+            vlan,
+            ttl,
+        })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => flow_spec().prop_map(Op::Flow),
+        1 => (0u8..3, any::<u8>()).prop_map(|(t, p)| Op::Delete(t, p)),
+        6 => pkt_spec().prop_map(Op::Packet),
+        1 => (2u32..4).prop_map(Op::PortDown),
+    ]
+}
+
+const DPORTS: [u16; 3] = [53, 80, 443];
+
+fn render(p: &PktSpec) -> Vec<u8> {
+    let l4 = if p.tcp {
+        L4::Tcp {
+            sp: 1234,
+            dp: DPORTS[usize::from(p.dport)],
+            flags: 2,
+            opt_words: 0,
+        }
+    } else {
+        L4::Udp {
+            sp: 1234,
+            dp: DPORTS[usize::from(p.dport)],
+        }
+    };
+    Frame {
+        dst: [2, 0, 0, 0, 0, 2],
+        src: [2, 0, 0, 0, 0, 1],
+        vlans: p.vlan.map(|v| (0x8100, v)).into_iter().collect(),
+        l3: L3::V4 {
+            tos: 0,
+            ttl: p.ttl,
+            frag: 0,
+            opt_words: 0,
+            src: [10, 0, 0, p.src],
+            dst: [10, 0, 1, p.dst],
+            l4,
+        },
+    }
+    .render()
+}
+
+fn build(f: &FlowSpec) -> FlowMod {
+    let mut m = Match::all();
+    let has = |b: u8| f.pieces & (1 << b) != 0;
+    let ip = has(1) || has(2) || has(3) || has(4);
+    let proto = has(2) || has(3);
+    if has(0) {
+        m = m.with(Oxm::in_port(1 + u32::from(f.vals[0] % 3)));
+    }
+    if ip {
+        m = m.with(Oxm::eth_type(0x0800));
+    }
+    let tcp = f.vals[1] % 2 == 0;
+    if proto {
+        m = m.with(Oxm::ip_proto(if tcp { 6 } else { 17 }));
+    }
+    if has(3) {
+        let fid = if tcp {
+            FieldId::TcpDst
+        } else {
+            FieldId::UdpDst
+        };
+        m = m.with(Oxm::exact(
+            fid,
+            u128::from(DPORTS[usize::from(f.vals[2] % 3)]),
+        ));
+    }
+    if has(4) {
+        m = m.with(Oxm::masked(
+            FieldId::Ipv4Src,
+            0x0a00_0000 | u128::from(f.vals[3] % 4),
+            0xffff_fffe,
+        ));
+    }
+    if has(5) {
+        m = m.with(match f.vals[0] % 3 {
+            0 => Oxm::vlan_vid(0),
+            1 => Oxm::masked(FieldId::VlanVid, 0x1000, 0x1000),
+            _ => Oxm::vlan_vid(OFPVID_PRESENT | 10),
+        });
+    }
+    if has(6) {
+        m = m.with(Oxm::masked(FieldId::Metadata, u128::from(f.vals[1] % 2), 1));
+    }
+    let mut acts = Vec::new();
+    let mut insts = Vec::new();
+    for a in &f.acts {
+        match a {
+            0 => acts.push(Action::output(2)),
+            1 => acts.push(Action::output(3)),
+            2 => acts.push(Action::set_field(Oxm::exact(
+                FieldId::EthDst,
+                0x0200_0000_0009,
+            ))),
+            3 if ip => acts.push(Action::set_field(Oxm::exact(FieldId::Ipv4Dst, 0x0a00_0103))),
+            4 => acts.push(Action::DecNwTtl),
+            5 => acts.push(Action::PushVlan(0x8100)),
+            6 => acts.push(Action::PopVlan),
+            7 => {
+                acts.push(Action::PushVlan(0x8100));
+                acts.push(Action::set_field(Oxm::exact(FieldId::VlanVid, 0x1000 | 20)));
+            }
+            8 => acts.push(Action::Group(1)),
+            9 => acts.push(Action::output(OFPP_CONTROLLER)),
+            10 => insts.push(Instruction::WriteMetadata {
+                metadata: 1,
+                mask: 1,
+            }),
+            11 if proto => {
+                let fid = if tcp {
+                    FieldId::TcpDst
+                } else {
+                    FieldId::UdpDst
+                };
+                acts.push(Action::set_field(Oxm::exact(fid, 8080)));
+            }
+            _ => {}
+        }
+    }
+    if insts
+        .iter()
+        .filter(|i| matches!(i, Instruction::WriteMetadata { .. }))
+        .count()
+        > 1
+    {
+        insts.truncate(1);
+    }
+    insts.push(if f.write {
+        Instruction::WriteActions(acts)
+    } else {
+        Instruction::ApplyActions(acts)
+    });
+    if f.goto && f.table < 2 {
+        insts.push(Instruction::GotoTable(f.table + 1));
+    }
+    FlowMod::add(f.table, f.prio, m, insts)
+}
+
+fn pipeline() -> Pipeline {
+    let mut p = Pipeline::new();
+    for port in 1..=3 {
+        p.set_port(port, PortState { live: true });
+    }
+    let gm = GroupMod {
+        command: GroupModCommand::Add,
+        group_type: GroupType::Select,
+        group_id: 1,
+        buckets: vec![
+            Bucket::new(vec![Action::output(2)]),
+            Bucket::new(vec![
+                Action::set_field(Oxm::exact(FieldId::EthSrc, 7)),
+                Action::output(3),
+            ]),
+        ],
+    };
+    p.group_mod(&gm, 0).unwrap();
+    p
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cached_actions_equal_full_translation(ops in prop::collection::vec(op(), 1..80)) {
+        let mut p = pipeline();
+        let mut dp = Datapath::new();
+        let mut pkts = Vec::new();
+        for op in ops {
+            match op {
+                Op::Flow(f) => {
+                    let _ = p.flow_mod(&build(&f), 0);
+                }
+                Op::Delete(t, prio) => {
+                    let mut d = FlowMod::delete(t, Match::all());
+                    if prio % 2 == 0 {
+                        d.command = fuxi_dataplane::pipeline::FlowModCommand::DeleteStrict;
+                        d.priority = u16::from(prio % 4);
+                    }
+                    let _ = p.flow_mod(&d, 0);
+                }
+                Op::PortDown(port) => p.set_port(port, PortState { live: false }),
+                Op::Packet(s) => pkts.push((render(&s), s.in_port)),
+            }
+            // Every packet seen so far, again: exercises EMC and megaflow hits.
+            for (i, (bytes, in_port)) in pkts.iter().enumerate() {
+                let meta = RxMeta::port(*in_port);
+                let key = parse(bytes, meta).key;
+                let (mf, _) = dp.lookup(&p, &key, Some(bytes));
+                let full = p.translate(&key, Some(bytes));
+                prop_assert_eq!(&mf.actions, &full.actions, "packet {}", i);
+            }
+        }
+    }
+}
+
+#[test]
+fn hit_paths_and_invalidation() {
+    let mut p = pipeline();
+    p.flow_mod(
+        &FlowMod::add(
+            0,
+            1,
+            Match::all().with(Oxm::eth_type(0x0800)),
+            vec![Instruction::ApplyActions(vec![Action::output(2)])],
+        ),
+        0,
+    )
+    .unwrap();
+    let mut dp = Datapath::new();
+    let mut rec = Recorder::default();
+    let spec = |src| PktSpec {
+        in_port: 1,
+        src,
+        dst: 0,
+        tcp: true,
+        dport: 1,
+        vlan: None,
+        ttl: 64,
+    };
+    let a = render(&spec(1));
+    let b = render(&spec(2));
+    assert_eq!(
+        dp.process(&mut p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
+        Source::SlowPath
+    );
+    assert_eq!(
+        dp.process(&mut p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
+        Source::Emc
+    );
+    // Another packet, same megaflow (only eth_type and in_port matter).
+    assert_eq!(
+        dp.process(&mut p, &mut b.clone(), RxMeta::port(1), 0, &mut rec),
+        Source::Megaflow
+    );
+    assert_eq!(dp.megaflow_count(), 1);
+    assert_eq!(rec.outputs.len(), 3);
+    // Flow counters are credited on every path.
+    let t = p.translate(&parse(&a, RxMeta::port(1)).key, None);
+    assert_eq!(
+        t.flows[0]
+            .packets
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+    // A flow-mod invalidates.
+    p.flow_mod(&FlowMod::delete(0, Match::all()), 0).unwrap();
+    assert_eq!(
+        dp.process(&mut p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
+        Source::SlowPath
+    );
+    assert_eq!(rec.outputs.len(), 3);
+    assert_eq!(dp.stats.flushes, 1);
+}
