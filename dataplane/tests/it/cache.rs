@@ -140,7 +140,7 @@ fn build(f: &FlowSpec) -> FlowMod {
     if ip {
         m = m.with(Oxm::eth_type(0x0800));
     }
-    let tcp = f.vals[1] % 2 == 0;
+    let tcp = f.vals[1].is_multiple_of(2);
     if proto {
         m = m.with(Oxm::ip_proto(if tcp { 6 } else { 17 }));
     }
