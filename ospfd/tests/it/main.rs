@@ -3,5 +3,6 @@
 
 mod fixtures;
 mod interop;
+mod scenarios;
 mod sim;
 mod simtests;
