@@ -212,6 +212,64 @@ pub struct FlowRemoved {
     pub r#match: Match,
 }
 
+/// A flow or aggregate stats request, as the pipeline takes it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct FlowStatsRequest {
+    /// Table, or OFPTT_ALL.
+    pub table_id: u8,
+    /// Only flows that output to this port (OFPP_ANY: all).
+    pub out_port: u32,
+    /// Only flows that use this group (OFPG_ANY: all).
+    pub out_group: u32,
+    /// Cookie to compare under `cookie_mask`.
+    pub cookie: u64,
+    /// Cookie bits that must equal.
+    pub cookie_mask: u64,
+    /// Only flows this match covers.
+    pub r#match: Match,
+}
+
+impl FlowStatsRequest {
+    /// Every flow in every table.
+    pub fn all() -> Self {
+        FlowStatsRequest {
+            table_id: OFPTT_ALL,
+            out_port: OFPP_ANY,
+            out_group: OFPG_ANY,
+            cookie: 0,
+            cookie_mask: 0,
+            r#match: Match::all(),
+        }
+    }
+}
+
+/// One flow in a flow stats reply.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct FlowStatsEntry {
+    /// Table.
+    pub table_id: u8,
+    /// Priority.
+    pub priority: u16,
+    /// Cookie.
+    pub cookie: u64,
+    /// Flags as added.
+    pub flags: u16,
+    /// Idle timeout, seconds.
+    pub idle_timeout: u16,
+    /// Hard timeout, seconds.
+    pub hard_timeout: u16,
+    /// Age in nanoseconds.
+    pub duration: Nanos,
+    /// Packets matched.
+    pub packet_count: u64,
+    /// Bytes matched.
+    pub byte_count: u64,
+    /// The match as added.
+    pub r#match: Match,
+    /// The instructions.
+    pub instructions: Arc<[Instruction]>,
+}
+
 /// State of a port, as far as forwarding needs it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct PortState {
@@ -651,6 +709,61 @@ impl Pipeline {
     /// Number of flows in table `t`.
     pub fn flow_count(&self, t: u8) -> usize {
         self.tables.get(usize::from(t)).map_or(0, |t| t.flows.len())
+    }
+
+    /// Flow statistics (spec §7.3.5.2): the flows in `req.table_id` (or all tables) that
+    /// the request's match covers (non-strict), filtered by out_port, out_group and cookie.
+    pub fn flow_stats(
+        &self,
+        req: &FlowStatsRequest,
+        now: Nanos,
+    ) -> Result<Vec<FlowStatsEntry>, ErrorCode> {
+        let (key, mask) = matching::match_to_key(&req.r#match)?;
+        let fm = FlowMod {
+            command: FlowModCommand::Delete,
+            cookie: req.cookie,
+            cookie_mask: req.cookie_mask,
+            out_port: req.out_port,
+            out_group: req.out_group,
+            ..FlowMod::add(req.table_id, 0, Match::all(), vec![])
+        };
+        let mut out = Vec::new();
+        for (t, id) in self.select(&fm, false, &key, &mask)? {
+            let Some(r) = self.tables[t].flows.get(id) else {
+                continue;
+            };
+            let e = &r.value;
+            let (packet_count, byte_count) = e.stats.snapshot();
+            out.push(FlowStatsEntry {
+                table_id: t as u8,
+                priority: e.priority,
+                cookie: e.cookie,
+                flags: e.flags,
+                idle_timeout: e.idle_timeout,
+                hard_timeout: e.hard_timeout,
+                duration: now.saturating_sub(e.created),
+                packet_count,
+                byte_count,
+                r#match: e.r#match.clone(),
+                instructions: e.instructions.clone(),
+            });
+        }
+        // Stable order for replies and tests: table, then priority high to low.
+        out.sort_by(|a, b| {
+            a.table_id
+                .cmp(&b.table_id)
+                .then(b.priority.cmp(&a.priority))
+        });
+        Ok(out)
+    }
+
+    /// Aggregate statistics (spec §7.3.5.3): (packets, bytes, flows) over what
+    /// [`Pipeline::flow_stats`] would list.
+    pub fn aggregate_stats(&self, req: &FlowStatsRequest) -> Result<(u64, u64, u32), ErrorCode> {
+        let flows = self.flow_stats(req, 0)?;
+        let packets = flows.iter().map(|f| f.packet_count).sum();
+        let bytes = flows.iter().map(|f| f.byte_count).sum();
+        Ok((packets, bytes, flows.len() as u32))
     }
 
     /// Applies a group-mod (spec §6.5). Deleting a group also deletes the flows that use it.

@@ -599,10 +599,79 @@ fn inst_rank(i: &Instruction) -> u8 {
     }
 }
 
+impl Ctx<'_> {
+    /// Runs the packet through the tables from `table` on (spec §5.1), then its action set.
+    fn run_tables(&mut self, mut table: u8, out: &mut Vec<DpAction>) {
+        let p = self.p;
+        let mut set = ActionSet::default();
+        loop {
+            let Some(t) = p.tables.get(usize::from(table)) else {
+                return;
+            };
+            t.lookups.fetch_add(1, Ordering::Relaxed);
+            let Some((_, rule)) = t.flows.lookup(&self.key, &mut self.wc) else {
+                // Table miss without a table-miss flow: drop (spec §5.4); the action set is
+                // discarded with the packet.
+                self.trace.push(TraceStep {
+                    table_id: table,
+                    flow: None,
+                });
+                return;
+            };
+            t.matched.fetch_add(1, Ordering::Relaxed);
+            let e = &rule.value;
+            self.flows.push(e.stats.clone());
+            self.trace.push(TraceStep {
+                table_id: table,
+                flow: Some((e.priority, e.cookie)),
+            });
+            self.table_id = table;
+            self.cookie = e.cookie;
+            self.last_flow_wildcards_all = rule.mask.is_zero();
+            let mut insts: Vec<&Instruction> = e.instructions.iter().collect();
+            insts.sort_by_key(|i| inst_rank(i));
+            let mut next = None;
+            for inst in insts {
+                match inst {
+                    Instruction::Meter(m) => out.push(DpAction::Meter(*m)),
+                    Instruction::ApplyActions(acts) => {
+                        for a in acts {
+                            self.action(a, out);
+                        }
+                    }
+                    Instruction::ClearActions => set = ActionSet::default(),
+                    Instruction::WriteActions(acts) => {
+                        for a in acts {
+                            set.write(a);
+                        }
+                    }
+                    Instruction::WriteMetadata { metadata, mask } => {
+                        let md = self.key.get(Field::Metadata) as u64;
+                        let v = (md & !mask) | (metadata & mask);
+                        self.key.set(Field::Metadata, u128::from(v));
+                    }
+                    Instruction::GotoTable(t) => next = Some(*t),
+                    Instruction::Experimenter { .. } => {}
+                }
+            }
+            if self.stop {
+                return;
+            }
+            match next {
+                Some(t) if t > table && usize::from(t) < p.tables.len() => table = t,
+                _ => {
+                    for a in set.in_order() {
+                        self.action(&a, out);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
 impl Pipeline {
-    /// Translates a packet with this key, starting at table 0. `packet` (the bytes the key
-    /// came from) is only needed to see under an MPLS label that a flow pops.
-    pub fn translate(&self, key: &FlowKey, packet: Option<&[u8]>) -> Translation {
+    fn ctx<'a>(&'a self, key: &FlowKey, packet: Option<&'a [u8]>) -> Ctx<'a> {
         let mut cx = Ctx {
             p: self,
             key: *key,
@@ -617,80 +686,55 @@ impl Pipeline {
             depth: 0,
             last_flow_wildcards_all: false,
         };
-        // Fields that are metadata rather than headers are always part of a megaflow: the
-        // datapath cannot tell packets apart by them otherwise.
+        // The input port is always part of a megaflow (outputs depend on it, and OVS does
+        // the same).
         cx.unwc(Field::InPort);
-        let mut out = Vec::new();
-        let mut set = ActionSet::default();
-        let mut table = 0u8;
-        loop {
-            let t = &self.tables[usize::from(table)];
-            t.lookups.fetch_add(1, Ordering::Relaxed);
-            let Some((_, rule)) = t.flows.lookup(&cx.key, &mut cx.wc) else {
-                // Table miss without a table-miss flow: drop (spec §5.4).
-                // The action set is discarded with the packet.
-                cx.trace.push(TraceStep {
-                    table_id: table,
-                    flow: None,
-                });
-                break;
-            };
-            t.matched.fetch_add(1, Ordering::Relaxed);
-            let e = &rule.value;
-            cx.flows.push(e.stats.clone());
-            cx.trace.push(TraceStep {
-                table_id: table,
-                flow: Some((e.priority, e.cookie)),
-            });
-            cx.table_id = table;
-            cx.cookie = e.cookie;
-            cx.last_flow_wildcards_all = rule.mask.is_zero();
-            let mut insts: Vec<&Instruction> = e.instructions.iter().collect();
-            insts.sort_by_key(|i| inst_rank(i));
-            let mut next = None;
-            for inst in insts {
-                match inst {
-                    Instruction::Meter(m) => out.push(DpAction::Meter(*m)),
-                    Instruction::ApplyActions(acts) => {
-                        for a in acts {
-                            cx.action(a, &mut out);
-                        }
-                    }
-                    Instruction::ClearActions => set = ActionSet::default(),
-                    Instruction::WriteActions(acts) => {
-                        for a in acts {
-                            set.write(a);
-                        }
-                    }
-                    Instruction::WriteMetadata { metadata, mask } => {
-                        let md = cx.key.get(Field::Metadata) as u64;
-                        let v = (md & !mask) | (metadata & mask);
-                        cx.key.set(Field::Metadata, u128::from(v));
-                    }
-                    Instruction::GotoTable(t) => next = Some(*t),
-                    Instruction::Experimenter { .. } => {}
-                }
-            }
-            if cx.stop {
-                break;
-            }
-            match next {
-                Some(t) if t > table && usize::from(t) < self.tables.len() => table = t,
-                _ => {
-                    for a in set.in_order() {
-                        cx.action(&a, &mut out);
-                    }
-                    break;
-                }
-            }
-        }
+        cx
+    }
+
+    fn finish(cx: Ctx<'_>, actions: Vec<DpAction>) -> Translation {
         Translation {
-            actions: out,
+            actions,
             wc: cx.wc,
             flows: cx.flows,
             trace: cx.trace,
             cacheable: cx.cacheable,
             final_key: cx.key,
         }
+    }
+
+    /// Translates a packet with this key, starting at table 0. `packet` (the bytes the key
+    /// came from) is only needed to see under an MPLS label that a flow pops.
+    pub fn translate(&self, key: &FlowKey, packet: Option<&[u8]>) -> Translation {
+        let mut cx = self.ctx(key, packet);
+        let mut out = Vec::new();
+        cx.run_tables(0, &mut out);
+        Self::finish(cx, out)
+    }
+
+    /// Translates a packet-out: `actions` applied in order to the packet with `key` (its
+    /// in_port as the message gave it); an output to OFPP_TABLE runs the packet through the
+    /// flow tables from table 0 (spec §7.3.7).
+    pub fn translate_packet_out(
+        &self,
+        key: &FlowKey,
+        actions: &[Action],
+        packet: Option<&[u8]>,
+    ) -> Translation {
+        let mut cx = self.ctx(key, packet);
+        let mut out = Vec::new();
+        for a in actions {
+            match a {
+                Action::Output {
+                    port: fuxi_openflow::consts::OFPP_TABLE,
+                    ..
+                } => {
+                    cx.run_tables(0, &mut out);
+                    cx.stop = false;
+                }
+                a => cx.action(a, &mut out),
+            }
+        }
+        Self::finish(cx, out)
     }
 }

@@ -986,3 +986,39 @@ fn pbb_isid_and_given_metadata() {
     assert_eq!(p.key.get(Field::TunnelId), 0x1234);
     assert_eq!(p.key.get(Field::Metadata), 9);
 }
+
+/// Rough speed check (run with `--ignored --nocapture`, ideally `--release`); the real
+/// numbers belong to the criterion benches.
+#[test]
+#[ignore]
+fn parse_speed() {
+    let frames = [
+        base(v4(L4::Tcp {
+            sp: 1,
+            dp: 80,
+            flags: 0x10,
+            opt_words: 3,
+        }))
+        .render(),
+        base(v6(vec![], L4::Udp { sp: 1, dp: 2 })).render(),
+        base(L3::Arp {
+            op: 1,
+            sha: [1; 6],
+            spa: [1; 4],
+            tha: [0; 6],
+            tpa: [2; 4],
+        })
+        .render(),
+    ];
+    for f in &frames {
+        let n = 2_000_000u32;
+        let t = std::time::Instant::now();
+        let mut acc = 0u64;
+        let mut out = fuxi_dataplane::packet::Parsed::default();
+        for i in 0..n {
+            fuxi_dataplane::packet::parse_into(std::hint::black_box(f), RxMeta::port(i), &mut out);
+            acc = acc.wrapping_add(out.key.w[6]);
+        }
+        eprintln!("{} bytes: {:?}/packet ({acc})", f.len(), t.elapsed() / n);
+    }
+}

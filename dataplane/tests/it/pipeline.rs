@@ -976,3 +976,85 @@ fn idle_and_hard_timeouts() {
     assert_eq!(r[0].packet_count, 1);
     assert_eq!(p.flow_count(0), 0);
 }
+
+#[test]
+fn flow_stats_and_aggregate() {
+    use fuxi_dataplane::pipeline::FlowStatsRequest;
+    let mut p = Pipeline::new();
+    let mut a = FlowMod::add(0, 5, ip(), apply(vec![out(2)]));
+    a.cookie = 1;
+    add(&mut p, a);
+    add(
+        &mut p,
+        FlowMod::add(0, 9, ip().with(Oxm::ip_proto(17)), apply(vec![out(3)])),
+    );
+    add(
+        &mut p,
+        FlowMod::add(2, 1, Match::all(), apply(vec![out(3)])),
+    );
+    let pkt = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 64);
+    let mut dp = fuxi_dataplane::cache::Datapath::new();
+    for _ in 0..3 {
+        dp.process(
+            &mut p,
+            &mut pkt.clone(),
+            RxMeta::port(1),
+            2 * SEC,
+            &mut Recorder::default(),
+        );
+    }
+    let all = p.flow_stats(&FlowStatsRequest::all(), 5 * SEC).unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|f| (f.table_id, f.priority))
+            .collect::<Vec<_>>(),
+        vec![(0, 9), (0, 5), (2, 1)]
+    );
+    assert_eq!(all[0].packet_count, 3);
+    assert_eq!(all[0].byte_count, 3 * pkt.len() as u64);
+    assert_eq!(all[0].duration, 5 * SEC);
+    let mut req = FlowStatsRequest {
+        r#match: ip(),
+        ..FlowStatsRequest::all()
+    };
+    assert_eq!(p.flow_stats(&req, 0).unwrap().len(), 2);
+    req.out_port = 3;
+    assert_eq!(p.flow_stats(&req, 0).unwrap().len(), 1);
+    req.out_port = fuxi_openflow::consts::OFPP_ANY;
+    req.cookie = 1;
+    req.cookie_mask = u64::MAX;
+    assert_eq!(p.aggregate_stats(&req).unwrap(), (0, 0, 1));
+}
+
+#[test]
+fn packet_out_actions_and_table() {
+    let mut p = Pipeline::new();
+    add(
+        &mut p,
+        FlowMod::add(
+            0,
+            1,
+            Match::all().with(Oxm::in_port(OFPP_CONTROLLER)),
+            apply(vec![out(4)]),
+        ),
+    );
+    let pkt = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 64);
+    let key = parse(&pkt, RxMeta::port(OFPP_CONTROLLER)).key;
+    let t = p.translate_packet_out(
+        &key,
+        &[
+            Action::set_field(Oxm::exact(FieldId::EthSrc, 5)),
+            out(2),
+            Action::output(fuxi_openflow::consts::OFPP_TABLE),
+        ],
+        Some(&pkt),
+    );
+    assert_eq!(
+        t.actions,
+        vec![
+            DpAction::SetField(Field::EthSrc, 5),
+            DpAction::Output(2),
+            DpAction::Output(4)
+        ]
+    );
+}
