@@ -6,3 +6,4 @@ mod interop;
 mod scenarios;
 mod sim;
 mod simtests;
+mod spf;
