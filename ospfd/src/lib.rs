@@ -14,6 +14,7 @@ pub mod packet;
 pub use error::Error;
 pub mod config;
 pub mod daemon;
+pub mod fuzz;
 pub mod instance;
 pub mod show;
 pub mod spf;
