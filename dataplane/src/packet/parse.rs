@@ -196,9 +196,15 @@ fn be32(b: [u8; 4]) -> u32 {
 
 #[inline(always)]
 fn mac(b: &[u8]) -> u64 {
-    b.iter()
-        .take(6)
-        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
+    match b.first_chunk::<6>() {
+        Some(m) => u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]),
+        None => 0,
+    }
+}
+
+#[inline(always)]
+fn be64(b: &[u8; 8]) -> u64 {
+    u64::from_be_bytes(*b)
 }
 
 #[inline(always)]
@@ -238,8 +244,9 @@ pub fn parse_into(packet: &[u8], meta: RxMeta, out: &mut Parsed) {
     let mut eth_type = be16([eth[12], eth[13]]);
     let mut off = 12usize;
     lay.layers.0 |= Layers::ETH;
-    let dst = mac(&eth[0..6]);
-    let src = mac(&eth[6..12]);
+    // One 8-byte load each: dst is the top 48 bits of bytes 0..8, src the low 48 of 4..12.
+    let dst = be64(eth.first_chunk::<8>().unwrap_or(&[0; 8])) >> 16;
+    let src = be64(eth[4..12].first_chunk::<8>().unwrap_or(&[0; 8])) & 0xffff_ffff_ffff;
     let mut vid_pcp: (u64, u64) = (0, 0);
 
     // VLAN tags: the outer one gives vlan_vid/vlan_pcp, inner ones are skipped.
@@ -332,9 +339,7 @@ fn parse_ipv4(p: &[u8], l3: usize, key: &mut FlowKey, lay: &mut Layout) {
     }
     lay.layers.0 |= Layers::IPV4;
     lay.l3 = l3 as u16;
-    let src = be32([h[12], h[13], h[14], h[15]]);
-    let dst = be32([h[16], h[17], h[18], h[19]]);
-    key.w[W_NW_ADDRS] = (u64::from(src) << 32) | u64::from(dst);
+    key.w[W_NW_ADDRS] = be64(h[12..20].first_chunk::<8>().unwrap_or(&[0; 8]));
     set_ip_common(key, h[1], h[8]);
     let proto = h[9];
     set_ip_proto(key, proto);
@@ -532,9 +537,8 @@ fn parse_arp(p: &[u8], l3: usize, key: &mut FlowKey, lay: &mut Layout) {
 #[inline(always)]
 fn parse_l4(p: &[u8], l4: usize, proto: u8, v6: bool, key: &mut FlowKey, lay: &mut Layout) {
     let ports = |key: &mut FlowKey, h: &[u8]| {
-        let sp = u64::from(be16([h[0], h[1]]));
-        let dp = u64::from(be16([h[2], h[3]]));
-        key.w[W_TP_PROTO] |= (sp << 48) | (dp << 32);
+        let sd = h.first_chunk::<4>().map_or(0, |b| be32(*b));
+        key.w[W_TP_PROTO] |= u64::from(sd) << 32;
     };
     match proto {
         ipproto::TCP => {
