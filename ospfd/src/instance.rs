@@ -1714,7 +1714,8 @@ impl Instance {
         if self.is_abr() {
             flags |= RTR_B;
         }
-        if !self.externals.is_empty() && !matches!(self.areas[ai].cfg.kind, AreaKind::Stub { .. }) {
+        let asbr = !self.externals.is_empty() || !self.nssa_translations().is_empty();
+        if asbr && !matches!(self.areas[ai].cfg.kind, AreaKind::Stub { .. }) {
             flags |= RTR_E;
         }
         RouterLsa { flags, links }
@@ -1862,6 +1863,60 @@ impl Instance {
                         fwd: e.fwd,
                         tag: e.tag,
                         tos: vec![],
+                    }),
+                ));
+            }
+            v.extend(self.nssa_translations());
+        }
+        v
+    }
+
+    /// NSSA ABR: type-7 LSAs with the P bit translated into type-5 (RFC 3101 3.2). Every NSSA
+    /// border router translates; there is no translator election.
+    fn nssa_translations(&self) -> Vec<(Scope, LsaHeader, LsaBody)> {
+        let mut v = Vec::new();
+        let rid = self.rid;
+        if !self.is_abr() {
+            return v;
+        }
+        for a in &self.areas {
+            if !matches!(a.cfg.kind, AreaKind::Nssa { .. }) {
+                continue;
+            }
+            for (k, e) in &a.db {
+                if k.ls_type != LSA_NSSA || k.adv == rid || e.lsa.hdr.options & OPT_NP == 0 {
+                    continue;
+                }
+                let LsaBody::External(x) = &e.lsa.body else {
+                    continue;
+                };
+                if x.fwd.is_unspecified() {
+                    continue;
+                }
+                let p = Prefix::new(k.id, mask_len(x.mask));
+                if !self
+                    .routes
+                    .get(&p)
+                    .is_some_and(|r| r.path >= PathType::Ext1)
+                {
+                    continue;
+                }
+                let h = LsaHeader {
+                    age: 0,
+                    options: OPT_E,
+                    ls_type: LSA_AS_EXTERNAL,
+                    id: k.id,
+                    adv: rid,
+                    seq: 0,
+                    checksum: 0,
+                    length: 0,
+                };
+                v.push((
+                    Scope::As,
+                    h,
+                    LsaBody::External(ExternalLsa {
+                        tos: vec![],
+                        ..x.clone()
                     }),
                 ));
             }

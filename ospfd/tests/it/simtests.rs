@@ -230,3 +230,168 @@ fn shutdown_flushes_own_lsas() {
     // r2 withdrew the route as soon as the MaxAge copy arrived.
     assert!(!net.routes[rb].contains_key(&pfx("192.168.1.0/24")));
 }
+
+/// Over three virtual hours LSAs are refreshed every LSRefreshTime (1800 s) and never age out;
+/// routes stay put.
+#[test]
+fn refresh_keeps_lsas_alive() {
+    let mut net = Net::new();
+    let mut a = router(
+        "1.1.1.1",
+        &[
+            ("e0", BACKBONE, "10.0.0.1/30"),
+            ("s", BACKBONE, "192.168.1.1/24"),
+        ],
+    );
+    a.ifaces[1].passive = true;
+    let ra = net.add(a);
+    let rb = net.add(router("2.2.2.2", &[("e0", BACKBONE, "10.0.0.2/30")]));
+    net.segment(&[(ra, 0), (rb, 0)]);
+    net.run_for(secs(60));
+    let before: Vec<i32> = net.routers[rb].lsdb_digest().iter().map(|d| d.2).collect();
+    net.run_for(secs(3 * 3600));
+    let after = net.routers[rb].lsdb_digest();
+    assert_eq!(after.len(), before.len());
+    for (b, a) in before.iter().zip(&after) {
+        // Five or six refreshes in three hours.
+        assert!(a.2 - b >= 5, "seq {b:#x} -> {:#x}", a.2);
+    }
+    assert!(net.routes[rb].contains_key(&pfx("192.168.1.0/24")));
+    assert!(
+        net.routers[rb]
+            .database(net.now)
+            .iter()
+            .all(|l| l.age < 1800)
+    );
+}
+
+/// A router that restarts finds its previous incarnation's router-LSA (seq 0x7fffffff, the
+/// maximum) in the neighbour's database. It must flush that instance and start again from
+/// InitialSequenceNumber (RFC 2328 12.1.6), ending with one live router-LSA at 0x80000001+.
+#[test]
+fn sequence_number_wrap_via_stale_self_originated_lsa() {
+    use fuxi_ospfd::consts::*;
+    use fuxi_ospfd::lsa::*;
+    use fuxi_ospfd::packet::*;
+    let mut net = Net::new();
+    let ra = net.add(router("1.1.1.1", &[("e0", BACKBONE, "10.0.0.1/30")]));
+    let rb = net.add(router("2.2.2.2", &[("e0", BACKBONE, "10.0.0.2/30")]));
+    net.segment(&[(ra, 0), (rb, 0)]);
+    net.run_for(secs(60));
+    // Feed router 1 a copy of its own router-LSA with the maximum sequence number.
+    let mut stale = Lsa {
+        hdr: LsaHeader {
+            age: 5,
+            options: OPT_E,
+            ls_type: LSA_ROUTER,
+            id: ip("1.1.1.1"),
+            adv: ip("1.1.1.1"),
+            seq: MAX_SEQ,
+            checksum: 0,
+            length: 0,
+        },
+        body: LsaBody::Router(RouterLsa {
+            flags: 0,
+            links: vec![],
+        }),
+    };
+    stale.to_bytes_sealed();
+    let p = Packet {
+        hdr: Header {
+            router_id: ip("2.2.2.2"),
+            area_id: BACKBONE,
+            checksum: 0,
+            auth: AuthField::Null([0; 8]),
+        },
+        body: Body::LsUpdate(vec![stale]),
+        trailer: bytes::Bytes::new(),
+    };
+    let mut v = p.to_bytes().to_vec();
+    fuxi_ospfd::auth::seal(&mut v, &fuxi_ospfd::auth::AuthConfig::Null, 0);
+    net.inject(ra, 0, ip("10.0.0.2"), ALL_SPF_ROUTERS, &v);
+    net.run_for(secs(30));
+    let k = LsaKey {
+        ls_type: LSA_ROUTER,
+        id: ip("1.1.1.1"),
+        adv: ip("1.1.1.1"),
+    };
+    for r in [ra, rb] {
+        let l = net.routers[r]
+            .lookup(&k, net.now)
+            .expect("router-LSA present");
+        assert!(
+            l.hdr.seq >= INITIAL_SEQ && l.hdr.seq < INITIAL_SEQ + 10,
+            "seq {:#x}",
+            l.hdr.seq
+        );
+        assert!(l.hdr.age < MAX_AGE);
+    }
+    assert_eq!(net.routers[ra].lsdb_digest(), net.routers[rb].lsdb_digest());
+    assert_eq!(
+        net.routers[ra].neighbor_state(ip("2.2.2.2")),
+        Some(NbrState::Full)
+    );
+}
+
+/// NSSA (RFC 3101): an ASBR inside NSSA area 1 redistributes 203.0.113.0/24 as a type-7 LSA;
+/// the ABR's routing table has it as an external and translates it into a type-5 LSA that the
+/// backbone router uses via the forwarding address; nothing of type 5 enters the NSSA.
+#[test]
+fn nssa_type7() {
+    let a1 = ip("0.0.0.1");
+    let nssa = AreaConfig {
+        id: a1,
+        kind: AreaKind::Nssa {
+            no_summary: false,
+            default_cost: 1,
+        },
+    };
+    let mut net = Net::new();
+    let mut c1 = router("1.1.1.1", &[("e0", BACKBONE, "10.0.12.1/30")]);
+    c1.externals.push(ExternalRoute {
+        prefix: pfx("198.51.100.0/24"),
+        metric: 5,
+        e2: true,
+        tag: 0,
+        fwd: ip("0.0.0.0"),
+    });
+    let mut c2 = router(
+        "2.2.2.2",
+        &[("e0", BACKBONE, "10.0.12.2/30"), ("e1", a1, "10.0.23.1/30")],
+    );
+    c2.areas.push(nssa.clone());
+    let mut c3 = router("3.3.3.3", &[("e0", a1, "10.0.23.2/30")]);
+    c3.areas.push(nssa);
+    c3.externals.push(ExternalRoute {
+        prefix: pfx("203.0.113.0/24"),
+        metric: 20,
+        e2: false,
+        tag: 0,
+        fwd: ip("0.0.0.0"),
+    });
+    let r1 = net.add(c1);
+    let r2 = net.add(c2);
+    let r3 = net.add(c3);
+    net.segment(&[(r1, 0), (r2, 0)]);
+    net.segment(&[(r2, 1), (r3, 0)]);
+    net.run_for(secs(90));
+    let r = &net.routes[r2][&pfx("203.0.113.0/24")];
+    assert_eq!((r.path, r.cost), (PathType::Ext1, 30));
+    // The forwarding address (r3's NSSA interface) is the next hop.
+    assert_eq!(r.nexthops.iter().next().unwrap().gw, Some(ip("10.0.23.2")));
+    assert!(
+        !net.routes[r3].contains_key(&pfx("198.51.100.0/24")),
+        "no type-5 inside the NSSA"
+    );
+    // Translated: r1 reaches it through the ABR; cost = route to the forwarding address
+    // (inter-area 10.0.23.0/30 at 20) + 20.
+    let r = &net.routes[r1][&pfx("203.0.113.0/24")];
+    assert_eq!((r.path, r.cost), (PathType::Ext1, 40));
+    assert_eq!(r.nexthops.iter().next().unwrap().gw, Some(ip("10.0.12.2")));
+    assert!(
+        net.routers[r3]
+            .lsdb_digest()
+            .iter()
+            .all(|d| d.1.ls_type != 5)
+    );
+}
