@@ -1894,11 +1894,7 @@ impl Instance {
                     continue;
                 }
                 let p = Prefix::new(k.id, mask_len(x.mask));
-                if !self
-                    .routes
-                    .get(&p)
-                    .is_some_and(|r| r.path >= PathType::Ext1)
-                {
+                if self.routes.get(&p).is_none_or(|r| r.path < PathType::Ext1) {
                     continue;
                 }
                 let h = LsaHeader {
