@@ -88,6 +88,10 @@ pub struct MessageError {
     pub data: Vec<u8>,
     /// A short human reason, for logs.
     pub reason: &'static str,
+    /// The version to send the ERROR in: the peer's own for BAD_VERSION and
+    /// HELLO_FAILED/INCOMPATIBLE (so that a peer of another version can read it, as Open
+    /// vSwitch does), 0x04 otherwise.
+    pub version: u8,
 }
 
 impl MessageError {
@@ -96,11 +100,21 @@ impl MessageError {
         let xid = bytes
             .get(4..8)
             .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let version = match bytes.first() {
+            Some(&v)
+                if code == ErrorCode::BAD_REQUEST_BAD_VERSION
+                    || code == ErrorCode::HELLO_INCOMPATIBLE =>
+            {
+                v
+            }
+            _ => OFP_VERSION,
+        };
         MessageError {
             xid,
             code,
             data: bytes[..bytes.len().min(ERROR_DATA_LEN)].to_vec(),
             reason,
+            version,
         }
     }
 
@@ -112,9 +126,12 @@ impl MessageError {
         })
     }
 
-    /// The ERROR message to send back, encoded.
+    /// The ERROR message to send back, encoded (in [`MessageError::version`]).
     pub fn reply_bytes(&self) -> Vec<u8> {
-        self.to_message().to_vec(self.xid)
+        let m = self.to_message();
+        let mut v = Vec::with_capacity(m.wire_len());
+        m.encode_versioned(self.version, self.xid, &mut v);
+        v
     }
 }
 
@@ -196,10 +213,16 @@ impl Message {
 
     /// Writes the message with version 0x04 and this `xid`.
     pub fn encode(&self, xid: u32, buf: &mut impl BufMut) {
+        self.encode_versioned(OFP_VERSION, xid, buf);
+    }
+
+    /// Writes the message with another header version: only meant for HELLO and ERROR,
+    /// whose layout every version shares (answering a peer in its own version).
+    pub fn encode_versioned(&self, version: u8, xid: u32, buf: &mut impl BufMut) {
         let len = self.wire_len();
         debug_assert!(len <= OFP_MAX_MSG_LEN, "message longer than 65535 bytes");
         Header {
-            version: OFP_VERSION,
+            version,
             msg_type: self.msg_type(),
             length: len as u16,
             xid,

@@ -717,3 +717,14 @@ fn table_features_parts_reassemble_and_resplit() {
     assert!(again.iter().all(|p| p.wire_len() + 8 <= 65535));
     assert_eq!(MultipartReply::reassemble(again).unwrap(), whole);
 }
+
+#[test]
+fn bad_version_is_answered_in_the_peers_version() {
+    let e = Message::decode(&fixture("ctl_features_request_v5_bad_version")).unwrap_err();
+    assert_eq!(e.code, ErrorCode::BAD_REQUEST_BAD_VERSION);
+    assert_eq!(e.reply_bytes(), fixture("sw_error_v5_bad_version"));
+    // HELLO_FAILED goes back in the peer's version too (OVS puts text in the data).
+    let e = Message::decode(&fixture("ctl_hello_v1_hello_bad_conn_of10")).unwrap_err();
+    assert_eq!(e.code, ErrorCode::HELLO_INCOMPATIBLE);
+    assert_eq!(e.reply_bytes()[0], 1);
+}
