@@ -4,6 +4,27 @@
 //!
 //! Bodies are defined in [`crate::msg`]; the header and type numbers in [`crate::header`].
 //! Stream framing is [`crate::framer`].
+//!
+//! ```
+//! use fuxi_openflow::msg::{FlowMod, FlowModCommand};
+//! use fuxi_openflow::{Action, ErrorCode, Instruction, Match, Message, Oxm};
+//!
+//! let fm = FlowMod {
+//!     priority: 10,
+//!     match_: Match::all().with(Oxm::in_port(1)),
+//!     instructions: vec![Instruction::ApplyActions(vec![Action::output(2)])],
+//!     ..FlowMod::new(FlowModCommand::Add)
+//! };
+//! let bytes = Message::from(fm.clone()).to_vec(7);
+//! let (header, msg) = Message::decode(&bytes).unwrap();
+//! assert_eq!((header.xid, msg), (7, Message::FlowMod(fm)));
+//!
+//! // A refused message carries the ERROR to send back.
+//! let err = Message::decode(&bytes[..20]).unwrap_err();
+//! assert_eq!(err.code, ErrorCode::BAD_REQUEST_BAD_LEN);
+//! let reply: Vec<u8> = err.reply_bytes();
+//! assert_eq!(reply[1], 1); // OFPT_ERROR
+//! ```
 
 use bytes::BufMut;
 
@@ -403,5 +424,50 @@ fn decode_experimenter(xid: u32, buf: &mut &[u8]) -> Result<Message, DecodeError
             "unknown ONF experimenter message type",
         ),
         _ => Ok(Message::Experimenter(Experimenter::decode(buf)?)),
+    }
+}
+
+macro_rules! from_body {
+    ($($body:ident => $variant:ident),* $(,)?) => {
+        $(
+            impl From<$body> for Message {
+                fn from(b: $body) -> Message {
+                    Message::$variant(b)
+                }
+            }
+        )*
+    };
+}
+
+from_body! {
+    Hello => Hello,
+    ErrorMsg => Error,
+    Experimenter => Experimenter,
+    SwitchFeatures => FeaturesReply,
+    PacketIn => PacketIn,
+    FlowRemoved => FlowRemoved,
+    PortStatus => PortStatus,
+    PacketOut => PacketOut,
+    FlowMod => FlowMod,
+    GroupMod => GroupMod,
+    PortMod => PortMod,
+    TableMod => TableMod,
+    MultipartRequest => MultipartRequest,
+    MultipartReply => MultipartReply,
+    QueueGetConfigRequest => QueueGetConfigRequest,
+    QueueGetConfigReply => QueueGetConfigReply,
+    MeterMod => MeterMod,
+    BundleControl => BundleControl,
+    BundleAdd => BundleAdd,
+}
+
+impl Message {
+    /// The spec's name of the message (`OFPT_*`, or `ONFT_*` for bundles), for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::BundleControl(_) => "ONFT_BUNDLE_CONTROL",
+            Message::BundleAdd(_) => "ONFT_BUNDLE_ADD_MESSAGE",
+            m => msg_type_name(m.msg_type()).unwrap_or("OFPT_?"),
+        }
     }
 }

@@ -90,6 +90,27 @@ pub struct FlowMod {
 impl FlowMod {
     pub const FIXED_LEN: usize = 40;
 
+    /// A flow mod with this command and the usual defaults: table 0, cookie 0, no
+    /// timeouts, priority 0x8000 (OFP_DEFAULT_PRIORITY), not buffered, any out port and
+    /// group, no flags, match-all, no instructions. Fill the rest with struct update syntax.
+    pub fn new(command: FlowModCommand) -> FlowMod {
+        FlowMod {
+            cookie: 0,
+            cookie_mask: 0,
+            table_id: 0,
+            command,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            priority: 0x8000,
+            buffer_id: crate::consts::OFP_NO_BUFFER,
+            out_port: crate::consts::OFPP_ANY,
+            out_group: crate::consts::OFPG_ANY,
+            flags: 0,
+            match_: Match::all(),
+            instructions: Vec::new(),
+        }
+    }
+
     pub fn wire_len(&self) -> usize {
         Self::FIXED_LEN + self.match_.wire_len() + Instruction::list_len(&self.instructions)
     }

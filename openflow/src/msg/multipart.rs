@@ -727,6 +727,11 @@ impl MultipartReplyBody {
 }
 
 impl MultipartRequest {
+    /// Whether REQ_MORE is set (more parts follow).
+    pub fn more(&self) -> bool {
+        self.flags & OFPMPF_REQ_MORE != 0
+    }
+
     pub fn wire_len(&self) -> usize {
         MULTIPART_HEADER_LEN + self.body.wire_len()
     }
@@ -796,6 +801,11 @@ impl MultipartRequest {
 }
 
 impl MultipartReply {
+    /// Whether REPLY_MORE is set (more parts follow).
+    pub fn more(&self) -> bool {
+        self.flags & OFPMPF_REPLY_MORE != 0
+    }
+
     pub fn wire_len(&self) -> usize {
         MULTIPART_HEADER_LEN + self.body.wire_len()
     }
