@@ -918,3 +918,51 @@ fn with_more<B>(bodies: Vec<B>, flags: u16, more: u16) -> impl Iterator<Item = (
         .enumerate()
         .map(move |(i, b)| (if i + 1 < n { flags | more } else { flags }, b))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_packs_greedily_and_never_cuts_an_element() {
+        let len = |x: &usize| *x;
+        assert_eq!(
+            chunk(vec![3, 3, 3, 3], 6, len),
+            vec![vec![3, 3], vec![3, 3]]
+        );
+        assert_eq!(chunk(vec![10, 1], 6, len), vec![vec![10], vec![1]]);
+        assert_eq!(
+            chunk(Vec::<usize>::new(), 6, len),
+            vec![Vec::<usize>::new()]
+        );
+    }
+
+    #[test]
+    fn split_sets_more_on_all_but_the_last() {
+        let reply = MultipartReply {
+            flags: 0,
+            body: MultipartReplyBody::Table(vec![TableStats::default(); 5]),
+        };
+        // Room for two 24-byte entries after the 16-byte headers.
+        let parts = reply.clone().split(16 + 48);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(
+            parts.iter().map(|p| p.flags).collect::<Vec<_>>(),
+            [OFPMPF_REPLY_MORE, OFPMPF_REPLY_MORE, 0]
+        );
+        assert!(parts[0].more() && !parts[2].more());
+        assert_eq!(MultipartReply::reassemble(parts).unwrap(), reply);
+    }
+
+    #[test]
+    fn multipart_header_layout() {
+        let r = MultipartRequest {
+            flags: OFPMPF_REQ_MORE,
+            body: MultipartRequestBody::PortStats(7),
+        };
+        let mut v = Vec::new();
+        r.encode(&mut v);
+        assert_eq!(v, [0, 4, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0]);
+        assert_eq!(MultipartRequest::decode(&mut &v[..]).unwrap(), r);
+    }
+}

@@ -409,3 +409,72 @@ impl TableFeatures {
         Ok(t)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(p: &TableFeatureProp, expect: &[u8]) {
+        let mut v = Vec::new();
+        p.encode(&mut v);
+        assert_eq!(v, expect);
+        assert_eq!(v.len(), p.wire_len());
+        let mut b = &v[..];
+        assert_eq!(&TableFeatureProp::decode(&mut b).unwrap(), p);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn property_layouts_pad_to_eight() {
+        round_trip(
+            &TableFeatureProp::NextTables(vec![1, 2, 3]),
+            &[0, 2, 0, 7, 1, 2, 3, 0],
+        );
+        round_trip(
+            &TableFeatureProp::Instructions(vec![FeatureId::new(1), FeatureId::new(4)]),
+            &[0, 0, 0, 12, 0, 1, 0, 4, 0, 4, 0, 4, 0, 0, 0, 0],
+        );
+        round_trip(
+            &TableFeatureProp::Match(vec![
+                OxmId::basic(crate::oxm::FieldId::InPort),
+                OxmId {
+                    header: 0xffff_0a04,
+                    experimenter: Some(0x2320),
+                },
+            ]),
+            &[
+                0, 8, 0, 16, 0x80, 0, 0, 4, 0xff, 0xff, 0x0a, 0x04, 0, 0, 0x23, 0x20,
+            ],
+        );
+        round_trip(
+            &TableFeatureProp::ExperimenterMiss {
+                experimenter: 0x2320,
+                exp_type: 9,
+                data: vec![0xaa],
+            },
+            &[
+                0xff, 0xff, 0, 13, 0, 0, 0x23, 0x20, 0, 0, 0, 9, 0xaa, 0, 0, 0,
+            ],
+        );
+    }
+
+    #[test]
+    fn table_features_entry_layout() {
+        let t = TableFeatures {
+            table_id: 3,
+            name: "t3".into(),
+            metadata_match: 1,
+            metadata_write: 2,
+            config: 0,
+            max_entries: 1000,
+            properties: vec![TableFeatureProp::NextTablesMiss(vec![4])],
+        };
+        let mut v = Vec::new();
+        t.encode(&mut v);
+        assert_eq!(v.len(), 72);
+        assert_eq!(&v[..8], &[0, 72, 3, 0, 0, 0, 0, 0]);
+        assert_eq!(&v[8..11], b"t3\0");
+        assert_eq!(&v[64..], &[0, 3, 0, 5, 4, 0, 0, 0]);
+        assert_eq!(TableFeatures::decode(&mut &v[..]).unwrap(), t);
+    }
+}
