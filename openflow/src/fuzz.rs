@@ -6,7 +6,7 @@
 use crate::framer::Framer;
 use crate::header::OFP_MAX_MSG_LEN;
 use crate::message::Message;
-use crate::msg::MultipartReply;
+use crate::msg::{MultipartReply, MultipartRequest};
 
 /// Decodes `bytes` as one message; if it decodes, checks encode→decode is the identity.
 pub fn decode_round_trip(bytes: &[u8]) {
@@ -25,6 +25,13 @@ pub fn decode_round_trip(bytes: &[u8]) {
     assert_eq!(h2.xid, h.xid);
     assert_eq!(usize::from(h2.length), again.len());
     assert_eq!(m2, m, "encode then decode changed the message");
+    if let Message::MultipartRequest(r) = &m {
+        let parts = r.clone().split(256);
+        let whole = MultipartRequest::reassemble(parts).expect("parts of one request reassemble");
+        let mut want = r.clone();
+        want.flags &= !crate::header::OFPMPF_REQ_MORE;
+        assert_eq!(whole, want, "split then reassemble changed the request");
+    }
     if let Message::MultipartReply(r) = m {
         // Splitting under a small limit and reassembling gives the reply back.
         let parts = r.clone().split(256);
