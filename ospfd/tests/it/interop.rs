@@ -70,6 +70,20 @@ pub enum Auth {
     HmacSha256,
 }
 
+/// How to run one peer daemon.
+pub struct Spec {
+    pub ns: String,
+    /// Sub-directory of the lab for its files.
+    pub sub: &'static str,
+    pub ifname: &'static str,
+    pub rid: &'static str,
+    pub link: &'static str,
+    pub stub: &'static str,
+    pub ptp: bool,
+    pub auth: Auth,
+    pub prio: u8,
+}
+
 /// A lab: netns `<tag>a` (fuxi) and `<tag>b` (peer), veth `fx0` <-> `pe0`, 10.0.12.0/30.
 pub struct Lab {
     pub tag: String,
@@ -78,6 +92,9 @@ pub struct Lab {
     fuxi: Option<Child>,
     pidfiles: Vec<PathBuf>,
     pub capture: Option<Child>,
+    /// fuxi's interface priority.
+    pub fuxi_prio: u8,
+    extra_ns: Vec<String>,
 }
 
 impl Lab {
@@ -99,6 +116,8 @@ impl Lab {
             fuxi: None,
             pidfiles: vec![],
             capture: None,
+            fuxi_prio: 1,
+            extra_ns: vec![],
         };
         let (a, b) = (lab.ns_a(), lab.ns_b());
         let _ = sh_ok(&format!(
@@ -114,6 +133,47 @@ impl Lab {
              ip -n {a} addr add 10.255.0.1/32 dev lo; ip -n {a} addr add 172.16.1.1/24 dev stub0
              ip -n {b} addr add 10.255.0.2/32 dev lo; ip -n {b} addr add 172.16.2.1/24 dev stub0
              ip -n {a} link set fx0 up; ip -n {b} link set pe0 up"
+        ));
+        lab
+    }
+
+    /// A LAN: hub netns `<tag>h` with bridge br0; fuxi in `<tag>a` (10.0.0.1/24), FRR in
+    /// `<tag>b` (.2) and BIRD in `<tag>c` (.3); each has lo 10.255.0.N/32 and stub0
+    /// 172.16.N.1/24.
+    pub fn new_lan(tag: &str) -> Lab {
+        let dir = PathBuf::from(format!("/tmp/fuxi-ospfd-it/{tag}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let h = format!("{tag}h");
+        let c = format!("{tag}c");
+        let lab = Lab {
+            tag: tag.into(),
+            dir,
+            peer: Peer::Frr,
+            fuxi: None,
+            pidfiles: vec![],
+            capture: None,
+            fuxi_prio: 1,
+            extra_ns: vec![h.clone(), c.clone()],
+        };
+        let (a, b) = (lab.ns_a(), lab.ns_b());
+        let _ = sh_ok(&format!(
+            "for n in {a} {b} {c} {h}; do ip netns del $n 2>/dev/null; done"
+        ));
+        sh(&format!(
+            "set -e; for n in {a} {b} {c} {h}; do ip netns add $n; ip -n $n link set lo up; done
+             ip -n {h} link add br0 type bridge; ip -n {h} link set br0 up
+             ip link add ha netns {h} type veth peer name fx0 netns {a}
+             ip link add hb netns {h} type veth peer name pe0 netns {b}
+             ip link add hc netns {h} type veth peer name pe0 netns {c}
+             for p in ha hb hc; do ip -n {h} link set $p master br0; ip -n {h} link set $p up; done
+             n=1; for ns in {a} {b} {c}; do
+               ip -n $ns link add stub0 type dummy 2>/dev/null || ip -n $ns link add stub0 type ifb
+               ip -n $ns link set stub0 up; ip -n $ns addr add 172.16.$n.1/24 dev stub0
+               ip -n $ns addr add 10.255.0.$n/32 dev lo; n=$((n+1)); done
+             ip -n {a} addr add 10.0.0.1/24 dev fx0; ip -n {a} link set fx0 up
+             ip -n {b} addr add 10.0.0.2/24 dev pe0; ip -n {b} link set pe0 up
+             ip -n {c} addr add 10.0.0.3/24 dev pe0; ip -n {c} link set pe0 up"
         ));
         lab
     }
@@ -151,14 +211,29 @@ impl Lab {
     }
 
     pub fn start_peer(&mut self, ptp: bool, auth: Auth) {
+        let spec = Spec {
+            ns: self.ns_b(),
+            sub: "b",
+            ifname: "pe0",
+            rid: "10.255.0.2",
+            link: "10.0.12.0/30",
+            stub: "172.16.2.0/24",
+            ptp,
+            auth,
+            prio: 1,
+        };
         match self.peer {
-            Peer::Frr => self.start_frr(ptp, auth),
-            Peer::Bird => self.start_bird(ptp, auth),
+            Peer::Frr => self.start_frr(&spec),
+            Peer::Bird => self.start_bird(&spec),
         }
     }
 
-    fn start_frr(&mut self, ptp: bool, auth: Auth) {
-        let d = self.dir.join("b");
+    pub fn start_frr(&mut self, sp: &Spec) {
+        let (ptp, auth, rid, ifname, link, stub, prio) = (
+            sp.ptp, sp.auth, sp.rid, sp.ifname, sp.link, sp.stub, sp.prio,
+        );
+        let d = self.dir.join(sp.sub);
+        std::fs::create_dir_all(&d).unwrap();
         let mut ifx = String::new();
         if ptp {
             ifx += " ip ospf network point-to-point\n";
@@ -174,11 +249,11 @@ impl Lab {
         std::fs::write(
             d.join("ospfd.conf"),
             format!(
-                "hostname ospfd-b\ndebug ospf event\ndebug ospf nsm\n!\ninterface pe0\n ip ospf hello-interval {HELLO}\n ip ospf dead-interval {DEAD}\n ip ospf retransmit-interval 2\n{ifx}!\nrouter ospf\n ospf router-id 10.255.0.2\n timers throttle spf 0 50 1000\n redistribute connected\n network 10.0.12.0/30 area 0\n network 10.255.0.2/32 area 0\n network 172.16.2.0/24 area 0\n passive-interface lo\n passive-interface stub0\n!\n"
+                "hostname ospfd-b\ndebug ospf event\ndebug ospf nsm\n!\ninterface {ifname}\n ip ospf hello-interval {HELLO}\n ip ospf dead-interval {DEAD}\n ip ospf retransmit-interval 2\n ip ospf priority {prio}\n{ifx}!\nrouter ospf\n ospf router-id {rid}\n timers throttle spf 0 50 1000\n redistribute connected\n network {link} area 0\n network {rid}/32 area 0\n network {stub} area 0\n passive-interface lo\n passive-interface stub0\n!\n"
             ),
         )
         .unwrap();
-        let ns = self.ns_b();
+        let ns = sp.ns.clone();
         let p = d.display();
         sh(&format!("chown -R frr:frr {p}"));
         sh(&format!(
@@ -197,8 +272,10 @@ impl Lab {
         self.pidfiles.push(d.join("ospfd.pid"));
     }
 
-    fn start_bird(&mut self, ptp: bool, auth: Auth) {
-        let d = self.dir.join("b");
+    pub fn start_bird(&mut self, sp: &Spec) {
+        let (ptp, auth, rid, ifname, prio) = (sp.ptp, sp.auth, sp.rid, sp.ifname, sp.prio);
+        let d = self.dir.join(sp.sub);
+        std::fs::create_dir_all(&d).unwrap();
         let nt = if ptp { "ptp" } else { "broadcast" };
         let au = match auth {
             Auth::None => "",
@@ -213,13 +290,13 @@ impl Lab {
         std::fs::write(
             d.join("bird.conf"),
             format!(
-                "router id 10.255.0.2;\nlog \"{p}/bird.log\" all;\nprotocol device {{ scan time 1; }}\nprotocol direct {{ ipv4; interface \"stub0\"; }}\nprotocol kernel {{\n  ipv4 {{ import none; export where source = RTS_OSPF || source = RTS_OSPF_EXT1 || source = RTS_OSPF_EXT2; }};\n}}\nprotocol ospf v2 ospf1 {{\n  tick 1;\n  ipv4 {{ import all; export where source = RTS_DEVICE; }};\n  area 0 {{\n    interface \"pe0\" {{ type {nt}; hello {HELLO}; dead {DEAD}; retransmit 2; {au} }};\n    interface \"lo\" {{ stub yes; }};\n  }};\n}}\n"
+                "router id {rid};\nlog \"{p}/bird.log\" all;\nprotocol device {{ scan time 1; }}\nprotocol direct {{ ipv4; interface \"stub0\"; }}\nprotocol kernel {{\n  ipv4 {{ import none; export where source = RTS_OSPF || source = RTS_OSPF_EXT1 || source = RTS_OSPF_EXT2; }};\n}}\nprotocol ospf v2 ospf1 {{\n  tick 1;\n  ipv4 {{ import all; export where source = RTS_DEVICE; }};\n  area 0 {{\n    interface \"{ifname}\" {{ type {nt}; hello {HELLO}; dead {DEAD}; retransmit 2; priority {prio}; {au} }};\n    interface \"lo\" {{ stub yes; }};\n  }};\n}}\n"
             ),
         )
         .unwrap();
         sh(&format!(
             "ip netns exec {} bird -c {p}/bird.conf -s {p}/bird.ctl -P {p}/bird.pid",
-            self.ns_b()
+            sp.ns
         ));
         self.pidfiles.push(d.join("bird.pid"));
     }
@@ -234,8 +311,9 @@ impl Lab {
             }
         };
         let cfg = format!(
-            "router_id = \"10.255.0.1\"\ncontrol_socket = \"{}/fuxi.sock\"\nspf_delay_ms = 50\n\n[[interface]]\nname = \"fx0\"\nnetwork = \"{nt}\"\nhello_interval = {HELLO}\ndead_interval = {DEAD}\nretransmit_interval = 2\n{au}\n[[interface]]\nname = \"lo\"\npassive = true\n\n[[interface]]\nname = \"stub0\"\npassive = true\n\n[redistribute]\n[[redistribute.static]]\nprefix = \"203.0.113.0/24\"\nmetric = 30\n",
-            self.dir.display()
+            "router_id = \"10.255.0.1\"\ncontrol_socket = \"{}/fuxi.sock\"\nspf_delay_ms = 50\n\n[[interface]]\nname = \"fx0\"\nnetwork = \"{nt}\"\nhello_interval = {HELLO}\ndead_interval = {DEAD}\nretransmit_interval = 2\npriority = {}\n{au}\n[[interface]]\nname = \"lo\"\npassive = true\n\n[[interface]]\nname = \"stub0\"\npassive = true\n\n[redistribute]\n[[redistribute.static]]\nprefix = \"203.0.113.0/24\"\nmetric = 30\n",
+            self.dir.display(),
+            self.fuxi_prio
         );
         std::fs::write(self.dir.join("fuxi.toml"), cfg).unwrap();
         let log = std::fs::File::create(self.dir.join("fuxi.log")).unwrap();
@@ -306,7 +384,7 @@ impl Lab {
 
     pub fn logs(&self) -> String {
         let mut s = String::new();
-        for f in ["fuxi.log", "b/ospfd.log", "b/bird.log"] {
+        for f in ["fuxi.log", "b/ospfd.log", "b/bird.log", "c/bird.log"] {
             if let Ok(t) = std::fs::read_to_string(self.dir.join(f)) {
                 let tail: Vec<&str> = t.lines().rev().take(40).collect();
                 s += &format!(
@@ -339,6 +417,9 @@ impl Drop for Lab {
             self.ns_a(),
             self.ns_b()
         ));
+        for n in &self.extra_ns {
+            let _ = sh_ok(&format!("ip netns del {n} 2>/dev/null"));
+        }
         if self.peer == Peer::Frr {
             let _ = sh_ok("rm -f /var/run/frr/ospfd-gr.json; rmdir /var/tmp/frr 2>/dev/null");
         }
@@ -463,4 +544,99 @@ fn bird_broadcast() {
 #[test]
 fn bird_p2p_hmac_sha256() {
     scenario("fxbp", Peer::Bird, true, Auth::HmacSha256);
+}
+
+/// Three routers on one LAN with real peers: FRR (10.255.0.2) and BIRD (10.255.0.3) elect
+/// BIRD DR and FRR BDR; fuxi then joins with priority 100 and must not take over (DROther,
+/// Full with both, routes to both stubs and both peers route to fuxi's). When the DR goes
+/// silent, the BDR (FRR) is promoted and fuxi, the best remaining candidate, becomes BDR.
+#[test]
+fn lan_frr_bird_dr_bdr() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let mut lab = Lab::new_lan("fxlan");
+    let (a, b, c) = (lab.ns_a(), lab.ns_b(), format!("{}c", lab.tag));
+    let spec = |ns: String, sub, rid, stub| Spec {
+        ns,
+        sub,
+        ifname: "pe0",
+        rid,
+        link: "10.0.0.0/24",
+        stub,
+        ptp: false,
+        auth: Auth::None,
+        prio: 1,
+    };
+    lab.start_frr(&spec(b.clone(), "b", "10.255.0.2", "172.16.2.0/24"));
+    lab.start_bird(&spec(c.clone(), "c", "10.255.0.3", "172.16.3.0/24"));
+    let frr = |cmd: &str| {
+        sh_ok(&format!(
+            "ip netns exec {b} vtysh --vty_socket {}/b -c '{cmd}'",
+            lab.dir.display()
+        ))
+    };
+    wait_for(
+        "FRR and BIRD adjacent",
+        Duration::from_secs(60),
+        &lab,
+        || frr("show ip ospf neighbor").contains("Full/"),
+    );
+    let roles = frr("show ip ospf interface pe0");
+    assert!(
+        roles.contains("Designated Router (ID) 10.255.0.3"),
+        "BIRD should be DR: {roles}"
+    );
+    lab.fuxi_prio = 100;
+    lab.start_fuxi(false, Auth::None);
+    let fx_if = || lab.fuxi_cli("show interfaces --json");
+    let full_count = || {
+        lab.fuxi_cli("show neighbors --json")
+            .matches("\"Full\"")
+            .count()
+    };
+    wait_for(
+        "fuxi Full with DR and BDR",
+        Duration::from_secs(60),
+        &lab,
+        || full_count() == 2,
+    );
+    let i = fx_if();
+    assert!(i.contains("\"state\":\"DROther\""), "{i}");
+    assert!(
+        i.contains("\"dr\":\"10.0.0.3\"") && i.contains("\"bdr\":\"10.0.0.2\""),
+        "{i}"
+    );
+    wait_for("routes on all three", Duration::from_secs(30), &lab, || {
+        lab.route(&a, "172.16.2.0/24").contains("via 10.0.0.2")
+            && lab.route(&a, "172.16.3.0/24").contains("via 10.0.0.3")
+            && lab.route(&b, "172.16.1.0/24").contains("via 10.0.0.1")
+            && lab.route(&c, "172.16.1.0/24").contains("via 10.0.0.1")
+    });
+    eprintln!("{}", lab.fuxi_cli("show neighbors"));
+    // The DR (BIRD) goes silent.
+    let bird_pid: u32 = std::fs::read_to_string(lab.dir.join("c/bird.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    sh(&format!("kill -STOP {bird_pid}"));
+    wait_for(
+        "fuxi promoted to BDR, FRR DR",
+        Duration::from_secs(u64::from(DEAD) + 6),
+        &lab,
+        || {
+            let i = fx_if();
+            i.contains("\"state\":\"Backup\"") && i.contains("\"dr\":\"10.0.0.2\"")
+        },
+    );
+    wait_for(
+        "BIRD's stub withdrawn, FRR's kept",
+        Duration::from_secs(10),
+        &lab,
+        || {
+            !lab.route(&a, "172.16.3.0/24").contains("via")
+                && lab.route(&a, "172.16.2.0/24").contains("via 10.0.0.2")
+        },
+    );
+    sh(&format!("kill -CONT {bird_pid}"));
 }
