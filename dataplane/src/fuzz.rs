@@ -236,7 +236,7 @@ pub fn flow_table(data: &[u8]) {
                 &full.actions,
                 &mut bytes,
                 meta,
-                &mut p.meters,
+                &p.meters,
                 0,
                 &mut Recorder::default(),
             );

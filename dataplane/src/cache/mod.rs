@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::classifier::Classifier;
 use crate::packet::{FlowKey, FlowMask, Parsed, RxMeta, parse_into};
 use crate::pipeline::exec::{Sink, execute};
+use crate::pipeline::xlate::TraceStep;
 use crate::pipeline::{DpAction, FlowStats, Nanos, Pipeline};
 
 /// A megaflow: every packet equal to `key` under `mask` gets `actions`.
@@ -28,6 +29,8 @@ pub struct Megaflow {
     pub actions: Vec<DpAction>,
     /// Counters of the OpenFlow flows the translation went through.
     pub flows: Vec<Arc<FlowStats>>,
+    /// Tables visited (their lookup/matched counters are credited per packet).
+    pub trace: Vec<TraceStep>,
     /// Pipeline generation it was built at.
     pub generation: u64,
     /// Packets that used this megaflow.
@@ -160,6 +163,7 @@ impl Datapath {
             mask: t.wc,
             actions: t.actions,
             flows: t.flows,
+            trace: t.trace,
             generation: self.generation,
             packets: AtomicU64::new(0),
         });
@@ -175,10 +179,11 @@ impl Datapath {
         (mf, Source::SlowPath)
     }
 
-    /// Runs one received packet through parse → caches → actions, at `now`.
+    /// Runs one received packet through parse → caches → actions, at `now`, crediting flow
+    /// and table counters.
     pub fn process(
         &mut self,
-        p: &mut Pipeline,
+        p: &Pipeline,
         packet: &mut Vec<u8>,
         meta: RxMeta,
         now: Nanos,
@@ -192,7 +197,15 @@ impl Datapath {
         for f in &mf.flows {
             f.hit(packet.len(), now);
         }
-        execute(&mf.actions, packet, meta, &mut p.meters, now, sink);
+        for step in &mf.trace {
+            if let Some(t) = p.tables.get(usize::from(step.table_id)) {
+                t.lookups.fetch_add(1, Ordering::Relaxed);
+                if step.flow.is_some() {
+                    t.matched.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        execute(&mf.actions, packet, meta, &p.meters, now, sink);
         source
     }
 }

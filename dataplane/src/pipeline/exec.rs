@@ -58,7 +58,7 @@ pub fn execute(
     actions: &[DpAction],
     packet: &mut Vec<u8>,
     meta: RxMeta,
-    meters: &mut Meters,
+    meters: &Meters,
     now: Nanos,
     sink: &mut impl Sink,
 ) {
@@ -67,7 +67,7 @@ pub fn execute(
         tunnel_id: meta.tunnel_id,
         parsed: parse(packet, meta),
     };
-    run(actions, packet, &mut st, &mut Some(meters), now, sink);
+    run(actions, packet, &mut st, Some(meters), now, sink);
 }
 
 /// Applies only the header edits of `actions` (no outputs, meters or clones) — what the
@@ -87,7 +87,7 @@ fn run(
     actions: &[DpAction],
     packet: &mut Vec<u8>,
     st: &mut State,
-    meters: &mut Option<&mut Meters>,
+    meters: Option<&Meters>,
     now: Nanos,
     sink: &mut impl Sink,
 ) -> bool {

@@ -2,7 +2,7 @@
 //! Choosing and translating buckets for a packet is in `xlate.rs`.
 
 use fuxi_openflow::consts::{OFPG_ALL, OFPG_ANY, OFPG_MAX, OFPP_ANY};
-use fuxi_openflow::{Action, ErrorCode, Match};
+use fuxi_openflow::{Action, ErrorCode};
 
 use super::Pipeline;
 
@@ -124,7 +124,7 @@ pub(super) fn apply(p: &mut Pipeline, gm: &GroupMod) -> Result<Vec<u32>, ErrorCo
                 {
                     return Err(ErrorCode::GROUP_MOD_BAD_WATCH);
                 }
-                p.validate_actions(&Match::all(), &b.actions)?;
+                p.validate_actions(None, &b.actions)?;
             }
             if reaches(p, &gm.buckets, gm.group_id, 0) {
                 return Err(ErrorCode::GROUP_MOD_LOOP);

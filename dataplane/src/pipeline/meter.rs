@@ -2,6 +2,7 @@
 //! verdict. Time comes in as `now`; state changes only through `&mut self`.
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 
 use fuxi_openflow::ErrorCode;
 use fuxi_openflow::consts::{OFPM_ALL, OFPM_MAX};
@@ -161,10 +162,11 @@ fn capacity(flags: u16, b: &Band) -> u128 {
     u128::from(units) * scale * 1000
 }
 
-/// The meter table.
-#[derive(Clone, Debug, Default)]
+/// The meter table. Each meter's buckets sit behind their own mutex so that datapath threads
+/// can meter through a shared `&Pipeline`; a meter is only locked for one packet's update.
+#[derive(Debug, Default)]
 pub struct Meters {
-    meters: BTreeMap<u32, Meter>,
+    meters: BTreeMap<u32, Mutex<Meter>>,
 }
 
 impl Meters {
@@ -173,9 +175,15 @@ impl Meters {
         self.meters.contains_key(&id)
     }
 
-    /// Meter `id`.
-    pub fn get(&self, id: u32) -> Option<&Meter> {
-        self.meters.get(&id)
+    /// A snapshot of meter `id` (configuration and counters).
+    pub fn get(&self, id: u32) -> Option<Meter> {
+        let m = self.meters.get(&id)?;
+        Some(m.lock().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+
+    /// Ids of every meter.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.meters.keys().copied()
     }
 
     /// Applies a meter-mod; returns the ids of deleted meters.
@@ -201,8 +209,8 @@ impl Meters {
                 if mm.command == MeterModCommand::Modify && !exists {
                     return Err(ErrorCode::METER_MOD_UNKNOWN_METER);
                 }
-                self.meters
-                    .insert(mm.meter_id, Meter::new(mm.config.clone(), now));
+                let meter = Meter::new(mm.config.clone(), now);
+                self.meters.insert(mm.meter_id, Mutex::new(meter));
                 Ok(vec![])
             }
             MeterModCommand::Delete => {
@@ -224,10 +232,12 @@ impl Meters {
     }
 
     /// Runs a packet of `len` bytes through meter `id` at `now`. An unknown meter passes.
-    pub fn meter(&mut self, id: u32, len: usize, now: Nanos) -> Verdict {
-        let Some(m) = self.meters.get_mut(&id) else {
+    pub fn meter(&self, id: u32, len: usize, now: Nanos) -> Verdict {
+        let Some(m) = self.meters.get(&id) else {
             return Verdict::Pass;
         };
+        let mut m = m.lock().unwrap_or_else(PoisonError::into_inner);
+        let m = &mut *m;
         m.packets_in += 1;
         m.bytes_in += len as u64;
         let elapsed = u128::from(now.saturating_sub(m.last));
@@ -292,7 +302,7 @@ mod tests {
     #[test]
     fn pktps_drop_band_limits_rate() {
         // 100 packets/s, burst 10.
-        let mut m = meters(
+        let m = meters(
             mflags::PKTPS | mflags::BURST,
             Band::Drop {
                 rate: 100,
@@ -314,7 +324,7 @@ mod tests {
     #[test]
     fn kbps_remark_band() {
         // 8 kb/s, burst 8 kb = 1000 bytes.
-        let mut m = meters(
+        let m = meters(
             mflags::KBPS | mflags::BURST,
             Band::DscpRemark {
                 rate: 8,

@@ -411,7 +411,7 @@ impl Pipeline {
                     }
                 }
                 Instruction::ApplyActions(acts) | Instruction::WriteActions(acts) => {
-                    self.validate_actions(m, acts)?;
+                    self.validate_actions(Some(m), acts)?;
                 }
                 Instruction::WriteMetadata { .. } | Instruction::ClearActions => {}
                 Instruction::Experimenter { .. } => {
@@ -423,7 +423,13 @@ impl Pipeline {
     }
 
     /// Checks an action list (flow instruction or group bucket).
-    pub(crate) fn validate_actions(&self, m: &Match, acts: &[Action]) -> Result<(), ErrorCode> {
+    /// `m` is the flow's match (None for group buckets, which have none): set-fields must be
+    /// consistent with it.
+    pub(crate) fn validate_actions(
+        &self,
+        m: Option<&Match>,
+        acts: &[Action],
+    ) -> Result<(), ErrorCode> {
         for a in acts {
             match a {
                 Action::Output { port, .. } => {
@@ -466,7 +472,10 @@ impl Pipeline {
                         o.field,
                         FieldId::MplsLabel | FieldId::MplsTc | FieldId::MplsBos
                     ) && pushes(|a| matches!(a, Action::PushMpls(_)));
-                    if !vlan_ok && !mpls_ok {
+                    if let Some(m) = m
+                        && !vlan_ok
+                        && !mpls_ok
+                    {
                         let probe = Match {
                             fields: vec![OxmTlv::Basic(*o)],
                         };

@@ -9,7 +9,6 @@
 //! never needs to know OpenFlow. Applying the actions to bytes is `exec.rs`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use fuxi_openflow::consts::{OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT};
 use fuxi_openflow::oxm::{FieldId, OxmTlv, Prereq};
@@ -608,7 +607,6 @@ impl Ctx<'_> {
             let Some(t) = p.tables.get(usize::from(table)) else {
                 return;
             };
-            t.lookups.fetch_add(1, Ordering::Relaxed);
             let Some((_, rule)) = t.flows.lookup(&self.key, &mut self.wc) else {
                 // Table miss without a table-miss flow: drop (spec §5.4); the action set is
                 // discarded with the packet.
@@ -618,7 +616,6 @@ impl Ctx<'_> {
                 });
                 return;
             };
-            t.matched.fetch_add(1, Ordering::Relaxed);
             let e = &rule.value;
             self.flows.push(e.stats.clone());
             self.trace.push(TraceStep {

@@ -310,16 +310,16 @@ fn hit_paths_and_invalidation() {
     let a = render(&spec(1));
     let b = render(&spec(2));
     assert_eq!(
-        dp.process(&mut p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
+        dp.process(&p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
         Source::SlowPath
     );
     assert_eq!(
-        dp.process(&mut p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
+        dp.process(&p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
         Source::Emc
     );
     // Another packet, same megaflow (only eth_type and in_port matter).
     assert_eq!(
-        dp.process(&mut p, &mut b.clone(), RxMeta::port(1), 0, &mut rec),
+        dp.process(&p, &mut b.clone(), RxMeta::port(1), 0, &mut rec),
         Source::Megaflow
     );
     assert_eq!(dp.megaflow_count(), 1);
@@ -335,7 +335,7 @@ fn hit_paths_and_invalidation() {
     // A flow-mod invalidates.
     p.flow_mod(&FlowMod::delete(0, Match::all()), 0).unwrap();
     assert_eq!(
-        dp.process(&mut p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
+        dp.process(&p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
         Source::SlowPath
     );
     assert_eq!(rec.outputs.len(), 3);

@@ -146,7 +146,7 @@ fn run(p: &mut Pipeline, pkt: &[u8], in_port: u32) -> Recorder {
         &t.actions,
         &mut bytes,
         RxMeta::port(in_port),
-        &mut p.meters,
+        &p.meters,
         0,
         &mut rec,
     );
@@ -657,6 +657,9 @@ fn group_mod_errors_and_delete_removes_flows() {
         ),
         Err(ErrorCode::BAD_ACTION_BAD_OUT_GROUP)
     );
+    // Buckets have no match: a set-field needs no prerequisite there.
+    let rewrite = Action::set_field(Oxm::exact(FieldId::Ipv4Dst, 1));
+    group(&mut p, 5, GroupType::All, vec![Bucket::new(vec![rewrite])]).unwrap();
     // Chain 4 → 1 is fine; making 1 point at 4 would loop.
     group(
         &mut p,
@@ -722,7 +725,7 @@ fn meter_drop_band_limits_packets() {
             &t.actions,
             &mut pkt.clone(),
             RxMeta::port(1),
-            &mut p.meters,
+            &p.meters,
             0,
             &mut rec,
         );
@@ -996,7 +999,7 @@ fn flow_stats_and_aggregate() {
     let mut dp = fuxi_dataplane::cache::Datapath::new();
     for _ in 0..3 {
         dp.process(
-            &mut p,
+            &p,
             &mut pkt.clone(),
             RxMeta::port(1),
             2 * SEC,
