@@ -2,5 +2,6 @@
 
 mod cache;
 mod classifier;
+mod exec;
 mod parse;
 mod pipeline;

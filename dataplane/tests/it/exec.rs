@@ -1,0 +1,209 @@
+//! Action execution on bytes: a property test that header rewrites keep every checksum valid
+//! (IPv4 header, TCP, UDP, ICMPv4, ICMPv6) and land where the parser reads them back.
+
+use fuxi_dataplane::packet::{Field, Layers, RxMeta, parse};
+use fuxi_dataplane::pipeline::DpAction;
+use fuxi_dataplane::pipeline::exec::{Recorder, crc32c, execute};
+use fuxi_dataplane::pipeline::meter::Meters;
+use proptest::prelude::*;
+
+use crate::parse::{Frame, L3, L4, frame_strategy};
+
+fn sum16(data: &[u8], init: u32) -> u32 {
+    let mut s = init;
+    for c in data.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    s
+}
+
+fn fold(mut s: u32) -> u16 {
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+/// (checksum offset, pseudo-header sum or None for ICMPv4, l4 start, datagram end)
+fn l4_info(b: &[u8]) -> Option<(usize, Option<u32>, usize, usize)> {
+    let p = parse(b, RxMeta::port(1));
+    let l = p.layout.layers;
+    if !l.has_l4() || l.has(Layers::SCTP) {
+        return None;
+    }
+    let l3 = usize::from(p.layout.l3);
+    let l4 = usize::from(p.layout.l4);
+    let proto = p.key.get(Field::IpProto) as u8;
+    let (end, pseudo_addrs) = if l.has(Layers::IPV4) {
+        (
+            l3 + usize::from(u16::from_be_bytes([b[l3 + 2], b[l3 + 3]])),
+            &b[l3 + 12..l3 + 20],
+        )
+    } else {
+        (
+            l3 + 40 + usize::from(u16::from_be_bytes([b[l3 + 4], b[l3 + 5]])),
+            &b[l3 + 8..l3 + 40],
+        )
+    };
+    let end = end.min(b.len());
+    let at = if l.has(Layers::TCP) {
+        l4 + 16
+    } else if l.has(Layers::UDP) {
+        l4 + 6
+    } else {
+        l4 + 2
+    };
+    let pseudo = if l.has(Layers::ICMPV4) {
+        None
+    } else {
+        let mut ph = pseudo_addrs.to_vec();
+        ph.extend(((end - l4) as u32).to_be_bytes());
+        ph.extend([0, 0, 0, proto]);
+        Some(sum16(&ph, 0))
+    };
+    Some((at, pseudo, l4, end))
+}
+
+fn fill(b: &mut [u8]) {
+    let p = parse(b, RxMeta::port(1));
+    if p.layout.layers.has(Layers::IPV4) {
+        let l3 = usize::from(p.layout.l3);
+        let ihl = usize::from(b[l3] & 15) * 4;
+        b[l3 + 10..l3 + 12].fill(0);
+        let c = !fold(sum16(&b[l3..l3 + ihl], 0));
+        b[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    }
+    if let Some((at, pseudo, l4, end)) = l4_info(b) {
+        b[at..at + 2].fill(0);
+        let mut c = !fold(sum16(&b[l4..end], pseudo.unwrap_or(0)));
+        if c == 0 && p.layout.layers.has(Layers::UDP) {
+            c = 0xffff;
+        }
+        b[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+fn verify(b: &[u8]) -> Result<(), String> {
+    let p = parse(b, RxMeta::port(1));
+    if p.layout.layers.has(Layers::IPV4) {
+        let l3 = usize::from(p.layout.l3);
+        let ihl = usize::from(b[l3] & 15) * 4;
+        if fold(sum16(&b[l3..l3 + ihl], 0)) != 0xffff {
+            return Err("ipv4 header checksum".into());
+        }
+    }
+    if let Some((at, pseudo, l4, end)) = l4_info(b) {
+        if b[at..at + 2] == [0, 0] {
+            return Err("zero l4 checksum".into());
+        }
+        if fold(sum16(&b[l4..end], pseudo.unwrap_or(0))) != 0xffff {
+            return Err(format!("l4 checksum at {at}"));
+        }
+    }
+    Ok(())
+}
+
+const REWRITABLE: [Field; 16] = [
+    Field::EthSrc,
+    Field::EthDst,
+    Field::IpDscp,
+    Field::IpEcn,
+    Field::NwTtl,
+    Field::Ipv4Src,
+    Field::Ipv4Dst,
+    Field::Ipv6Src,
+    Field::Ipv6Dst,
+    Field::Ipv6Flabel,
+    Field::TcpSrc,
+    Field::TcpDst,
+    Field::UdpSrc,
+    Field::UdpDst,
+    Field::Icmpv4Type,
+    Field::Icmpv6Code,
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rewrites_keep_checksums_valid(
+        frame in frame_strategy(),
+        edits in prop::collection::vec((0usize..REWRITABLE.len(), any::<u128>()), 1..6),
+    ) {
+        let mut b = frame.render();
+        fill(&mut b);
+        prop_assert_eq!(verify(&b), Ok(()));
+        let before = parse(&b, RxMeta::port(1));
+        let mut acts = Vec::new();
+        let mut expect = before.key;
+        for (i, v) in edits {
+            let f = REWRITABLE[i];
+            // Only fields the packet has (what the translation guarantees).
+            let l = before.layout.layers;
+            let ok = match f {
+                Field::EthSrc | Field::EthDst => true,
+                Field::IpDscp | Field::IpEcn | Field::NwTtl => {
+                    l.has(Layers::IPV4) || l.has(Layers::IPV6)
+                }
+                Field::Ipv4Src | Field::Ipv4Dst => l.has(Layers::IPV4),
+                Field::Ipv6Src | Field::Ipv6Dst | Field::Ipv6Flabel => l.has(Layers::IPV6),
+                Field::TcpSrc | Field::TcpDst => l.has(Layers::TCP),
+                Field::UdpSrc | Field::UdpDst => l.has(Layers::UDP),
+                Field::Icmpv4Type => l.has(Layers::ICMPV4),
+                _ => l.has(Layers::ICMPV6),
+            };
+            if ok {
+                let v = v & f.max_value();
+                acts.push(DpAction::SetField(f, v));
+                expect.set(f, v);
+            }
+        }
+        acts.push(DpAction::Output(2));
+        let mut rec = Recorder::default();
+        execute(&acts, &mut b, RxMeta::port(1), &Meters::default(), 0, &mut rec);
+        let out = &rec.outputs[0].3;
+        prop_assert_eq!(verify(out), Ok(()));
+        let after = parse(out, RxMeta::port(1));
+        prop_assert_eq!(after.key, expect);
+    }
+}
+
+#[test]
+fn sctp_port_rewrite_recomputes_crc32c() {
+    let mut b = Frame {
+        dst: [2, 0, 0, 0, 0, 2],
+        src: [2, 0, 0, 0, 0, 1],
+        vlans: vec![],
+        l3: L3::V4 {
+            tos: 0,
+            ttl: 64,
+            frag: 0,
+            opt_words: 0,
+            src: [10, 0, 0, 1],
+            dst: [10, 0, 0, 2],
+            l4: L4::Sctp { sp: 1, dp: 2 },
+        },
+    }
+    .render();
+    fill(&mut b);
+    let mut rec = Recorder::default();
+    let acts = [
+        DpAction::SetField(Field::SctpDst, 3868),
+        DpAction::Output(1),
+    ];
+    execute(
+        &acts,
+        &mut b,
+        RxMeta::port(1),
+        &Meters::default(),
+        0,
+        &mut rec,
+    );
+    let out = &rec.outputs[0].3;
+    let l4 = 34;
+    let mut copy = out[l4..].to_vec();
+    let crc = u32::from_le_bytes([copy[8], copy[9], copy[10], copy[11]]);
+    copy[8..12].fill(0);
+    assert_eq!(crc32c(&copy), crc);
+    assert_eq!(parse(out, RxMeta::port(1)).key.get(Field::SctpDst), 3868);
+}
