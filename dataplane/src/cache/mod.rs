@@ -7,14 +7,19 @@
 //! the caches give are the actions a full translation gives. Any pipeline change bumps its
 //! generation, and a datapath that sees a new generation drops both caches (the simple,
 //! correct start; finer invalidation can come later).
+//!
+//! Counters: the packet path writes only this thread's megaflow counters (no atomic
+//! read-modify-write, no shared cache line). [`Datapath::sync_stats`] adds what accumulated
+//! to the OpenFlow flow and table counters; the datapath thread calls it periodically (at
+//! least once a second, so idle timeouts see traffic) and before its caches are dropped.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::classifier::Classifier;
-use crate::packet::{FlowKey, FlowMask, Parsed, RxMeta, parse_into};
-use crate::pipeline::exec::{Sink, execute};
+use crate::packet::{FlowKey, FlowMask, Parsed, RxMeta, parse};
+use crate::pipeline::exec::{Sink, execute_parsed};
 use crate::pipeline::xlate::TraceStep;
 use crate::pipeline::{DpAction, FlowStats, Nanos, Pipeline};
 
@@ -33,8 +38,52 @@ pub struct Megaflow {
     pub trace: Vec<TraceStep>,
     /// Pipeline generation it was built at.
     pub generation: u64,
-    /// Packets that used this megaflow.
+    /// Packets that used this megaflow (written by the owning thread only).
     pub packets: AtomicU64,
+    /// Bytes that used this megaflow (owning thread only).
+    pub bytes: AtomicU64,
+    /// `now` of the last packet (owning thread only).
+    pub used: AtomicU64,
+    /// (packets, bytes) already added to the flow and table counters.
+    synced: (AtomicU64, AtomicU64),
+}
+
+impl Megaflow {
+    /// Counts one packet. Only the datapath that owns the megaflow calls this, so plain
+    /// load/store (no locked instruction) is enough.
+    #[inline]
+    fn count(&self, len: usize, now: Nanos) {
+        let r = Ordering::Relaxed;
+        self.packets.store(self.packets.load(r) + 1, r);
+        self.bytes.store(self.bytes.load(r) + len as u64, r);
+        self.used.store(now, r);
+    }
+
+    /// Adds the counts since the last sync to the OpenFlow flows and tables it went through.
+    fn sync(&self, p: &Pipeline) {
+        let r = Ordering::Relaxed;
+        let (packets, bytes) = (self.packets.load(r), self.bytes.load(r));
+        let dp = packets - self.synced.0.load(r);
+        let db = bytes - self.synced.1.load(r);
+        if dp == 0 {
+            return;
+        }
+        self.synced.0.store(packets, r);
+        self.synced.1.store(bytes, r);
+        let used = self.used.load(r);
+        for f in &self.flows {
+            f.add(dp, db, used);
+        }
+        // Flows of an older generation may be gone; tables are always there.
+        for step in &self.trace {
+            if let Some(t) = p.tables.get(usize::from(step.table_id)) {
+                t.lookups.fetch_add(dp, r);
+                if step.flow.is_some() {
+                    t.matched.fetch_add(dp, r);
+                }
+            }
+        }
+    }
 }
 
 /// Where a packet's actions came from.
@@ -78,7 +127,8 @@ pub struct Datapath {
     limit: usize,
     /// Counters.
     pub stats: CacheStats,
-    parsed: Parsed,
+    /// Results of uncacheable translations since the last sync (their counts still count).
+    uncached: Vec<Arc<Megaflow>>,
 }
 
 impl fmt::Debug for Datapath {
@@ -106,7 +156,7 @@ impl Datapath {
             generation: 0,
             limit: MEGAFLOW_LIMIT,
             stats: CacheStats::default(),
-            parsed: Parsed::default(),
+            uncached: Vec::new(),
         }
     }
 
@@ -120,7 +170,23 @@ impl Datapath {
         self.megaflows.len()
     }
 
-    /// Drops every cached entry.
+    /// Adds every megaflow's new counts to the OpenFlow flow and table counters of `p`.
+    pub fn sync_stats(&mut self, p: &Pipeline) {
+        for (_, r) in self.megaflows.iter() {
+            r.value.sync(p);
+        }
+        for mf in self.uncached.drain(..) {
+            mf.sync(p);
+        }
+    }
+
+    /// Drops every cached entry (counts are synced first, into `p`'s tables).
+    fn flush_into(&mut self, p: &Pipeline) {
+        self.sync_stats(p);
+        self.flush();
+    }
+
+    /// Drops every cached entry without syncing counts.
     pub fn flush(&mut self) {
         self.emc.iter_mut().for_each(|e| *e = None);
         self.megaflows.clear();
@@ -137,7 +203,7 @@ impl Datapath {
     ) -> (Arc<Megaflow>, Source) {
         if p.generation() != self.generation {
             if self.generation != 0 {
-                self.flush();
+                self.flush_into(p);
             }
             self.generation = p.generation();
         }
@@ -166,13 +232,18 @@ impl Datapath {
             trace: t.trace,
             generation: self.generation,
             packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            used: AtomicU64::new(0),
+            synced: (AtomicU64::new(0), AtomicU64::new(0)),
         });
         if !t.cacheable {
             self.stats.uncacheable += 1;
+            // Kept only so its counts reach the flows at the next sync.
+            self.uncached.push(mf.clone());
             return (mf, Source::Uncached);
         }
         if self.megaflows.len() >= self.limit {
-            self.flush();
+            self.flush_into(p);
         }
         self.megaflows.insert(&mf.key, &mf.mask, 0, mf.clone());
         self.emc[slot] = Some((*key, mf.clone()));
@@ -189,23 +260,31 @@ impl Datapath {
         now: Nanos,
         sink: &mut impl Sink,
     ) -> Source {
-        let mut parsed = self.parsed;
-        parse_into(packet, meta, &mut parsed);
-        self.parsed = parsed;
+        let parsed = parse(packet, meta);
+        // Fast path: an exact-match hit executes straight from the cache slot.
+        let slot = (parsed.key.hash_full() as usize) & (EMC_ENTRIES - 1);
+        if p.generation() == self.generation
+            && let Some((k, mf)) = &self.emc[slot]
+            && *k == parsed.key
+        {
+            self.stats.emc_hits += 1;
+            Self::run(mf, p, packet, &parsed, now, sink);
+            return Source::Emc;
+        }
         let (mf, source) = self.lookup(p, &parsed.key, Some(packet));
-        mf.packets.fetch_add(1, Ordering::Relaxed);
-        for f in &mf.flows {
-            f.hit(packet.len(), now);
-        }
-        for step in &mf.trace {
-            if let Some(t) = p.tables.get(usize::from(step.table_id)) {
-                t.lookups.fetch_add(1, Ordering::Relaxed);
-                if step.flow.is_some() {
-                    t.matched.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-        execute(&mf.actions, packet, meta, &p.meters, now, sink);
+        Self::run(&mf, p, packet, &parsed, now, sink);
         source
+    }
+
+    fn run(
+        mf: &Megaflow,
+        p: &Pipeline,
+        packet: &mut Vec<u8>,
+        parsed: &Parsed,
+        now: Nanos,
+        sink: &mut impl Sink,
+    ) {
+        mf.count(packet.len(), now);
+        execute_parsed(&mf.actions, packet, parsed, &p.meters, now, sink);
     }
 }

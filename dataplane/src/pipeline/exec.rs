@@ -62,10 +62,22 @@ pub fn execute(
     now: Nanos,
     sink: &mut impl Sink,
 ) {
+    execute_parsed(actions, packet, &parse(packet, meta), meters, now, sink);
+}
+
+/// [`execute`] for a packet already parsed (`parsed` must describe `packet`).
+pub fn execute_parsed(
+    actions: &[DpAction],
+    packet: &mut Vec<u8>,
+    parsed: &Parsed,
+    meters: &Meters,
+    now: Nanos,
+    sink: &mut impl Sink,
+) {
     let mut st = State {
         queue: None,
-        tunnel_id: meta.tunnel_id,
-        parsed: parse(packet, meta),
+        tunnel_id: parsed.key.get(Field::TunnelId) as u64,
+        parsed: *parsed,
     };
     run(actions, packet, &mut st, Some(meters), now, sink);
 }

@@ -138,9 +138,14 @@ impl FlowStats {
     /// Credits one packet of `len` bytes at `now`.
     #[inline]
     pub fn hit(&self, len: usize, now: Nanos) {
-        self.packets.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
-        self.last_used.fetch_max(now, Ordering::Relaxed);
+        self.add(1, len as u64, now);
+    }
+
+    /// Credits `packets` packets and `bytes` bytes, the last at `used` (a datapath's sync).
+    pub fn add(&self, packets: u64, bytes: u64, used: Nanos) {
+        self.packets.fetch_add(packets, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.last_used.fetch_max(used, Ordering::Relaxed);
     }
 
     fn snapshot(&self) -> (u64, u64) {

@@ -1006,6 +1006,7 @@ fn flow_stats_and_aggregate() {
             &mut Recorder::default(),
         );
     }
+    dp.sync_stats(&p);
     let all = p.flow_stats(&FlowStatsRequest::all(), 5 * SEC).unwrap();
     assert_eq!(
         all.iter()
