@@ -1,0 +1,3 @@
+//! `fuxi-ofctl`: the ovs-ofctl-style CLI.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Fuxi's control plane. For now: the `fuxi-ofctl` CLI logic in [`ofctl`].
+
+pub mod ofctl;
