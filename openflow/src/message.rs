@@ -105,7 +105,8 @@ pub struct MessageError {
     /// The offending message's xid (0 when not even the header could be read).
     pub xid: u32,
     pub code: ErrorCode,
-    /// Up to the first 64 bytes of the offending message.
+    /// Up to the first 64 bytes of the offending message; for HELLO_FAILED, as the spec
+    /// asks, an ASCII text saying which versions each side speaks.
     pub data: Vec<u8>,
     /// A short human reason, for logs.
     pub reason: &'static str,
@@ -303,8 +304,9 @@ impl Message {
     /// Refusals, each with the xid and the first 64 bytes:
     /// - fewer than 8 bytes, or a header length other than `bytes.len()`: BAD_REQUEST/BAD_LEN;
     /// - a HELLO whose version negotiation fails (bitmap without 1.3, or no bitmap and a
-    ///   header version below 1.3): HELLO_FAILED/INCOMPATIBLE. A HELLO of another version
-    ///   that negotiates 1.3 is accepted (the header keeps its version);
+    ///   header version below 1.3): HELLO_FAILED/INCOMPATIBLE, with a text as data and to
+    ///   be sent in the peer's version. A HELLO of another version that negotiates 1.3 is
+    ///   accepted (the header keeps its version);
     /// - an ERROR of any version is accepted (a peer refusing 1.3 answers in its own);
     /// - any other message with a version other than 0x04: BAD_REQUEST/BAD_VERSION;
     /// - an unknown type: BAD_REQUEST/BAD_TYPE; unknown multipart type: BAD_MULTIPART;
@@ -333,10 +335,11 @@ impl Message {
             };
             return match hello.negotiate(h.version) {
                 Some(_) => Ok((h, Message::Hello(hello))),
-                None => Err(err(
-                    ErrorCode::HELLO_INCOMPATIBLE,
-                    "no common OpenFlow version",
-                )),
+                None => {
+                    let mut e = err(ErrorCode::HELLO_INCOMPATIBLE, "no common OpenFlow version");
+                    e.data = hello_failed_text(&hello, h.version).into_bytes();
+                    Err(e)
+                }
             };
         }
         if h.msg_type == OFPT_ERROR && h.version != OFP_VERSION {
@@ -358,6 +361,27 @@ impl Message {
         };
         decode().map(|m| (h, m)).map_err(|e| err(e.code, e.reason))
     }
+}
+
+/// The text a HELLO_FAILED/INCOMPATIBLE carries (the spec wants ASCII text there), worded
+/// as Open vSwitch words it.
+fn hello_failed_text(hello: &Hello, header_version: u8) -> String {
+    let theirs: Vec<u8> = match hello.bitmap() {
+        Some(words) => (0..words.len() * 32)
+            .filter(|&v| words[v / 32] & (1 << (v % 32)) != 0)
+            .map(|v| v as u8)
+            .collect(),
+        None => vec![header_version],
+    };
+    let list = theirs
+        .iter()
+        .map(|v| format!("{v:#04x}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let plural = if theirs.len() == 1 { "" } else { "s" };
+    format!(
+        "We support version {OFP_VERSION:#04x}, you support version{plural} {list}, no common versions."
+    )
 }
 
 fn decode_body(msg_type: u8, xid: u32, buf: &mut &[u8]) -> Result<Message, DecodeError> {

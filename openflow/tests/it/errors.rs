@@ -16,13 +16,20 @@ const XID: u32 = 0x0a0b_0c0d;
 fn refused(bytes: &[u8], code: ErrorCode) {
     let e = Message::decode(bytes).expect_err("must be refused");
     assert_eq!(e.code, code, "{e}");
-    assert_eq!(e.data, &bytes[..bytes.len().min(64)]);
+    if code == ErrorCode::HELLO_INCOMPATIBLE {
+        // The spec wants a text here.
+        let text = String::from_utf8(e.data.clone()).unwrap();
+        assert!(text.contains("no common versions"), "{text}");
+    } else {
+        assert_eq!(e.data, &bytes[..bytes.len().min(64)]);
+    }
     if bytes.len() >= 8 {
         assert_eq!(e.xid, u32::from_be_bytes(bytes[4..8].try_into().unwrap()));
     }
     let reply = e.reply_bytes();
     let (h, m) = Message::decode(&reply).unwrap();
     assert_eq!(h.msg_type, OFPT_ERROR);
+    assert_eq!(h.version, e.version);
     assert_eq!(h.xid, e.xid);
     assert_eq!(
         m,
@@ -77,11 +84,22 @@ fn bad_version() {
 fn hello_negotiation_failure() {
     // OpenFlow 1.0 hello without a bitmap.
     refused(&[1, 0, 0, 8, 0, 0, 0, 1], ErrorCode::HELLO_INCOMPATIBLE);
+    let e = Message::decode(&[1, 0, 0, 8, 0, 0, 0, 1]).unwrap_err();
+    assert_eq!(e.version, 1);
+    assert_eq!(
+        e.data,
+        b"We support version 0x04, you support version 0x01, no common versions."
+    );
     // A 1.3 header whose bitmap offers only 1.0 and 1.5.
     let h = Message::Hello(Hello {
         elements: vec![HelloElement::VersionBitmap(vec![0x42])],
     });
     refused(&enc(&h), ErrorCode::HELLO_INCOMPATIBLE);
+    let e = Message::decode(&enc(&h)).unwrap_err();
+    assert_eq!(
+        e.data,
+        b"We support version 0x04, you support versions 0x01, 0x06, no common versions."
+    );
     // A 1.5 hello that offers 1.3 is accepted, and so is one without a bitmap.
     let mut ok = enc(&Message::Hello(Hello::ofp13()));
     ok[0] = 6;
