@@ -205,10 +205,28 @@ impl Field {
 }
 
 /// A flow key: the value of every field of one packet. Absent fields are zero.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Eq, Default)]
 pub struct FlowKey {
     /// The packed words; see [`Field::layout`].
     pub w: [u64; KEY_WORDS],
+}
+
+impl PartialEq for FlowKey {
+    /// Word-wise, branch-free (the exact-match cache compares a key per packet).
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        let mut diff = 0;
+        for i in 0..KEY_WORDS {
+            diff |= self.w[i] ^ other.w[i];
+        }
+        diff == 0
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.w.hash(state);
+    }
 }
 
 /// A mask over a [`FlowKey`]: a one bit means "this bit is significant". Same layout.
