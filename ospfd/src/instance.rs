@@ -551,8 +551,11 @@ impl Instance {
     // ---------------------------------------------------------------- packets out
 
     fn next_crypto_seq(&mut self, now: Duration) -> u32 {
+        // Non-decreasing and never ahead of the wall clock (base + elapsed seconds), so that
+        // a restarted instance, whose base is the new wall-clock time, is never below what its
+        // predecessor sent (RFC 2328 D.3 accepts equal sequence numbers).
         let t = self.crypto_base.wrapping_add(now.as_secs() as u32);
-        self.crypto_seq = (self.crypto_seq + 1).max(t);
+        self.crypto_seq = self.crypto_seq.max(t);
         self.crypto_seq
     }
 

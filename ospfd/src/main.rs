@@ -5,6 +5,7 @@
 //! fuxi-ospfd --check -c FILE                 validate a configuration and exit
 //! fuxi-ospfd [-s SOCK] show neighbors|interfaces|database|routes [--json]
 //! fuxi-ospfd [-s SOCK] watch                 route changes as JSON lines (for the controller)
+//! fuxi-ospfd [-s SOCK] metrics               Prometheus text format
 //! ```
 
 use fuxi_ospfd::config::FileConfig;
@@ -86,6 +87,10 @@ fn real_main() -> Result<(), String> {
             Ok(())
         }
         Some("watch") => daemon::watch(&sock_path()),
+        Some("metrics") => {
+            print!("{}", daemon::query(&sock_path(), "metrics")?);
+            Ok(())
+        }
         Some(_) => Err(USAGE.into()),
     }
 }

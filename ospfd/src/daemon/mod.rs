@@ -235,6 +235,50 @@ impl Daemon {
         v
     }
 
+    /// Prometheus text exposition of the counters and states.
+    fn metrics(&self) -> String {
+        let st = &self.inst.stats;
+        let now = self.now();
+        let mut o = String::new();
+        for (name, help, v) in [
+            (
+                "ospf_rx_packets_total",
+                "OSPF packets received",
+                st.rx_packets,
+            ),
+            ("ospf_rx_errors_total", "OSPF packets dropped", st.rx_errors),
+            (
+                "ospf_auth_failures_total",
+                "OSPF packets failing authentication",
+                st.auth_failures,
+            ),
+            ("ospf_tx_packets_total", "OSPF packets sent", st.tx_packets),
+            ("ospf_spf_runs_total", "SPF computations", st.spf_runs),
+        ] {
+            o += &format!(
+                "# HELP fuxi_{name} {help}.\n# TYPE fuxi_{name} counter\nfuxi_{name} {v}\n"
+            );
+        }
+        let full = self
+            .inst
+            .neighbors(now)
+            .iter()
+            .filter(|n| n.state == crate::instance::NbrState::Full)
+            .count();
+        o += &format!(
+            "# HELP fuxi_ospf_neighbors_full Neighbours in state Full.\n# TYPE fuxi_ospf_neighbors_full gauge\nfuxi_ospf_neighbors_full {full}\n"
+        );
+        o += &format!(
+            "# HELP fuxi_ospf_routes Routes in the OSPF routing table.\n# TYPE fuxi_ospf_routes gauge\nfuxi_ospf_routes {}\n",
+            self.inst.routes().len()
+        );
+        o += &format!(
+            "# HELP fuxi_ospf_lsas LSAs in all databases.\n# TYPE fuxi_ospf_lsas gauge\nfuxi_ospf_lsas {}\n",
+            self.inst.database(now).len()
+        );
+        o
+    }
+
     fn control(&mut self, mut s: UnixStream) {
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         let mut line = String::new();
@@ -256,6 +300,7 @@ impl Daemon {
                 serde_json::to_string(&v)
             }
             "show stats" => serde_json::to_string(&self.inst.stats),
+            "metrics" => Ok(self.metrics()),
             "watch" => {
                 let v: Vec<RouteJson> = self
                     .inst
@@ -354,7 +399,15 @@ pub fn run(cfg: FileConfig) -> Result<(), String> {
             ));
         }
     }
-    let nl = Netlink::open().map_err(|e| format!("netlink: {e}"))?;
+    let mut nl = Netlink::open().map_err(|e| format!("netlink: {e}"))?;
+    match nl.sweep(cfg.table) {
+        Ok(0) => {}
+        Ok(n) => log(&format!(
+            "removed {n} stale proto-ospf routes from table {}",
+            cfg.table
+        )),
+        Err(e) => log(&format!("sweeping stale routes: {e}")),
+    }
     let _ = std::fs::remove_file(&cfg.control_socket);
     let listener = UnixListener::bind(&cfg.control_socket)
         .map_err(|e| format!("control socket {}: {e}", cfg.control_socket))?;

@@ -11,6 +11,9 @@ use crate::consts::RTPROT_OSPF;
 use crate::types::Prefix;
 
 const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTM_GETROUTE: u16 = 26;
+const NLM_F_DUMP: u16 = 0x300;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
 const NLM_F_REQUEST: u16 = 1;
@@ -190,6 +193,83 @@ impl Netlink {
             }
         }
         self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, &b)
+    }
+
+    /// Delete every IPv4 route of protocol `ospf` in `table` (left behind by a previous run
+    /// that could not clean up). Returns how many were removed.
+    pub fn sweep(&mut self, table: u32) -> io::Result<usize> {
+        self.seq += 1;
+        let mut body = vec![libc::AF_INET as u8, 0, 0, 0, 0, 0, 0, 0];
+        body.extend_from_slice(&0u32.to_ne_bytes());
+        let mut m = Vec::new();
+        m.extend_from_slice(&((16 + body.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&RTM_GETROUTE.to_ne_bytes());
+        m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+        m.extend_from_slice(&self.seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(&body);
+        // SAFETY: `m` is valid for its length; the socket is connected to the kernel by default.
+        if unsafe { libc::send(self.fd.as_raw_fd(), m.as_ptr().cast(), m.len(), 0) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut stale: Vec<(Prefix, u32)> = Vec::new();
+        let mut buf = vec![0u8; 32768];
+        'outer: loop {
+            // SAFETY: `buf` valid for writes of its length.
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = n as usize;
+            let mut off = 0;
+            while off + 16 <= n {
+                let len =
+                    u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
+                let t = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+                if len < 16 || off + len > n {
+                    break;
+                }
+                if t == NLMSG_DONE || t == NLMSG_ERROR {
+                    break 'outer;
+                }
+                let msg = &buf[off + 16..off + len];
+                if t == RTM_NEWROUTE && msg.len() >= 12 && msg[5] == RTPROT_OSPF {
+                    let dst_len = msg[1];
+                    let mut rt_table = u32::from(msg[4]);
+                    let mut dst = Ipv4Addr::UNSPECIFIED;
+                    let mut prio = 0;
+                    let mut a = 12;
+                    while a + 4 <= msg.len() {
+                        let alen = usize::from(u16::from_ne_bytes([msg[a], msg[a + 1]]));
+                        let at = u16::from_ne_bytes([msg[a + 2], msg[a + 3]]);
+                        if alen < 4 || a + alen > msg.len() {
+                            break;
+                        }
+                        let d = &msg[a + 4..a + alen];
+                        match (at, d.len()) {
+                            (RTA_DST, 4) => dst = Ipv4Addr::new(d[0], d[1], d[2], d[3]),
+                            (RTA_PRIORITY, 4) => {
+                                prio = u32::from_ne_bytes(d.try_into().expect("4 bytes"))
+                            }
+                            (RTA_TABLE, 4) => {
+                                rt_table = u32::from_ne_bytes(d.try_into().expect("4 bytes"))
+                            }
+                            _ => {}
+                        }
+                        a += (alen + 3) & !3;
+                    }
+                    if rt_table == table {
+                        stale.push((Prefix::new(dst, dst_len), prio));
+                    }
+                }
+                off += (len + 3) & !3;
+            }
+        }
+        for (p, prio) in &stale {
+            self.delete(*p, table, *prio)?;
+        }
+        Ok(stale.len())
     }
 
     /// Withdraw a route we installed.

@@ -333,6 +333,22 @@ impl Lab {
         self.fuxi = Some(child);
     }
 
+    /// SIGKILL fuxi-ospfd: no flush, routes left in the kernel.
+    pub fn kill_fuxi(&mut self) {
+        let mut c = self.fuxi.take().expect("fuxi running");
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// Like `fuxi_cli` but an error (daemon not up yet) gives an empty string.
+    pub fn fuxi_cli_ok(&self, args: &str) -> String {
+        sh_ok(&format!(
+            "{} -s {}/fuxi.sock {args}",
+            env!("CARGO_BIN_EXE_fuxi-ospfd"),
+            self.dir.display()
+        ))
+    }
+
     /// SIGTERM fuxi-ospfd and wait for it to exit.
     pub fn stop_fuxi(&mut self) -> std::process::ExitStatus {
         let mut c = self.fuxi.take().expect("fuxi running");
@@ -476,6 +492,20 @@ fn scenario(tag: &str, peer: Peer, ptp: bool, auth: Auth) {
     });
     let routes = lab.fuxi_cli("show routes");
     assert!(routes.contains("172.16.2.0/24"), "{routes}");
+    // The controller's stream: a snapshot of JSON lines, then changes.
+    let watch = sh_ok(&format!(
+        "timeout 1 {} -s {}/fuxi.sock watch",
+        env!("CARGO_BIN_EXE_fuxi-ospfd"),
+        lab.dir.display()
+    ));
+    assert!(
+        watch
+            .lines()
+            .any(|l| l.contains("\"op\":\"add\"") && l.contains("\"prefix\":\"172.16.2.0/24\"")),
+        "{watch}"
+    );
+    let metrics = lab.fuxi_cli("metrics");
+    assert!(metrics.contains("fuxi_ospf_neighbors_full 1"), "{metrics}");
     eprintln!(
         "{tag}: Full after {t_full:?}\n{}",
         lab.fuxi_cli("show neighbors")
@@ -523,6 +553,37 @@ fn scenario(tag: &str, peer: Peer, ptp: bool, auth: Auth) {
             !lab.route(&b, "172.16.1.0/24").contains("via")
                 && !lab.route(&b, "203.0.113.0/24").contains("via")
         },
+    );
+    // Restart: re-convergence from scratch.
+    let converged = |lab: &Lab| {
+        lab.fuxi_full()
+            && lab.peer_full()
+            && lab.route(&a, "172.16.2.0/24").contains("via 10.0.12.2")
+            && lab.route(&b, "172.16.1.0/24").contains("via 10.0.12.1")
+    };
+    lab.start_fuxi(ptp, auth);
+    wait_for(
+        "re-convergence after restart",
+        Duration::from_secs(60),
+        &lab,
+        || converged(&lab),
+    );
+    // SIGKILL leaves LSAs in the peer and routes in our kernel; a new instance must take its
+    // LSAs back (higher sequence numbers) and sweep the stale kernel routes.
+    lab.kill_fuxi();
+    sh(&format!(
+        "ip -n {a} route add 192.0.2.0/24 via 10.0.12.2 proto ospf metric 20"
+    ));
+    lab.start_fuxi(ptp, auth);
+    wait_for(
+        "re-convergence after SIGKILL",
+        Duration::from_secs(60),
+        &lab,
+        || converged(&lab),
+    );
+    assert!(
+        !lab.route(&a, "192.0.2.0/24").contains("via"),
+        "stale route not swept"
     );
 }
 
@@ -588,9 +649,9 @@ fn lan_frr_bird_dr_bdr() {
     );
     lab.fuxi_prio = 100;
     lab.start_fuxi(false, Auth::None);
-    let fx_if = || lab.fuxi_cli("show interfaces --json");
+    let fx_if = || lab.fuxi_cli_ok("show interfaces --json");
     let full_count = || {
-        lab.fuxi_cli("show neighbors --json")
+        lab.fuxi_cli_ok("show neighbors --json")
             .matches("\"Full\"")
             .count()
     };
