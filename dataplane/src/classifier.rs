@@ -42,7 +42,7 @@ pub struct Rule<T> {
     pub value: T,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Slot<T> {
     generation: u32,
     rule: Option<Rule<T>>,
@@ -68,7 +68,7 @@ impl Hasher for IdHasher {
 
 type HashIndex = HashMap<u64, Vec<u32>, BuildHasherDefault<IdHasher>>;
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Subtable {
     mask: FlowMask,
     /// Non-zero words of `mask`, the only ones hashed and compared.
@@ -83,6 +83,7 @@ struct Subtable {
 }
 
 /// Tuple space search classifier, generic over what a rule carries.
+#[derive(Clone)]
 pub struct Classifier<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,

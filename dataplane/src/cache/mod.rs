@@ -21,7 +21,7 @@ use crate::classifier::Classifier;
 use crate::packet::{FlowKey, FlowMask, Parsed, RxMeta, parse};
 use crate::pipeline::exec::{Sink, execute_parsed};
 use crate::pipeline::xlate::TraceStep;
-use crate::pipeline::{DpAction, FlowStats, Nanos, Pipeline};
+use crate::pipeline::{DpAction, FlowStats, GroupStats, Nanos, Pipeline};
 
 /// A megaflow: every packet equal to `key` under `mask` gets `actions`.
 #[derive(Debug)]
@@ -36,6 +36,8 @@ pub struct Megaflow {
     pub flows: Vec<Arc<FlowStats>>,
     /// Tables visited (their lookup/matched counters are credited per packet).
     pub trace: Vec<TraceStep>,
+    /// Groups and buckets the translation went through.
+    pub groups: Vec<(Arc<GroupStats>, Vec<usize>)>,
     /// Pipeline generation it was built at.
     pub generation: u64,
     /// Packets that used this megaflow (written by the owning thread only).
@@ -73,6 +75,9 @@ impl Megaflow {
         let used = self.used.load(r);
         for f in &self.flows {
             f.add(dp, db, used);
+        }
+        for (g, buckets) in &self.groups {
+            g.add(buckets, dp, db);
         }
         // Flows of an older generation may be gone; tables are always there.
         for step in &self.trace {
@@ -230,6 +235,7 @@ impl Datapath {
             actions: t.actions,
             flows: t.flows,
             trace: t.trace,
+            groups: t.groups,
             generation: self.generation,
             packets: AtomicU64::new(0),
             bytes: AtomicU64::new(0),

@@ -2,6 +2,9 @@
 //! Choosing and translating buckets for a packet is in `xlate.rs`.
 
 use fuxi_openflow::consts::{OFPG_ALL, OFPG_ANY, OFPG_MAX, OFPP_ANY};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use fuxi_openflow::{Action, ErrorCode};
 
 use super::Pipeline;
@@ -45,12 +48,50 @@ impl Bucket {
 }
 
 /// A group.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Debug)]
 pub struct Group {
     /// Type.
     pub group_type: GroupType,
     /// Buckets.
     pub buckets: Vec<Bucket>,
+    /// Counters (shared with the caches that credit them).
+    pub stats: Arc<GroupStats>,
+}
+
+/// Counters of a group and its buckets (spec §7.3.5.9).
+#[derive(Debug, Default)]
+pub struct GroupStats {
+    /// Packets processed by the group.
+    pub packets: AtomicU64,
+    /// Bytes processed by the group.
+    pub bytes: AtomicU64,
+    /// (packets, bytes) per bucket.
+    pub buckets: Vec<(AtomicU64, AtomicU64)>,
+    /// When the group was added.
+    pub created: super::Nanos,
+}
+
+impl GroupStats {
+    fn new(n_buckets: usize, created: super::Nanos) -> Self {
+        GroupStats {
+            buckets: (0..n_buckets).map(|_| Default::default()).collect(),
+            created,
+            ..GroupStats::default()
+        }
+    }
+
+    /// Credits `packets`/`bytes` to the group and to the listed buckets.
+    pub fn add(&self, buckets: &[usize], packets: u64, bytes: u64) {
+        let r = Ordering::Relaxed;
+        self.packets.fetch_add(packets, r);
+        self.bytes.fetch_add(bytes, r);
+        for &b in buckets {
+            if let Some((p, by)) = self.buckets.get(b) {
+                p.fetch_add(packets, r);
+                by.fetch_add(bytes, r);
+            }
+        }
+    }
 }
 
 /// `ofp_group_mod_command`.
@@ -95,7 +136,11 @@ fn reaches(p: &Pipeline, from: &[Bucket], target: u32, depth: u32) -> bool {
 
 /// Applies `gm` to the pipeline's groups; returns the ids of deleted groups (whose flows the
 /// caller removes).
-pub(super) fn apply(p: &mut Pipeline, gm: &GroupMod) -> Result<Vec<u32>, ErrorCode> {
+pub(super) fn apply(
+    p: &mut Pipeline,
+    gm: &GroupMod,
+    now: super::Nanos,
+) -> Result<Vec<u32>, ErrorCode> {
     match gm.command {
         GroupModCommand::Add | GroupModCommand::Modify => {
             if gm.group_id > OFPG_MAX {
@@ -129,13 +174,19 @@ pub(super) fn apply(p: &mut Pipeline, gm: &GroupMod) -> Result<Vec<u32>, ErrorCo
             if reaches(p, &gm.buckets, gm.group_id, 0) {
                 return Err(ErrorCode::GROUP_MOD_LOOP);
             }
-            p.groups.insert(
-                gm.group_id,
-                Group {
-                    group_type: gm.group_type,
-                    buckets: gm.buckets.clone(),
-                },
-            );
+            // A modified group keeps its totals; its buckets start from zero.
+            let stats = GroupStats::new(gm.buckets.len(), now);
+            if let Some(old) = p.groups.get(&gm.group_id) {
+                let r = Ordering::Relaxed;
+                stats.packets.store(old.stats.packets.load(r), r);
+                stats.bytes.store(old.stats.bytes.load(r), r);
+            }
+            let group = Group {
+                group_type: gm.group_type,
+                buckets: gm.buckets.clone(),
+                stats: Arc::new(stats),
+            };
+            p.groups.insert(gm.group_id, group);
             Ok(vec![])
         }
         GroupModCommand::Delete => {

@@ -169,6 +169,22 @@ pub struct Meters {
     meters: BTreeMap<u32, Mutex<Meter>>,
 }
 
+impl Clone for Meters {
+    fn clone(&self) -> Self {
+        let meters = self
+            .meters
+            .iter()
+            .map(|(id, m)| {
+                (
+                    *id,
+                    Mutex::new(m.lock().unwrap_or_else(PoisonError::into_inner).clone()),
+                )
+            })
+            .collect();
+        Meters { meters }
+    }
+}
+
 impl Meters {
     /// Whether meter `id` exists.
     pub fn contains(&self, id: u32) -> bool {

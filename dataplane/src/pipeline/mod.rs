@@ -26,7 +26,7 @@ use fuxi_openflow::{Action, ErrorCode, Instruction, Match};
 use crate::classifier::{Classifier, RuleId};
 use crate::packet::{FlowKey, FlowMask};
 
-pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupType};
+pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupStats, GroupType};
 pub use meter::{Band, MeterConfig, MeterMod, MeterModCommand, Meters};
 pub use xlate::{DpAction, PacketInReason, Translation};
 
@@ -157,7 +157,7 @@ impl FlowStats {
 }
 
 /// One flow entry.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct FlowEntry {
     /// Cookie.
     pub cookie: u64,
@@ -301,8 +301,20 @@ pub struct Table {
     pub matched: AtomicU64,
 }
 
-/// The whole pipeline state of one switch.
-#[derive(Debug)]
+impl Clone for Table {
+    fn clone(&self) -> Self {
+        let r = Ordering::Relaxed;
+        Table {
+            flows: self.flows.clone(),
+            lookups: AtomicU64::new(self.lookups.load(r)),
+            matched: AtomicU64::new(self.matched.load(r)),
+        }
+    }
+}
+
+/// The whole pipeline state of one switch. `Clone` copies every table (flow counters stay
+/// shared), for a control plane that edits a copy and publishes it (arc-swap).
+#[derive(Clone, Debug)]
 pub struct Pipeline {
     /// Flow tables 0..N_TABLES.
     pub tables: Vec<Table>,
@@ -720,6 +732,13 @@ impl Pipeline {
         best
     }
 
+    /// Number of flows that use group `id` (group stats' `ref_count`).
+    pub fn group_ref_count(&self, id: u32) -> u32 {
+        let n = self.tables.iter().flat_map(|t| t.flows.iter());
+        n.filter(|(_, r)| uses_group(&r.value.instructions, id))
+            .count() as u32
+    }
+
     /// Number of flows in table `t`.
     pub fn flow_count(&self, t: u8) -> usize {
         self.tables.get(usize::from(t)).map_or(0, |t| t.flows.len())
@@ -783,7 +802,7 @@ impl Pipeline {
     /// Applies a group-mod (spec §6.5). Deleting a group also deletes the flows that use it.
     pub fn group_mod(&mut self, gm: &GroupMod, now: Nanos) -> Result<Vec<FlowRemoved>, ErrorCode> {
         let mut removed = Vec::new();
-        let doomed = group::apply(self, gm)?;
+        let doomed = group::apply(self, gm, now)?;
         for g in doomed {
             let mut hits = Vec::new();
             for (t, table) in self.tables.iter().enumerate() {

@@ -14,7 +14,7 @@ use fuxi_openflow::consts::{OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT}
 use fuxi_openflow::oxm::{FieldId, OxmTlv, Prereq};
 use fuxi_openflow::{Action, Instruction};
 
-use super::group::GroupType;
+use super::group::{GroupStats, GroupType};
 use super::matching::field_of;
 use super::{FlowStats, Pipeline};
 use crate::packet::{Field, FlowKey, FlowMask, OFPVID_PRESENT, RxMeta, parse};
@@ -95,6 +95,8 @@ pub struct Translation {
     pub wc: FlowMask,
     /// Counters of every flow the packet matched.
     pub flows: Vec<Arc<FlowStats>>,
+    /// Counters of every group the packet went through, with the buckets it took.
+    pub groups: Vec<(Arc<GroupStats>, Vec<usize>)>,
     /// Tables visited.
     pub trace: Vec<TraceStep>,
     /// False when the outcome depends on something the key does not hold (headers exposed
@@ -199,6 +201,7 @@ struct Ctx<'a> {
     key: FlowKey,
     wc: FlowMask,
     flows: Vec<Arc<FlowStats>>,
+    groups: Vec<(Arc<GroupStats>, Vec<usize>)>,
     trace: Vec<TraceStep>,
     cacheable: bool,
     table_id: u8,
@@ -519,6 +522,7 @@ impl Ctx<'_> {
                 .collect(),
             GroupType::Select => self.select_bucket(id).into_iter().collect(),
         };
+        self.groups.push((g.stats.clone(), buckets.clone()));
         for i in buckets {
             let saved = self.key;
             let mut sub = Vec::new();
@@ -674,6 +678,7 @@ impl Pipeline {
             key: *key,
             wc: FlowKey::ZERO,
             flows: Vec::new(),
+            groups: Vec::new(),
             trace: Vec::new(),
             cacheable: true,
             table_id: 0,
@@ -694,6 +699,7 @@ impl Pipeline {
             actions,
             wc: cx.wc,
             flows: cx.flows,
+            groups: cx.groups,
             trace: cx.trace,
             cacheable: cx.cacheable,
             final_key: cx.key,

@@ -1062,3 +1062,58 @@ fn packet_out_actions_and_table() {
         ]
     );
 }
+
+#[test]
+fn group_counters_and_ref_count() {
+    let mut p = Pipeline::new();
+    group(
+        &mut p,
+        1,
+        GroupType::All,
+        vec![Bucket::new(vec![out(2)]), Bucket::new(vec![out(3)])],
+    )
+    .unwrap();
+    add(
+        &mut p,
+        FlowMod::add(0, 1, ip(), apply(vec![Action::Group(1)])),
+    );
+    add(
+        &mut p,
+        FlowMod::add(
+            0,
+            2,
+            ip().with(Oxm::ip_proto(6)),
+            apply(vec![Action::Group(1)]),
+        ),
+    );
+    assert_eq!(p.group_ref_count(1), 2);
+    let pkt = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 64);
+    let mut dp = fuxi_dataplane::cache::Datapath::new();
+    for _ in 0..2 {
+        dp.process(
+            &p,
+            &mut pkt.clone(),
+            RxMeta::port(1),
+            0,
+            &mut Recorder::default(),
+        );
+    }
+    dp.sync_stats(&p);
+    let s = &p.groups[&1].stats;
+    let r = std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(s.packets.load(r), 2);
+    assert_eq!(s.bytes.load(r), 2 * pkt.len() as u64);
+    assert_eq!(s.buckets[1].0.load(r), 2);
+}
+
+#[test]
+fn pipeline_clone_is_independent() {
+    let mut p = Pipeline::new();
+    add(&mut p, FlowMod::add(0, 1, ip(), apply(vec![out(2)])));
+    let mut q = p.clone();
+    add(&mut q, FlowMod::add(0, 2, ip(), apply(vec![out(3)])));
+    assert_eq!((p.flow_count(0), q.flow_count(0)), (1, 2));
+    let pkt = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 64);
+    assert_eq!(ports(&run(&mut p, &pkt, 1)), vec![2]);
+    assert_eq!(ports(&run(&mut q, &pkt, 1)), vec![3]);
+}
