@@ -358,6 +358,13 @@ fn uses_meter(insts: &[Instruction], meter: u32) -> bool {
         .any(|i| matches!(i, Instruction::Meter(m) if *m == meter))
 }
 
+/// Generations are unique across every pipeline in the process, so that a datapath handed
+/// a clone that was changed separately never mistakes it for the pipeline it cached.
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Pipeline {
     /// An empty pipeline: every table empty (table-miss drops), no groups, meters or ports.
     pub fn new() -> Self {
@@ -367,7 +374,7 @@ impl Pipeline {
             meters: Meters::default(),
             ports: BTreeMap::new(),
             config: Config::default(),
-            generation: 1,
+            generation: next_generation(),
         }
     }
 
@@ -378,7 +385,7 @@ impl Pipeline {
     }
 
     fn bump(&mut self) {
-        self.generation += 1;
+        self.generation = next_generation();
     }
 
     /// Adds or updates a port.
