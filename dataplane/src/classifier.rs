@@ -304,6 +304,25 @@ impl<T> Classifier<T> {
         })
     }
 
+    /// Any rule matching `key`, ignoring priorities (the first found): for a table whose
+    /// overlapping rules agree, like the megaflow cache.
+    #[inline]
+    pub fn find_any(&self, key: &FlowKey) -> Option<&Rule<T>> {
+        for st in &self.subtables {
+            let h = key.hash_masked(&st.mask, &st.words);
+            let Some(bucket) = st.map.get(&h) else {
+                continue;
+            };
+            for &j in bucket {
+                let r = rule_at(&self.slots, j);
+                if key.matches(&st.mask, &r.key) {
+                    return Some(r);
+                }
+            }
+        }
+        None
+    }
+
     fn generation(&self, index: u32) -> u32 {
         self.slots[index as usize].generation
     }

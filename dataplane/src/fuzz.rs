@@ -5,6 +5,7 @@
 //! - [`flow_table`]: an operation-sequence fuzzer for the pipeline and caches: flow-mods,
 //!   group-mods, port changes and packets decoded from the bytes; checks that the caches give
 //!   what a full translation gives, and runs the actions on the packet bytes.
+//! - [`classifier`]: classifier operations checked against a linear scan.
 
 use fuxi_openflow::consts::{OFPP_ALL, OFPP_CONTROLLER, OFPP_IN_PORT};
 use fuxi_openflow::oxm::FieldId;
@@ -244,6 +245,77 @@ pub fn flow_table(data: &[u8]) {
     }
 }
 
+/// Operation-sequence fuzzer for the classifier: inserts, removals and lookups decoded from
+/// the bytes, each lookup checked against a linear scan (winner and wildcard soundness).
+pub fn classifier(data: &[u8]) {
+    use crate::classifier::{Classifier, RuleId};
+    use crate::packet::{Field, FlowKey};
+    const FIELDS: [Field; 5] = [
+        Field::InPort,
+        Field::EthType,
+        Field::IpProto,
+        Field::Ipv4Src,
+        Field::TcpDst,
+    ];
+    let mut b = Bytes { data };
+    let key = |b: &mut Bytes<'_>| {
+        let mut k = FlowKey::ZERO;
+        for f in FIELDS {
+            k.set(f, u128::from(b.u8() % 4));
+        }
+        k
+    };
+    let mut c = Classifier::new();
+    let mut model: Vec<(RuleId, FlowKey, FlowKey, u32, u64)> = Vec::new();
+    let mut seq = 0u64;
+    let best = |model: &[(RuleId, FlowKey, FlowKey, u32, u64)], k: &FlowKey| {
+        model
+            .iter()
+            .filter(|r| k.matches(&r.2, &r.1))
+            .min_by_key(|r| (std::cmp::Reverse(r.3), r.4))
+            .map(|r| r.0)
+    };
+    while !b.done() {
+        match b.u8() % 3 {
+            0 => {
+                let k = key(&mut b);
+                let mut m = FlowKey::ZERO;
+                let bits = b.u8();
+                for (i, f) in FIELDS.iter().enumerate() {
+                    if bits & (1 << i) != 0 {
+                        m.add_field(*f);
+                    }
+                }
+                let prio = u32::from(b.u8() % 4);
+                let id = c.insert(&k, &m, prio, ());
+                model.push((id, k.masked(&m), m, prio, seq));
+                seq += 1;
+            }
+            1 if !model.is_empty() => {
+                let i = usize::from(b.u8()) % model.len();
+                let (id, ..) = model.remove(i);
+                assert!(c.remove(id).is_some());
+            }
+            _ => {
+                let k = key(&mut b);
+                let mut wc = FlowKey::ZERO;
+                let got = c.lookup(&k, &mut wc).map(|(id, _)| id);
+                assert_eq!(
+                    got,
+                    best(&model, &k),
+                    "classifier disagrees with a linear scan"
+                );
+                let mut k2 = key(&mut b);
+                for i in 0..k2.w.len() {
+                    k2.w[i] = (k.w[i] & wc.w[i]) | (k2.w[i] & !wc.w[i]);
+                }
+                assert_eq!(best(&model, &k2), got, "wildcards too wide");
+            }
+        }
+        assert_eq!(c.len(), model.len());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +324,7 @@ mod tests {
     fn flow_table_on_simple_inputs() {
         // A few hand-picked and pseudo-random inputs: must not panic.
         flow_table(&[]);
+        classifier(&[0, 1, 2, 3, 0, 0xff, 2, 2, 1, 1, 1, 0, 2, 5, 5, 5, 5, 5, 0]);
         flow_table(&[0, 0, 0, 1, 0xff, 5, 5, 5, 5]);
         let mut x = 0x1234_5678u32;
         for _ in 0..200 {
@@ -264,6 +337,7 @@ mod tests {
                 })
                 .collect();
             flow_table(&data);
+            classifier(&data);
         }
     }
 }

@@ -220,8 +220,7 @@ impl Datapath {
             self.stats.emc_hits += 1;
             return (mf.clone(), Source::Emc);
         }
-        let mut scratch = FlowKey::ZERO;
-        if let Some((_, r)) = self.megaflows.lookup(key, &mut scratch) {
+        if let Some(r) = self.megaflows.find_any(key) {
             let mf = r.value.clone();
             self.stats.megaflow_hits += 1;
             self.emc[slot] = Some((*key, mf.clone()));
