@@ -887,3 +887,128 @@ fn flows_jsonl_messages_round_trip() {
     }
     assert!(n >= 100, "only {n} messages in flows.jsonl");
 }
+
+#[test]
+fn packet_in_table_miss() {
+    let (_, m) = decode("sw_packet_in_action_async_table_miss");
+    let Message::PacketIn(p) = m else { panic!() };
+    assert_eq!(p.buffer_id, OFP_NO_BUFFER);
+    assert_eq!(
+        (p.total_len, p.reason, p.table_id, p.cookie),
+        (242, 1, 0, 0)
+    );
+    assert_eq!(p.match_, Match::all().with(Oxm::in_port(OFPP_CONTROLLER)));
+    assert_eq!(p.data.len(), 242);
+    assert_eq!(&p.data[12..14], &[0x08, 0x00]);
+}
+
+#[test]
+fn flow_removed_idle() {
+    let (_, m) = decode("sw_flow_removed_idle_timeout_async_timeouts");
+    let Message::FlowRemoved(f) = m else { panic!() };
+    assert_eq!(f.cookie, 0x2002);
+    assert_eq!(f.priority, 200);
+    assert_eq!(f.reason, flow::OFPRR_IDLE_TIMEOUT);
+    assert_eq!(
+        (f.table_id, f.idle_timeout, f.packet_count, f.byte_count),
+        (0, 1, 0, 0)
+    );
+    assert_eq!(
+        f.match_,
+        Match::all()
+            .with(Oxm::eth_type(0x0800))
+            .with(Oxm::exact(FieldId::Ipv4Dst, 0x0a09_0002))
+    );
+}
+
+#[test]
+fn group_desc_reply() {
+    let (_, m) = decode("sw_multipart_reply_group_desc_stats");
+    let Message::MultipartReply(MultipartReply {
+        body: MultipartReplyBody::GroupDesc(groups),
+        ..
+    }) = m
+    else {
+        panic!()
+    };
+    assert_eq!(
+        groups
+            .iter()
+            .map(|g| (g.group_id, g.group_type, g.buckets.len()))
+            .collect::<Vec<_>>(),
+        [
+            (4, GroupType::FastFailover, 2),
+            (1, GroupType::All, 2),
+            (2, GroupType::Select, 2),
+            (3, GroupType::Indirect, 1),
+        ]
+    );
+    assert_eq!(groups[0].buckets[1].watch_port, 2);
+    assert_eq!(groups[2].buckets[1].weight, 20);
+}
+
+#[test]
+fn meter_config_reply() {
+    use fuxi_openflow::msg::meter::flags::*;
+    let (_, m) = decode("sw_multipart_reply_meter_config_stats");
+    assert_eq!(
+        m,
+        Message::MultipartReply(MultipartReply {
+            flags: 0,
+            body: MultipartReplyBody::MeterConfig(vec![
+                MeterConfig {
+                    flags: KBPS | BURST | STATS,
+                    meter_id: 1,
+                    bands: vec![MeterBand::Drop {
+                        rate: 1000,
+                        burst_size: 100
+                    }],
+                },
+                MeterConfig {
+                    flags: PKTPS | STATS,
+                    meter_id: 2,
+                    bands: vec![MeterBand::Drop {
+                        rate: 10,
+                        burst_size: 10
+                    }],
+                },
+            ]),
+        })
+    );
+}
+
+#[test]
+fn desc_and_table_stats_replies() {
+    let (_, m) = decode("sw_multipart_reply_desc_handshake");
+    assert_eq!(
+        m,
+        Message::MultipartReply(MultipartReply {
+            flags: 0,
+            body: MultipartReplyBody::Desc(Desc {
+                mfr_desc: "Nicira, Inc.".into(),
+                hw_desc: "Open vSwitch".into(),
+                sw_desc: "3.1.0".into(),
+                serial_num: "None".into(),
+                dp_desc: "None".into(),
+            }),
+        })
+    );
+    let (_, m) = decode("sw_multipart_reply_table_stats");
+    let Message::MultipartReply(MultipartReply {
+        body: MultipartReplyBody::Table(tables),
+        ..
+    }) = m
+    else {
+        panic!()
+    };
+    assert_eq!(tables.len(), 254);
+    assert_eq!(
+        tables[0],
+        TableStats {
+            table_id: 0,
+            active_count: 4,
+            lookup_count: 1,
+            matched_count: 1
+        }
+    );
+}
