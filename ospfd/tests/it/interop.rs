@@ -701,3 +701,99 @@ fn lan_frr_bird_dr_bdr() {
     );
     sh(&format!("kill -CONT {bird_pid}"));
 }
+
+fn bird_full(lab: &Lab, sub: &str) -> bool {
+    sh_ok(&format!(
+        "birdc -s {}/{sub}/bird.ctl show ospf neighbors",
+        lab.dir.display()
+    ))
+    .contains("Full")
+}
+
+fn frr_full(lab: &Lab, ns: &str, sub: &str) -> bool {
+    sh_ok(&format!(
+        "ip netns exec {ns} vtysh --vty_socket {}/{sub} -c 'show ip ospf neighbor'",
+        lab.dir.display()
+    ))
+    .contains("Full")
+}
+
+/// Time from starting the second router on a point-to-point link (the first already running
+/// for 3 s) until both report Full: fuxi vs FRR as the joining router, BIRD or FRR as the
+/// one already there. Printed for benches/README.md, not asserted.
+#[test]
+fn time_to_full_comparison() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let mut report = Vec::new();
+    for (first, joiner) in [
+        (Peer::Bird, "fuxi"),
+        (Peer::Bird, "frr"),
+        (Peer::Frr, "fuxi"),
+        (Peer::Frr, "frr"),
+    ] {
+        let mut times = Vec::new();
+        for rep in 0..3 {
+            let mut lab = Lab::new(&format!("fxt{rep}"), first);
+            lab.start_peer(true, Auth::None);
+            std::thread::sleep(Duration::from_secs(3));
+            let (a, b) = (lab.ns_a(), lab.ns_b());
+            let t0 = Instant::now();
+            if joiner == "fuxi" {
+                lab.start_fuxi(true, Auth::None);
+            } else {
+                let spec = Spec {
+                    ns: a.clone(),
+                    sub: "a",
+                    ifname: "fx0",
+                    rid: "10.255.0.1",
+                    link: "10.0.12.0/30",
+                    stub: "172.16.1.0/24",
+                    ptp: true,
+                    auth: Auth::None,
+                    prio: 1,
+                };
+                lab.start_frr(&spec);
+            }
+            let mut ok_a = None;
+            let mut ok_b = None;
+            while t0.elapsed() < Duration::from_secs(30) && (ok_a.is_none() || ok_b.is_none()) {
+                if ok_a.is_none()
+                    && if joiner == "fuxi" {
+                        lab.fuxi_full()
+                    } else {
+                        frr_full(&lab, &a, "a")
+                    }
+                {
+                    ok_a = Some(t0.elapsed());
+                }
+                let fb = match first {
+                    Peer::Bird => bird_full(&lab, "b"),
+                    Peer::Frr => frr_full(&lab, &b, "b"),
+                };
+                if ok_b.is_none() && fb {
+                    ok_b = Some(t0.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let t = ok_a
+                .zip(ok_b)
+                .map(|(x, y)| x.max(y))
+                .unwrap_or_else(|| panic!("no Full\n{}", lab.logs()));
+            times.push(t);
+        }
+        times.sort();
+        let line = format!(
+            "{joiner} joining {first:?}: median {:.2}s (min {:.2}s, max {:.2}s)",
+            times[1].as_secs_f64(),
+            times[0].as_secs_f64(),
+            times[2].as_secs_f64()
+        );
+        eprintln!("{line}");
+        report.push(line);
+    }
+    let _ = std::fs::write(
+        "/tmp/fuxi-ospfd-it/time_to_full.txt",
+        report.join("\n") + "\n",
+    );
+}
