@@ -55,6 +55,27 @@ pub fn overlaps(k1: &FlowKey, m1: &FlowMask, k2: &FlowKey, m2: &FlowMask) -> boo
     (0..KEY_WORDS).all(|i| (k1.w[i] ^ k2.w[i]) & m1.w[i] & m2.w[i] == 0)
 }
 
+/// The match a packet-in carries for a packet with `key` (spec §7.4.1: the pipeline fields):
+/// in_port always; in_phy_port when it differs; metadata and tunnel_id when non-zero.
+pub fn packet_in_match(key: &FlowKey) -> Match {
+    let in_port = key.get(Field::InPort);
+    let mut m = Match::all().with(Oxm::exact(FieldId::InPort, in_port));
+    let phy = key.get(Field::InPhyPort);
+    if phy != in_port && phy != 0 {
+        m = m.with(Oxm::exact(FieldId::InPhyPort, phy));
+    }
+    for (f, id) in [
+        (Field::Metadata, FieldId::Metadata),
+        (Field::TunnelId, FieldId::TunnelId),
+    ] {
+        let v = key.get(f);
+        if v != 0 {
+            m = m.with(Oxm::exact(id, v));
+        }
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +121,22 @@ mod tests {
         let untagged = Match::all().with(Oxm::vlan_vid(0));
         let (k, m) = match_to_key(&untagged).unwrap();
         assert!(pkt.matches(&m, &k));
+    }
+
+    #[test]
+    fn packet_in_match_fields() {
+        let mut k = FlowKey::ZERO;
+        k.set(Field::InPort, 3);
+        k.set(Field::InPhyPort, 3);
+        k.set(Field::TunnelId, 99);
+        let m = packet_in_match(&k);
+        assert_eq!(
+            m,
+            Match::all()
+                .with(Oxm::in_port(3))
+                .with(Oxm::exact(FieldId::TunnelId, 99))
+        );
+        assert!(m.validate().is_ok());
     }
 
     #[test]
