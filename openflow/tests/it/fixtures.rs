@@ -1012,3 +1012,39 @@ fn desc_and_table_stats_replies() {
         }
     );
 }
+
+/// Every MORE-split reply in the capture (`..._partK.hex`): REPLY_MORE on all parts but the
+/// last, the parts reassemble into one reply, and our own split of it under the 64 KiB limit
+/// reassembles to the same reply again.
+#[test]
+fn every_more_split_reply_reassembles() {
+    let files = files();
+    let mut families: BTreeMap<String, Vec<(u32, MultipartReply)>> = BTreeMap::new();
+    for (name, bytes) in &files {
+        let Some((family, k)) = name.rsplit_once("_part") else {
+            continue;
+        };
+        let Ok(k) = k.parse::<u32>() else { continue };
+        let Ok((_, Message::MultipartReply(r))) = Message::decode(bytes) else {
+            panic!("{name} is not a multipart reply")
+        };
+        families.entry(family.to_string()).or_default().push((k, r));
+    }
+    assert!(!families.is_empty(), "no MORE-split replies in the capture");
+    for (family, mut parts) in families {
+        parts.sort_by_key(|(k, _)| *k);
+        let n = parts.len();
+        assert!(n > 1, "{family}: one part");
+        for (i, (k, p)) in parts.iter().enumerate() {
+            assert_eq!(p.more(), i + 1 < n, "{family} part {k}: REPLY_MORE");
+        }
+        let whole = MultipartReply::reassemble(parts.into_iter().map(|(_, p)| p))
+            .unwrap_or_else(|e| panic!("{family}: {e}"));
+        let ours = whole.clone().split(fuxi_openflow::header::OFP_MAX_MSG_LEN);
+        for p in &ours {
+            assert!(Message::MultipartReply(p.clone()).wire_len() <= 65535);
+        }
+        assert!(ours.len() >= 2, "{family}: fits one message?");
+        assert_eq!(MultipartReply::reassemble(ours).unwrap(), whole, "{family}");
+    }
+}
