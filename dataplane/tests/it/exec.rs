@@ -207,3 +207,106 @@ fn sctp_port_rewrite_recomputes_crc32c() {
     assert_eq!(crc32c(&copy), crc);
     assert_eq!(parse(out, RxMeta::port(1)).key.get(Field::SctpDst), 3868);
 }
+
+fn apply_one(b: &[u8], acts: &[DpAction]) -> Vec<u8> {
+    let mut rec = Recorder::default();
+    let mut acts = acts.to_vec();
+    acts.push(DpAction::Output(1));
+    execute(
+        &acts,
+        &mut b.to_vec(),
+        RxMeta::port(1),
+        &Meters::default(),
+        0,
+        &mut rec,
+    );
+    rec.outputs.remove(0).3
+}
+
+#[test]
+fn neighbour_discovery_rewrites_keep_icmpv6_checksum() {
+    let mut b = crate::parse::nd(135, &[(1, [0xaa, 0xbb, 0xcc, 0, 0, 1])]);
+    fill(&mut b);
+    assert_eq!(verify(&b), Ok(()));
+    let out = apply_one(
+        &b,
+        &[
+            DpAction::SetField(
+                Field::Ipv6NdTarget,
+                0xfe80_0000_0000_0000_0000_0000_0000_0042,
+            ),
+            DpAction::SetField(Field::Ipv6NdSll, 0x0200_0000_0077),
+        ],
+    );
+    assert_eq!(verify(&out), Ok(()));
+    let k = parse(&out, RxMeta::port(1)).key;
+    assert_eq!(
+        k.get(Field::Ipv6NdTarget),
+        0xfe80_0000_0000_0000_0000_0000_0000_0042
+    );
+    assert_eq!(k.get(Field::Ipv6NdSll), 0x0200_0000_0077);
+}
+
+#[test]
+fn arp_and_mpls_rewrites() {
+    let arp = Frame {
+        dst: [0xff; 6],
+        src: [2, 0, 0, 0, 0, 1],
+        vlans: vec![],
+        l3: L3::Arp {
+            op: 1,
+            sha: [2, 0, 0, 0, 0, 1],
+            spa: [10, 0, 0, 1],
+            tha: [0; 6],
+            tpa: [10, 0, 0, 2],
+        },
+    }
+    .render();
+    // An ARP responder's rewrite: op=2, swap addresses.
+    let out = apply_one(
+        &arp,
+        &[
+            DpAction::SetField(Field::ArpOp, 2),
+            DpAction::SetField(Field::ArpTha, 0x0200_0000_0001),
+            DpAction::SetField(Field::ArpTpa, 0x0a00_0001),
+            DpAction::SetField(Field::ArpSha, 0x0200_0000_00fe),
+            DpAction::SetField(Field::ArpSpa, 0x0a00_0002),
+        ],
+    );
+    let k = parse(&out, RxMeta::port(1)).key;
+    assert_eq!(k.get(Field::ArpOp), 2);
+    assert_eq!(k.get(Field::ArpSpa), 0x0a00_0002);
+    assert_eq!(k.get(Field::ArpTpa), 0x0a00_0001);
+    assert_eq!(k.get(Field::ArpSha), 0x0200_0000_00fe);
+    assert_eq!(k.get(Field::ArpTha), 0x0200_0000_0001);
+    let mpls = Frame {
+        dst: [2, 0, 0, 0, 0, 2],
+        src: [2, 0, 0, 0, 0, 1],
+        vlans: vec![],
+        l3: L3::Mpls {
+            label: 16,
+            tc: 0,
+            bos: true,
+            ttl: 10,
+        },
+    }
+    .render();
+    let out = apply_one(
+        &mpls,
+        &[
+            DpAction::SetField(Field::MplsLabel, 1_000_000),
+            DpAction::SetField(Field::MplsTc, 5),
+            DpAction::SetField(Field::MplsTtl, 9),
+        ],
+    );
+    let k = parse(&out, RxMeta::port(1)).key;
+    assert_eq!(
+        (
+            k.get(Field::MplsLabel),
+            k.get(Field::MplsTc),
+            k.get(Field::MplsBos),
+            k.get(Field::MplsTtl)
+        ),
+        (1_000_000, 5, 1, 9)
+    );
+}

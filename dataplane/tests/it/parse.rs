@@ -893,7 +893,7 @@ fn ipv6_later_fragment_has_no_l4() {
     assert_eq!(p.key.get(Field::Ipv6Exthdr), u128::from(exthdr::FRAG));
 }
 
-fn nd(ty: u8, opts: &[(u8, [u8; 6])]) -> Vec<u8> {
+pub fn nd(ty: u8, opts: &[(u8, [u8; 6])]) -> Vec<u8> {
     let mut f = base(v6(
         vec![],
         L4::Raw {
