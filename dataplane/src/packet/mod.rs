@@ -1,5 +1,5 @@
 //! Packets as the pipeline sees them: the flow key ([`key`]) and the parser that fills it
-//! ([`parse`]). Rewriting packets (actions) lives in the pipeline.
+//! ([`parse()`]). Rewriting packets (actions) lives in the pipeline.
 
 pub mod key;
 pub mod parse;
