@@ -103,6 +103,8 @@ pub enum GroupModCommand {
     Modify,
     /// OFPGC_DELETE.
     Delete,
+    /// Open vSwitch's add-or-modify (`--may-create`): add, or modify if it exists.
+    AddOrModify,
 }
 
 /// A group-mod as the pipeline takes it.
@@ -142,7 +144,7 @@ pub(super) fn apply(
     now: super::Nanos,
 ) -> Result<Vec<u32>, ErrorCode> {
     match gm.command {
-        GroupModCommand::Add | GroupModCommand::Modify => {
+        GroupModCommand::Add | GroupModCommand::Modify | GroupModCommand::AddOrModify => {
             if gm.group_id > OFPG_MAX {
                 return Err(ErrorCode::GROUP_MOD_INVALID_GROUP);
             }

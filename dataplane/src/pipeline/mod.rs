@@ -11,6 +11,7 @@ pub mod exec;
 pub mod group;
 pub mod matching;
 pub mod meter;
+pub mod wire;
 pub mod xlate;
 
 use std::collections::BTreeMap;
