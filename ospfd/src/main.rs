@@ -6,12 +6,14 @@
 //! fuxi-ospfd [-s SOCK] show neighbors|interfaces|database|routes [--json]
 //! fuxi-ospfd [-s SOCK] watch                 route changes as JSON lines (for the controller)
 //! fuxi-ospfd [-s SOCK] metrics               Prometheus text format
+//! fuxi-ospfd [-s SOCK] supply JSON           replace the routes supplied for redistribution,
+//!                                            e.g. '[{"prefix":"10.96.0.0/12","metric":20}]'
 //! ```
 
 use fuxi_ospfd::config::FileConfig;
 use fuxi_ospfd::{daemon, show};
 
-const USAGE: &str = "usage: fuxi-ospfd [-c FILE] [--check] | [-s SOCK] show neighbors|interfaces|database|routes [--json] | [-s SOCK] watch";
+const USAGE: &str = "usage: fuxi-ospfd [-c FILE] [--check] | [-s SOCK] show neighbors|interfaces|database|routes|stats [--json] | [-s SOCK] watch | metrics | supply JSON";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -87,6 +89,15 @@ fn real_main() -> Result<(), String> {
             Ok(())
         }
         Some("watch") => daemon::watch(&sock_path()),
+        Some("supply") => {
+            let json = words.get(1).ok_or(USAGE)?;
+            let out = daemon::query(&sock_path(), &format!("supply {json}"))?;
+            print!("{out}");
+            if out.contains("\"error\"") {
+                return Err("rejected".into());
+            }
+            Ok(())
+        }
         Some("metrics") => {
             print!("{}", daemon::query(&sock_path(), "metrics")?);
             Ok(())

@@ -72,6 +72,28 @@ struct Daemon {
     metric: u32,
     watchers: Vec<UnixStream>,
     cfg: FileConfig,
+    /// Routes supplied over the control socket (`supply`), redistributed as externals.
+    supplied: Vec<ExternalRoute>,
+}
+
+/// One route supplied over the control socket: `supply [{"prefix": "a.b.c.d/n", ...}]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Supplied {
+    prefix: String,
+    #[serde(default = "twenty")]
+    metric: u32,
+    #[serde(default = "two")]
+    metric_type: u8,
+    #[serde(default)]
+    tag: u32,
+}
+
+fn twenty() -> u32 {
+    20
+}
+fn two() -> u8 {
+    2
 }
 
 impl Daemon {
@@ -206,7 +228,7 @@ impl Daemon {
 
     fn externals(&self) -> Vec<ExternalRoute> {
         let r = &self.cfg.redistribute;
-        let mut v = Vec::new();
+        let mut v = self.supplied.clone();
         for s in &r.statics {
             if let Ok(p) = s.prefix.parse::<Prefix>() {
                 v.push(ExternalRoute {
@@ -300,6 +322,38 @@ impl Daemon {
                 serde_json::to_string(&v)
             }
             "show stats" => serde_json::to_string(&self.inst.stats),
+            l if l.starts_with("supply ") => {
+                match serde_json::from_str::<Vec<Supplied>>(&l["supply ".len()..]) {
+                    Ok(list) => {
+                        let mut v = Vec::new();
+                        let mut err = None;
+                        for x in list {
+                            match x.prefix.parse::<Prefix>() {
+                                Ok(p) => v.push(ExternalRoute {
+                                    prefix: p,
+                                    metric: x.metric.min(crate::consts::LS_INFINITY - 1),
+                                    e2: x.metric_type != 1,
+                                    tag: x.tag,
+                                    fwd: Ipv4Addr::UNSPECIFIED,
+                                }),
+                                Err(e) => err = Some(e),
+                            }
+                        }
+                        match err {
+                            Some(e) => Ok(serde_json::json!({ "error": e }).to_string()),
+                            None => {
+                                let n = v.len();
+                                self.supplied = v;
+                                let ext = self.externals();
+                                self.inst.set_externals(now, ext);
+                                self.drain();
+                                Ok(serde_json::json!({ "supplied": n }).to_string())
+                            }
+                        }
+                    }
+                    Err(e) => Ok(serde_json::json!({ "error": e.to_string() }).to_string()),
+                }
+            }
             "metrics" => Ok(self.metrics()),
             "watch" => {
                 let v: Vec<RouteJson> = self
@@ -426,6 +480,7 @@ pub fn run(cfg: FileConfig) -> Result<(), String> {
         metric: cfg.kernel_metric,
         watchers: Vec::new(),
         cfg: cfg.clone(),
+        supplied: Vec::new(),
     };
     log(&format!(
         "router id {} starting with {n} interfaces",

@@ -40,6 +40,8 @@ fn sh_ok(cmd: &str) -> String {
 
 pub fn require_tools() {
     assert!(nix_is_root(), "interop tests need root");
+    // FRR's ospfd keeps state in /var/run/frr (normally made by systemd-tmpfiles).
+    let _ = sh_ok("mkdir -p /var/run/frr && chown frr:frr /var/run/frr");
     for p in [
         format!("{FRR}/ospfd"),
         format!("{FRR}/zebra"),
@@ -503,6 +505,15 @@ fn scenario(tag: &str, peer: Peer, ptp: bool, auth: Auth) {
             .lines()
             .any(|l| l.contains("\"op\":\"add\"") && l.contains("\"prefix\":\"172.16.2.0/24\"")),
         "{watch}"
+    );
+    // Routes supplied at run time (what the controller does for cluster subnets).
+    let r = lab.fuxi_cli(r#"supply '[{"prefix":"198.51.100.0/24","metric":7,"metric_type":1}]'"#);
+    assert!(r.contains("\"supplied\":1"), "{r}");
+    wait_for(
+        "supplied route at the peer",
+        Duration::from_secs(10),
+        &lab,
+        || lab.route(&b, "198.51.100.0/24").contains("via 10.0.12.1"),
     );
     let metrics = lab.fuxi_cli("metrics");
     assert!(metrics.contains("fuxi_ospf_neighbors_full 1"), "{metrics}");

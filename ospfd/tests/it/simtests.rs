@@ -395,3 +395,46 @@ fn nssa_type7() {
             .all(|d| d.1.ls_type != 5)
     );
 }
+
+/// MinLSInterval: changing the redistributed set twice within 5 s originates the second
+/// change only when 5 s have passed since the first.
+#[test]
+fn min_ls_interval_defers_reorigination() {
+    use fuxi_ospfd::consts::*;
+    use fuxi_ospfd::lsa::LsaKey;
+    let mut net = Net::new();
+    let ra = net.add(router("1.1.1.1", &[("e0", BACKBONE, "10.0.0.1/30")]));
+    let rb = net.add(router("2.2.2.2", &[("e0", BACKBONE, "10.0.0.2/30")]));
+    net.segment(&[(ra, 0), (rb, 0)]);
+    net.run_for(secs(60));
+    let k = LsaKey {
+        ls_type: LSA_AS_EXTERNAL,
+        id: ip("198.51.100.0"),
+        adv: ip("1.1.1.1"),
+    };
+    net.externals(ra, &["198.51.100.0/24"]);
+    net.run_for(secs(1));
+    let first = net.routers[rb].lookup(&k, net.now).unwrap();
+    assert_eq!(first.hdr.seq, INITIAL_SEQ);
+    // Same prefix, new metric: a new instance is due, but not before t0 + 5 s.
+    let v = vec![ExternalRoute {
+        prefix: pfx("198.51.100.0/24"),
+        metric: 99,
+        e2: true,
+        tag: 0,
+        fwd: ip("0.0.0.0"),
+    }];
+    let t0 = net.now - secs(1);
+    net.routers[ra].set_externals(net.now, v);
+    net.run_for(secs(2));
+    assert_eq!(
+        net.routers[rb].lookup(&k, net.now).unwrap().hdr.seq,
+        INITIAL_SEQ,
+        "too early"
+    );
+    net.run_until(t0 + secs(6));
+    assert_eq!(
+        net.routers[rb].lookup(&k, net.now).unwrap().hdr.seq,
+        INITIAL_SEQ + 1
+    );
+}
