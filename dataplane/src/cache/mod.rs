@@ -243,7 +243,12 @@ impl Datapath {
         });
         if !t.cacheable {
             self.stats.uncacheable += 1;
-            // Kept only so its counts reach the flows at the next sync.
+            // Kept only so its counts reach the flows at the next sync (bounded).
+            if self.uncached.len() >= 1024 {
+                for old in self.uncached.drain(..) {
+                    old.sync(p);
+                }
+            }
             self.uncached.push(mf.clone());
             return (mf, Source::Uncached);
         }
