@@ -438,3 +438,84 @@ fn min_ls_interval_defers_reorigination() {
         INITIAL_SEQ + 1
     );
 }
+
+/// Opaque LSAs (RFC 5250) are stored and flooded unchanged: an area-scope type-10 LSA that r2
+/// receives from r1 reaches r3 byte for byte; a link-scope type-9 stays on the r1-r2 link.
+#[test]
+fn opaque_lsas_stored_and_flooded_by_scope() {
+    use fuxi_ospfd::consts::*;
+    use fuxi_ospfd::lsa::*;
+    use fuxi_ospfd::packet::*;
+    let mut net = Net::new();
+    let r1 = net.add(router("1.1.1.1", &[("e0", BACKBONE, "10.0.12.1/30")]));
+    let r2 = net.add(router(
+        "2.2.2.2",
+        &[
+            ("e0", BACKBONE, "10.0.12.2/30"),
+            ("e1", BACKBONE, "10.0.23.1/30"),
+        ],
+    ));
+    let r3 = net.add(router("3.3.3.3", &[("e0", BACKBONE, "10.0.23.2/30")]));
+    net.segment(&[(r1, 0), (r2, 0)]);
+    net.segment(&[(r2, 1), (r3, 0)]);
+    net.run_for(secs(60));
+    let opaque = |t: u8, id: &str| {
+        let mut l = Lsa {
+            hdr: LsaHeader {
+                age: 1,
+                options: OPT_E | OPT_O,
+                ls_type: t,
+                id: ip(id),
+                adv: ip("9.9.9.9"),
+                seq: INITIAL_SEQ,
+                checksum: 0,
+                length: 0,
+            },
+            body: LsaBody::Opaque(bytes::Bytes::from_static(&[
+                0, 1, 0, 4, 0xde, 0xad, 0xbe, 0xef,
+            ])),
+        };
+        l.to_bytes_sealed();
+        l
+    };
+    let p = Packet {
+        hdr: Header {
+            router_id: ip("1.1.1.1"),
+            area_id: BACKBONE,
+            checksum: 0,
+            auth: AuthField::Null([0; 8]),
+        },
+        body: Body::LsUpdate(vec![
+            opaque(LSA_OPAQUE_AREA, "1.0.0.1"),
+            opaque(LSA_OPAQUE_LINK, "4.0.0.1"),
+        ]),
+        trailer: bytes::Bytes::new(),
+    };
+    let mut v = p.to_bytes().to_vec();
+    fuxi_ospfd::auth::seal(&mut v, &fuxi_ospfd::auth::AuthConfig::Null, 0);
+    net.inject(r2, 0, ip("10.0.12.1"), ALL_SPF_ROUTERS, &v);
+    net.run_for(secs(5));
+    let area_key = LsaKey {
+        ls_type: LSA_OPAQUE_AREA,
+        id: ip("1.0.0.1"),
+        adv: ip("9.9.9.9"),
+    };
+    let link_key = LsaKey {
+        ls_type: LSA_OPAQUE_LINK,
+        id: ip("4.0.0.1"),
+        adv: ip("9.9.9.9"),
+    };
+    let want = opaque(LSA_OPAQUE_AREA, "1.0.0.1");
+    for r in [r2, r3] {
+        let got = net.routers[r]
+            .lookup(&area_key, net.now)
+            .unwrap_or_else(|| panic!("opaque area LSA not at router {r}"));
+        assert_eq!(got.body, want.body);
+        assert_eq!(got.hdr.checksum, want.hdr.checksum);
+    }
+    assert!(net.routers[r2].lookup(&link_key, net.now).is_some());
+    assert!(
+        net.routers[r3].lookup(&link_key, net.now).is_none(),
+        "link-local must not cross r2"
+    );
+}
