@@ -296,9 +296,9 @@ pub struct Config {
 pub struct Table {
     /// The flows.
     pub flows: Classifier<FlowEntry>,
-    /// Lookups (slow-path translations that consulted this table).
+    /// Packets looked up in this table (credited by `Datapath::sync_stats`).
     pub lookups: AtomicU64,
-    /// Lookups that found a flow.
+    /// Of those, packets that matched a flow.
     pub matched: AtomicU64,
 }
 
