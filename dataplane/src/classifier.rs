@@ -70,6 +70,10 @@ type HashIndex = HashMap<u64, Vec<u32>, BuildHasherDefault<IdHasher>>;
 
 #[derive(Clone, Debug)]
 struct Subtable {
+    /// Leading stages (cumulative masks that stop short of `mask`): a key whose hash under
+    /// a stage's mask is not in the stage's counts matches nothing here, and the lookup only
+    /// depended on that stage's bits.
+    stages: Vec<Stage>,
     mask: FlowMask,
     /// Non-zero words of `mask`, the only ones hashed and compared.
     words: Vec<u8>,
@@ -80,6 +84,31 @@ struct Subtable {
     max_priority: u32,
     /// Creation order, to keep the subtable order deterministic among equal priorities.
     created: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Stage {
+    mask: FlowMask,
+    words: Vec<u8>,
+    /// Hash of a rule's key under `mask` → number of rules.
+    counts: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+}
+
+fn stages_for(mask: &FlowMask) -> Vec<Stage> {
+    let mut out: Vec<Stage> = Vec::new();
+    let mut cum = FlowKey::ZERO;
+    for s in crate::packet::key::stage_masks() {
+        cum.or_assign(&s.masked(mask));
+        if cum.is_zero() || cum == *mask || out.last().is_some_and(|l| l.mask == cum) {
+            continue;
+        }
+        out.push(Stage {
+            mask: cum,
+            words: cum.nonzero_words(),
+            counts: HashMap::default(),
+        });
+    }
+    out
 }
 
 /// Tuple space search classifier, generic over what a rule carries.
@@ -173,6 +202,7 @@ impl<T> Classifier<T> {
             Some(i) => i,
             None => {
                 self.subtables.push(Subtable {
+                    stages: stages_for(mask),
                     mask: *mask,
                     words: mask.nonzero_words(),
                     map: HashIndex::default(),
@@ -185,6 +215,12 @@ impl<T> Classifier<T> {
         };
         let slots = &self.slots;
         let st = &mut self.subtables[st_idx];
+        for stage in &mut st.stages {
+            *stage
+                .counts
+                .entry(key.hash_masked(&stage.mask, &stage.words))
+                .or_default() += 1;
+        }
         let h = key.hash_masked(&st.mask, &st.words);
         let bucket = st.map.entry(h).or_default();
         let pos = bucket
@@ -242,6 +278,15 @@ impl<T> Classifier<T> {
         self.len -= 1;
         let st_idx = self.subtables.iter().position(|s| s.mask == rule.mask)?;
         let st = &mut self.subtables[st_idx];
+        for stage in &mut st.stages {
+            let h = rule.key.hash_masked(&stage.mask, &stage.words);
+            if let Some(n) = stage.counts.get_mut(&h) {
+                *n -= 1;
+                if *n == 0 {
+                    stage.counts.remove(&h);
+                }
+            }
+        }
         let h = rule.key.hash_masked(&st.mask, &st.words);
         if let Some(bucket) = st.map.get_mut(&h) {
             bucket.retain(|&j| j != id.index);
@@ -277,6 +322,15 @@ impl<T> Classifier<T> {
                 && b.priority > st.max_priority
             {
                 break;
+            }
+            // Staged: stop at the first stage no rule here shares with the key.
+            let missed = st
+                .stages
+                .iter()
+                .find(|s| !s.counts.contains_key(&key.hash_masked(&s.mask, &s.words)));
+            if let Some(s) = missed {
+                wc.or_assign(&s.mask);
+                continue;
             }
             wc.or_assign(&st.mask);
             let h = key.hash_masked(&st.mask, &st.words);
@@ -439,6 +493,54 @@ mod tests {
         let (_, r) = c.lookup(&key(&[(Field::TcpDst, 443)]), &mut wc).unwrap();
         assert_eq!(r.value, 2);
         assert!(wc.has_field(Field::TcpDst));
+    }
+
+    #[test]
+    fn staged_lookup_keeps_later_stages_wildcarded() {
+        let mut c = Classifier::new();
+        let k = key(&[
+            (Field::EthType, 0x800),
+            (Field::IpProto, 6),
+            (Field::TcpDst, 80),
+        ]);
+        c.insert(
+            &k,
+            &mask(&[Field::EthType, Field::IpProto, Field::TcpDst]),
+            10,
+            1,
+        );
+        // A UDP packet misses at the L3 stage: its ports do not matter.
+        let udp = key(&[
+            (Field::EthType, 0x800),
+            (Field::IpProto, 17),
+            (Field::UdpDst, 80),
+        ]);
+        let mut wc = FlowKey::ZERO;
+        assert!(c.lookup(&udp, &mut wc).is_none());
+        assert!(wc.has_field(Field::IpProto) && !wc.has_field(Field::TcpDst));
+        // An ARP packet misses at L2.
+        let arp = key(&[(Field::EthType, 0x806)]);
+        let mut wc = FlowKey::ZERO;
+        assert!(c.lookup(&arp, &mut wc).is_none());
+        assert!(wc.has_field(Field::EthType) && !wc.has_field(Field::IpProto));
+        // A TCP packet to another port needs every field.
+        let tcp = key(&[
+            (Field::EthType, 0x800),
+            (Field::IpProto, 6),
+            (Field::TcpDst, 22),
+        ]);
+        let mut wc = FlowKey::ZERO;
+        assert!(c.lookup(&tcp, &mut wc).is_none());
+        assert!(wc.has_field(Field::TcpDst));
+        c.remove(
+            c.find_exact(
+                &k,
+                &mask(&[Field::EthType, Field::IpProto, Field::TcpDst]),
+                10,
+            )
+            .unwrap(),
+        );
+        assert!(c.lookup(&k, &mut wc).is_none());
     }
 
     #[test]

@@ -377,6 +377,45 @@ impl FlowKey {
     }
 }
 
+/// The lookup stages of a key, outermost first: pipeline metadata, L2 (with VLAN, MPLS and
+/// PBB), L3, and L4 (everything else). Every bit of the key is in exactly one stage. The
+/// classifier checks a rule's fields stage by stage, so that a packet that already differs
+/// in, say, its L3 fields does not make the megaflow depend on its L4 ones.
+pub fn stage_masks() -> &'static [FlowMask; 4] {
+    static STAGES: std::sync::OnceLock<[FlowMask; 4]> = std::sync::OnceLock::new();
+    STAGES.get_or_init(|| {
+        use Field::*;
+        let of = |fields: &[Field]| {
+            let mut m = FlowKey::ZERO;
+            for &f in fields {
+                // Whole storage slots, so shared slots land in one stage.
+                let (word, shift, slot) = f.layout();
+                if slot == 128 {
+                    m.w[word] = u64::MAX;
+                    m.w[word + 1] = u64::MAX;
+                } else {
+                    m.w[word] |= slot_mask(slot) << shift;
+                }
+            }
+            m
+        };
+        let meta = of(&[InPort, InPhyPort, Metadata, TunnelId]);
+        let l2 = of(&[
+            EthDst, EthSrc, EthType, VlanVid, VlanPcp, VlanInner, MplsLabel, MplsTc, MplsBos,
+            MplsTtl, PbbIsid,
+        ]);
+        let l3 = of(&[
+            IpProto, IpDscp, IpEcn, Ipv4Src, Ipv4Dst, ArpOp, ArpSha, ArpTha, Ipv6Src, Ipv6Dst,
+            Ipv6Flabel, Ipv6Exthdr, NwTtl, NwFrag,
+        ]);
+        let mut l4 = FlowKey::ONES;
+        for i in 0..KEY_WORDS {
+            l4.w[i] &= !(meta.w[i] | l2.w[i] | l3.w[i]);
+        }
+        [meta, l2, l3, l4]
+    })
+}
+
 #[inline(always)]
 fn mix(x: u64) -> u64 {
     // One multiply-rotate round (folded multiply, as in foldhash / wyhash).
@@ -449,6 +488,21 @@ mod tests {
         }
         k.set(Field::VlanVid, 0x1000 | 42);
         assert_eq!(k.get(Field::VlanVid), 0x102a);
+    }
+
+    #[test]
+    fn stages_partition_the_key() {
+        let st = stage_masks();
+        for i in 0..KEY_WORDS {
+            let union = st.iter().fold(0u64, |a, m| a | m.w[i]);
+            assert_eq!(union, u64::MAX, "word {i}");
+            for a in 0..4 {
+                for b in a + 1..4 {
+                    assert_eq!(st[a].w[i] & st[b].w[i], 0, "stages {a} {b} word {i}");
+                }
+            }
+        }
+        assert!(st[3].has_field(Field::TcpDst) && st[2].has_field(Field::IpProto));
     }
 
     #[test]
