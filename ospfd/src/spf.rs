@@ -126,10 +126,13 @@ pub fn area_spf(
             }
             // W must exist and link back to V; `back` is W's link data on the link to V.
             let back: Option<Ipv4Addr> = match (v, w) {
+                // With parallel links, W's link back to V on the same subnet as V's link (the
+                // longest common prefix with V's interface address) gives the next hop.
                 (Vertex::Router(vr), Vertex::Router(wr)) => router_lsa(db, wr).and_then(|rl| {
                     rl.links
                         .iter()
-                        .find(|l| l.link_type == LINK_P2P && l.id == vr)
+                        .filter(|l| l.link_type == LINK_P2P && l.id == vr)
+                        .max_by_key(|l| (u32::from(l.data) ^ u32::from(vdata)).leading_zeros())
                         .map(|l| l.data)
                 }),
                 (Vertex::Router(vr), Vertex::Network(wn)) => network_lsa(db, wn)

@@ -84,6 +84,9 @@ pub struct Spec {
     pub ptp: bool,
     pub auth: Auth,
     pub prio: u8,
+    /// Extra FRR interface stanzas (before `router ospf`) and `router ospf` lines.
+    pub frr_extra_if: &'static str,
+    pub frr_extra_router: &'static str,
 }
 
 /// A lab: netns `<tag>a` (fuxi) and `<tag>b` (peer), veth `fx0` <-> `pe0`, 10.0.12.0/30.
@@ -96,6 +99,8 @@ pub struct Lab {
     pub capture: Option<Child>,
     /// fuxi's interface priority.
     pub fuxi_prio: u8,
+    /// Appended to fuxi's TOML configuration.
+    pub fuxi_extra: String,
     extra_ns: Vec<String>,
 }
 
@@ -119,6 +124,7 @@ impl Lab {
             pidfiles: vec![],
             capture: None,
             fuxi_prio: 1,
+            fuxi_extra: String::new(),
             extra_ns: vec![],
         };
         let (a, b) = (lab.ns_a(), lab.ns_b());
@@ -156,6 +162,7 @@ impl Lab {
             pidfiles: vec![],
             capture: None,
             fuxi_prio: 1,
+            fuxi_extra: String::new(),
             extra_ns: vec![h.clone(), c.clone()],
         };
         let (a, b) = (lab.ns_a(), lab.ns_b());
@@ -223,6 +230,8 @@ impl Lab {
             ptp,
             auth,
             prio: 1,
+            frr_extra_if: "",
+            frr_extra_router: "",
         };
         match self.peer {
             Peer::Frr => self.start_frr(&spec),
@@ -251,7 +260,9 @@ impl Lab {
         std::fs::write(
             d.join("ospfd.conf"),
             format!(
-                "hostname ospfd-b\ndebug ospf event\ndebug ospf nsm\n!\ninterface {ifname}\n ip ospf hello-interval {HELLO}\n ip ospf dead-interval {DEAD}\n ip ospf retransmit-interval 2\n ip ospf priority {prio}\n{ifx}!\nrouter ospf\n ospf router-id {rid}\n timers throttle spf 0 50 1000\n redistribute connected\n network {link} area 0\n network {rid}/32 area 0\n network {stub} area 0\n passive-interface lo\n passive-interface stub0\n!\n"
+                "hostname ospfd-b\ndebug ospf event\ndebug ospf nsm\n!\ninterface {ifname}\n ip ospf hello-interval {HELLO}\n ip ospf dead-interval {DEAD}\n ip ospf retransmit-interval 2\n ip ospf priority {prio}\n{ifx}!\n{}router ospf\n ospf router-id {rid}\n timers throttle spf 0 50 1000\n redistribute connected\n network {link} area 0\n{} network {rid}/32 area 0\n network {stub} area 0\n passive-interface lo\n passive-interface stub0\n!\n",
+                sp.frr_extra_if,
+                sp.frr_extra_router
             ),
         )
         .unwrap();
@@ -317,7 +328,7 @@ impl Lab {
             self.dir.display(),
             self.fuxi_prio
         );
-        std::fs::write(self.dir.join("fuxi.toml"), cfg).unwrap();
+        std::fs::write(self.dir.join("fuxi.toml"), cfg + &self.fuxi_extra).unwrap();
         let log = std::fs::File::create(self.dir.join("fuxi.log")).unwrap();
         let child = Command::new("ip")
             .args([
@@ -638,6 +649,8 @@ fn lan_frr_bird_dr_bdr() {
         ptp: false,
         auth: Auth::None,
         prio: 1,
+        frr_extra_if: "",
+        frr_extra_router: "",
     };
     lab.start_frr(&spec(b.clone(), "b", "10.255.0.2", "172.16.2.0/24"));
     lab.start_bird(&spec(c.clone(), "c", "10.255.0.3", "172.16.3.0/24"));
@@ -763,6 +776,8 @@ fn time_to_full_comparison() {
                     ptp: true,
                     auth: Auth::None,
                     prio: 1,
+                    frr_extra_if: "",
+                    frr_extra_router: "",
                 };
                 lab.start_frr(&spec);
             }
@@ -807,4 +822,67 @@ fn time_to_full_comparison() {
         "/tmp/fuxi-ospfd-it/time_to_full.txt",
         report.join("\n") + "\n",
     );
+}
+
+/// ECMP into the kernel: two parallel point-to-point links to FRR. fuxi installs one
+/// multipath route with both next hops; when one link goes down the route falls back to the
+/// other at once (carrier loss), and FRR also uses both links towards fuxi's stub.
+#[test]
+fn frr_ecmp_two_links() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let mut lab = Lab::new("fxec", Peer::Frr);
+    let (a, b) = (lab.ns_a(), lab.ns_b());
+    sh(&format!(
+        "set -e; ip link add fx1 netns {a} type veth peer name pe1 netns {b}
+         ip -n {a} addr add 10.0.13.1/30 dev fx1; ip -n {b} addr add 10.0.13.2/30 dev pe1
+         ip -n {a} link set fx1 up; ip -n {b} link set pe1 up"
+    ));
+    let spec = Spec {
+        ns: b.clone(),
+        sub: "b",
+        ifname: "pe0",
+        rid: "10.255.0.2",
+        link: "10.0.12.0/30",
+        stub: "172.16.2.0/24",
+        ptp: true,
+        auth: Auth::None,
+        prio: 1,
+        frr_extra_if: "interface pe1\n ip ospf hello-interval 2\n ip ospf dead-interval 8\n ip ospf retransmit-interval 2\n ip ospf network point-to-point\n!\n",
+        frr_extra_router: " network 10.0.13.0/30 area 0\n",
+    };
+    lab.start_frr(&spec);
+    lab.fuxi_extra = format!(
+        "\n[[interface]]\nname = \"fx1\"\nnetwork = \"point-to-point\"\nhello_interval = {HELLO}\ndead_interval = {DEAD}\nretransmit_interval = 2\n"
+    );
+    lab.start_fuxi(true, Auth::None);
+    wait_for(
+        "multipath routes both ways",
+        Duration::from_secs(60),
+        &lab,
+        || {
+            let ra = lab.route(&a, "172.16.2.0/24");
+            let rb = lab.route(&b, "172.16.1.0/24");
+            ra.contains("nexthop via 10.0.12.2")
+                && ra.contains("nexthop via 10.0.13.2")
+                && rb.contains("10.0.12.1")
+                && rb.contains("10.0.13.1")
+        },
+    );
+    let routes = lab.fuxi_cli("show routes");
+    assert!(
+        routes.contains("via 10.0.12.2, fx0") && routes.contains("via 10.0.13.2, fx1"),
+        "{routes}"
+    );
+    sh(&format!("ip -n {b} link set pe1 down"));
+    let t = wait_for(
+        "single path after link down",
+        Duration::from_secs(u64::from(DEAD)),
+        &lab,
+        || {
+            let ra = lab.route(&a, "172.16.2.0/24");
+            ra.contains("via 10.0.12.2") && !ra.contains("10.0.13.2")
+        },
+    );
+    eprintln!("ECMP fallback after carrier loss: {t:?}");
 }

@@ -400,3 +400,39 @@ fn spf_scale_timing() {
         );
     }
 }
+
+/// Two parallel p2p links R1-R2 (10.12.0.0/30 and 10.13.0.0/30, both cost 1): ECMP with each
+/// next hop's gateway on its own link.
+#[test]
+fn parallel_links_pick_gateway_per_link() {
+    let mut db = Db::new();
+    rtr(
+        &mut db,
+        "1.1.1.1",
+        0,
+        vec![
+            link(LINK_P2P, "2.2.2.2", "10.12.0.1", 1),
+            link(LINK_P2P, "2.2.2.2", "10.13.0.1", 1),
+        ],
+    );
+    rtr(
+        &mut db,
+        "2.2.2.2",
+        0,
+        vec![
+            link(LINK_P2P, "1.1.1.1", "10.12.0.2", 1),
+            link(LINK_P2P, "1.1.1.1", "10.13.0.2", 1),
+            link(LINK_STUB, "10.2.0.0", "255.255.255.0", 1),
+        ],
+    );
+    let rt = table(
+        &db,
+        "1.1.1.1",
+        &[("10.12.0.1", 0), ("10.13.0.1", 1)],
+        &Db::new(),
+    );
+    assert_eq!(
+        rt[&pfx("10.2.0.0/24")].nexthops,
+        nh(&[(0, "10.12.0.2"), (1, "10.13.0.2")])
+    );
+}
