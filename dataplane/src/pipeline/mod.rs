@@ -740,6 +740,48 @@ impl Pipeline {
         best
     }
 
+    /// Per table: (table id, active flows, lookups, matched), for table stats (spec
+    /// §7.3.5.4). Lookups and matches include what datapaths have synced so far.
+    pub fn table_stats(&self) -> Vec<(u8, u32, u64, u64)> {
+        let r = Ordering::Relaxed;
+        let t = self.tables.iter().enumerate();
+        t.map(|(i, t)| {
+            (
+                i as u8,
+                t.flows.len() as u32,
+                t.lookups.load(r),
+                t.matched.load(r),
+            )
+        })
+        .collect()
+    }
+
+    /// What the pipeline does with `packet` received with `meta` (ofproto/trace): the
+    /// translation, with the tables and flows visited. Changes no counter.
+    pub fn trace(&self, packet: &[u8], meta: crate::packet::RxMeta) -> Translation {
+        self.translate(&crate::packet::parse(packet, meta).key, Some(packet))
+    }
+
+    /// Executes a packet-out (spec §7.3.7): `actions` on `packet` as if received on
+    /// `in_port` (OFPP_CONTROLLER for none), sending results to `sink`. Flows the packet
+    /// meets through OFPP_TABLE are credited.
+    pub fn packet_out(
+        &self,
+        packet: &mut Vec<u8>,
+        in_port: u32,
+        actions: &[Action],
+        now: Nanos,
+        sink: &mut impl exec::Sink,
+    ) {
+        let meta = crate::packet::RxMeta::port(in_port);
+        let parsed = crate::packet::parse(packet, meta);
+        let t = self.translate_packet_out(&parsed.key, actions, Some(packet));
+        for f in &t.flows {
+            f.hit(packet.len(), now);
+        }
+        exec::execute_parsed(&t.actions, packet, &parsed, &self.meters, now, sink);
+    }
+
     /// Number of flows that use group `id` (group stats' `ref_count`).
     pub fn group_ref_count(&self, id: u32) -> u32 {
         let n = self.tables.iter().flat_map(|t| t.flows.iter());

@@ -1117,3 +1117,25 @@ fn pipeline_clone_is_independent() {
     assert_eq!(ports(&run(&mut p, &pkt, 1)), vec![2]);
     assert_eq!(ports(&run(&mut q, &pkt, 1)), vec![3]);
 }
+
+#[test]
+fn packet_out_executes_and_credits_table_flows() {
+    let mut p = Pipeline::new();
+    add(
+        &mut p,
+        FlowMod::add(0, 1, Match::all(), apply(vec![out(4)])),
+    );
+    let mut pkt = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 64);
+    let mut rec = Recorder::default();
+    let acts = [out(3), Action::output(fuxi_openflow::consts::OFPP_TABLE)];
+    p.packet_out(&mut pkt, OFPP_CONTROLLER, &acts, 0, &mut rec);
+    assert_eq!(ports(&rec), vec![3, 4]);
+    let stats = p
+        .flow_stats(&fuxi_dataplane::pipeline::FlowStatsRequest::all(), 0)
+        .unwrap();
+    assert_eq!(stats[0].packet_count, 1);
+    let t = p.trace(&pkt, RxMeta::port(1));
+    assert_eq!(t.trace.len(), 1);
+    assert_eq!(t.trace[0].flow, Some((1, 0)));
+    assert_eq!(p.table_stats()[0].1, 1);
+}
