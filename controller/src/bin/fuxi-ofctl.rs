@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     match run(&cli, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(CmdError::Differ) => ExitCode::from(2),
+        Err(CmdError::Quiet) => ExitCode::from(1),
         Err(e @ CmdError::Conn(fuxi_controller::ofctl::conn::ConnError::Refused { .. })) => {
             // The switch's ERROR, printed as ovs-ofctl prints it.
             eprintln!("{e}");

@@ -185,6 +185,9 @@ pub enum CmdError {
     Conn(#[from] ConnError),
     #[error("{0}")]
     Other(String),
+    /// Standard output was closed (`| head`): stop quietly.
+    #[error("")]
+    Quiet,
     /// diff-flows found differences: exit 2, nothing more to print.
     #[error("flow tables differ")]
     Differ,
@@ -374,7 +377,10 @@ impl Ctx<'_> {
     }
 
     fn say(&mut self, s: &str) -> Result<(), CmdError> {
-        writeln!(self.out, "{s}").map_err(|e| CmdError::Other(format!("write: {e}")))
+        writeln!(self.out, "{s}").map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => CmdError::Quiet,
+            _ => CmdError::Other(format!("write: {e}")),
+        })
     }
 
     fn dispatch(&mut self) -> Result<(), CmdError> {

@@ -407,13 +407,16 @@ pub fn format_port_stats(xid: u32, ports: &[PortStats]) -> String {
 }
 
 /// `OFPST_FLOW reply` and its flow lines.
+/// Without statistics there is no header either, as with ovs-ofctl's `--no-stats`.
 pub fn format_flows(xid: u32, flows: &[fuxi_openflow::msg::FlowStats], stats: bool) -> String {
-    let mut s = head("OFPST_FLOW reply", xid);
-    for f in flows {
-        s.push_str("\n ");
-        s.push_str(&format_flow_stats(f, stats));
+    let mut lines = Vec::with_capacity(flows.len() + 1);
+    if stats {
+        lines.push(head("OFPST_FLOW reply", xid));
     }
-    s
+    for f in flows {
+        lines.push(format!(" {}", format_flow_stats(f, stats)));
+    }
+    lines.join("\n")
 }
 
 /// `OFPST_AGGREGATE reply`.
@@ -504,12 +507,14 @@ pub fn format_meter_config(m: &MeterConfig) -> String {
         }
     }
     s.push_str(" bands=");
+    // Open vSwitch fills in a burst size even without BURST; ovs-ofctl shows it only with.
+    let burst = m.flags & meter::flags::BURST != 0;
     for b in &m.bands {
         s.push('\n');
         match b {
             MeterBand::Drop { rate, burst_size } => {
                 let _ = write!(s, "type=drop rate={rate}");
-                if *burst_size != 0 {
+                if burst && *burst_size != 0 {
                     let _ = write!(s, " burst_size={burst_size}");
                 }
             }
@@ -519,7 +524,7 @@ pub fn format_meter_config(m: &MeterConfig) -> String {
                 prec_level,
             } => {
                 let _ = write!(s, "type=dscp_remark rate={rate}");
-                if *burst_size != 0 {
+                if burst && *burst_size != 0 {
                     let _ = write!(s, " burst_size={burst_size}");
                 }
                 let _ = write!(s, " prec_level={prec_level}");
@@ -718,11 +723,21 @@ fn table_features_body(t: &TableFeatures) -> String {
 pub fn format_table_features(xid: u32, tables: &[TableFeatures]) -> String {
     let mut s = head("OFPST_TABLE_FEATURES reply", xid);
     let bodies: Vec<String> = tables.iter().map(table_features_body).collect();
+    // Next tables differ from table to table ("1-253", "2-253"); ditto ignores them.
+    let same: Vec<String> = bodies
+        .iter()
+        .map(|b| {
+            b.lines()
+                .filter(|l| !l.trim_start().starts_with("next tables"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
     let mut i = 0;
     while i < tables.len() {
-        if i > 0 && bodies[i] == bodies[i - 1] {
+        if i > 0 && same[i] == same[i - 1] {
             let mut j = i;
-            while j + 1 < tables.len() && bodies[j + 1] == bodies[i] {
+            while j + 1 < tables.len() && same[j + 1] == same[i] {
                 j += 1;
             }
             if j == i {
@@ -802,7 +817,7 @@ pub fn packet_summary(p: &[u8]) -> String {
     };
     let mut et = u16::from_be_bytes([p[12], p[13]]);
     let mut off = 14;
-    let mut vlan = String::new();
+    let mut vlan = ",vlan_tci=0x0000".to_string();
     if (et == 0x8100 || et == 0x88a8) && p.len() >= 18 {
         let tci = u16::from_be_bytes([p[14], p[15]]);
         vlan = format!(",dl_vlan={},dl_vlan_pcp={}", tci & 0xfff, tci >> 13);
@@ -824,15 +839,25 @@ pub fn packet_summary(p: &[u8]) -> String {
                 _ => "ip",
             };
             let mut s = format!(
-                "{name}{vlan},{l2},nw_src={},nw_dst={},nw_tos={},nw_ttl={}",
+                "{name}{vlan},{l2},nw_src={},nw_dst={}",
                 ip(&rest[12..16]),
                 ip(&rest[16..20]),
-                rest[1] & 0xfc,
-                rest[8]
             );
             if name == "ip" {
                 let _ = write!(s, ",nw_proto={proto}");
             }
+            let frag = if u16::from_be_bytes([rest[6], rest[7]]) & 0x3fff != 0 {
+                "yes"
+            } else {
+                "no"
+            };
+            let _ = write!(
+                s,
+                ",nw_tos={},nw_ecn={},nw_ttl={},nw_frag={frag}",
+                rest[1] & 0xfc,
+                rest[1] & 3,
+                rest[8]
+            );
             let l4 = rest.get(ihl..).unwrap_or(&[]);
             if matches!(proto, 6 | 17 | 132) && l4.len() >= 4 {
                 let _ = write!(
@@ -869,13 +894,11 @@ pub fn format_packet_in(xid: u32, pi: &PacketIn) -> String {
         2 => "invalid_ttl",
         _ => "unknown",
     };
-    let mut s = format!(
-        "{} table_id={} cookie={:#x} total_len={}",
-        head("OFPT_PACKET_IN", xid),
-        pi.table_id,
-        pi.cookie,
-        pi.total_len
-    );
+    let mut s = head("OFPT_PACKET_IN", xid);
+    if pi.table_id != 0 {
+        let _ = write!(s, " table_id={}", pi.table_id);
+    }
+    let _ = write!(s, " cookie={:#x} total_len={}", pi.cookie, pi.total_len);
     let m = format_match(&pi.match_, None);
     if !m.is_empty() {
         let _ = write!(s, " {m}");

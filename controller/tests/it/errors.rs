@@ -1,0 +1,141 @@
+//! Errors: the switch's OpenFlow ERROR printed as ovs-ofctl prints it (exit 1), bad text
+//! (exit 1, nothing sent), unreachable targets; and `monitor` printing async messages.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::ovs::{Ovs, TGT, normalize};
+
+#[test]
+fn errors_are_reported_and_exit_nonzero() {
+    let ovs = Ovs::start("errors", 2);
+    // A match field without its prerequisite: Open vSwitch refuses it.
+    let o = ovs.fuxi(&["add-flow", TGT, "nw_src=10.0.0.1,actions=drop"]);
+    assert_eq!(o.code, 1, "{o:#?}");
+    assert!(
+        o.stderr
+            .starts_with("OFPT_ERROR (OF1.3) (xid=0x2): OFPBMC_BAD_PREREQ\n"),
+        "{o:#?}"
+    );
+    assert!(
+        o.stderr.contains("OFPT_FLOW_MOD (OF1.3) (xid=0x2):"),
+        "{o:#?}"
+    );
+    let o = ovs.fuxi(&["add-flow", TGT, "tcp_dst=80,actions=drop"]);
+    assert_eq!(o.code, 1, "{o:#?}");
+    assert!(o.stderr.contains("OFPBMC_BAD_PREREQ"), "{o:#?}");
+    // The refused flow mod is printed back decoded when it decodes, as ovs-ofctl does.
+    let o = ovs.fuxi(&["add-flow", TGT, "actions=group:99"]);
+    let theirs = ovs.ovs_ofctl(&["add-flow", TGT, "actions=group:99"]);
+    assert_eq!((o.code, theirs.code), (1, 1));
+    assert_eq!(normalize(&o.stderr), normalize(&theirs.stderr));
+    // Nothing was added.
+    let d = ovs.fuxi(&["dump-flows", TGT]).ok().stdout;
+    assert_eq!(d.lines().count(), 1, "{d}");
+
+    // Bad text: exit 1, a clear message, nothing sent.
+    for (args, want) in [
+        (
+            &["add-flow", TGT, "foo=1,actions=drop"][..],
+            "unknown keyword foo",
+        ),
+        (&["add-flow", TGT, "in_port=1"], "must specify an action"),
+        (
+            &["add-flow", TGT, "nw_dst=1.2.3.999,ip,actions=drop"],
+            "invalid value",
+        ),
+        (
+            &["add-flow", TGT, "actions=frobnicate"],
+            "unknown action frobnicate",
+        ),
+        (
+            &["add-group", TGT, "group_id=1,type=nope,bucket=output:1"],
+            "unknown group type",
+        ),
+        (
+            &["add-meter", TGT, "meter=1,band=rate=5"],
+            "type must come first",
+        ),
+        (&["-O", "OpenFlow10", "dump-flows", TGT], "OpenFlow13 only"),
+        (&["dump-flows", "tcp:127.0.0.1:1"], "connection failed"),
+        (
+            &["dump-flows", "unix:/nonexistent/br0.mgmt"],
+            "connection failed",
+        ),
+    ] {
+        let o = ovs.fuxi(args);
+        assert_eq!(o.code, 1, "{args:?}: {o:#?}");
+        assert!(o.stderr.contains(want), "{args:?}: {o:#?}");
+    }
+    // A file with a bad line names the line.
+    let file = ovs.dir.join("bad.flows");
+    std::fs::write(
+        &file,
+        "arp,actions=NORMAL\nip,nw_src=1.2.3.4,actions=bogus\n",
+    )
+    .unwrap();
+    let o = ovs.fuxi(&["add-flows", TGT, file.to_str().unwrap()]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("line 2: unknown action bogus"), "{o:#?}");
+}
+
+#[test]
+fn monitor_prints_async_messages() {
+    let ovs = Ovs::start("monitor", 2);
+    ovs.fuxi(&[
+        "add-flow",
+        TGT,
+        "priority=300,in_port=1,actions=CONTROLLER:128",
+    ])
+    .ok();
+    ovs.fuxi(&[
+        "add-flow",
+        TGT,
+        "priority=301,in_port=2,hard_timeout=1,send_flow_rem,actions=drop",
+    ])
+    .ok();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ovs.ns, env!("CARGO_BIN_EXE_fuxi-ofctl")])
+        .args(["monitor", &ovs.mgmt()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // A packet through the table reaches the controller action.
+    ovs.fuxi(&[
+        "packet-out",
+        TGT,
+        "in_port=1 packet=ffffffffffff020000000001080600010800060400010200000000010a0000010000000000000a000009 actions=output:TABLE",
+    ])
+    .ok();
+    ovs.fuxi(&["mod-port", TGT, "2", "down"]).ok();
+    // The hard timeout expires (OVS checks about once a second).
+    std::thread::sleep(Duration::from_millis(2500));
+    let pid = child.id();
+    // End only the process we started, by its id.
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let _ = child.wait();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        out.contains("OFPT_PACKET_IN (OF1.3) (xid=0x0): cookie=0x0 total_len=42 in_port=1 (via action) data_len=42 (unbuffered)\narp,vlan_tci=0x0000,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,arp_spa=10.0.0.1,arp_tpa=10.0.0.9,arp_op=1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("OFPT_PORT_STATUS (OF1.3) (xid=0x0): MOD: 2(p2): addr:02:00:00:00:01:02"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "OFPT_FLOW_REMOVED (OF1.3) (xid=0x0): priority=301,in_port=2 reason=hard table_id=0"
+        ),
+        "{out}"
+    );
+}
