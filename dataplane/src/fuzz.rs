@@ -150,7 +150,7 @@ pub fn flow_table(data: &[u8]) {
     for port in 1..=4 {
         p.set_port(port, PortState { live: true });
     }
-    let mut dp = Datapath::new();
+    let mut dp = Datapath::with_emc_entries(64);
     let mut packets: Vec<(Vec<u8>, u32)> = Vec::new();
     let mut steps = 0;
     while !b.done() && steps < 64 {

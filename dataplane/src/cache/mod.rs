@@ -155,8 +155,13 @@ impl Default for Datapath {
 impl Datapath {
     /// Empty caches.
     pub fn new() -> Self {
+        Self::with_emc_entries(EMC_ENTRIES)
+    }
+
+    /// Empty caches with an exact-match cache of `entries` (rounded up to a power of two).
+    pub fn with_emc_entries(entries: usize) -> Self {
         Datapath {
-            emc: vec![None; EMC_ENTRIES],
+            emc: vec![None; entries.max(1).next_power_of_two()],
             megaflows: Classifier::new(),
             generation: 0,
             limit: MEGAFLOW_LIMIT,
@@ -213,7 +218,7 @@ impl Datapath {
             self.generation = p.generation();
         }
         let h = key.hash_full();
-        let slot = (h as usize) & (EMC_ENTRIES - 1);
+        let slot = (h as usize) & (self.emc.len() - 1);
         if let Some((k, mf)) = &self.emc[slot]
             && k == key
         {
@@ -272,7 +277,7 @@ impl Datapath {
     ) -> Source {
         let parsed = parse(packet, meta);
         // Fast path: an exact-match hit executes straight from the cache slot.
-        let slot = (parsed.key.hash_full() as usize) & (EMC_ENTRIES - 1);
+        let slot = (parsed.key.hash_full() as usize) & (self.emc.len() - 1);
         if p.generation() == self.generation
             && let Some((k, mf)) = &self.emc[slot]
             && *k == parsed.key
