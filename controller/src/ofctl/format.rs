@@ -65,12 +65,15 @@ pub fn format_error(xid: u32, e: &ErrorMsg) -> String {
         // The data may be cut at 64 bytes: the header length says more.
         let declared = usize::from(u16::from_be_bytes([data[2], data[3]]));
         let decoded = if declared == data.len() {
-            Message::decode(&data).ok()
+            Message::decode(&data)
+                .ok()
+                .map(|(_, m)| m)
+                .or_else(|| lenient_flow_mod(&data))
         } else {
             None
         };
         match decoded {
-            Some((_, m)) => {
+            Some(m) => {
                 s.push_str(&format_message(inner_xid, &m));
                 s.push('\n');
             }
@@ -89,6 +92,46 @@ pub fn format_error(xid: u32, e: &ErrorMsg) -> String {
         s.push_str(&hex_dump(&e.data));
     }
     s.trim_end().to_string()
+}
+
+/// A FLOW_MOD whose match the strict decoder refuses (the very reason it came back in an
+/// ERROR, e.g. a missing prerequisite), decoded without the match checks so it can be shown.
+fn lenient_flow_mod(data: &[u8]) -> Option<Message> {
+    use fuxi_openflow::msg::{FlowMod, FlowModCommand};
+    use fuxi_openflow::{Instruction, Match, OxmTlv};
+    if data.len() < 8 + 40 + 4 || data[1] != 14 {
+        return None;
+    }
+    let b = &data[8..];
+    let u16at = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    let u32at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u64at = |i: usize| (u64::from(u32at(i)) << 32) | u64::from(u32at(i + 4));
+    let mlen = usize::from(u16at(42));
+    if u16at(40) != 1 || mlen < 4 || b.len() < 40 + mlen.next_multiple_of(8) {
+        return None;
+    }
+    let mut tlvs = &b[44..40 + mlen];
+    let mut fields = Vec::new();
+    while !tlvs.is_empty() {
+        fields.push(OxmTlv::decode(&mut tlvs).ok()?);
+    }
+    let mut rest = &b[40 + mlen.next_multiple_of(8)..];
+    let instructions = Instruction::decode_all(&mut rest).ok()?;
+    Some(Message::FlowMod(FlowMod {
+        cookie: u64at(0),
+        cookie_mask: u64at(8),
+        table_id: b[16],
+        command: FlowModCommand::from_u8(b[17])?,
+        idle_timeout: u16at(18),
+        hard_timeout: u16at(20),
+        priority: u16at(22),
+        buffer_id: u32at(24),
+        out_port: u32at(28),
+        out_group: u32at(32),
+        flags: u16at(36),
+        match_: Match { fields },
+        instructions,
+    }))
 }
 
 fn msg_type_name(t: u8) -> &'static str {
