@@ -28,7 +28,7 @@ pub enum ConnError {
     Timeout,
     #[error("connection closed by the switch")]
     Closed,
-    #[error("version negotiation failed (we support OpenFlow 1.3 only): {0}")]
+    #[error("version negotiation failed (fuxi-ofctl speaks OpenFlow 1.3 only): {0}")]
     Version(String),
     #[error("undecodable message from the switch: {0}")]
     Decode(String),
@@ -185,6 +185,20 @@ impl Conn {
         Ok(c)
     }
 
+    /// Exchanges HELLOs over an already connected Unix stream (a socketpair in tests).
+    pub fn over_unix(stream: UnixStream, timeout: Duration) -> Result<Conn, ConnError> {
+        let mut c = Conn {
+            stream: Stream::Unix(stream),
+            framer: Framer::new(),
+            next_xid: 1,
+            timeout,
+            stash: Vec::new(),
+            out: Vec::new(),
+        };
+        c.hello()?;
+        Ok(c)
+    }
+
     fn hello(&mut self) -> Result<(), ConnError> {
         let xid = self.alloc_xid();
         self.send_with_xid(&Message::Hello(Hello::ofp13()), xid)?;
@@ -314,7 +328,17 @@ impl Conn {
                     continue;
                 }
                 Ok(Some(Ok(hm))) => return Ok(hm),
-                Ok(Some(Err(e))) => return Err(ConnError::Decode(e.to_string())),
+                Ok(Some(Err(e))) => {
+                    // Tell the peer what we refused, as a switch would, then give up.
+                    let _ = self.write_all_draining(&e.reply_bytes());
+                    if e.code == fuxi_openflow::ErrorCode::HELLO_INCOMPATIBLE {
+                        return Err(ConnError::Version(format!(
+                            "the switch does not offer OpenFlow 1.3 (its HELLO has version {:#04x})",
+                            e.version
+                        )));
+                    }
+                    return Err(ConnError::Decode(e.to_string()));
+                }
                 Ok(None) => {}
                 Err(e) => return Err(ConnError::Decode(e.0.to_string())),
             }
@@ -432,5 +456,213 @@ impl Conn {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fuxi_openflow::msg::{
+        AggregateStats, Desc, HelloElement, MultipartReplyBody, MultipartRequestBody, Port,
+    };
+
+    /// The switch side of a socketpair: reads whole messages, writes encoded ones.
+    struct Peer {
+        s: UnixStream,
+        f: Framer,
+    }
+
+    impl Peer {
+        fn recv(&mut self) -> (Header, Message) {
+            loop {
+                if let Some(m) = self.f.next_message().unwrap() {
+                    return m.unwrap();
+                }
+                let mut buf = [0u8; 4096];
+                let n = self.s.read(&mut buf).unwrap();
+                assert!(n > 0, "client closed");
+                self.f.push(&buf[..n]);
+            }
+        }
+        fn send(&mut self, m: Message, xid: u32) {
+            self.s.write_all(&m.to_vec(xid)).unwrap();
+        }
+    }
+
+    fn pair(peer: impl FnOnce(Peer) + Send + 'static) -> Result<Conn, ConnError> {
+        let (a, b) = UnixStream::pair().unwrap();
+        std::thread::spawn(move || {
+            peer(Peer {
+                s: b,
+                f: Framer::new(),
+            })
+        });
+        Conn::over_unix(a, Duration::from_millis(500))
+    }
+
+    fn hello(p: &mut Peer) {
+        p.send(Message::Hello(Hello::ofp13()), 1);
+        assert!(matches!(p.recv().1, Message::Hello(_)));
+    }
+
+    #[test]
+    fn multipart_parts_are_reassembled_and_echoes_answered() {
+        let mut c = pair(|mut p| {
+            hello(&mut p);
+            let (h, m) = p.recv();
+            assert!(matches!(
+                m,
+                Message::MultipartRequest(MultipartRequest {
+                    body: MultipartRequestBody::PortDesc,
+                    ..
+                })
+            ));
+            // An echo request and an unrelated async message in the middle of the reply.
+            p.send(Message::EchoRequest(b"ping".to_vec()), 77);
+            let part = |no, more| {
+                Message::MultipartReply(MultipartReply {
+                    flags: if more { 1 } else { 0 },
+                    body: MultipartReplyBody::PortDesc(vec![Port {
+                        port_no: no,
+                        name: format!("p{no}"),
+                        ..Default::default()
+                    }]),
+                })
+            };
+            p.send(part(1, true), h.xid);
+            let (eh, echo) = p.recv();
+            assert_eq!((eh.xid, echo), (77, Message::EchoReply(b"ping".to_vec())));
+            p.send(part(2, true), h.xid);
+            p.send(Message::BarrierReply, 999);
+            p.send(part(3, false), h.xid);
+            // Keep the socket open until the client is done.
+            let _ = p.recv();
+        })
+        .unwrap();
+        let (xid, r) = c
+            .multipart(MultipartRequest {
+                flags: 0,
+                body: MultipartRequestBody::PortDesc,
+            })
+            .unwrap();
+        assert_eq!(xid, 2);
+        let MultipartReplyBody::PortDesc(ports) = r.body else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            ports.iter().map(|p| p.port_no).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(r.flags, 0);
+        // The stray message was kept for later.
+        assert_eq!(
+            c.recv(Some(Duration::ZERO)).unwrap().1,
+            Message::BarrierReply
+        );
+    }
+
+    #[test]
+    fn errors_come_back_with_their_xid_and_mods_wait_for_the_barrier() {
+        let mut c = pair(|mut p| {
+            hello(&mut p);
+            let (h1, _) = p.recv();
+            let (h2, _) = p.recv();
+            let (hb, b) = p.recv();
+            assert_eq!(b, Message::BarrierRequest);
+            p.send(
+                Message::Error(fuxi_openflow::msg::ErrorMsg {
+                    code: fuxi_openflow::ErrorCode::BAD_MATCH_BAD_PREREQ,
+                    data: Message::BarrierRequest.to_vec(h2.xid),
+                }),
+                h2.xid,
+            );
+            p.send(Message::BarrierReply, hb.xid);
+            assert!(h1.xid < h2.xid);
+            let _ = p.recv();
+        })
+        .unwrap();
+        let e = c
+            .mods_with_barrier(&[Message::GetConfigRequest, Message::GetConfigRequest])
+            .unwrap_err();
+        match e {
+            ConnError::Refused { xid, error } => {
+                assert_eq!(xid, 3);
+                assert_eq!(error.code, fuxi_openflow::ErrorCode::BAD_MATCH_BAD_PREREQ);
+            }
+            e => panic!("{e:?}"),
+        }
+        let text = crate::ofctl::format::format_error(
+            3,
+            &fuxi_openflow::msg::ErrorMsg {
+                code: fuxi_openflow::ErrorCode::BAD_MATCH_BAD_PREREQ,
+                data: Message::BarrierRequest.to_vec(3),
+            },
+        );
+        assert_eq!(
+            text,
+            "OFPT_ERROR (OF1.3) (xid=0x3): OFPBMC_BAD_PREREQ\nOFPT_BARRIER_REQUEST (OF1.3) (xid=0x3):"
+        );
+    }
+
+    #[test]
+    fn a_silent_switch_times_out() {
+        let mut c = pair(|mut p| {
+            hello(&mut p);
+            let _ = p.recv();
+            std::thread::sleep(Duration::from_secs(2));
+        })
+        .unwrap();
+        let t = std::time::Instant::now();
+        let e = c
+            .multipart(MultipartRequest {
+                flags: 0,
+                body: MultipartRequestBody::Desc,
+            })
+            .unwrap_err();
+        assert!(matches!(e, ConnError::Timeout), "{e:?}");
+        assert!(t.elapsed() < Duration::from_millis(1500));
+        let _ = (Desc::default(), AggregateStats::default());
+    }
+
+    #[test]
+    fn a_peer_without_openflow13_is_refused() {
+        let e = pair(|mut p| {
+            // OpenFlow 1.0 only, by bitmap.
+            let h = Message::Hello(Hello {
+                elements: vec![HelloElement::VersionBitmap(vec![1 << 1])],
+            });
+            let mut bytes = h.to_vec(1);
+            bytes[0] = 1;
+            p.s.write_all(&bytes).unwrap();
+            let _ = p.recv();
+        })
+        .unwrap_err();
+        assert!(matches!(e, ConnError::Version(_)), "{e:?}");
+    }
+
+    #[test]
+    fn targets() {
+        let r = Path::new("/run/x");
+        assert_eq!(
+            Target::parse("tcp:127.0.0.1:6653", r).unwrap(),
+            Target::Tcp("127.0.0.1:6653".into())
+        );
+        assert_eq!(
+            Target::parse("tcp:10.0.0.1", r).unwrap(),
+            Target::Tcp("10.0.0.1:6653".into())
+        );
+        assert_eq!(
+            Target::parse("tcp:[::1]:6633", r).unwrap(),
+            Target::Tcp("[::1]:6633".into())
+        );
+        assert_eq!(
+            Target::parse("unix:/a/b.mgmt", r).unwrap(),
+            Target::Unix("/a/b.mgmt".into())
+        );
+        assert_eq!(
+            Target::parse("br0", r).unwrap(),
+            Target::Unix("/run/x/br0.mgmt".into())
+        );
+        assert!(Target::parse("ssl:1.2.3.4:6653", r).is_err());
     }
 }

@@ -68,6 +68,20 @@ fn errors_are_reported_and_exit_nonzero() {
         assert_eq!(o.code, 1, "{args:?}: {o:#?}");
         assert!(o.stderr.contains(want), "{args:?}: {o:#?}");
     }
+    // A switch that does not speak OpenFlow 1.3.
+    ovs.vsctl(&["set", "bridge", "br0", "protocols=OpenFlow10"])
+        .ok();
+    std::thread::sleep(Duration::from_millis(300));
+    let o = ovs.fuxi(&["dump-flows", TGT]);
+    assert_eq!(o.code, 1, "{o:#?}");
+    assert!(
+        o.stderr
+            .contains("does not offer OpenFlow 1.3 (its HELLO has version 0x01)"),
+        "{o:#?}"
+    );
+    ovs.vsctl(&["set", "bridge", "br0", "protocols=OpenFlow13"])
+        .ok();
+    std::thread::sleep(Duration::from_millis(300));
     // A file with a bad line names the line.
     let file = ovs.dir.join("bad.flows");
     std::fs::write(

@@ -108,6 +108,17 @@ impl Ovs {
         run(cmd, None)
     }
 
+    /// Runs `ovs-vsctl ARGS` against this instance's database.
+    pub fn vsctl(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new("ovs-vsctl");
+        cmd.args(args)
+            .env("OVS_RUNDIR", self.dir.join("run"))
+            .env("OVS_DBDIR", self.dir.join("db"))
+            .env("OVS_LOGDIR", self.dir.join("log"))
+            .env("OVS_SYSCONFDIR", self.dir.join("etc"));
+        run(cmd, None)
+    }
+
     /// Runs the real `ovs-ofctl -O OpenFlow13 ARGS` inside the namespace.
     pub fn ovs_ofctl(&self, args: &[&str]) -> Out {
         let args: Vec<&str> = args
