@@ -328,6 +328,8 @@ pub struct Pipeline {
     /// Switch configuration.
     pub config: Config,
     generation: u64,
+    /// Flows with an idle or hard timeout: when 0, timeout scans are skipped.
+    timed: usize,
 }
 
 impl Default for Pipeline {
@@ -376,6 +378,7 @@ impl Pipeline {
             ports: BTreeMap::new(),
             config: Config::default(),
             generation: next_generation(),
+            timed: 0,
         }
     }
 
@@ -605,6 +608,12 @@ impl Pipeline {
                 let stats = Arc::new(FlowStats::default());
                 if let Some(old) = cls.find_exact(&key, &mask, prio) {
                     let old = self.tables[t].flows.remove(old).map(|r| r.value);
+                    if old
+                        .as_ref()
+                        .is_some_and(|o| o.idle_timeout != 0 || o.hard_timeout != 0)
+                    {
+                        self.timed -= 1;
+                    }
                     if let Some(old) = old
                         && fm.flags & flags::RESET_COUNTS == 0
                     {
@@ -625,6 +634,9 @@ impl Pipeline {
                     created: now,
                     stats,
                 };
+                if entry.idle_timeout != 0 || entry.hard_timeout != 0 {
+                    self.timed += 1;
+                }
                 self.tables[t].flows.insert(&key, &mask, prio, entry);
             }
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
@@ -673,6 +685,9 @@ impl Pipeline {
             return;
         };
         let e = rule.value;
+        if e.idle_timeout != 0 || e.hard_timeout != 0 {
+            self.timed -= 1;
+        }
         if e.flags & flags::SEND_FLOW_REM != 0 {
             let (packet_count, byte_count) = e.stats.snapshot();
             out.push(FlowRemoved {
@@ -693,6 +708,9 @@ impl Pipeline {
     /// Removes the flows whose idle or hard timeout has passed at `now`.
     pub fn expire(&mut self, now: Nanos) -> Vec<FlowRemoved> {
         const SEC: u64 = 1_000_000_000;
+        if self.timed == 0 {
+            return Vec::new();
+        }
         let mut due = Vec::new();
         for (t, table) in self.tables.iter().enumerate() {
             for (id, r) in table.flows.iter() {
@@ -723,6 +741,9 @@ impl Pipeline {
     /// Idle deadlines move later as traffic arrives, so this is a lower bound.
     pub fn poll_timeout(&self) -> Option<Nanos> {
         const SEC: u64 = 1_000_000_000;
+        if self.timed == 0 {
+            return None;
+        }
         let mut best: Option<Nanos> = None;
         for table in &self.tables {
             for (_, r) in table.flows.iter() {

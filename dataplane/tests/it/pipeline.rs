@@ -1139,3 +1139,22 @@ fn packet_out_executes_and_credits_table_flows() {
     assert_eq!(t.trace[0].flow, Some((1, 0)));
     assert_eq!(p.table_stats()[0].1, 1);
 }
+
+#[test]
+fn timeout_bookkeeping_survives_replace_and_delete() {
+    let mut p = Pipeline::new();
+    let mut f = FlowMod::add(0, 1, ip(), apply(vec![out(2)]));
+    f.hard_timeout = 1;
+    add(&mut p, f.clone());
+    add(&mut p, f.clone()); // replaces
+    assert_eq!(p.poll_timeout(), Some(SEC));
+    p.flow_mod(&FlowMod::delete(0, Match::all()), 0).unwrap();
+    assert_eq!(p.poll_timeout(), None);
+    add(&mut p, f);
+    assert_eq!(
+        p.expire(2 * SEC).len(),
+        0,
+        "no SEND_FLOW_REM: removed silently"
+    );
+    assert_eq!((p.flow_count(0), p.poll_timeout()), (0, None));
+}
