@@ -595,11 +595,11 @@ impl Pipeline {
                 self.validate_instructions(fm.table_id, &fm.r#match, &fm.instructions)?;
                 let prio = u32::from(fm.priority);
                 let cls = &self.tables[t].flows;
+                // "Two flow entries overlap if a single packet may match both, and both
+                // entries have the same priority" (§6.4): an identical entry overlaps too.
                 if fm.flags & flags::CHECK_OVERLAP != 0 {
                     let clash = cls.iter().any(|(_, r)| {
-                        r.priority == prio
-                            && matching::overlaps(&r.key, &r.mask, &key, &mask)
-                            && !(r.key == key && r.mask == mask)
+                        r.priority == prio && matching::overlaps(&r.key, &r.mask, &key, &mask)
                     });
                     if clash {
                         return Err(ErrorCode::FLOW_MOD_OVERLAP);

@@ -809,6 +809,10 @@ fn check_overlap() {
     assert_eq!(p.flow_mod(&o, 0), Err(ErrorCode::FLOW_MOD_OVERLAP));
     o.priority = 6;
     assert!(p.flow_mod(&o, 0).is_ok());
+    // An identical entry overlaps as well.
+    let mut same = FlowMod::add(0, 5, ip(), apply(vec![out(4)]));
+    same.flags = flags::CHECK_OVERLAP;
+    assert_eq!(p.flow_mod(&same, 0), Err(ErrorCode::FLOW_MOD_OVERLAP));
     // Disjoint at the same priority: no overlap.
     let mut d = FlowMod::add(0, 5, Match::all().with(Oxm::eth_type(0x86dd)), vec![]);
     d.flags = flags::CHECK_OVERLAP;
