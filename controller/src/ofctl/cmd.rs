@@ -58,12 +58,14 @@ pub struct Cli {
     /// Where a bare bridge name's management socket lives.
     #[arg(long, global = true)]
     pub rundir: Option<PathBuf>,
-    /// Sort dump-flows output by priority, highest first (ovs-ofctl's --rsort=priority).
-    #[arg(long, global = true)]
-    pub rsort: bool,
-    /// Sort dump-flows output by priority, lowest first.
-    #[arg(long, global = true)]
-    pub sort: bool,
+    /// Sort dump-flows output by FIELD, highest first (only `priority`, the default).
+    #[arg(long, global = true, value_name = "FIELD", num_args = 0..=1, require_equals = true,
+          default_missing_value = "priority")]
+    pub rsort: Option<String>,
+    /// Sort dump-flows output by FIELD, lowest first (only `priority`, the default).
+    #[arg(long, global = true, value_name = "FIELD", num_args = 0..=1, require_equals = true,
+          default_missing_value = "priority")]
+    pub sort: Option<String>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -137,6 +139,10 @@ pub enum Cmd {
         target: String,
         group: Option<String>,
     },
+    /// Group table features.
+    DumpGroupFeatures { target: String },
+    /// Meter features.
+    MeterFeatures { target: String },
     /// Group statistics (all, or `group_id=N`).
     DumpGroupStats {
         target: String,
@@ -496,6 +502,22 @@ impl Ctx<'_> {
                 GroupModCommand::Delete,
             ),
             Cmd::DumpGroups { target, group } => self.dump_groups(target, group.as_deref(), false),
+            Cmd::DumpGroupFeatures { target } => {
+                let mut c = self.open(target)?;
+                let (xid, r) = c.multipart(mp(Q::GroupFeatures))?;
+                let R::GroupFeatures(g) = r.body else {
+                    return other("unexpected reply");
+                };
+                self.say(&fmt::format_group_features(xid, &g))
+            }
+            Cmd::MeterFeatures { target } => {
+                let mut c = self.open(target)?;
+                let (xid, r) = c.multipart(mp(Q::MeterFeatures))?;
+                let R::MeterFeatures(m) = r.body else {
+                    return other("unexpected reply");
+                };
+                self.say(&fmt::format_meter_features(xid, &m))
+            }
             Cmd::DumpGroupStats { target, group } => {
                 self.dump_groups(target, group.as_deref(), true)
             }
@@ -569,9 +591,15 @@ impl Ctx<'_> {
             parse_flow(flow.unwrap_or(""), Usage::Filter, n)
         })?;
         let (xid, mut flows) = flows_of(&mut c, flow_request(&pf))?;
-        if self.cli.sort {
+        for f in [&self.cli.sort, &self.cli.rsort].into_iter().flatten() {
+            if f != "priority" {
+                return other(format!("{f}: fuxi-ofctl sorts by priority only"));
+            }
+        }
+        // Stable sorts: equal priorities keep the switch's order.
+        if self.cli.sort.is_some() {
             flows.sort_by_key(|f| f.priority);
-        } else if self.cli.rsort {
+        } else if self.cli.rsort.is_some() {
             flows.sort_by_key(|f| std::cmp::Reverse(f.priority));
         }
         self.say(&fmt::format_flows(xid, &flows, !self.cli.no_stats))

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use fuxi_openflow::msg::port::{config, features, state};
 use fuxi_openflow::msg::switch::capabilities;
 use fuxi_openflow::msg::{
-    AggregateStats, Bucket, Desc, ErrorMsg, FlowRemoved, GroupDesc, GroupStats, GroupType,
-    MeterBand, MeterConfig, MeterStats, PacketIn, Port, PortStats, PortStatus, SwitchConfig,
-    SwitchFeatures, TableFeatureProp, TableFeatures, TableStats, meter,
+    AggregateStats, Bucket, Desc, ErrorMsg, FlowRemoved, GroupDesc, GroupFeatures, GroupStats,
+    GroupType, MeterBand, MeterConfig, MeterFeatures, MeterStats, PacketIn, Port, PortStats,
+    PortStatus, SwitchConfig, SwitchFeatures, TableFeatureProp, TableFeatures, TableStats, meter,
 };
 use fuxi_openflow::{FieldId, Message};
 
@@ -966,4 +966,84 @@ pub fn format_async(xid: u32, m: &Message) -> Option<String> {
         Message::Error(e) => format_error(xid, e),
         _ => return None,
     })
+}
+
+/// Action types in the order ovs-ofctl lists them: (OFPAT number, name).
+const ACTION_NAMES: &[(u32, &str)] = &[
+    (0, "output"),
+    (22, "group"),
+    (25, "set_field"),
+    (18, "strip_vlan"),
+    (17, "push_vlan"),
+    (23, "mod_nw_ttl"),
+    (24, "dec_ttl"),
+    (15, "set_mpls_ttl"),
+    (16, "dec_mpls_ttl"),
+    (19, "push_mpls"),
+    (20, "pop_mpls"),
+    (21, "set_queue"),
+    (11, "copy_ttl_out"),
+    (12, "copy_ttl_in"),
+    (26, "push_pbb"),
+    (27, "pop_pbb"),
+];
+
+/// `OFPST_GROUP_FEATURES reply`.
+pub fn format_group_features(xid: u32, f: &GroupFeatures) -> String {
+    let mut s = format!(
+        "{}\n Group table:\n    Types:  {:#x}\n    Capabilities:  {:#x}",
+        head("OFPST_GROUP_FEATURES reply", xid),
+        f.types,
+        f.capabilities
+    );
+    for (i, name) in ["all", "select", "indirect", "fast failover"]
+        .iter()
+        .enumerate()
+    {
+        if f.types & (1 << i) == 0 {
+            continue;
+        }
+        let acts: Vec<&str> = ACTION_NAMES
+            .iter()
+            .filter(|(bit, _)| f.actions[i] & (1 << bit) != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        let _ = write!(
+            s,
+            "\n    {name} group:\n       max_groups={:#x}\n       actions: {}",
+            f.max_groups[i],
+            acts.join(" ")
+        );
+    }
+    s
+}
+
+/// `OFPST_METER_FEATURES reply`.
+pub fn format_meter_features(xid: u32, f: &MeterFeatures) -> String {
+    let mut bands = Vec::new();
+    if f.band_types & (1 << meter::OFPMBT_DROP) != 0 {
+        bands.push("drop");
+    }
+    if f.band_types & (1 << meter::OFPMBT_DSCP_REMARK) != 0 {
+        bands.push("dscp_remark");
+    }
+    let caps: Vec<&str> = [
+        (meter::flags::KBPS, "kbps"),
+        (meter::flags::PKTPS, "pktps"),
+        (meter::flags::BURST, "burst"),
+        (meter::flags::STATS, "stats"),
+    ]
+    .iter()
+    .filter(|(b, _)| f.capabilities & u32::from(*b) != 0)
+    .map(|(_, n)| *n)
+    .collect();
+    format!(
+        "{}\nmax_meter:{} max_bands:{} max_color:{}\nband_types: {}\ncapabilities: {}",
+        head("OFPST_METER_FEATURES reply", xid),
+        f.max_meter,
+        f.max_bands,
+        f.max_color,
+        bands.join(" "),
+        caps.join(" ")
+    )
 }

@@ -121,6 +121,46 @@ fn flows_agree_with_ovs_ofctl() {
     assert_eq!(via_unix, via_tcp);
     assert_eq!(via_name, via_tcp);
 
+    // Sorted by priority, both ways, as ovs-ofctl sorts.
+    for opt in ["--sort", "--rsort", "--rsort=priority"] {
+        let ours: Vec<String> = ovs
+            .fuxi(&[opt, "--no-stats", "dump-flows", TGT, "table=0"])
+            .ok()
+            .stdout
+            .lines()
+            .map(|l| {
+                l.split(" actions=")
+                    .next()
+                    .unwrap()
+                    .split("priority=")
+                    .nth(1)
+                    .unwrap_or("32768")
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let theirs: Vec<String> = ovs
+            .ovs_ofctl(&[opt, "--no-stats", "dump-flows", TGT, "table=0"])
+            .ok()
+            .stdout
+            .lines()
+            .map(|l| {
+                l.split(" actions=")
+                    .next()
+                    .unwrap()
+                    .split("priority=")
+                    .nth(1)
+                    .unwrap_or("32768")
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(ours, theirs, "{opt}");
+    }
     // mod-flows changes actions of what matches, and only that.
     ovs.fuxi(&["mod-flows", TGT, "arp,actions=output:1"]).ok();
     ovs.fuxi(&[
@@ -224,6 +264,8 @@ fn switch_descriptions_agree_with_ovs_ofctl() {
         &["dump-tables", TGT],
         &["dump-ports-desc", TGT],
         &["dump-ports", TGT, "1"],
+        &["dump-group-features", TGT],
+        &["meter-features", TGT],
     ] {
         let ours = ovs.fuxi(verb).ok().stdout;
         let theirs = ovs.ovs_ofctl(verb).ok().stdout;
