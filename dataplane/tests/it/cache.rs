@@ -443,3 +443,105 @@ fn cache_speed() {
     }
     eprintln!("lookup (EMC hit): {:?}/packet", t.elapsed() / n as u32);
 }
+
+/// A logical switch as the controller compiles one (port security → L2 lookup → ACL →
+/// output): the megaflows stay few because each depends only on what the tables consulted.
+#[test]
+fn logical_switch_megaflows_stay_coarse() {
+    use fuxi_openflow::oxm::MacAddr;
+    let mac = |n: u8| MacAddr([2, 0, 0, 0, 0, n]);
+    let mut p = Pipeline::new();
+    for port in 1..=3 {
+        p.set_port(port, PortState { live: true });
+    }
+    let goto = |t| Instruction::GotoTable(t);
+    let mut add = |t: u8, prio: u16, m: Match, insts: Vec<Instruction>| {
+        p.flow_mod(&FlowMod::add(t, prio, m, insts), 0).unwrap();
+    };
+    // Table 0: port security (in_port + eth_src), everything else dropped.
+    for port in 1..=3u32 {
+        let m = Match::all()
+            .with(Oxm::in_port(port))
+            .with(Oxm::eth_src(mac(port as u8)));
+        add(0, 100, m, vec![goto(1)]);
+    }
+    // Table 1: ACL — drop TCP to port 22, let the rest through.
+    let ssh = Match::all()
+        .with(Oxm::eth_type(0x0800))
+        .with(Oxm::ip_proto(6))
+        .with(Oxm::exact(FieldId::TcpDst, 22));
+    add(1, 200, ssh, vec![]);
+    add(1, 0, Match::all(), vec![goto(2)]);
+    // Table 2: L2 lookup.
+    for port in 1..=3u32 {
+        let m = Match::all().with(Oxm::eth_dst(mac(port as u8)));
+        add(
+            2,
+            100,
+            m,
+            vec![Instruction::ApplyActions(vec![Action::output(port)])],
+        );
+    }
+    add(
+        2,
+        0,
+        Match::all(),
+        vec![Instruction::ApplyActions(vec![Action::output(
+            fuxi_openflow::consts::OFPP_ALL,
+        )])],
+    );
+
+    let frame = |src: u8, dst: u8, sport: u16, dport: u16| {
+        Frame {
+            dst: [2, 0, 0, 0, 0, dst],
+            src: [2, 0, 0, 0, 0, src],
+            vlans: vec![],
+            l3: L3::V4 {
+                tos: 0,
+                ttl: 64,
+                frag: 0,
+                opt_words: 0,
+                src: [10, 0, 0, src],
+                dst: [10, 0, 0, dst],
+                l4: L4::Tcp {
+                    sp: sport,
+                    dp: dport,
+                    flags: 2,
+                    opt_words: 0,
+                },
+            },
+        }
+        .render()
+    };
+    let mut dp = Datapath::new();
+    let mut rec = Recorder::default();
+    // 200 connections from port 1 to port 2 on port 80, different source ports.
+    for sport in 0..200u16 {
+        dp.process(
+            &p,
+            &mut frame(1, 2, 10000 + sport, 80),
+            RxMeta::port(1),
+            0,
+            &mut rec,
+        );
+    }
+    assert_eq!(rec.outputs.len(), 200);
+    assert!(rec.outputs.iter().all(|o| o.0 == 2));
+    assert_eq!(dp.megaflow_count(), 1, "source ports were never consulted");
+    // SSH is dropped; a spoofed source MAC is dropped at table 0.
+    rec.outputs.clear();
+    dp.process(&p, &mut frame(1, 2, 1, 22), RxMeta::port(1), 0, &mut rec);
+    dp.process(&p, &mut frame(9, 2, 1, 80), RxMeta::port(1), 0, &mut rec);
+    assert!(rec.outputs.is_empty());
+    // Unknown destination floods to the other live ports.
+    dp.process(&p, &mut frame(1, 7, 1, 80), RxMeta::port(1), 0, &mut rec);
+    assert_eq!(
+        rec.outputs.iter().map(|o| o.0).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert_eq!(dp.megaflow_count(), 4);
+    dp.sync_stats(&p);
+    let r = std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(p.tables[0].lookups.load(r), 203);
+    assert_eq!(p.tables[0].matched.load(r), 202);
+}
