@@ -33,6 +33,123 @@ pub fn no_names(_: &str) -> Option<u32> {
     None
 }
 
+/// Open vSwitch's NXM_1 class, where registers live (`reg0` is field 0).
+const NXM_1: u16 = 0x0001;
+/// ONF's experimenter id; TCP flags are its OXM field 42 in OpenFlow 1.3 (EXT-109).
+const ONF_EXPERIMENTER: u32 = 0x4f4e_4600;
+const ONF_TCP_FLAGS: u8 = 42;
+const TCP_FLAG_NAMES: &[&str] = &["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns"];
+
+fn reg_index(k: &str) -> Option<u8> {
+    k.strip_prefix("reg")?
+        .parse::<u8>()
+        .ok()
+        .filter(|n| *n < 16)
+}
+
+/// `+syn-ack` (flags that must be set or clear) or `0x012[/0x0ff]`.
+fn parse_tcp_flags(s: &str) -> Result<(u16, Option<u16>), ParseError> {
+    if s.starts_with(['+', '-']) {
+        let (mut v, mut m) = (0u16, 0u16);
+        let mut rest = s;
+        while let Some(c) = rest.chars().next() {
+            let set = match c {
+                '+' => true,
+                '-' => false,
+                _ => return err(format!("tcp_flags: {s}: expected + or - before each flag")),
+            };
+            rest = &rest[1..];
+            let end = rest.find(['+', '-']).unwrap_or(rest.len());
+            let name = &rest[..end];
+            let Some(bit) = TCP_FLAG_NAMES.iter().position(|n| *n == name) else {
+                return err(format!("tcp_flags: unknown flag {name}"));
+            };
+            m |= 1 << bit;
+            if set {
+                v |= 1 << bit;
+            }
+            rest = &rest[end..];
+        }
+        return Ok((v, Some(m)));
+    }
+    if s.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+        let mut v = 0u16;
+        for name in s.split('|') {
+            let Some(bit) = TCP_FLAG_NAMES.iter().position(|n| *n == name) else {
+                return err(format!("tcp_flags: unknown flag {name}"));
+            };
+            v |= 1 << bit;
+        }
+        return Ok((v, None));
+    }
+    let (v, m) = parse_value("tcp_flags", Kind::Int(12), s)?;
+    Ok((v as u16, m.map(|m| m as u16)))
+}
+
+fn tcp_flags_oxm(v: u16, m: Option<u16>) -> RawOxm {
+    let mut payload = ONF_EXPERIMENTER.to_be_bytes().to_vec();
+    payload.extend(v.to_be_bytes());
+    if let Some(m) = m {
+        payload.extend(m.to_be_bytes());
+    }
+    RawOxm {
+        class: 0xffff,
+        field: ONF_TCP_FLAGS,
+        hasmask: m.is_some(),
+        payload,
+    }
+}
+
+/// The text of an extension field ovs-ofctl knows, or a generic `oxm(...)`.
+fn raw_field_text(r: &RawOxm) -> String {
+    let p = &r.payload;
+    if r.class == NXM_1 && r.field < 16 && p.len() == if r.hasmask { 8 } else { 4 } {
+        let v = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+        return match r.hasmask {
+            true => {
+                let m = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+                format!("reg{}={v:#x}/{m:#x}", r.field)
+            }
+            false => format!("reg{}={v:#x}", r.field),
+        };
+    }
+    if r.experimenter() == Some(ONF_EXPERIMENTER)
+        && r.field == ONF_TCP_FLAGS
+        && p.len() == if r.hasmask { 8 } else { 6 }
+    {
+        let v = u16::from_be_bytes([p[4], p[5]]);
+        let m = if r.hasmask {
+            u16::from_be_bytes([p[6], p[7]])
+        } else {
+            0x0fff
+        };
+        if m == 0x0fff && v & !0x1ff == 0 {
+            let names: Vec<&str> = TCP_FLAG_NAMES
+                .iter()
+                .enumerate()
+                .filter(|(bit, _)| v & (1 << bit) != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            return match names.is_empty() {
+                true => "tcp_flags=0".into(),
+                false => format!("tcp_flags={}", names.join("|")),
+            };
+        }
+        if m & !0x1ff == 0 {
+            let mut s = String::from("tcp_flags=");
+            for (bit, name) in TCP_FLAG_NAMES.iter().enumerate() {
+                if m & (1 << bit) != 0 {
+                    s.push(if v & (1 << bit) != 0 { '+' } else { '-' });
+                    s.push_str(name);
+                }
+            }
+            return s;
+        }
+        return format!("tcp_flags={v:#05x}/{m:#05x}");
+    }
+    raw_text(r)
+}
+
 /// Everything a flow text says: the flow-mod fields and the statistics-request fields.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ParsedFlow {
@@ -340,6 +457,8 @@ fn field_kind(f: FieldId) -> Kind {
 #[derive(Default)]
 struct MatchBuilder {
     fields: Vec<Oxm>,
+    /// Open vSwitch extension fields (registers, TCP flags), after the basic ones.
+    raw: Vec<RawOxm>,
     /// (name, value text) of protocol-dependent names.
     deferred: Vec<(String, String)>,
 }
@@ -394,6 +513,9 @@ impl MatchBuilder {
         let mut m = Match::all();
         for o in self.fields {
             m = m.with(o);
+        }
+        for r in self.raw {
+            m = m.with(OxmTlv::Raw(r));
         }
         Ok(m)
     }
@@ -503,6 +625,26 @@ pub fn parse_flow(text: &str, usage: Usage, names: PortNames) -> Result<ParsedFl
             "nw_tos" => {
                 let tos = parse_uint(k, need()?, 255)?;
                 mb.set(Oxm::exact(FieldId::IpDscp, tos >> 2));
+            }
+            "tcp_flags" => {
+                let (v, m) = parse_tcp_flags(need()?)?;
+                mb.raw.retain(|r| r.field != ONF_TCP_FLAGS);
+                mb.raw.push(tcp_flags_oxm(v, m));
+            }
+            _ if reg_index(k).is_some() => {
+                let n = reg_index(k).expect("checked");
+                let (v, m) = parse_value(k, Kind::Int(32), need()?)?;
+                mb.raw.retain(|r| !(r.class == NXM_1 && r.field == n));
+                let mut payload = (v as u32).to_be_bytes().to_vec();
+                if let Some(m) = m {
+                    payload.extend((m as u32).to_be_bytes());
+                }
+                mb.raw.push(RawOxm {
+                    class: NXM_1,
+                    field: n,
+                    hasmask: m.is_some(),
+                    payload,
+                });
             }
             "tp_src" | "tp_dst" | "icmp_type" | "icmp_code" => {
                 mb.deferred.push((k.to_string(), need()?.to_string()));
@@ -927,6 +1069,19 @@ pub fn format_match(m: &Match, priority: Option<u16>) -> String {
     }
     push_field(&mut parts, m, "tun_id", FieldId::TunnelId);
     push_field(&mut parts, m, "metadata", FieldId::Metadata);
+    let raws: Vec<&RawOxm> = m
+        .fields
+        .iter()
+        .filter_map(|t| match t {
+            OxmTlv::Raw(r) => Some(r),
+            OxmTlv::Basic(_) => None,
+        })
+        .collect();
+    let is_reg = |r: &RawOxm| r.class == NXM_1 && r.field < 16;
+    let is_flags = |r: &RawOxm| r.class == 0xffff && r.field == ONF_TCP_FLAGS;
+    for r in raws.iter().filter(|r| is_reg(r)) {
+        parts.push(raw_field_text(r));
+    }
     push_field(&mut parts, m, "in_port", FieldId::InPort);
     push_field(&mut parts, m, "in_phy_port", FieldId::InPhyPort);
     // VLAN
@@ -991,6 +1146,9 @@ pub fn format_match(m: &Match, priority: Option<u16>) -> String {
         };
         push_field(&mut parts, m, name, f);
     }
+    for r in raws.iter().filter(|r| is_flags(r)) {
+        parts.push(raw_field_text(r));
+    }
     push_field(&mut parts, m, "icmp_type", FieldId::Icmpv4Type);
     push_field(&mut parts, m, "icmp_code", FieldId::Icmpv4Code);
     push_field(&mut parts, m, "icmp_type", FieldId::Icmpv6Type);
@@ -998,10 +1156,8 @@ pub fn format_match(m: &Match, priority: Option<u16>) -> String {
     push_field(&mut parts, m, "nd_target", FieldId::Ipv6NdTarget);
     push_field(&mut parts, m, "nd_sll", FieldId::Ipv6NdSll);
     push_field(&mut parts, m, "nd_tll", FieldId::Ipv6NdTll);
-    for t in &m.fields {
-        if let OxmTlv::Raw(r) = t {
-            parts.push(raw_text(r));
-        }
+    for r in raws.iter().filter(|r| !is_reg(r) && !is_flags(r)) {
+        parts.push(raw_field_text(r));
     }
     parts.join(",")
 }

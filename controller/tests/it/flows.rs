@@ -36,6 +36,9 @@ pub const FLOWS: &[&str] = &[
     "priority=28,actions=set_field:0x5->tun_id,output:p1",
     "priority=0,actions=CONTROLLER:128",
     "table=3,cookie=0x99,priority=30,ip,nw_dst=10.1.0.0/255.255.0.0,actions=drop",
+    "priority=31,tcp,tcp_flags=+syn-ack,actions=drop",
+    "priority=32,tcp,tcp_flags=syn|ack,actions=drop",
+    "priority=33,reg0=5,reg3=0x5/0xff,in_port=1,actions=drop",
 ];
 
 fn same_flows(ovs: &Ovs, filter: Option<&str>) {
