@@ -192,8 +192,14 @@ pub struct Instance {
     as_db: Lsdb,
     externals: Vec<ExternalRoute>,
     routes: BTreeMap<Prefix, Route>,
+    /// ASBRs reachable inside an area: router id -> (area id, cost).
+    asbrs: BTreeMap<Ipv4Addr, (Ipv4Addr, u32)>,
     out: VecDeque<Output>,
     last_orig: BTreeMap<(Scope, LsaKey), Duration>,
+    /// Highest sequence number seen for each of our own LSAs (ours or a previous
+    /// incarnation's sent back by a neighbour), so that a re-origination always goes past it
+    /// even after the database copy has been flushed and removed.
+    seq_seen: BTreeMap<(Scope, LsaKey), i32>,
     orig_due: Option<Duration>,
     orig_dirty: bool,
     spf_due: Option<Duration>,
@@ -260,8 +266,10 @@ impl Instance {
             as_db: Lsdb::new(),
             externals: cfg.externals,
             routes: BTreeMap::new(),
+            asbrs: BTreeMap::new(),
             out: VecDeque::new(),
             last_orig: BTreeMap::new(),
+            seq_seen: BTreeMap::new(),
             orig_due: None,
             orig_dirty: true,
             spf_due: None,
@@ -1564,6 +1572,15 @@ impl Instance {
         // Keep the retransmission entries the flooding step just added.
         let maxage = lsa.hdr.age >= MAX_AGE;
         let is_self = lsa.hdr.adv == self.rid;
+        if is_self {
+            let m = self.seq_seen.entry((scope, key)).or_insert(lsa.hdr.seq);
+            // Our own origination resets it (after a sequence wrap it starts low again).
+            *m = if self_fresh {
+                lsa.hdr.seq
+            } else {
+                (*m).max(lsa.hdr.seq)
+            };
+        }
         self.db_mut(scope).insert(
             key,
             Entry {
@@ -1828,6 +1845,23 @@ impl Instance {
                     }
                 }
             }
+            // ASBR-summaries (type 4) into normal areas for ASBRs reached in other areas.
+            if abr && a.cfg.kind == AreaKind::Normal {
+                for (asbr, (area, cost)) in &self.asbrs {
+                    if *area == a.cfg.id || *asbr == rid {
+                        continue;
+                    }
+                    v.push((
+                        Scope::Area(ai),
+                        hdr(LSA_SUMMARY_ASBR, *asbr, opts),
+                        LsaBody::Summary(SummaryLsa {
+                            mask: Ipv4Addr::UNSPECIFIED,
+                            metric: *cost,
+                            tos: vec![],
+                        }),
+                    ));
+                }
+            }
             if let AreaKind::Nssa { .. } = a.cfg.kind {
                 let fwd = self
                     .ifaces
@@ -1932,19 +1966,39 @@ impl Instance {
                 continue; // first one wins (duplicate summary ids)
             }
             let seq = match self.db(s).get(&key) {
-                None => INITIAL_SEQ,
+                None => match self.seq_seen.get(&(s, key)).copied() {
+                    None | Some(MAX_SEQ) => INITIAL_SEQ,
+                    Some(q) => q.saturating_add(1),
+                },
                 Some(e) => {
-                    if e.age(now) >= MAX_AGE {
-                        continue; // wait until the flushed copy is gone
-                    }
-                    if e.self_fresh && e.lsa.body == body && e.lsa.hdr.options == h.options {
-                        continue;
-                    }
+                    let maxage = e.age(now) >= MAX_AGE;
                     if e.lsa.hdr.seq == MAX_SEQ {
-                        self.premature_age(now, s, key);
+                        // Sequence wrap (12.1.6): flush, and start again from
+                        // InitialSequenceNumber once the flushed copy is gone.
+                        if !maxage {
+                            self.premature_age(now, s, key);
+                        }
                         continue;
                     }
-                    e.lsa.hdr.seq + 1
+                    if !maxage
+                        && e.self_fresh
+                        && e.lsa.body == body
+                        && e.lsa.hdr.options == h.options
+                    {
+                        continue;
+                    }
+                    // Also when the copy is MaxAge (our own flush, or a previous incarnation's
+                    // instance sent back by a neighbour, 13.4): one past it is newer.
+                    e.lsa
+                        .hdr
+                        .seq
+                        .max(
+                            self.seq_seen
+                                .get(&(s, key))
+                                .copied()
+                                .unwrap_or(e.lsa.hdr.seq),
+                        )
+                        .saturating_add(1)
                 }
             };
             if let Some(t) = self.last_orig.get(&(s, key)).copied() {
@@ -2071,6 +2125,15 @@ impl Instance {
             })
             .collect();
         let rt = spf::routing_table(self.rid, &inputs, &as_db);
+        let mut asbrs: BTreeMap<Ipv4Addr, (Ipv4Addr, u32)> = BTreeMap::new();
+        for (ai, r) in results.iter().enumerate() {
+            for (rid, rr) in &r.routers {
+                if rr.flags & RTR_E != 0 && asbrs.get(rid).is_none_or(|(_, c)| rr.cost < *c) {
+                    asbrs.insert(*rid, (self.areas[ai].cfg.id, rr.cost));
+                }
+            }
+        }
+        self.asbrs = asbrs;
         // Diff against the previous table.
         for (p, r) in &rt {
             if self.routes.get(p) != Some(r) {

@@ -519,3 +519,38 @@ fn opaque_lsas_stored_and_flooded_by_scope() {
         "link-local must not cross r2"
     );
 }
+
+/// ASBR in a non-backbone area: the ABR originates an ASBR-summary (type 4) into the backbone
+/// so that r1 can use r3's AS-external LSA (cost to ASBR 20, E1 metric 5 → 25).
+#[test]
+fn asbr_summary_into_backbone() {
+    let a1 = ip("0.0.0.1");
+    let mut net = Net::new();
+    let c1 = router("1.1.1.1", &[("e0", BACKBONE, "10.0.12.1/30")]);
+    let c2 = router(
+        "2.2.2.2",
+        &[("e0", BACKBONE, "10.0.12.2/30"), ("e1", a1, "10.0.23.1/30")],
+    );
+    let mut c3 = router("3.3.3.3", &[("e0", a1, "10.0.23.2/30")]);
+    c3.externals.push(ExternalRoute {
+        prefix: pfx("192.0.2.0/24"),
+        metric: 5,
+        e2: false,
+        tag: 0,
+        fwd: ip("0.0.0.0"),
+    });
+    let r1 = net.add(c1);
+    let r2 = net.add(c2);
+    let r3 = net.add(c3);
+    net.segment(&[(r1, 0), (r2, 0)]);
+    net.segment(&[(r2, 1), (r3, 0)]);
+    net.run_for(secs(90));
+    let r = &net.routes[r1][&pfx("192.0.2.0/24")];
+    assert_eq!((r.path, r.cost), (PathType::Ext1, 25));
+    assert!(
+        net.routers[r1]
+            .lsdb_digest()
+            .iter()
+            .any(|d| d.1.ls_type == 4 && d.1.id == ip("3.3.3.3"))
+    );
+}
