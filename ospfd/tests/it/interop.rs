@@ -586,7 +586,7 @@ fn scenario(tag: &str, peer: Peer, ptp: bool, auth: Auth) {
     lab.start_fuxi(ptp, auth);
     wait_for(
         "re-convergence after restart",
-        Duration::from_secs(60),
+        Duration::from_secs(30),
         &lab,
         || converged(&lab),
     );
@@ -599,7 +599,7 @@ fn scenario(tag: &str, peer: Peer, ptp: bool, auth: Auth) {
     lab.start_fuxi(ptp, auth);
     wait_for(
         "re-convergence after SIGKILL",
-        Duration::from_secs(60),
+        Duration::from_secs(30),
         &lab,
         || converged(&lab),
     );

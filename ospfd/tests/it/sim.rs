@@ -181,6 +181,18 @@ impl Net {
         }
     }
 
+    /// Replace a router by a fresh instance with the same configuration (a crash and restart,
+    /// without flushing); its interfaces come up at once.
+    pub fn restart(&mut self, r: usize, cfg: Config) {
+        let n = cfg.ifaces.len();
+        self.routers[r] = Instance::new(cfg, self.now);
+        self.routes[r].clear();
+        for i in 0..n {
+            self.routers[r].iface_up(self.now, i);
+        }
+        self.collect(r);
+    }
+
     /// Call shutdown on a router (recorded).
     pub fn shutdown(&mut self, r: usize) {
         self.rec(r, json!({"ev": "shutdown"}));
