@@ -16,7 +16,7 @@ use fuxi_openflow::msg::{
 };
 use fuxi_openflow::{Instruction, Match, Message};
 
-use super::conn::{Conn, ConnError, DEFAULT_RUNDIR, Target};
+use super::conn::{Conn, ConnError, Target};
 use super::flowtext::{
     ParseError, ParsedFlow, Usage, format_flow_for_file, format_match, no_names, parse_action_list,
     parse_flow, parse_port,
@@ -24,13 +24,26 @@ use super::flowtext::{
 use super::format::{self as fmt, format_async};
 use super::groupmeter::{parse_group, parse_meter};
 
-/// fuxi-ofctl: administer OpenFlow 1.3 switches, as ovs-ofctl does.
-///
-/// TARGET is `tcp:HOST[:PORT]` (port 6653 by default), `unix:PATH`, or a bridge name BR,
-/// meaning `unix:RUNDIR/BR.mgmt` (RUNDIR: `--rundir`, else $FUXI_RUNDIR, else
-/// /var/run/openvswitch; fuxi-switchd will use /run/fuxi).
+const TARGETS: &str = "\
+TARGET is tcp:HOST[:PORT] (port 6653 by default), unix:PATH, or a bridge name BR, meaning
+unix:RUNDIR/BR.mgmt with RUNDIR from --rundir or $FUXI_RUNDIR; without either,
+/run/fuxi/BR.mgmt (fuxi-switchd) if it exists, else /var/run/openvswitch/BR.mgmt (Open vSwitch).
+
+FLOW, GROUP and METER use ovs-ofctl's syntax, e.g.
+  fuxi-ofctl add-flow br0 'priority=10,ip,nw_dst=10.0.0.2,actions=output:2'
+  fuxi-ofctl add-group br0 'group_id=1,type=select,bucket=output:1,bucket=output:2'
+  fuxi-ofctl add-meter br0 'meter=1,kbps,band=type=drop,rate=1000'
+Only OpenFlow 1.3 is spoken. A match field whose prerequisite is missing (nw_src without ip)
+is sent as written and refused by the switch, not silently dropped.";
+
+/// The command line.
 #[derive(Parser, Debug)]
-#[command(name = "fuxi-ofctl", version, about, long_about = None)]
+#[command(
+    name = "fuxi-ofctl",
+    version,
+    about = "Administer OpenFlow 1.3 switches, as ovs-ofctl -O OpenFlow13 does",
+    after_help = TARGETS
+)]
 pub struct Cli {
     /// OpenFlow versions to allow (only OpenFlow13 is spoken; accepted for compatibility).
     #[arg(
@@ -369,9 +382,8 @@ impl Ctx<'_> {
             .cli
             .rundir
             .clone()
-            .or_else(|| std::env::var_os("FUXI_RUNDIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNDIR));
-        Ok(Target::parse(s, &rundir)?)
+            .or_else(|| std::env::var_os("FUXI_RUNDIR").map(PathBuf::from));
+        Ok(Target::parse(s, rundir.as_deref())?)
     }
 
     fn open(&self, s: &str) -> Result<Conn, CmdError> {

@@ -47,13 +47,27 @@ pub enum Target {
     Unix(PathBuf),
 }
 
-/// The run directory where a bare bridge name is looked up (`<rundir>/<bridge>.mgmt`).
-pub const DEFAULT_RUNDIR: &str = "/var/run/openvswitch";
+/// fuxi-switchd's run directory: its bridges' management sockets are `/run/fuxi/<br>.mgmt`.
+pub const FUXI_RUNDIR: &str = "/run/fuxi";
+/// Open vSwitch's run directory (`/var/run/openvswitch/<br>.mgmt`).
+pub const OVS_RUNDIR: &str = "/var/run/openvswitch";
+
+/// Where a bare bridge name's socket is when no run directory is given: fuxi-switchd's if
+/// it has that bridge, else Open vSwitch's.
+pub fn default_socket(bridge: &str) -> PathBuf {
+    let fuxi = Path::new(FUXI_RUNDIR).join(format!("{bridge}.mgmt"));
+    if fuxi.exists() {
+        fuxi
+    } else {
+        Path::new(OVS_RUNDIR).join(format!("{bridge}.mgmt"))
+    }
+}
 
 impl Target {
     /// `tcp:HOST[:PORT]` (port 6653 by default), `unix:PATH`, or a bridge name `BR`, which
-    /// means `unix:<rundir>/BR.mgmt` (Open vSwitch's convention; fuxi-switchd keeps it).
-    pub fn parse(s: &str, rundir: &Path) -> Result<Target, ConnError> {
+    /// means `unix:<rundir>/BR.mgmt` (Open vSwitch's convention; fuxi-switchd keeps it), or
+    /// [`default_socket`] without a run directory.
+    pub fn parse(s: &str, rundir: Option<&Path>) -> Result<Target, ConnError> {
         if let Some(rest) = s.strip_prefix("tcp:") {
             if rest.is_empty() {
                 return Err(ConnError::BadTarget(s.into()));
@@ -79,7 +93,10 @@ impl Target {
         } else if s.contains('/') {
             Ok(Target::Unix(PathBuf::from(s)))
         } else {
-            Ok(Target::Unix(rundir.join(format!("{s}.mgmt"))))
+            Ok(Target::Unix(match rundir {
+                Some(r) => r.join(format!("{s}.mgmt")),
+                None => default_socket(s),
+            }))
         }
     }
 }
@@ -642,7 +659,7 @@ mod tests {
 
     #[test]
     fn targets() {
-        let r = Path::new("/run/x");
+        let r = Some(Path::new("/run/x"));
         assert_eq!(
             Target::parse("tcp:127.0.0.1:6653", r).unwrap(),
             Target::Tcp("127.0.0.1:6653".into())
@@ -664,5 +681,9 @@ mod tests {
             Target::Unix("/run/x/br0.mgmt".into())
         );
         assert!(Target::parse("ssl:1.2.3.4:6653", r).is_err());
+        assert_eq!(
+            Target::parse("nosuchbr", None).unwrap(),
+            Target::Unix("/var/run/openvswitch/nosuchbr.mgmt".into())
+        );
     }
 }
