@@ -426,6 +426,7 @@ const FIELDS: &[(&[&str], FieldId, Kind)] = &[
 /// Shorthands: (name, eth_type, ip_proto).
 const SHORTHANDS: &[(&str, u16, Option<u8>)] = &[
     ("ip", 0x0800, None),
+    ("ipv4", 0x0800, None),
     ("icmp", 0x0800, Some(1)),
     ("tcp", 0x0800, Some(6)),
     ("udp", 0x0800, Some(17)),
@@ -508,6 +509,24 @@ impl MatchBuilder {
                 mask: m,
             });
         }
+        // dl_vlan_pcp alone means "any VLAN with this PCP", as in ovs-ofctl.
+        if self.fields.iter().any(|o| o.field == FieldId::VlanPcp)
+            && !self.fields.iter().any(|o| o.field == FieldId::VlanVid)
+        {
+            let any = u128::from(OFPVID_PRESENT);
+            self.fields.push(Oxm::masked(FieldId::VlanVid, any, any));
+        }
+        // Under arp and rarp, nw_src, nw_dst and nw_proto are the ARP fields.
+        if matches!(dl_type, Some(0x0806 | 0x8035)) {
+            for o in &mut self.fields {
+                o.field = match o.field {
+                    FieldId::Ipv4Src => FieldId::ArpSpa,
+                    FieldId::Ipv4Dst => FieldId::ArpTpa,
+                    FieldId::IpProto => FieldId::ArpOp,
+                    f => f,
+                };
+            }
+        }
         // Prerequisites before dependants: OXM field-number order does that.
         self.fields.sort_by_key(|o| o.field);
         let mut m = Match::all();
@@ -557,6 +576,9 @@ pub fn parse_flow(text: &str, usage: Usage, names: PortNames) -> Result<ParsedFl
             "cookie" => {
                 let v = need()?;
                 match v.split_once('/') {
+                    Some(_) if usage == Usage::Add => {
+                        return err("cannot set cookie mask when adding a flow");
+                    }
                     Some((c, m)) => {
                         pf.cookie = parse_uint(k, c, u128::from(u64::MAX))? as u64;
                         pf.cookie_mask = parse_uint(k, m, u128::from(u64::MAX))? as u64;
@@ -579,6 +601,13 @@ pub fn parse_flow(text: &str, usage: Usage, names: PortNames) -> Result<ParsedFl
             "reset_counts" => pf.flags |= flags::RESET_COUNTS,
             "no_packet_counts" => pf.flags |= flags::NO_PKT_COUNTS,
             "no_byte_counts" => pf.flags |= flags::NO_BYT_COUNTS,
+            "out_port" | "out_group" if usage == Usage::Add => {
+                return err(format!("{k} is not valid when adding a flow"));
+            }
+            // OpenFlow 1.4's eviction importance: not in 1.3, ignored as ovs-ofctl does.
+            "importance" => {
+                parse_uint(k, need()?, 65535)?;
+            }
             "out_port" => pf.out_port = parse_port(need()?, names)?,
             "out_group" => pf.out_group = parse_uint(k, need()?, u128::from(u32::MAX))? as u32,
             "in_port" => mb.set(Oxm::exact(
@@ -674,13 +703,17 @@ pub fn parse_flow(text: &str, usage: Usage, names: PortNames) -> Result<ParsedFl
             }
         }
     }
+    if usage == Usage::Add && pf.table == Some(OFPTT_ALL) {
+        pf.table = Some(0);
+    }
     pf.match_ = mb.finish()?;
+    let ctx = ActCtx::of(&pf.match_);
     match (usage, actions) {
         (Usage::Filter, Some(_)) => return err("actions are not valid in a flow filter"),
         (Usage::Add | Usage::Modify, None) => {
             return err("must specify an action");
         }
-        (_, Some(a)) => pf.instructions = Some(parse_instructions(a, names)?),
+        (_, Some(a)) => pf.instructions = Some(parse_instructions_ctx(a, names, &ctx)?),
         (Usage::Filter, None) => {}
     }
     Ok(pf)
@@ -766,9 +799,53 @@ fn set_field(f: FieldId, v: u128) -> Action {
     Action::SetField(OxmTlv::Basic(Oxm::exact(f, v)))
 }
 
+/// What the match says that actions depend on: the transport protocol (for `tp_src` and
+/// `mod_tp_dst`) and whether frames carry a VLAN (`mod_vlan_vid` pushes one otherwise).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct ActCtx {
+    pub proto: Option<u8>,
+    pub vlan: bool,
+}
+
+impl ActCtx {
+    /// The context of a flow's match.
+    pub fn of(m: &Match) -> ActCtx {
+        ActCtx {
+            proto: m
+                .get(FieldId::IpProto)
+                .filter(|o| o.mask.is_none())
+                .map(|o| o.value as u8),
+            vlan: m
+                .get(FieldId::VlanVid)
+                .is_some_and(|o| o.value & u128::from(OFPVID_PRESENT) != 0),
+        }
+    }
+
+    fn transport(&self, k: &str) -> Result<(FieldId, FieldId), ParseError> {
+        match self.proto {
+            Some(6) => Ok((FieldId::TcpSrc, FieldId::TcpDst)),
+            Some(17) => Ok((FieldId::UdpSrc, FieldId::UdpDst)),
+            Some(132) => Ok((FieldId::SctpSrc, FieldId::SctpDst)),
+            _ => err(format!("{k}: needs tcp, udp or sctp in the match")),
+        }
+    }
+}
+
 /// Parses an `actions=` value into instructions (apply-actions, write_actions(...),
-/// clear_actions, write_metadata, goto_table, meter).
+/// clear_actions, write_metadata, goto_table, meter), with no match context.
 pub fn parse_instructions(s: &str, names: PortNames) -> Result<Vec<Instruction>, ParseError> {
+    parse_instructions_ctx(s, names, &ActCtx::default())
+}
+
+/// [`parse_instructions`] for a flow whose match gives `ctx`.
+pub fn parse_instructions_ctx(
+    s: &str,
+    names: PortNames,
+    ctx: &ActCtx,
+) -> Result<Vec<Instruction>, ParseError> {
+    let mut ctx = *ctx;
+    let mut saw_drop = false;
+    let mut n_items = 0;
     let mut apply = Vec::new();
     let mut meter = None;
     let mut clear = false;
@@ -789,7 +866,8 @@ pub fn parse_instructions(s: &str, names: PortNames) -> Result<Vec<Instruction>,
             }
             "write_actions" => {
                 let inner = v.unwrap_or("");
-                write = Some(parse_action_list(inner, names)?);
+                let mut wctx = ctx;
+                write = Some(parse_actions_ctx(inner, names, &mut wctx)?);
                 4
             }
             "write_metadata" => {
@@ -810,18 +888,25 @@ pub fn parse_instructions(s: &str, names: PortNames) -> Result<Vec<Instruction>,
                 goto = Some(parse_uint(k, need_arg(k, v)?, 254)? as u8);
                 6
             }
-            "drop" => 2,
+            "drop" => {
+                saw_drop = true;
+                2
+            }
             _ => {
-                apply.extend(parse_action(k, v, names)?);
+                apply.extend(parse_action(k, v, names, &mut ctx)?);
                 2
             }
         };
+        n_items += 1;
         if r < rank {
             return err(format!(
                 "invalid instruction ordering: {k} must appear before the instructions before it"
             ));
         }
         rank = r;
+    }
+    if saw_drop && n_items > 1 {
+        return err("drop must be the only action");
     }
     let mut out = Vec::new();
     if let Some(m) = meter {
@@ -866,20 +951,82 @@ fn split_action(item: &str) -> (&str, Option<&str>) {
     (item, None)
 }
 
-/// Parses a comma-separated list of actions (no instructions).
+/// Parses a comma-separated list of actions (no instructions), with no match context.
 pub fn parse_action_list(s: &str, names: PortNames) -> Result<Vec<Action>, ParseError> {
+    parse_actions_ctx(s, names, &mut ActCtx::default())
+}
+
+fn parse_actions_ctx(
+    s: &str,
+    names: PortNames,
+    ctx: &mut ActCtx,
+) -> Result<Vec<Action>, ParseError> {
     let mut out = Vec::new();
-    for item in split_top(s) {
+    let items = split_top(s);
+    for item in &items {
         let (k, v) = split_action(item);
         if k == "drop" {
+            if items.len() > 1 {
+                return err("drop must be the only action");
+            }
             continue;
         }
-        out.extend(parse_action(k, v, names)?);
+        out.extend(parse_action(k, v, names, ctx)?);
     }
     Ok(out)
 }
 
-fn parse_action(k: &str, v: Option<&str>, names: PortNames) -> Result<Vec<Action>, ParseError> {
+/// Actions of Open vSwitch's own (Nicira) extensions, which an OpenFlow 1.3 switch need not
+/// understand and fuxi-ofctl does not encode.
+const OVS_EXTENSIONS: &[&str] = &[
+    "resubmit",
+    "load",
+    "move",
+    "note",
+    "ct",
+    "ct_clear",
+    "learn",
+    "multipath",
+    "bundle",
+    "bundle_load",
+    "exit",
+    "conjunction",
+    "sample",
+    "fin_timeout",
+    "clone",
+    "nat",
+    "output_trunc",
+    "pop_queue",
+    "enqueue",
+    "push",
+    "pop",
+    "check_pkt_larger",
+    "encap",
+    "decap",
+    "dec_nsh_ttl",
+];
+
+fn parse_action(
+    k: &str,
+    v: Option<&str>,
+    names: PortNames,
+    ctx: &mut ActCtx,
+) -> Result<Vec<Action>, ParseError> {
+    if OVS_EXTENSIONS.contains(&k) {
+        return err(format!(
+            "{k}: an Open vSwitch extension action, not OpenFlow 1.3 (not supported)"
+        ));
+    }
+    let ctl = |port: u32| -> Action {
+        if port == OFPP_CONTROLLER {
+            Action::Output {
+                port,
+                max_len: OFPCML_NO_BUFFER,
+            }
+        } else {
+            Action::output(port)
+        }
+    };
     let u = |max: u128| -> Result<u128, ParseError> { parse_uint(k, need_arg(k, v)?, max) };
     let mac = || -> Result<u128, ParseError> {
         parse_mac(need_arg(k, v)?).ok_or_else(|| ParseError(format!("{k}: invalid MAC")))
@@ -894,8 +1041,7 @@ fn parse_action(k: &str, v: Option<&str>, names: PortNames) -> Result<Vec<Action
     Ok(vec![match k {
         "output" => {
             let v = need_arg(k, v)?;
-            let port = parse_port(v, names)?;
-            Action::output(port)
+            ctl(parse_port(v, names)?)
         }
         "controller" | "CONTROLLER" => {
             let max_len = match v {
@@ -916,18 +1062,27 @@ fn parse_action(k: &str, v: Option<&str>, names: PortNames) -> Result<Vec<Action
                 "IN_PORT" | "NORMAL" | "FLOOD" | "ALL" | "LOCAL" | "TABLE"
             ) =>
         {
-            Action::output(parse_port(k, names)?)
+            ctl(parse_port(k, names)?)
         }
         "enqueue" => return err("enqueue is not supported in OpenFlow 1.3; use set_queue"),
         "group" => Action::Group(u(u128::from(u32::MAX))? as u32),
-        "push_vlan" => Action::PushVlan(u(0xffff)? as u16),
-        "pop_vlan" | "strip_vlan" => Action::PopVlan,
+        "push_vlan" => {
+            ctx.vlan = true;
+            Action::PushVlan(u(0xffff)? as u16)
+        }
+        "pop_vlan" | "strip_vlan" => {
+            ctx.vlan = false;
+            Action::PopVlan
+        }
         "push_mpls" => Action::PushMpls(u(0xffff)? as u16),
         "pop_mpls" => Action::PopMpls(u(0xffff)? as u16),
         "set_mpls_ttl" => Action::SetMplsTtl(u(255)? as u8),
         "dec_mpls_ttl" => Action::DecMplsTtl,
         "set_queue" => Action::SetQueue(u(u128::from(u32::MAX))? as u32),
         "mod_nw_ttl" | "set_nw_ttl" => Action::SetNwTtl(u(255)? as u8),
+        "dec_ttl" if v.is_some() => {
+            return err("dec_ttl(ids...) is an Open vSwitch extension (not supported)");
+        }
         "dec_ttl" => Action::DecNwTtl,
         "copy_ttl_out" => Action::CopyTtlOut,
         "copy_ttl_in" => Action::CopyTtlIn,
@@ -939,30 +1094,50 @@ fn parse_action(k: &str, v: Option<&str>, names: PortNames) -> Result<Vec<Action
         "mod_nw_dst" => set_field(FieldId::Ipv4Dst, ip()?),
         "mod_nw_tos" => set_field(FieldId::IpDscp, u(255)? >> 2),
         "mod_nw_ecn" => set_field(FieldId::IpEcn, u(3)?),
-        "mod_tp_src" | "mod_tp_dst" => {
-            return err(format!(
-                "{k}: say which protocol with set_field (tcp_src, udp_dst, ...)"
-            ));
-        }
-        "mod_vlan_vid" => set_field(FieldId::VlanVid, u(0xfff)? | u128::from(OFPVID_PRESENT)),
-        "mod_vlan_pcp" => set_field(FieldId::VlanPcp, u(7)?),
         "set_tunnel" | "set_tunnel64" => set_field(FieldId::TunnelId, u(u128::from(u64::MAX))?),
+        "mod_tp_src" => set_field(ctx.transport(k)?.0, u(0xffff)?),
+        "mod_tp_dst" => set_field(ctx.transport(k)?.1, u(0xffff)?),
+        // On a frame without a VLAN, ovs-ofctl's mod_vlan_* push one first.
+        "mod_vlan_vid" | "mod_vlan_pcp" => {
+            let a = if k == "mod_vlan_vid" {
+                set_field(FieldId::VlanVid, u(0xfff)? | u128::from(OFPVID_PRESENT))
+            } else {
+                set_field(FieldId::VlanPcp, u(7)?)
+            };
+            if ctx.vlan {
+                a
+            } else {
+                ctx.vlan = true;
+                return Ok(vec![Action::PushVlan(0x8100), a]);
+            }
+        }
         "set_field" | "load" if k == "set_field" => {
             let v = need_arg(k, v)?;
             let Some((value, field)) = v.split_once("->") else {
                 return err(format!("{v}: set_field needs VALUE->FIELD"));
             };
-            let Some((_, f)) = SET_FIELDS.iter().find(|(n, _)| *n == field.trim()) else {
-                return err(format!("{field}: unknown field for set_field"));
+            let field = field.trim();
+            let f = match field {
+                "tp_src" => ctx.transport(field)?.0,
+                "tp_dst" => ctx.transport(field)?.1,
+                // nw_tos: the DSCP bits of the TOS byte.
+                "nw_tos" => {
+                    let tos = parse_uint(field, value.trim(), 255)?;
+                    return Ok(vec![set_field(FieldId::IpDscp, tos >> 2)]);
+                }
+                _ => match SET_FIELDS.iter().find(|(n, _)| *n == field) {
+                    Some((_, f)) => *f,
+                    None => return err(format!("{field}: unknown field for set_field")),
+                },
             };
-            let (val, mask) = match *f {
+            let (val, mask) = match f {
                 FieldId::InPort => (u128::from(parse_port(value, names)?), None),
                 f => parse_value(field, field_kind(f), value.trim())?,
             };
             if mask.is_some() {
                 return err(format!("{v}: masked set_field is not supported"));
             }
-            set_field(*f, val)
+            set_field(f, val)
         }
         _ => {
             // A bare number is an output port, as in ovs-ofctl.

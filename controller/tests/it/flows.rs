@@ -301,3 +301,54 @@ fn switch_descriptions_agree_with_ovs_ofctl() {
     let d = ovs.ovs_ofctl(&["dump-ports-desc", TGT, "2"]).ok().stdout;
     assert!(d.contains("config:     0"), "{d}");
 }
+
+/// The same flow texts, added by ovs-ofctl and by fuxi-ofctl, leave the same flows in Open
+/// vSwitch; texts ovs-ofctl refuses, fuxi-ofctl refuses too.
+#[test]
+fn flow_texts_encode_as_ovs_ofctl_encodes_them() {
+    let ovs = Ovs::start("corpus", 2);
+    ovs.fuxi(&["add-group", TGT, "group_id=1,type=all,bucket=output:1"])
+        .ok();
+    ovs.fuxi(&["add-meter", TGT, "meter=1,kbps,band=type=drop,rate=100"])
+        .ok();
+    let same = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/same_as_ovs.flows"
+    );
+    ovs.ovs_ofctl(&["add-flows", TGT, same]).ok();
+    let theirs = ovs
+        .ovs_ofctl(&["--no-stats", "dump-flows", TGT])
+        .ok()
+        .stdout;
+    ovs.ovs_ofctl(&["del-flows", TGT]).ok();
+    ovs.fuxi(&["add-flows", TGT, same]).ok();
+    let ours = ovs
+        .ovs_ofctl(&["--no-stats", "dump-flows", TGT])
+        .ok()
+        .stdout;
+    let sorted = |s: &str| {
+        let mut v: Vec<String> = s.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert!(sorted(&theirs).len() > 30, "{theirs}");
+    assert_eq!(sorted(&ours), sorted(&theirs));
+
+    let refused = include_str!("../fixtures/refused.flows");
+    for line in refused
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let o = ovs.fuxi(&["add-flow", TGT, line]);
+        assert_eq!(o.code, 1, "{line}: {o:#?}");
+    }
+    let left = ovs
+        .ovs_ofctl(&["--no-stats", "dump-flows", TGT])
+        .ok()
+        .stdout;
+    assert_eq!(
+        sorted(&left),
+        sorted(&ours),
+        "refused flows changed nothing"
+    );
+}
