@@ -100,3 +100,51 @@ fn meters_agree_with_ovs_ofctl() {
     let f = ovs.fuxi(&["dump-flows", TGT]).ok().stdout;
     assert_eq!(f.lines().count(), 1, "{f}");
 }
+
+/// Group and meter texts added by ovs-ofctl and by fuxi-ofctl leave the same state.
+#[test]
+fn group_and_meter_texts_encode_as_ovs_ofctl_encodes_them() {
+    let ovs = Ovs::start("gmcorpus", 2);
+    let groups = [
+        "group_id=1,type=select,bucket=output:1,bucket=output:2",
+        "group_id=2,type=all,bucket=output:1,bucket=actions=output:2",
+        "group_id=3,type=ff,bucket=watch_port:1,actions=output:1,bucket=watch_port:2,actions=output:2",
+        "group_id=4,type=indirect,bucket=actions=set_field:02:00:00:00:00:01->eth_dst,output:1",
+        "group_id=5,type=select,bucket=weight:50,actions=output:1,bucket=weight:150,actions=dec_ttl,output:2",
+        "group_id=6,type=indirect,bucket=actions=push_vlan:0x8100,set_field:4196->vlan_vid,group:4",
+        "group_id=7,type=all,bucket=actions=mod_dl_src:02:00:00:00:00:09,output:LOCAL,bucket=output:IN_PORT",
+    ];
+    let meters = [
+        "meter=1,kbps,burst,band=type=drop,rate=1000,burst_size=100",
+        "meter=2,pktps,stats,band=type=drop,rate=10",
+        "meter=3,kbps,band=type=drop,rate=100",
+        "meter=4,pktps,burst,stats,band=type=drop,rate=50,burst_size=20",
+    ];
+    let state = |ovs: &Ovs| {
+        let g = ovs.ovs_ofctl(&["dump-groups", TGT]).ok().stdout;
+        let m = ovs.ovs_ofctl(&["dump-meters", TGT]).ok().stdout;
+        // The switch lists them in hash order: compare sorted lines.
+        let mut v: Vec<String> = normalize(&format!("{g}{m}"))
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    for g in groups {
+        ovs.ovs_ofctl(&["add-group", TGT, g]).ok();
+    }
+    for m in meters {
+        ovs.ovs_ofctl(&["add-meter", TGT, m]).ok();
+    }
+    let theirs = state(&ovs);
+    ovs.ovs_ofctl(&["del-groups", TGT]).ok();
+    ovs.ovs_ofctl(&["del-meters", TGT]).ok();
+    for g in groups {
+        ovs.fuxi(&["add-group", TGT, g]).ok();
+    }
+    for m in meters {
+        ovs.fuxi(&["add-meter", TGT, m]).ok();
+    }
+    assert_eq!(state(&ovs), theirs);
+}
