@@ -1,7 +1,6 @@
 //! Errors: the switch's OpenFlow ERROR printed as ovs-ofctl prints it (exit 1), bad text
 //! (exit 1, nothing sent), unreachable targets; and `monitor` printing async messages.
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -109,10 +108,11 @@ fn monitor_prints_async_messages() {
         "priority=301,in_port=2,hard_timeout=1,send_flow_rem,actions=drop",
     ])
     .ok();
+    let log = ovs.dir.join("monitor.out");
     let mut child = Command::new("ip")
         .args(["netns", "exec", &ovs.ns, env!("CARGO_BIN_EXE_fuxi-ofctl")])
         .args(["monitor", &ovs.mgmt()])
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -125,19 +125,22 @@ fn monitor_prints_async_messages() {
     ])
     .ok();
     ovs.fuxi(&["mod-port", TGT, "2", "down"]).ok();
-    // The hard timeout expires (OVS checks about once a second).
-    std::thread::sleep(Duration::from_millis(2500));
-    let pid = child.id();
-    // End only the process we started, by its id.
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    let _ = child.wait();
+    // The hard timeout expires (OVS looks about once a second): wait for all three.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    while std::time::Instant::now() < deadline {
+        out = std::fs::read_to_string(&log).unwrap_or_default();
+        if ["OFPT_PACKET_IN", "OFPT_PORT_STATUS", "OFPT_FLOW_REMOVED"]
+            .iter()
+            .all(|m| out.contains(m))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // End only the process we started, by its id.
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
     assert!(
         out.contains("OFPT_PACKET_IN (OF1.3) (xid=0x0): cookie=0x0 total_len=42 in_port=1 (via action) data_len=42 (unbuffered)\narp,vlan_tci=0x0000,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,arp_spa=10.0.0.1,arp_tpa=10.0.0.9,arp_op=1"),
         "{out}"
