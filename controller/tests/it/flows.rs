@@ -252,6 +252,15 @@ fn flows_agree_with_ovs_ofctl() {
     assert_eq!((d.code, d.stdout.as_str()), (0, ""), "{d:#?}");
     assert_eq!(ovs.ovs_ofctl(&["diff-flows", TGT, f]).code, 0);
     assert_eq!(count(&ovs), 3);
+    // Again in one bundle, to a different set.
+    std::fs::write(
+        &file,
+        "priority=9,in_port=2,actions=output:1\narp,actions=NORMAL\n",
+    )
+    .unwrap();
+    ovs.fuxi(&["--bundle", "replace-flows", TGT, f]).ok();
+    assert_eq!(ovs.ovs_ofctl(&["diff-flows", TGT, f]).code, 0);
+    assert_eq!(count(&ovs), 2);
 
     // del-flows without a filter empties every table.
     ovs.fuxi(&["del-flows", TGT]).ok();
