@@ -413,6 +413,12 @@ pub fn run(cfg: FileConfig) -> Result<(), String> {
                 .map(|(_, a, l)| (*a, *l))
                 .ok_or_else(|| format!("interface {} has no IPv4 address", i.name))?,
         };
+        if addr.is_loopback() {
+            return Err(format!(
+                "interface {} has only {addr}/{len}; add an address (e.g. the router id /32) or set `address`",
+                i.name
+            ));
+        }
         let idx = sys::ifindex(&i.name).ok_or_else(|| format!("no interface {}", i.name))?;
         let (mtu, _) = sys::link_info(&i.name);
         let mut c = IfaceConfig::new(&i.name, parse_area(&i.area)?, addr, len);
