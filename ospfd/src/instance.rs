@@ -2124,7 +2124,18 @@ impl Instance {
                     .any(|i| i.area == ai && i.state != IfState::Down),
             })
             .collect();
-        let rt = spf::routing_table(self.rid, &inputs, &as_db);
+        let mut rt = spf::routing_table(self.rid, &inputs, &as_db);
+        // Our own stub networks come out of SPF without a next hop: name the interface.
+        for r in rt.values_mut() {
+            if r.nexthops.is_empty()
+                && let Some(i) = self
+                    .ifaces
+                    .iter()
+                    .position(|i| i.state != IfState::Down && i.cfg.prefix() == r.prefix)
+            {
+                r.nexthops.insert(Nexthop { iface: i, gw: None });
+            }
+        }
         let mut asbrs: BTreeMap<Ipv4Addr, (Ipv4Addr, u32)> = BTreeMap::new();
         for (ai, r) in results.iter().enumerate() {
             for (rid, rr) in &r.routers {
@@ -2188,12 +2199,19 @@ impl Instance {
         v
     }
 
+    fn rid_at(&self, i: &Iface, addr: Ipv4Addr) -> Ipv4Addr {
+        if addr == i.cfg.addr && !addr.is_unspecified() {
+            return self.rid;
+        }
+        i.nbrs.get(&addr).map_or(Ipv4Addr::UNSPECIFIED, |n| n.rid)
+    }
+
     pub fn interfaces(&self) -> Vec<InterfaceView> {
         self.ifaces
             .iter()
             .map(|i| InterfaceView {
                 name: i.cfg.name.clone(),
-                address: i.cfg.prefix().to_string(),
+                address: format!("{}/{}", i.cfg.addr, i.cfg.prefix_len),
                 ip: i.cfg.addr,
                 area: self.areas[i.area].cfg.id,
                 network_type: i.cfg.net_type,
@@ -2205,6 +2223,8 @@ impl Instance {
                 retransmit: i.cfg.retransmit_interval,
                 dr: i.dr,
                 bdr: i.bdr,
+                dr_id: self.rid_at(i, i.dr),
+                bdr_id: self.rid_at(i, i.bdr),
                 neighbors: i.nbrs.len(),
                 adjacent: i
                     .nbrs
@@ -2310,6 +2330,8 @@ pub struct InterfaceView {
     pub retransmit: u16,
     pub dr: Ipv4Addr,
     pub bdr: Ipv4Addr,
+    pub dr_id: Ipv4Addr,
+    pub bdr_id: Ipv4Addr,
     pub neighbors: usize,
     pub adjacent: usize,
     pub passive: bool,

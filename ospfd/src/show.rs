@@ -46,7 +46,7 @@ pub fn interfaces(v: &Value) -> String {
     let mut o = String::new();
     for i in v.as_array().into_iter().flatten() {
         o += &format!(
-            "{} is up\n  Internet Address {}, Area {}\n  Network Type {}, Cost: {}\n  Transmit Delay is 1 sec, State {}, Priority {}\n  Designated Router (ID) {}, Backup Designated Router {}\n  Timer intervals configured, Hello {}s, Dead {}s, Retransmit {}\n  Neighbor Count is {}, Adjacent neighbor count is {}{}\n",
+            "{} is up\n  Internet Address {}, Area {}\n  Network Type {}, Cost: {}\n  Transmit Delay is 1 sec, State {}, Priority {}\n  Designated Router (ID) {}, Interface Address {}\n  Backup Designated Router (ID) {}, Interface Address {}\n  Timer intervals configured, Hello {}s, Dead {}s, Retransmit {}\n  Neighbor Count is {}, Adjacent neighbor count is {}{}\n",
             s(i, "name"),
             s(i, "address"),
             s(i, "area"),
@@ -54,7 +54,9 @@ pub fn interfaces(v: &Value) -> String {
             s(i, "cost"),
             s(i, "state"),
             s(i, "priority"),
+            s(i, "dr_id"),
             s(i, "dr"),
+            s(i, "bdr_id"),
             s(i, "bdr"),
             s(i, "hello"),
             s(i, "dead"),
@@ -88,6 +90,8 @@ pub fn database(v: &Value) -> String {
     let mut areas: Vec<String> = all.iter().map(|l| s(l, "area")).collect();
     areas.sort();
     areas.dedup();
+    // AS-scope ("-") last, as FRR prints it.
+    areas.sort_by_key(|a| a == "-");
     for a in areas {
         for (t, name) in names {
             let rows: Vec<&&Value> = all
