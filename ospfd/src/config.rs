@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub control_socket: String,
     #[serde(default = "default_spf_delay")]
     pub spf_delay_ms: u64,
+    /// Serve Prometheus metrics over HTTP at `http://<addr>/metrics` (e.g. "127.0.0.1:9189").
+    pub metrics_listen: Option<String>,
     /// Kernel routing table for learned routes (254 = main).
     #[serde(default = "default_table")]
     pub table: u32,

@@ -301,6 +301,32 @@ impl Daemon {
         o
     }
 
+    /// Answer one HTTP request: `GET /metrics` gets the Prometheus text, anything else 404.
+    fn serve_metrics(&self, mut s: std::net::TcpStream) {
+        let _ = s.set_nonblocking(false);
+        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut line = String::new();
+        let mut r = BufReader::new(&s);
+        if r.read_line(&mut line).is_err() {
+            return;
+        }
+        // Drain the headers.
+        let mut h = String::new();
+        while r.read_line(&mut h).is_ok_and(|n| n > 2) {
+            h.clear();
+        }
+        let (status, body) = if line.starts_with("GET /metrics") {
+            ("200 OK", self.metrics())
+        } else {
+            ("404 Not Found", "not found\n".to_string())
+        };
+        let _ = write!(
+            s,
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+
     fn control(&mut self, mut s: UnixStream) {
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         let mut line = String::new();
@@ -472,6 +498,15 @@ pub fn run(cfg: FileConfig) -> Result<(), String> {
     let listener = UnixListener::bind(&cfg.control_socket)
         .map_err(|e| format!("control socket {}: {e}", cfg.control_socket))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let http = match &cfg.metrics_listen {
+        Some(a) => {
+            let l =
+                std::net::TcpListener::bind(a).map_err(|e| format!("metrics_listen {a}: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            Some(l)
+        }
+        None => None,
+    };
     let n = names.len();
     let mut d = Daemon {
         inst,
@@ -509,6 +544,7 @@ pub fn run(cfg: FileConfig) -> Result<(), String> {
         let wait = wait.min(Duration::from_secs(1));
         let mut fds = vec![sig.as_raw_fd(), listener.as_raw_fd()];
         fds.extend(d.socks.iter().map(|s| s.as_ref().map_or(-1, |s| s.fd())));
+        fds.push(http.as_ref().map_or(-1, |h| h.as_raw_fd()));
         let ready = sys::poll_read(&fds, wait.as_millis().max(1) as i32)
             .map_err(|e| format!("poll: {e}"))?;
         if ready[0] && stopping.is_none() {
@@ -527,6 +563,13 @@ pub fn run(cfg: FileConfig) -> Result<(), String> {
         for i in 0..d.socks.len() {
             if ready[2 + i] {
                 d.read_packets(i, &mut buf);
+            }
+        }
+        if ready[2 + d.socks.len()]
+            && let Some(h) = &http
+        {
+            while let Ok((s, _)) = h.accept() {
+                d.serve_metrics(s);
             }
         }
         let now = d.now();

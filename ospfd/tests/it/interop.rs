@@ -324,7 +324,7 @@ impl Lab {
             }
         };
         let cfg = format!(
-            "router_id = \"10.255.0.1\"\ncontrol_socket = \"{}/fuxi.sock\"\nspf_delay_ms = 50\n\n[[interface]]\nname = \"fx0\"\nnetwork = \"{nt}\"\nhello_interval = {HELLO}\ndead_interval = {DEAD}\nretransmit_interval = 2\npriority = {}\n{au}\n[[interface]]\nname = \"lo\"\npassive = true\n\n[[interface]]\nname = \"stub0\"\npassive = true\n\n[redistribute]\n[[redistribute.static]]\nprefix = \"203.0.113.0/24\"\nmetric = 30\n",
+            "router_id = \"10.255.0.1\"\ncontrol_socket = \"{}/fuxi.sock\"\nspf_delay_ms = 50\nmetrics_listen = \"127.0.0.1:9189\"\n\n[[interface]]\nname = \"fx0\"\nnetwork = \"{nt}\"\nhello_interval = {HELLO}\ndead_interval = {DEAD}\nretransmit_interval = 2\npriority = {}\n{au}\n[[interface]]\nname = \"lo\"\npassive = true\n\n[[interface]]\nname = \"stub0\"\npassive = true\n\n[redistribute]\n[[redistribute.static]]\nprefix = \"203.0.113.0/24\"\nmetric = 30\n",
             self.dir.display(),
             self.fuxi_prio
         );
@@ -528,6 +528,13 @@ fn scenario(tag: &str, peer: Peer, ptp: bool, auth: Auth) {
     );
     let metrics = lab.fuxi_cli("metrics");
     assert!(metrics.contains("fuxi_ospf_neighbors_full 1"), "{metrics}");
+    let http = sh_ok(&format!(
+        "ip netns exec {a} bash -c 'exec 3<>/dev/tcp/127.0.0.1/9189; printf \"GET /metrics HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3'"
+    ));
+    assert!(
+        http.starts_with("HTTP/1.1 200 OK") && http.contains("fuxi_ospf_neighbors_full 1"),
+        "{http}"
+    );
     eprintln!(
         "{tag}: Full after {t_full:?}\n{}",
         lab.fuxi_cli("show neighbors")
