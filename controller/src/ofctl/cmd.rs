@@ -347,6 +347,18 @@ struct FlowEntry {
 }
 
 impl FlowEntry {
+    fn from_stats(f: FlowStats) -> FlowEntry {
+        FlowEntry {
+            table: f.table_id,
+            priority: f.priority,
+            match_: f.match_,
+            cookie: f.cookie,
+            idle: f.idle_timeout,
+            hard: f.hard_timeout,
+            instructions: f.instructions,
+        }
+    }
+
     fn key(&self) -> (u8, u16, String) {
         (self.table, self.priority, format_match(&self.match_, None))
     }
@@ -658,7 +670,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn load_flows(&self, source: &str) -> Result<(Vec<FlowEntry>, bool), CmdError> {
+    fn load_flows(&self, source: &str) -> Result<Vec<FlowEntry>, CmdError> {
         // A readable file is a file; anything else is a switch.
         if source == "-" || Path::new(source).is_file() {
             let mut out = Vec::new();
@@ -675,33 +687,19 @@ impl Ctx<'_> {
                     instructions: pf.instructions.unwrap_or_default(),
                 });
             }
-            return Ok((out, true));
+            return Ok(out);
         }
         let mut c = self.open(source)?;
         let (_, flows) = flows_of(
             &mut c,
             flow_request(&parse_flow("", Usage::Filter, &no_names)?),
         )?;
-        Ok((
-            flows
-                .into_iter()
-                .map(|f| FlowEntry {
-                    table: f.table_id,
-                    priority: f.priority,
-                    match_: f.match_,
-                    cookie: f.cookie,
-                    idle: f.idle_timeout,
-                    hard: f.hard_timeout,
-                    instructions: f.instructions,
-                })
-                .collect(),
-            false,
-        ))
+        Ok(flows.into_iter().map(FlowEntry::from_stats).collect())
     }
 
     fn diff_flows(&mut self, a: &str, b: &str) -> Result<(), CmdError> {
-        let (fa, _) = self.load_flows(a)?;
-        let (fb, _) = self.load_flows(b)?;
+        let fa = self.load_flows(a)?;
+        let fb = self.load_flows(b)?;
         let ma: BTreeMap<_, _> = fa.into_iter().map(|f| (f.key(), f)).collect();
         let mb: BTreeMap<_, _> = fb.into_iter().map(|f| (f.key(), f)).collect();
         let mut differ = false;
@@ -730,7 +728,7 @@ impl Ctx<'_> {
     }
 
     fn replace_flows(&mut self, target: &str, file: &str) -> Result<(), CmdError> {
-        let (want, _) = self.load_flows(file)?;
+        let want = self.load_flows(file)?;
         let mut c = self.open(target)?;
         let (_, have) = flows_of(
             &mut c,
@@ -739,15 +737,7 @@ impl Ctx<'_> {
         let have: BTreeMap<_, _> = have
             .into_iter()
             .map(|f| {
-                let e = FlowEntry {
-                    table: f.table_id,
-                    priority: f.priority,
-                    match_: f.match_,
-                    cookie: f.cookie,
-                    idle: f.idle_timeout,
-                    hard: f.hard_timeout,
-                    instructions: f.instructions,
-                };
+                let e = FlowEntry::from_stats(f);
                 (e.key(), e)
             })
             .collect();

@@ -321,7 +321,7 @@ fn parse_value(key: &str, kind: Kind, s: &str) -> Result<(u128, Option<u128>), P
     };
     let mask = match mask {
         // A full prefix is an exact match.
-        Some(m) if kind != Kind::Int(0) && m == full_mask_of(kind) => None,
+        Some(m) if m == full_mask_of(kind) => None,
         m => m,
     };
     Ok((value & mask.unwrap_or(u128::MAX), mask))
