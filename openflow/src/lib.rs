@@ -14,6 +14,7 @@ pub mod instruction;
 pub mod message;
 pub mod msg;
 pub mod oxm;
+pub mod text;
 mod wire;
 
 pub use action::Action;
