@@ -218,7 +218,13 @@ pub(crate) fn prefix_mask(n: u32, width: u32) -> u128 {
     } else {
         (1u128 << width) - 1
     };
-    if n == 0 { 0 } else { full & !(full >> n) }
+    if n == 0 {
+        0
+    } else if n >= width {
+        full
+    } else {
+        full & !(full >> n)
+    }
 }
 
 /// If `mask` is a prefix of a `width`-bit field, its length.
