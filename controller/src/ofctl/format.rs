@@ -925,6 +925,42 @@ pub fn packet_summary(p: &[u8]) -> String {
                 mac(&rest[18..24])
             )
         }
+        0x86dd if rest.len() >= 40 => {
+            let a = |b: &[u8]| {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(&b[..16]);
+                std::net::Ipv6Addr::from(o).to_string()
+            };
+            let proto = rest[6];
+            let name = match proto {
+                58 => "icmp6",
+                6 => "tcp6",
+                17 => "udp6",
+                132 => "sctp6",
+                _ => "ipv6",
+            };
+            let mut s = format!(
+                "{name}{vlan},{l2},ipv6_src={},ipv6_dst={}",
+                a(&rest[8..24]),
+                a(&rest[24..40])
+            );
+            if name == "ipv6" {
+                let _ = write!(s, ",nw_proto={proto}");
+            }
+            let _ = write!(s, ",nw_ttl={}", rest[7]);
+            let l4 = &rest[40..];
+            if matches!(proto, 6 | 17 | 132) && l4.len() >= 4 {
+                let _ = write!(
+                    s,
+                    ",tp_src={},tp_dst={}",
+                    u16::from_be_bytes([l4[0], l4[1]]),
+                    u16::from_be_bytes([l4[2], l4[3]])
+                );
+            } else if proto == 58 && l4.len() >= 2 {
+                let _ = write!(s, ",icmp_type={},icmp_code={}", l4[0], l4[1]);
+            }
+            s
+        }
         _ => format!("{}{vlan},{l2},dl_type={et:#06x}", "eth"),
     }
 }
@@ -1046,4 +1082,60 @@ pub fn format_meter_features(xid: u32, f: &MeterFeatures) -> String {
         bands.join(" "),
         caps.join(" ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_summaries() {
+        let arp = decode(
+            "ffffffffffff020000000001080600010800060400010200000000010a0000010000000000000a000009",
+        );
+        assert_eq!(
+            packet_summary(&arp),
+            "arp,vlan_tci=0x0000,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff,\
+             arp_spa=10.0.0.1,arp_tpa=10.0.0.9,arp_op=1,arp_sha=02:00:00:00:00:01,\
+             arp_tha=00:00:00:00:00:00"
+        );
+        let udp = decode(
+            "020000000002020000000001080045000020000000004011000001020304050607080000001400000000",
+        );
+        assert_eq!(
+            packet_summary(&udp),
+            "udp,vlan_tci=0x0000,dl_src=02:00:00:00:00:01,dl_dst=02:00:00:00:00:02,\
+             nw_src=1.2.3.4,nw_dst=5.6.7.8,nw_tos=0,nw_ecn=0,nw_ttl=64,nw_frag=no,tp_src=0,tp_dst=20"
+        );
+        // IPv6 UDP, VLAN 5.
+        let mut v6 = decode("0200000000020200000000018100000586dd6000000000081140");
+        v6.extend([0u8; 15]);
+        v6.push(1);
+        v6.extend([0u8; 15]);
+        v6.push(2);
+        v6.extend(decode("0035003500080000"));
+        assert_eq!(
+            packet_summary(&v6),
+            "udp6,dl_vlan=5,dl_vlan_pcp=0,dl_src=02:00:00:00:00:01,dl_dst=02:00:00:00:00:02,\
+             ipv6_src=::1,ipv6_dst=::2,nw_ttl=64,tp_src=53,tp_dst=53"
+        );
+        assert_eq!(packet_summary(&[1, 2, 3]), "truncated frame (3 bytes)");
+    }
+
+    fn decode(h: &str) -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn hex_dump_matches_ovs_layout() {
+        let d = hex_dump(&(0u8..20).collect::<Vec<_>>());
+        assert_eq!(
+            d,
+            "00000000  00 01 02 03 04 05 06 07-08 09 0a 0b 0c 0d 0e 0f |................|\n\
+             00000010  10 11 12 13                                     |....|\n"
+        );
+    }
 }
