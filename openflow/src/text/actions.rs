@@ -28,12 +28,15 @@ use crate::oxm::{FieldId, MacAddr, Oxm, OxmTlv};
 #[derive(Clone, Debug)]
 pub(crate) struct FlowState {
     slots: Option<Slots>,
+    /// Parsing a `write_actions` set: only set-field prerequisites are checked.
+    action_set: bool,
 }
 
 impl FlowState {
     pub(crate) fn new(slots: Option<&Slots>) -> FlowState {
         FlowState {
             slots: slots.cloned(),
+            action_set: false,
         }
     }
 
@@ -52,6 +55,9 @@ impl FlowState {
 
     /// Updates the state for an action already accepted.
     fn after(&mut self, a: &Action) {
+        if self.action_set {
+            return;
+        }
         let Some(s) = &mut self.slots else { return };
         match a {
             Action::PushVlan(_) => s.set(Slot::VlanTci, 0x1000, 0x1000),
@@ -65,6 +71,9 @@ impl FlowState {
     }
 
     fn check_action(&self, a: &Action) -> Result<(), ParseError> {
+        if self.action_set && !matches!(a, Action::SetField(_)) {
+            return Ok(());
+        }
         match a {
             Action::SetField(OxmTlv::Basic(o)) => self.check(
                 |s| settable(o.field, s),
@@ -309,6 +318,7 @@ fn parse_items(
                 // changes.
                 let mut inner = FlowState {
                     slots: state.slots.clone(),
+                    action_set: true,
                 };
                 let mut acts = Vec::new();
                 for it in parse_items(value, &mut inner, false)? {

@@ -345,7 +345,9 @@ impl Slots {
                 put_in(&mut out, F::VlanVid, Some((vid, vid_m)));
             }
             if tm & 0xe000 != 0 {
-                if vid != 0 {
+                // Open vSwitch sends the PCP whenever the VID value is non-zero; without the
+                // tag-present bit that is a match no switch accepts, so it is left out here.
+                if vid & 0x1000 != 0 {
                     put_in(&mut out, F::VlanPcp, Some((tv >> 13, 7)));
                 } else if tv & 0xe000 != 0 {
                     return Err(ParseError::new(format!(
