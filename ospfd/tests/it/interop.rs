@@ -68,6 +68,7 @@ pub enum Peer {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Auth {
     None,
+    Simple,
     Md5,
     HmacSha256,
 }
@@ -254,6 +255,7 @@ impl Lab {
             Auth::Md5 => {
                 ifx += " ip ospf authentication message-digest\n ip ospf message-digest-key 1 md5 s3cr3t\n"
             }
+            Auth::Simple => ifx += " ip ospf authentication\n ip ospf authentication-key s3cr3t\n",
             Auth::HmacSha256 => panic!("FRR 8.4 has no RFC 5709 HMAC-SHA"),
         }
         std::fs::write(d.join("zebra.conf"), "hostname zebra-b\n").unwrap();
@@ -295,6 +297,7 @@ impl Lab {
             Auth::Md5 => {
                 "authentication cryptographic; password \"s3cr3t\" { id 1; algorithm keyed md5; };"
             }
+            Auth::Simple => "authentication simple; password \"s3cr3t\";",
             Auth::HmacSha256 => {
                 "authentication cryptographic; password \"s3cr3t\" { id 1; algorithm hmac sha256; };"
             }
@@ -319,6 +322,7 @@ impl Lab {
         let au = match auth {
             Auth::None => String::new(),
             Auth::Md5 => "auth = { type = \"md5\", key_id = 1, key = \"s3cr3t\" }\n".into(),
+            Auth::Simple => "auth = { type = \"simple\", key = \"s3cr3t\" }\n".into(),
             Auth::HmacSha256 => {
                 "auth = { type = \"hmac-sha256\", key_id = 1, key = \"s3cr3t\" }\n".into()
             }
@@ -892,4 +896,26 @@ fn frr_ecmp_two_links() {
         },
     );
     eprintln!("ECMP fallback after carrier loss: {t:?}");
+}
+
+/// Simple password authentication with FRR: adjacency and routes both ways.
+#[test]
+fn frr_p2p_simple_password() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let mut lab = Lab::new("fxsp", Peer::Frr);
+    lab.start_peer(true, Auth::Simple);
+    lab.start_fuxi(true, Auth::Simple);
+    let (a, b) = (lab.ns_a(), lab.ns_b());
+    wait_for(
+        "Full and routes with simple auth",
+        Duration::from_secs(30),
+        &lab,
+        || {
+            lab.fuxi_full()
+                && lab.peer_full()
+                && lab.route(&a, "172.16.2.0/24").contains("via 10.0.12.2")
+                && lab.route(&b, "172.16.1.0/24").contains("via 10.0.12.1")
+        },
+    );
 }
