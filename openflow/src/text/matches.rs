@@ -189,7 +189,8 @@ impl Slots {
         let ip6 = dl == Some(ETH_IPV6);
         let ip = ip4 || ip6;
         let icmp6 = ip6 && proto == Some(58);
-        let nd_type = self.exact(TpSrc);
+        // The ICMPv6 type is the low byte of the transport source slot.
+        let nd_type = self.exact(TpSrc).map(|t| t & 0xff);
         match slot {
             InPort | Metadata | TunId | DlSrc | DlDst | DlType | VlanTci => true,
             InPhyPort => self.get(InPort).is_some(),
@@ -593,12 +594,18 @@ impl Slots {
         dec(out, "pbb_isid", Slot::PbbIsid);
         let ip4 = dl == Some(ETH_IP);
         let ip6 = dl == Some(ETH_IPV6);
+        // ICMP type and code are one byte on the wire: printed as the exact byte sent.
+        let icmp = |out: &mut String, name: &str, s: Slot| {
+            if let Some((v, _)) = self.get(s) {
+                let _ = write!(out, "{name}={},", v & 0xff);
+            }
+        };
         if ip4 && proto == Some(1) {
-            dec(out, "icmp_type", Slot::TpSrc);
-            dec(out, "icmp_code", Slot::TpDst);
+            icmp(out, "icmp_type", Slot::TpSrc);
+            icmp(out, "icmp_code", Slot::TpDst);
         } else if ip6 && proto == Some(58) {
-            dec(out, "icmp_type", Slot::TpSrc);
-            dec(out, "icmp_code", Slot::TpDst);
+            icmp(out, "icmp_type", Slot::TpSrc);
+            icmp(out, "icmp_code", Slot::TpDst);
             ipv6(out, "nd_target", Slot::NdTarget);
             mac(out, "nd_sll", Slot::ArpSha);
             mac(out, "nd_tll", Slot::ArpTha);
