@@ -24,9 +24,17 @@ pub enum FlowUsage {
     Add,
     /// `mod-flows`: `actions=` required; `cookie=V` sets the cookie, `cookie=V/M` selects.
     Modify,
-    /// `del-flows` and `dump-flows` filters: no actions; `out_port`/`out_group` allowed;
-    /// the table defaults to all tables.
+    /// `del-flows` and `dump-flows` filters: no actions, no priority, no timeouts;
+    /// `out_port`/`out_group` allowed; the table defaults to all tables.
     Delete,
+    /// `del-flows --strict`: like `Delete`, and `priority` is allowed.
+    DeleteStrict,
+}
+
+impl FlowUsage {
+    fn is_delete(self) -> bool {
+        matches!(self, FlowUsage::Delete | FlowUsage::DeleteStrict)
+    }
 }
 
 /// Flow statistics as `dump-flows` prints them.
@@ -64,11 +72,7 @@ impl FlowSpec {
     /// A flow with every default of `usage`.
     pub fn new(usage: FlowUsage) -> FlowSpec {
         FlowSpec {
-            table_id: if usage == FlowUsage::Delete {
-                OFPTT_ALL
-            } else {
-                0
-            },
+            table_id: if usage.is_delete() { OFPTT_ALL } else { 0 },
             priority: DEFAULT_PRIORITY,
             cookie: 0,
             cookie_mask: 0,
@@ -182,11 +186,17 @@ pub fn parse_flow_verbose(
                     .ok_or_else(|| ParseError::new(format!("unknown table \"{v}\"")))?
                     as u8;
             }
-            "priority" => f.priority = parse_bounded(k, v, u16::MAX.into())? as u16,
-            "idle_timeout" => f.idle_timeout = parse_bounded(k, v, u16::MAX.into())? as u16,
-            "hard_timeout" => f.hard_timeout = parse_bounded(k, v, u16::MAX.into())? as u16,
+            "priority" if usage != FlowUsage::Delete => {
+                f.priority = parse_bounded(k, v, u16::MAX.into())? as u16
+            }
+            "idle_timeout" if !usage.is_delete() => {
+                f.idle_timeout = parse_bounded(k, v, u16::MAX.into())? as u16
+            }
+            "hard_timeout" if !usage.is_delete() => {
+                f.hard_timeout = parse_bounded(k, v, u16::MAX.into())? as u16
+            }
             // OpenFlow 1.4's; checked, then ignored for OpenFlow 1.3 as ovs-ofctl does.
-            "importance" => {
+            "importance" if !usage.is_delete() => {
                 parse_bounded(k, v, u16::MAX.into())?;
             }
             "cookie" => {
@@ -200,19 +210,22 @@ pub fn parse_flow_verbose(
                         f.cookie_mask = parse_c_uint(m).ok_or_else(bad)?;
                     }
                     None => {
-                        if usage == FlowUsage::Delete {
-                            return Err(ParseError::new("cannot set cookie"));
+                        if usage.is_delete() {
+                            return Err(ParseError::new(format!(
+                                "cannot set cookie (to match on a cookie, specify a mask, e.g. \
+                                 cookie={v}/-1)"
+                            )));
                         }
                         f.cookie = parse_c_uint(v).ok_or_else(bad)?;
                     }
                 }
             }
-            "out_port" if usage == FlowUsage::Delete => {
+            "out_port" if usage.is_delete() => {
                 f.out_port = parse_port(v).ok_or_else(|| {
                     ParseError::new(format!("{v}: invalid or unknown port for out_port"))
                 })?;
             }
-            "out_group" if usage == FlowUsage::Delete => {
+            "out_group" if usage.is_delete() => {
                 f.out_group = parse_c_uint(v)
                     .and_then(|g| u32::try_from(g).ok())
                     .ok_or_else(|| ParseError::new(format!("invalid out_group \"{v}\"")))?;
@@ -248,7 +261,7 @@ pub fn parse_flow_verbose(
             }
             _ => {
                 if let Some((_, bit)) = FLAG_NAMES.iter().find(|(n, _)| *n == k) {
-                    if usage == FlowUsage::Delete {
+                    if usage.is_delete() {
                         return Err(super::unknown_keyword(k));
                     }
                     f.flags |= bit;
@@ -273,10 +286,10 @@ pub fn parse_flow_verbose(
     f.match_ = slots.to_match()?;
     f.stats = stats;
     match (usage, actions_text) {
-        (FlowUsage::Delete, Some(_)) => {
-            return Err(ParseError::new("actions are not allowed here"));
+        (FlowUsage::Delete | FlowUsage::DeleteStrict, Some(_)) => {
+            return Err(ParseError::new("unknown keyword actions"));
         }
-        (FlowUsage::Delete, None) => {}
+        (FlowUsage::Delete | FlowUsage::DeleteStrict, None) => {}
         (_, None) => return Err(ParseError::new("must specify an action")),
         (_, Some(a)) => {
             f.instructions = parse_instructions(a, Some(&slots))?;

@@ -161,6 +161,11 @@ fn parse_bucket(s: &str, t: GroupType) -> Result<Bucket, ParseError> {
         };
         match k {
             "weight" => {
+                if t != GroupType::Select {
+                    return Err(ParseError::new(
+                        "Only select groups can have bucket weights.",
+                    ));
+                }
                 b.weight = parse_c_uint(v)
                     .and_then(|w| u16::try_from(w).ok())
                     .ok_or_else(|| ParseError::new(format!("invalid weight \"{v}\"")))?;
@@ -201,7 +206,9 @@ pub fn format_group(g: &GroupSpec) -> String {
     );
     for b in &g.buckets {
         out.push_str(",bucket=");
-        if g.group_type == GroupType::Select {
+        // The weight is printed when it is not the default (1 for select groups, else 0).
+        let default_weight = u16::from(g.group_type == GroupType::Select);
+        if b.weight != default_weight {
             let _ = write!(out, "weight:{},", b.weight);
         }
         if b.watch_port != OFPP_ANY {

@@ -191,3 +191,19 @@ pub fn format_meter(m: &MeterSpec) -> String {
     }
     out
 }
+
+/// Prints a meter as `ovs-ofctl -O OpenFlow13 dump-meters` does: a line break after
+/// `bands=` and between bands (no trailing newline).
+pub fn format_meter_dump(m: &MeterSpec) -> String {
+    let one = format_meter(m);
+    let (head, bands) = one.split_once(" bands=").unwrap_or((&one, ""));
+    let mut out = format!("{head} bands=");
+    for band in bands.split(" type=").filter(|b| !b.is_empty()) {
+        out.push('\n');
+        if !band.starts_with("type=") {
+            out.push_str("type=");
+        }
+        out.push_str(band);
+    }
+    out
+}

@@ -518,11 +518,21 @@ fn refusals_say_why() {
             FlowUsage::Add,
             "resubmit: Open vSwitch extension action, not available in OpenFlow 1.3",
         ),
-        ("cookie=5", FlowUsage::Delete, "cannot set cookie"),
+        (
+            "cookie=5",
+            FlowUsage::Delete,
+            "cannot set cookie (to match on a cookie, specify a mask, e.g. cookie=5/-1)",
+        ),
+        (
+            "idle_timeout=5",
+            FlowUsage::Delete,
+            "unknown keyword idle_timeout",
+        ),
+        ("priority=5", FlowUsage::Delete, "unknown keyword priority"),
         (
             "in_port=1,actions=drop",
             FlowUsage::Delete,
-            "actions are not allowed here",
+            "unknown keyword actions",
         ),
         (
             "send_flow_rem",
@@ -633,6 +643,62 @@ fn groups_as_ovs_prints_them() {
     );
     assert!(parse_group("group_id=5,type=bogus", GroupUsage::Add).is_err());
     assert!(parse_group("type=all", GroupUsage::Add).is_err());
+    // ovs-ofctl dump-groups, checked with a running Open vSwitch 3.1.
+    let g = parse_group(
+        "group_id=5,type=select,bucket=output:1,bucket=weight:0,output:2",
+        GroupUsage::Add,
+    )
+    .unwrap();
+    assert_eq!(
+        format_group(&g),
+        "group_id=5,type=select,bucket=actions=output:1,bucket=weight:0,actions=output:2"
+    );
+    assert_eq!(
+        parse_group(
+            "group_id=6,type=all,bucket=weight:3,output:1",
+            GroupUsage::Add
+        )
+        .unwrap_err()
+        .message,
+        "Only select groups can have bucket weights."
+    );
+    let m = text::meter::parse_meter(
+        "meter=1 kbps bands=type=drop rate=5 type=dscp_remark rate=9 prec_level=2",
+        text::meter::MeterUsage::Add,
+    )
+    .unwrap();
+    assert_eq!(
+        text::meter::format_meter_dump(&m),
+        "meter=1 kbps bands=\ntype=drop rate=5\ntype=dscp_remark rate=9 prec_level=2"
+    );
+    // ovs-ofctl dump-groups, checked with a running Open vSwitch 3.1.
+    let g = parse_group(
+        "group_id=5,type=select,bucket=output:1,bucket=weight:0,output:2",
+        GroupUsage::Add,
+    )
+    .unwrap();
+    assert_eq!(
+        format_group(&g),
+        "group_id=5,type=select,bucket=actions=output:1,bucket=weight:0,actions=output:2"
+    );
+    assert_eq!(
+        parse_group(
+            "group_id=6,type=all,bucket=weight:3,output:1",
+            GroupUsage::Add
+        )
+        .unwrap_err()
+        .message,
+        "Only select groups can have bucket weights."
+    );
+    let m = text::meter::parse_meter(
+        "meter=1 kbps bands=type=drop rate=5 type=dscp_remark rate=9 prec_level=2",
+        text::meter::MeterUsage::Add,
+    )
+    .unwrap();
+    assert_eq!(
+        text::meter::format_meter_dump(&m),
+        "meter=1 kbps bands=\ntype=drop rate=5\ntype=dscp_remark rate=9 prec_level=2"
+    );
     assert_eq!(
         parse_group("", GroupUsage::Delete).unwrap().group_id,
         0xffff_fffc
@@ -1025,7 +1091,7 @@ fn flow_mod_commands_match_ovs_bytes() {
         ),
         (
             "ctl_flow_mod_delete_strict_flowmods.hex",
-            FlowUsage::Delete,
+            FlowUsage::DeleteStrict,
             C::DeleteStrict,
             "priority=20,ip,nw_src=10.0.0.1",
         ),
