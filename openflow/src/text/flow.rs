@@ -10,7 +10,7 @@ use super::matches::{Slots, parse_port};
 use crate::consts::{OFP_NO_BUFFER, OFPG_ANY, OFPP_ANY, OFPTT_ALL};
 use crate::instruction::Instruction;
 use crate::msg::flow::{FlowMod, FlowModCommand, flags};
-use crate::msg::multipart::FlowStats;
+use crate::msg::multipart::{FlowStats, FlowStatsRequest};
 use crate::oxm::Match;
 
 /// The default priority, which ovs-ofctl does not print.
@@ -103,6 +103,18 @@ impl FlowSpec {
             flags: self.flags,
             match_: self.match_.clone(),
             instructions: self.instructions.clone(),
+        }
+    }
+
+    /// The FLOW (dump-flows) request for this filter.
+    pub fn to_flow_stats_request(&self) -> FlowStatsRequest {
+        FlowStatsRequest {
+            table_id: self.table_id,
+            out_port: self.out_port,
+            out_group: self.out_group,
+            cookie: self.cookie,
+            cookie_mask: self.cookie_mask,
+            match_: self.match_.clone(),
         }
     }
 

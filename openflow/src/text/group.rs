@@ -11,7 +11,7 @@ use super::actions::{fmt_action_list, parse_action_list};
 use super::lex::{parse_c_uint, split_kv};
 use super::matches::{parse_port, port_text};
 use crate::consts::{OFPG_ALL, OFPG_ANY, OFPP_ANY};
-use crate::msg::group::{Bucket, GroupMod, GroupModCommand, GroupType};
+use crate::msg::group::{Bucket, GroupDesc, GroupMod, GroupModCommand, GroupType};
 
 /// Which command the group text is for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -31,6 +31,15 @@ pub struct GroupSpec {
 }
 
 impl GroupSpec {
+    /// The group a GROUP_DESC reply entry describes.
+    pub fn from_group_desc(d: &GroupDesc) -> GroupSpec {
+        GroupSpec {
+            group_id: d.group_id,
+            group_type: d.group_type,
+            buckets: d.buckets.clone(),
+        }
+    }
+
     pub fn to_group_mod(&self, command: GroupModCommand) -> GroupMod {
         GroupMod {
             command,

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::ParseError;
 use super::lex::{parse_c_uint, split_kv};
 use crate::consts::OFPM_ALL;
-use crate::msg::meter::{MeterBand, MeterMod, MeterModCommand, flags};
+use crate::msg::meter::{MeterBand, MeterConfig, MeterMod, MeterModCommand, flags};
 
 /// Which command the meter text is for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -28,6 +28,15 @@ pub struct MeterSpec {
 }
 
 impl MeterSpec {
+    /// The meter a METER_CONFIG reply entry describes.
+    pub fn from_meter_config(c: &MeterConfig) -> MeterSpec {
+        MeterSpec {
+            meter_id: c.meter_id,
+            flags: c.flags,
+            bands: c.bands.clone(),
+        }
+    }
+
     pub fn to_meter_mod(&self, command: MeterModCommand) -> MeterMod {
         MeterMod {
             command,
