@@ -114,6 +114,17 @@ pub fn parse_action_list(s: &str) -> Result<Vec<Action>, ParseError> {
     actions::parse_action_list(s, None)
 }
 
+/// A port as ovs-ofctl reads one (reserved names case-insensitively, numbers in decimal,
+/// OpenFlow 1.0's 0xff00..=0xffff mapped to their 32-bit reserved equivalents).
+pub fn parse_port(s: &str) -> Option<u32> {
+    matches::parse_port(s)
+}
+
+/// A port as ovs-ofctl prints one (`LOCAL`, `CONTROLLER`, ... or the number).
+pub fn format_port(p: u32) -> String {
+    matches::port_text(p)
+}
+
 /// Prints instructions as the `actions=` value ovs-ofctl shows (`drop` when empty).
 pub fn format_actions(insts: &[Instruction]) -> String {
     let mut out = String::new();

@@ -1003,6 +1003,39 @@ mod props {
         }
     }
 
+    /// Fixture lines with a few bytes deleted, replaced or inserted.
+    fn mutated_line() -> impl Strategy<Value = String> {
+        let lines: Vec<String> = super::FLOWS
+            .lines()
+            .filter_map(|l| super::json_str(l, "text"))
+            .collect();
+        (
+            prop::sample::select(lines),
+            prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, any::<char>()), 1..4),
+        )
+            .prop_map(|(line, edits)| {
+                let mut chars: Vec<char> = line.chars().collect();
+                for (at, op, c) in edits {
+                    let i = at.index(chars.len() + 1);
+                    match op {
+                        0 if i < chars.len() => {
+                            chars.remove(i);
+                        }
+                        1 if i < chars.len() => chars[i] = c,
+                        _ => chars.insert(i, c),
+                    }
+                }
+                chars.into_iter().collect()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn fuzz_body_holds_on_mutated_lines(s in mutated_line()) {
+            text::fuzz_parse(s.as_bytes());
+        }
+    }
+
     #[test]
     fn fuzz_body_on_known_lines() {
         for l in super::FLOWS.lines() {
@@ -1249,4 +1282,42 @@ fn dumps_match_ovs() {
         text::meter::format_meter_dump(&m),
         "meter=1 kbps burst stats bands=\ntype=drop rate=1000 burst_size=100"
     );
+}
+
+/// `ovs-ofctl packet-out SWITCH IN_PORT ACTIONS PACKET`: the port and action list syntax.
+#[test]
+fn packet_out_arguments_match_ovs_bytes() {
+    use fuxi_openflow::consts::OFP_NO_BUFFER;
+    use fuxi_openflow::msg::packet::PacketOut;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ovs31/");
+    let payload = unhex(
+        "02000000000202000000000108004500003000010000401166ba0a0000010a0000020fa00009001c0000\
+         667578692d666978747572652d7061796c6f6164",
+    );
+    for (file, in_port, actions) in [
+        ("ctl_packet_out_packetout.hex", "CONTROLLER", "output:1"),
+        ("ctl_packet_out_packetout_3.hex", "1", "output:2"),
+        (
+            "ctl_packet_out_packetout_4.hex",
+            "1",
+            "set_field:02:00:00:00:00:aa->eth_dst,output:IN_PORT",
+        ),
+        ("ctl_packet_out_packetout_5.hex", "LOCAL", "output:1"),
+    ] {
+        let s: String = std::fs::read_to_string(format!("{dir}{file}"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let po = PacketOut {
+            buffer_id: OFP_NO_BUFFER,
+            in_port: text::parse_port(in_port).unwrap(),
+            actions: text::parse_action_list(actions).unwrap(),
+            data: payload.clone(),
+        };
+        let mut v = Vec::new();
+        po.encode(&mut v);
+        assert_eq!(v, unhex(&s)[8..], "{actions}");
+        assert_eq!(text::format_port(po.in_port), in_port);
+    }
+    assert!(text::parse_action_list("goto_table:1").is_err());
 }
