@@ -340,7 +340,7 @@ impl Slots {
         put_in(&mut out, F::EthSrc, g(Slot::DlSrc));
         put_in(&mut out, F::EthDst, g(Slot::DlDst));
         put_in(&mut out, F::EthType, g(Slot::DlType));
-        if let Some((tv, tm)) = g(Slot::VlanTci) {
+        if let Some((tv, tm)) = self.get(Slot::VlanTci) {
             let (vid, vid_m) = (tv & 0x1fff, tm & 0x1fff);
             if vid_m != 0 {
                 put_in(&mut out, F::VlanVid, Some((vid, vid_m)));
@@ -441,7 +441,6 @@ impl Slots {
             let short = match dl {
                 ETH_IP => match proto {
                     Some(1) => Some("icmp"),
-                    Some(2) => Some("igmp"),
                     Some(6) => Some("tcp"),
                     Some(17) => Some("udp"),
                     Some(132) => Some("sctp"),
@@ -900,7 +899,6 @@ fn shorthand(name: &str) -> Option<(u128, Option<u128>)> {
         "ipv6" => (ETH_IPV6, None),
         "icmp" => (ETH_IP, Some(1)),
         "icmp6" => (ETH_IPV6, Some(58)),
-        "igmp" => (ETH_IP, Some(2)),
         "tcp" => (ETH_IP, Some(6)),
         "tcp6" => (ETH_IPV6, Some(6)),
         "udp" => (ETH_IP, Some(17)),

@@ -215,7 +215,7 @@ const CANONICAL: &[(&str, &str)] = &[
         "dl_type=0x86dd,nw_proto=58,actions=drop",
         "icmp6 actions=drop",
     ),
-    ("ip,nw_proto=2,actions=drop", "igmp actions=drop"),
+    ("ip,nw_proto=2,actions=drop", "ip,nw_proto=2 actions=drop"),
     ("tcp,tp_dst=010,actions=drop", "tcp,tp_dst=8 actions=drop"),
     (
         "tcp,tp_src=0/0xfff0,actions=drop",
@@ -1320,4 +1320,25 @@ fn packet_out_arguments_match_ovs_bytes() {
         assert_eq!(text::format_port(po.in_port), in_port);
     }
     assert!(text::parse_action_list("goto_table:1").is_err());
+}
+
+/// Differential check against a local ovs-ofctl: `FUXI_TEXT_DIFF=dir` with `dir/texts.txt`
+/// (one add-flow line each) and `dir/ovs.txt` (what `ovs-ofctl -O OpenFlow13 parse-flow`
+/// printed after `ADD `, or its `ovs-ofctl: ...` error). Writes `dir/ours.txt`; run by hand.
+#[test]
+#[ignore]
+fn differential_against_local_ovs_ofctl() {
+    let Ok(dir) = std::env::var("FUXI_TEXT_DIFF") else {
+        return;
+    };
+    let texts = std::fs::read_to_string(format!("{dir}/texts.txt")).unwrap();
+    let mut out = String::new();
+    for l in texts.lines() {
+        match parse_flow(l, FlowUsage::Add) {
+            Ok(f) => out.push_str(&format_flow(&f)),
+            Err(e) => out.push_str(&format!("ovs-ofctl: {e}")),
+        }
+        out.push('\n');
+    }
+    std::fs::write(format!("{dir}/ours.txt"), out).unwrap();
 }
