@@ -1034,6 +1034,11 @@ mod props {
         fn fuzz_body_holds_on_mutated_lines(s in mutated_line()) {
             text::fuzz_parse(s.as_bytes());
         }
+
+        #[test]
+        fn fuzz_body_holds_on_any_text(s in "\\PC{0,80}") {
+            text::fuzz_parse(s.as_bytes());
+        }
     }
 
     #[test]
