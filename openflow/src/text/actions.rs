@@ -30,6 +30,8 @@ pub(crate) struct FlowState {
     slots: Option<Slots>,
     /// Parsing a `write_actions` set: only set-field prerequisites are checked.
     action_set: bool,
+    /// VLAN headers the packet has at this point (Open vSwitch handles at most two).
+    vlans: u8,
 }
 
 impl FlowState {
@@ -37,6 +39,7 @@ impl FlowState {
         FlowState {
             slots: slots.cloned(),
             action_set: false,
+            vlans: u8::from(slots.is_some_and(Slots::has_vlan)),
         }
     }
 
@@ -58,10 +61,16 @@ impl FlowState {
         if self.action_set {
             return;
         }
+        match a {
+            Action::PushVlan(_) => self.vlans += 1,
+            Action::PopVlan => self.vlans = self.vlans.saturating_sub(1),
+            _ => {}
+        }
+        let vlans = self.vlans;
         let Some(s) = &mut self.slots else { return };
         match a {
             Action::PushVlan(_) => s.set(Slot::VlanTci, 0x1000, 0x1000),
-            Action::PopVlan => s.set(Slot::VlanTci, 0, 0),
+            Action::PopVlan if vlans == 0 => s.set(Slot::VlanTci, 0, 0),
             Action::PushMpls(e) | Action::PopMpls(e) => {
                 s.set(Slot::DlType, (*e).into(), 0xffff);
                 s.set(Slot::NwProto, 0, 0);
@@ -83,6 +92,9 @@ impl FlowState {
                 ),
             ),
             Action::PopVlan => self.check(Slots::has_vlan, "pop_vlan without a VLAN tag"),
+            Action::PushVlan(_) if self.vlans >= 2 && self.slots.is_some() => Err(ParseError::new(
+                "actions are invalid with specified match (OFPBAC_BAD_TAG)",
+            )),
             Action::PopMpls(_) | Action::SetMplsTtl(_) | Action::DecMplsTtl => self.check(
                 |s| matches!(s.dl_type(), Some(ETH_MPLS | ETH_MPLSM)),
                 "MPLS action on a packet that is not MPLS",
@@ -319,6 +331,7 @@ fn parse_items(
                 let mut inner = FlowState {
                     slots: state.slots.clone(),
                     action_set: true,
+                    vlans: state.vlans,
                 };
                 let mut acts = Vec::new();
                 for it in parse_items(value, &mut inner, false)? {

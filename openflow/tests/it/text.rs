@@ -546,6 +546,20 @@ fn refusals_say_why() {
     }
     let e = parse_flow("tcp,actions=set_field:1->udp_src", FlowUsage::Add).unwrap_err();
     assert!(e.message.contains("OFPBAC_MATCH_INCONSISTENT"), "{e}");
+    let e = parse_flow(
+        "dl_vlan=1,actions=push_vlan:0x8100,push_vlan:0x8100",
+        FlowUsage::Add,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "actions are invalid with specified match (OFPBAC_BAD_TAG)"
+    );
+    parse_flow(
+        "dl_vlan=1,actions=push_vlan:0x8100,pop_vlan,pop_vlan,output:1",
+        FlowUsage::Add,
+    )
+    .unwrap();
     let e = parse_flow("actions=push_vlan:0x8100,pop_vlan,pop_vlan", FlowUsage::Add).unwrap_err();
     assert!(e.message.contains("OFPBAC_MATCH_INCONSISTENT"), "{e}");
 }
