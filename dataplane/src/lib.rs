@@ -46,3 +46,4 @@ pub mod classifier;
 pub mod fuzz;
 pub mod packet;
 pub mod pipeline;
+pub mod port;

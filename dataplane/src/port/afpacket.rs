@@ -1,0 +1,543 @@
+//! [`AfPacketPort`]: a Linux interface through an AF_PACKET socket.
+//!
+//! - rx: a TPACKET_V3 mmap ring (blocks of 256 KiB so a 64 KiB GSO super-frame fits, a
+//!   1 ms block retire timeout), one copy from the ring into the caller's reusable buffer;
+//!   VLAN tags the kernel stripped are put back into the frame.
+//! - tx: `sendmmsg` batches of up to 32 with `PACKET_QDISC_BYPASS`.
+//! - `PACKET_VNET_HDR` both ways: a GSO super-frame or a CHECKSUM_PARTIAL packet is
+//!   received with its [`VnetHdr`] and sent on unchanged (the kernel segments or
+//!   checksums it only if the egress device cannot).
+//! - own transmissions are not looped back (`PACKET_IGNORE_OUTGOING`, and
+//!   `PACKET_OUTGOING` frames are skipped), the interface is put in promiscuous mode
+//!   (`PACKET_MR_PROMISC`, undone by the kernel when the socket closes), the fd is
+//!   non-blocking and pollable.
+//!
+//! The socket is bound in the network namespace of the thread that opens the port (see
+//! [`super::netns`]); afterwards the port may move to any thread.
+
+// This is a port I/O module: it owns a socket and an mmap'ed ring shared with the
+// kernel, which needs raw syscalls and pointer reads. Every block says why it is sound.
+#![allow(unsafe_code)]
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::offload::{VNET_HDR_LEN, VnetHdr};
+use super::{BATCH, Packet, PacketBatch, Port, PortStats};
+
+const SOL_PACKET: libc::c_int = 263;
+const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+const PACKET_RX_RING: libc::c_int = 5;
+const PACKET_STATISTICS: libc::c_int = 6;
+const PACKET_VERSION: libc::c_int = 10;
+const PACKET_VNET_HDR: libc::c_int = 15;
+const PACKET_QDISC_BYPASS: libc::c_int = 20;
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const TPACKET_V3: libc::c_int = 2;
+const PACKET_MR_PROMISC: u16 = 1;
+const PACKET_OUTGOING: u8 = 4;
+const ETH_P_ALL: u16 = 0x0003;
+
+const TP_STATUS_KERNEL: u32 = 0;
+const TP_STATUS_USER: u32 = 1;
+const TP_STATUS_VLAN_VALID: u32 = 0x10;
+const TP_STATUS_VLAN_TPID_VALID: u32 = 0x40;
+
+/// Offsets inside `struct tpacket_block_desc` (version, offset_to_priv, then
+/// `tpacket_hdr_v1`: block_status, num_pkts, offset_to_first_pkt, ...).
+const BD_STATUS: usize = 8;
+const BD_NUM_PKTS: usize = 12;
+const BD_FIRST: usize = 16;
+/// Offsets inside `struct tpacket3_hdr`.
+const H_NEXT: usize = 0;
+const H_SNAPLEN: usize = 12;
+const H_LEN: usize = 16;
+const H_STATUS: usize = 20;
+const H_MAC: usize = 24;
+const H_VLAN_TCI: usize = 32;
+const H_VLAN_TPID: usize = 36;
+/// `sockaddr_ll` follows the 48-byte header; `sll_pkttype` is its byte 10.
+const H_PKTTYPE: usize = 48 + 10;
+
+#[repr(C)]
+struct TpacketReq3 {
+    block_size: u32,
+    block_nr: u32,
+    frame_size: u32,
+    frame_nr: u32,
+    retire_blk_tov: u32,
+    sizeof_priv: u32,
+    feature_req_word: u32,
+}
+
+#[repr(C)]
+struct PacketMreq {
+    ifindex: libc::c_int,
+    type_: u16,
+    alen: u16,
+    address: [u8; 8],
+}
+
+/// Ring geometry and socket options of an [`AfPacketPort`].
+#[derive(Clone, Copy, Debug)]
+pub struct AfPacketConfig {
+    /// Bytes per rx block (power of two, ≥ 64 KiB + headers for GSO frames).
+    pub block_size: u32,
+    /// Number of rx blocks.
+    pub block_nr: u32,
+    /// How long the kernel holds a partly filled block before handing it over (ms).
+    pub retire_ms: u32,
+    /// Put the interface in promiscuous mode.
+    pub promisc: bool,
+    /// Send bytes the socket may have in flight.
+    pub sndbuf: usize,
+}
+
+impl Default for AfPacketConfig {
+    fn default() -> Self {
+        AfPacketConfig {
+            block_size: 1 << 18,
+            block_nr: 32,
+            retire_ms: 1,
+            promisc: true,
+            sndbuf: 4 << 20,
+        }
+    }
+}
+
+/// A Linux interface as a [`Port`] (see the module docs).
+#[derive(Debug)]
+pub struct AfPacketPort {
+    name: String,
+    fd: OwnedFd,
+    ifindex: u32,
+    ring: *mut u8,
+    ring_len: usize,
+    block_size: usize,
+    block_nr: usize,
+    /// Block being read, packets left in it, offset of the next one.
+    cur: usize,
+    left: u32,
+    off: usize,
+    stats: PortStats,
+    kernel_drops: Cell<u64>,
+}
+
+// SAFETY: the ring pointer is owned by this port alone (the mapping lives as long as the
+// port and is only touched through `&mut self` or atomics), so moving the port to
+// another thread is sound.
+unsafe impl Send for AfPacketPort {}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, opt: libc::c_int, val: &T) -> io::Result<()> {
+    // SAFETY: `val` points to a live `T` of the given size for the duration of the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// An `ifreq` naming `name`.
+pub(crate) fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.is_empty() || name.len() >= ifr.ifr_name.len() || name.contains('\0') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad interface name",
+        ));
+    }
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    Ok(ifr)
+}
+
+/// `ioctl(fd, req, &mut ifreq)`.
+pub(crate) fn ifreq_ioctl(fd: RawFd, req: libc::Ioctl, ifr: &mut libc::ifreq) -> io::Result<()> {
+    // SAFETY: the interface ioctls used here read and write only within the `ifreq`.
+    cvt(unsafe { libc::ioctl(fd, req, ifr as *mut libc::ifreq) }).map(drop)
+}
+
+/// Interface flags (`IFF_*`) of `name`, asked through `fd`'s network namespace.
+pub(crate) fn if_flags(fd: RawFd, name: &str) -> io::Result<u32> {
+    let mut ifr = ifreq(name)?;
+    ifreq_ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr)?;
+    // SAFETY: SIOCGIFFLAGS filled the `ifru_flags` member.
+    Ok(u32::from(unsafe { ifr.ifr_ifru.ifru_flags } as u16))
+}
+
+/// Hardware address of `name`.
+pub(crate) fn if_mac(fd: RawFd, name: &str) -> io::Result<[u8; 6]> {
+    let mut ifr = ifreq(name)?;
+    ifreq_ioctl(fd, libc::SIOCGIFHWADDR, &mut ifr)?;
+    // SAFETY: SIOCGIFHWADDR filled the `ifru_hwaddr` member.
+    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (m, b) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *m = *b as u8;
+    }
+    Ok(mac)
+}
+
+impl AfPacketPort {
+    /// Open `name` (in the current thread's network namespace) with default settings.
+    pub fn open(name: &str) -> io::Result<AfPacketPort> {
+        AfPacketPort::open_with(name, &AfPacketConfig::default())
+    }
+
+    /// Open `name` with the given ring and socket settings.
+    pub fn open_with(name: &str, cfg: &AfPacketConfig) -> io::Result<AfPacketPort> {
+        // Protocol 0: receive nothing until bound, so the ring holds only this port.
+        // SAFETY: plain syscall; the returned fd is checked and owned right away.
+        let raw = cvt(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        })?;
+        // SAFETY: `raw` is a fresh fd nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut ifr = ifreq(name)?;
+        ifreq_ioctl(raw, libc::SIOCGIFINDEX, &mut ifr)?;
+        // SAFETY: SIOCGIFINDEX filled the `ifru_ifindex` member.
+        let ifindex = unsafe { ifr.ifr_ifru.ifru_ifindex };
+
+        setsockopt(raw, SOL_PACKET, PACKET_VERSION, &TPACKET_V3)?;
+        setsockopt(raw, SOL_PACKET, PACKET_VNET_HDR, &1 as &libc::c_int)?;
+        setsockopt(raw, SOL_PACKET, PACKET_QDISC_BYPASS, &1 as &libc::c_int)?;
+        setsockopt(raw, SOL_PACKET, PACKET_IGNORE_OUTGOING, &1 as &libc::c_int)?;
+        let sndbuf = cfg.sndbuf as libc::c_int;
+        if setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
+            setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf)?;
+        }
+        let frame_size = 2048u32;
+        let req = TpacketReq3 {
+            block_size: cfg.block_size,
+            block_nr: cfg.block_nr,
+            frame_size,
+            frame_nr: cfg.block_size / frame_size * cfg.block_nr,
+            retire_blk_tov: cfg.retire_ms,
+            sizeof_priv: 0,
+            feature_req_word: 0,
+        };
+        setsockopt(raw, SOL_PACKET, PACKET_RX_RING, &req)?;
+        let ring_len = cfg.block_size as usize * cfg.block_nr as usize;
+        // SAFETY: maps the ring the kernel just allocated for this socket; the result is
+        // checked, and unmapped exactly once in Drop.
+        let ring = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                ring_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                raw,
+                0,
+            )
+        };
+        if ring == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let port = AfPacketPort {
+            name: name.to_string(),
+            fd,
+            ifindex: ifindex as u32,
+            ring: ring.cast(),
+            ring_len,
+            block_size: cfg.block_size as usize,
+            block_nr: cfg.block_nr as usize,
+            cur: 0,
+            left: 0,
+            off: 0,
+            stats: PortStats::default(),
+            kernel_drops: Cell::new(0),
+        };
+        if cfg.promisc {
+            let mreq = PacketMreq {
+                ifindex,
+                type_: PACKET_MR_PROMISC,
+                alen: 0,
+                address: [0; 8],
+            };
+            setsockopt(raw, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)?;
+        }
+        // SAFETY: `sockaddr_ll` is plain old data; all-zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_ALL.to_be();
+        sll.sll_ifindex = ifindex;
+        // SAFETY: `sll` is a valid sockaddr_ll of the length passed.
+        cvt(unsafe {
+            libc::bind(
+                raw,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        Ok(port)
+    }
+
+    fn block(&self, i: usize) -> *mut u8 {
+        // SAFETY: i < block_nr, so the offset stays inside the mapping.
+        unsafe { self.ring.add(i * self.block_size) }
+    }
+
+    fn block_status(&self, i: usize) -> &AtomicU32 {
+        // SAFETY: the block status word is 4-byte aligned inside the mapping, lives as
+        // long as `self`, and the kernel accesses it concurrently only as a u32 word;
+        // an atomic is the right way to share it.
+        unsafe { &*(self.block(i).add(BD_STATUS) as *const AtomicU32) }
+    }
+
+    fn read_u32(&self, p: *const u8) -> u32 {
+        // SAFETY: callers pass pointers inside a block the kernel handed to user space
+        // (TP_STATUS_USER observed with Acquire), so nobody writes it meanwhile.
+        unsafe { (p as *const u32).read_unaligned() }
+    }
+
+    fn read_u16(&self, p: *const u8) -> u16 {
+        // SAFETY: as in `read_u32`.
+        unsafe { (p as *const u16).read_unaligned() }
+    }
+
+    /// Hand the current block back to the kernel and move to the next.
+    fn release_block(&mut self) {
+        self.block_status(self.cur)
+            .store(TP_STATUS_KERNEL, Ordering::Release);
+        self.cur = (self.cur + 1) % self.block_nr;
+        self.left = 0;
+    }
+}
+
+impl Drop for AfPacketPort {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was created in `open_with` with this length and is not
+        // used after this point.
+        unsafe {
+            libc::munmap(self.ring.cast(), self.ring_len);
+        }
+    }
+}
+
+impl Port for AfPacketPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn ifindex(&self) -> Option<u32> {
+        Some(self.ifindex)
+    }
+
+    fn mac(&self) -> Option<[u8; 6]> {
+        if_mac(self.fd.as_raw_fd(), &self.name).ok()
+    }
+
+    fn link_up(&self) -> bool {
+        if_flags(self.fd.as_raw_fd(), &self.name)
+            .map(|f| {
+                f & (libc::IFF_UP | libc::IFF_RUNNING) as u32
+                    == (libc::IFF_UP | libc::IFF_RUNNING) as u32
+            })
+            .unwrap_or(false)
+    }
+
+    fn stats(&self) -> PortStats {
+        let mut st = [0u32; 3]; // tpacket_stats_v3: packets, drops, freeze_q_cnt
+        let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
+        // SAFETY: `st` is writable for `len` bytes; the kernel writes at most that.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                SOL_PACKET,
+                PACKET_STATISTICS,
+                st.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if r == 0 {
+            // Reading resets the kernel's counters: accumulate.
+            self.kernel_drops
+                .set(self.kernel_drops.get() + u64::from(st[1]));
+        }
+        let mut s = self.stats;
+        s.rx_dropped += self.kernel_drops.get();
+        s
+    }
+
+    fn as_raw_fd(&self) -> Option<RawFd> {
+        Some(self.fd.as_raw_fd())
+    }
+
+    fn offloads(&self) -> bool {
+        true
+    }
+
+    fn recv_batch(&mut self, out: &mut PacketBatch) -> io::Result<usize> {
+        let mut n = 0;
+        while out.room() > 0 {
+            if self.left == 0 {
+                let status = self.block_status(self.cur).load(Ordering::Acquire);
+                if status & TP_STATUS_USER == 0 {
+                    break;
+                }
+                let b = self.block(self.cur);
+                // SAFETY: header fields of a block we now own (see `read_u32`).
+                self.left = self.read_u32(unsafe { b.add(BD_NUM_PKTS) });
+                self.off = self.read_u32(unsafe { b.add(BD_FIRST) }) as usize;
+                if self.left == 0 {
+                    self.release_block();
+                    continue;
+                }
+            }
+            let b = self.block(self.cur);
+            let off = self.off;
+            // Bounds: the kernel keeps every packet inside its block; still check before
+            // building a slice so a corrupt ring cannot make us read outside the mapping.
+            // SAFETY (for the adds below): `off` < block_size, checked next.
+            if off + H_PKTTYPE + 1 > self.block_size {
+                self.release_block();
+                continue;
+            }
+            let h = unsafe { b.add(off) };
+            let next = self.read_u32(unsafe { h.add(H_NEXT) }) as usize;
+            let snaplen = self.read_u32(unsafe { h.add(H_SNAPLEN) }) as usize;
+            let wire_len = self.read_u32(unsafe { h.add(H_LEN) }) as usize;
+            let status = self.read_u32(unsafe { h.add(H_STATUS) });
+            let mac = usize::from(self.read_u16(unsafe { h.add(H_MAC) }));
+            let tci = self.read_u32(unsafe { h.add(H_VLAN_TCI) }) as u16;
+            let tpid = self.read_u16(unsafe { h.add(H_VLAN_TPID) });
+            // SAFETY: inside the header checked above.
+            let pkttype = unsafe { *h.add(H_PKTTYPE) };
+            self.left -= 1;
+            self.off = off + next;
+            let ok_bounds = mac >= VNET_HDR_LEN && off + mac + snaplen <= self.block_size;
+            if pkttype != PACKET_OUTGOING && ok_bounds && snaplen == wire_len && snaplen >= 14 {
+                // SAFETY: the range [off+mac-10, off+mac+snaplen) was checked to lie in
+                // this block, which the kernel does not touch until we release it.
+                let (vh, frame) = unsafe {
+                    (
+                        std::slice::from_raw_parts(h.add(mac - VNET_HDR_LEN), VNET_HDR_LEN),
+                        std::slice::from_raw_parts(h.add(mac), snaplen),
+                    )
+                };
+                let p = out.push().expect("room checked");
+                p.vnet = VnetHdr::from_bytes(vh.try_into().expect("10 bytes"));
+                if status & TP_STATUS_VLAN_VALID != 0 {
+                    let tpid = if status & TP_STATUS_VLAN_TPID_VALID != 0 {
+                        tpid
+                    } else {
+                        0x8100
+                    };
+                    p.data.extend_from_slice(&frame[..12]);
+                    p.data.extend_from_slice(&tpid.to_be_bytes());
+                    p.data.extend_from_slice(&tci.to_be_bytes());
+                    p.data.extend_from_slice(&frame[12..]);
+                    p.vnet.shift(4);
+                } else {
+                    p.data.extend_from_slice(frame);
+                }
+                self.stats.rx_packets += 1;
+                self.stats.rx_bytes += p.data.len() as u64;
+                n += 1;
+            } else if pkttype != PACKET_OUTGOING {
+                self.stats.rx_dropped += 1;
+            }
+            if self.left == 0 || next == 0 {
+                self.release_block();
+            }
+        }
+        Ok(n)
+    }
+
+    fn send_batch(&mut self, pkts: &mut [Packet]) -> io::Result<usize> {
+        let mut sent = 0;
+        let mut i = 0;
+        let mut again = 0;
+        while i < pkts.len() {
+            let chunk = &pkts[i..pkts.len().min(i + BATCH)];
+            let mut hdrs = [[0u8; VNET_HDR_LEN]; BATCH];
+            // SAFETY: iovec/mmsghdr are plain old data; all-zero is valid.
+            let mut iov: [libc::iovec; 2 * BATCH] = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            for (k, p) in chunk.iter().enumerate() {
+                hdrs[k] = p.vnet.to_bytes();
+                iov[2 * k] = libc::iovec {
+                    iov_base: hdrs[k].as_mut_ptr().cast(),
+                    iov_len: VNET_HDR_LEN,
+                };
+                iov[2 * k + 1] = libc::iovec {
+                    iov_base: p.data.as_ptr() as *mut libc::c_void,
+                    iov_len: p.data.len(),
+                };
+                msgs[k].msg_hdr.msg_iov = &mut iov[2 * k];
+                msgs[k].msg_hdr.msg_iovlen = 2;
+            }
+            // SAFETY: every msg points at two iovecs over live buffers (`hdrs`, the
+            // packets' data) that outlive the call; the kernel only reads them.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    chunk.len() as libc::c_uint,
+                    0,
+                )
+            };
+            if r > 0 {
+                let r = r as usize;
+                for p in &chunk[..r] {
+                    self.stats.tx_packets += 1;
+                    self.stats.tx_bytes += p.data.len() as u64;
+                }
+                sent += r;
+                i += r;
+                again = 0;
+                continue;
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::ENOBUFS) if again < 64 => {
+                    // The socket's send budget is in flight; it frees within
+                    // microseconds on veth. Yield briefly rather than drop a TCP burst.
+                    again += 1;
+                    std::thread::yield_now();
+                }
+                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => {
+                    self.stats.tx_dropped += (pkts.len() - i) as u64;
+                    break;
+                }
+                Some(libc::EINTR) => {}
+                Some(libc::ENXIO) | Some(libc::ENODEV) | Some(libc::ENETDOWN) => {
+                    // Link down or device gone: drop the rest, report once.
+                    self.stats.tx_dropped += (pkts.len() - i) as u64;
+                    if err.raw_os_error() == Some(libc::ENODEV) {
+                        return Err(err);
+                    }
+                    break;
+                }
+                _ => {
+                    // This one packet was refused (too big, bad vnet header): skip it.
+                    self.stats.tx_errors += 1;
+                    i += 1;
+                }
+            }
+        }
+        Ok(sent)
+    }
+}

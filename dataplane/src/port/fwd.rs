@@ -1,0 +1,75 @@
+//! A two-port, run-to-completion forwarder: whatever one port receives goes out the
+//! other, in batches, no classification. The test harness and the raw port benchmark
+//! (what the ports alone can do, before any pipeline) use it.
+
+// Port I/O module: `poll(2)` on the ports' descriptors.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{PacketBatch, Port};
+
+/// What a forwarder moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FwdStats {
+    /// Packets received on `a` and sent on `b`.
+    pub a_to_b: u64,
+    /// Packets received on `b` and sent on `a`.
+    pub b_to_a: u64,
+    /// Batches that moved at least one packet.
+    pub batches: u64,
+}
+
+/// Forward between `a` and `b` until `stop` is set. When both are idle it sleeps in
+/// `poll(2)` on their descriptors (1 ms at most, to notice `stop`), unless `busy_poll`.
+pub fn forward_pair(
+    a: &mut dyn Port,
+    b: &mut dyn Port,
+    stop: &AtomicBool,
+    busy_poll: bool,
+) -> io::Result<FwdStats> {
+    let mut st = FwdStats::default();
+    let mut batch = PacketBatch::new();
+    while !stop.load(Ordering::Relaxed) {
+        let mut moved = 0;
+        for dir in 0..2 {
+            let (rx, tx): (&mut dyn Port, &mut dyn Port) = if dir == 0 {
+                (&mut *a, &mut *b)
+            } else {
+                (&mut *b, &mut *a)
+            };
+            batch.clear();
+            let n = rx.recv_batch(&mut batch)?;
+            if n == 0 {
+                continue;
+            }
+            tx.send_batch(batch.as_mut_slice())?;
+            st.batches += 1;
+            if dir == 0 {
+                st.a_to_b += n as u64;
+            } else {
+                st.b_to_a += n as u64;
+            }
+            moved += n;
+        }
+        if moved == 0 && !busy_poll {
+            let mut fds = [a.as_raw_fd(), b.as_raw_fd()]
+                .into_iter()
+                .flatten()
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect::<Vec<_>>();
+            if fds.is_empty() {
+                std::thread::yield_now();
+                continue;
+            }
+            // SAFETY: `fds` is a valid array of pollfd of the length passed.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1) };
+        }
+    }
+    Ok(st)
+}

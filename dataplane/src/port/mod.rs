@@ -1,0 +1,387 @@
+//! Ports: where packets enter and leave the datapath (this module does I/O).
+//!
+//! Everything a datapath thread talks to is a [`Port`]: a batched, non-blocking,
+//! pollable packet endpoint. Implementations:
+//!
+//! - [`MemPort`]: in-memory queues, for tests and benches (no I/O).
+//! - [`afpacket::AfPacketPort`]: a Linux interface through AF_PACKET, TPACKET_V3 mmap rx
+//!   ring, `sendmmsg` tx, `PACKET_VNET_HDR` so GSO super-frames and checksum offload pass
+//!   through unchanged.
+//! - [`tap::TapPort`]: a TAP device (the LOCAL/internal port).
+//! - [`vxlan::VxlanPort`]: userspace VXLAN over a UDP socket, one port per remote.
+//!
+//! Also here: [`offload`] (the virtio-net header, software checksum completion and TCP
+//! segmentation for packets that leave where offload cannot follow), [`netlink`] (link
+//! up/down events: a pure parser plus a thin socket), [`netns`] (enter a network
+//! namespace on the current thread) and [`fwd`] (a two-port run-to-completion forwarder
+//! used by tests and benches).
+//!
+//! What does not live here: parsing keys, the pipeline, the caches (see [`crate::packet`],
+//! [`crate::pipeline`], [`crate::cache`]).
+//!
+//! # Using a port (run to completion)
+//!
+//! ```
+//! use fuxi_dataplane::port::{MemPort, PacketBatch, Port};
+//!
+//! let (mut a, mut b) = MemPort::pair("a", "b");
+//! let mut batch = PacketBatch::new();
+//! a.inject(&[0u8; 60]); // something arrives on port a
+//! let n = a.recv_batch(&mut batch).unwrap(); // up to 32 at a time
+//! assert_eq!(n, 1);
+//! // ... classify, rewrite in place ...
+//! let sent = b.send_batch(batch.as_mut_slice()).unwrap();
+//! assert_eq!(sent, 1);
+//! batch.clear(); // buffers are kept for the next round: no allocation in steady state
+//! ```
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::RawFd;
+
+pub mod afpacket;
+pub mod fwd;
+pub mod netlink;
+pub mod netns;
+pub mod offload;
+pub mod tap;
+pub mod vxlan;
+
+pub use offload::VnetHdr;
+
+/// The most packets one `recv_batch` returns.
+pub const BATCH: usize = 32;
+
+/// One packet: the Ethernet frame (no FCS) plus offload and tunnel metadata.
+///
+/// `data` is a reusable buffer; a port overwrites it on receive (keeping its capacity),
+/// so a [`PacketBatch`] allocates only while it warms up. A frame may be a GSO
+/// super-frame (up to 64 KiB) when `vnet.gso_type != GSO_NONE`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Packet {
+    /// The Ethernet frame, starting at the destination MAC. VLAN tags the kernel took
+    /// off on receive are put back, so the frame is what was on the wire.
+    pub data: Vec<u8>,
+    /// Offload metadata (virtio-net header): checksum still to do, GSO segmentation still
+    /// to do. All zero for an ordinary, complete frame.
+    pub vnet: VnetHdr,
+    /// Tunnel id (VXLAN VNI) a tunnel port decapsulated the packet from, or the one to
+    /// encapsulate it with on a tunnel port's tx; 0 otherwise.
+    pub tunnel_id: u64,
+}
+
+impl Packet {
+    /// A packet holding a copy of `frame`, no offload, no tunnel.
+    pub fn from_frame(frame: &[u8]) -> Packet {
+        Packet {
+            data: frame.to_vec(),
+            ..Packet::default()
+        }
+    }
+
+    /// Empty the packet, keeping its buffer.
+    pub fn reset(&mut self) {
+        self.data.clear();
+        self.vnet = VnetHdr::default();
+        self.tunnel_id = 0;
+    }
+
+    /// True if the packet still needs offload work (checksum or segmentation) done by
+    /// whoever transmits it.
+    pub fn needs_offload(&self) -> bool {
+        self.vnet.needs_csum() || self.vnet.is_gso()
+    }
+}
+
+/// A batch of up to [`BATCH`] packets whose buffers are reused round after round.
+///
+/// `recv_batch` appends to it; the engine processes `as_mut_slice()` in place and calls
+/// `clear()` (which keeps every buffer) before the next receive.
+#[derive(Debug, Default)]
+pub struct PacketBatch {
+    pkts: Vec<Packet>,
+    len: usize,
+}
+
+impl PacketBatch {
+    /// An empty batch (buffers are allocated as packets arrive and then kept).
+    pub fn new() -> PacketBatch {
+        PacketBatch::default()
+    }
+
+    /// Packets in the batch.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if there are no packets.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Room left before the batch holds [`BATCH`] packets.
+    pub fn room(&self) -> usize {
+        BATCH - self.len
+    }
+
+    /// Forget the packets, keep the buffers.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Append a packet slot (reset, buffer kept) and return it, or `None` if full.
+    /// A receiver that then finds nothing to put there calls [`PacketBatch::unpush`].
+    pub fn push(&mut self) -> Option<&mut Packet> {
+        if self.len >= BATCH {
+            return None;
+        }
+        if self.len == self.pkts.len() {
+            self.pkts.push(Packet::default());
+        }
+        let p = &mut self.pkts[self.len];
+        p.reset();
+        self.len += 1;
+        Some(p)
+    }
+
+    /// Drop the last packet pushed (its buffer is kept).
+    pub fn unpush(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
+
+    /// Append a copy of `pkt`; false if the batch is full.
+    pub fn push_copy(&mut self, pkt: &Packet) -> bool {
+        match self.push() {
+            Some(p) => {
+                p.data.extend_from_slice(&pkt.data);
+                p.vnet = pkt.vnet;
+                p.tunnel_id = pkt.tunnel_id;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The packets.
+    pub fn as_slice(&self) -> &[Packet] {
+        &self.pkts[..self.len]
+    }
+
+    /// The packets, to rewrite in place or hand to `send_batch`.
+    pub fn as_mut_slice(&mut self) -> &mut [Packet] {
+        &mut self.pkts[..self.len]
+    }
+
+    /// Iterate over the packets.
+    pub fn iter(&self) -> std::slice::Iter<'_, Packet> {
+        self.as_slice().iter()
+    }
+}
+
+/// Per-port counters (this port's own view; summed by whoever asks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Packets received (a GSO super-frame counts once).
+    pub rx_packets: u64,
+    /// Bytes received (frame bytes).
+    pub rx_bytes: u64,
+    /// Packets the kernel or the port dropped on receive (ring full, truncated, bad).
+    pub rx_dropped: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets not sent: no room (the socket would block), or offload could not be done.
+    pub tx_dropped: u64,
+    /// Packets the kernel refused with an error.
+    pub tx_errors: u64,
+}
+
+/// A batched, non-blocking packet endpoint. See the module docs for the loop shape.
+///
+/// Contract, for the engine:
+/// - `recv_batch` never blocks. It appends at most `out.room()` packets (at most
+///   [`BATCH`]) and returns how many; `Ok(0)` means "nothing now": wait for
+///   [`Port::as_raw_fd`] to be readable (poll/epoll, level-triggered) or poll again.
+/// - `send_batch` never blocks. It returns how many packets were accepted, from the
+///   front; the rest were dropped and counted in `tx_dropped` (a datapath does not
+///   queue). Packets may be modified in place (software checksum completion when the
+///   port cannot carry offload metadata), so pass them as `&mut`.
+/// - A packet whose `vnet` asks for offload (GSO, partial checksum) is sent as is by a
+///   port where [`Port::offloads`] is true; any other port finishes the work in software
+///   (checksum completion; TCP segmentation of GSO frames) before it leaves.
+/// - Errors are for the port itself failing (device gone); a bad packet is counted, not
+///   returned as an error.
+/// - A port is `Send`: open it where it must be opened (e.g. in a network namespace,
+///   see [`netns`]) and move it to its datapath thread.
+pub trait Port: Send + std::fmt::Debug {
+    /// Interface-style name (the Linux interface name for Linux ports).
+    fn name(&self) -> &str;
+
+    /// Linux ifindex, if the port is a Linux interface (in its own network namespace).
+    fn ifindex(&self) -> Option<u32> {
+        None
+    }
+
+    /// Hardware address of the port, if it has one.
+    fn mac(&self) -> Option<[u8; 6]> {
+        None
+    }
+
+    /// True if the link is up (admin up and carrier); ports without a link say true.
+    fn link_up(&self) -> bool {
+        true
+    }
+
+    /// Counters so far.
+    fn stats(&self) -> PortStats;
+
+    /// The file descriptor to poll for readability, if any (MemPort has none).
+    fn as_raw_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// True if packets sent on this port may carry offload metadata (GSO, partial
+    /// checksum) and packets received may too.
+    fn offloads(&self) -> bool {
+        false
+    }
+
+    /// Receive up to `out.room()` packets, appending them to `out`.
+    fn recv_batch(&mut self, out: &mut PacketBatch) -> io::Result<usize>;
+
+    /// Send packets; returns how many were accepted (from the front).
+    fn send_batch(&mut self, pkts: &mut [Packet]) -> io::Result<usize>;
+}
+
+/// An in-memory port: packets sent on it go to its `tx` queue (or to its peer's rx queue
+/// when made with [`MemPort::pair`]); packets injected into it are received.
+///
+/// For tests and benches: it does no I/O and allocates only when queues grow.
+#[derive(Debug, Default)]
+pub struct MemPort {
+    name: String,
+    /// Packets waiting to be received.
+    pub rx: VecDeque<Packet>,
+    /// Packets sent (when not linked to a peer).
+    pub tx: VecDeque<Packet>,
+    peer: Option<std::sync::Arc<std::sync::Mutex<VecDeque<Packet>>>>,
+    own: Option<std::sync::Arc<std::sync::Mutex<VecDeque<Packet>>>>,
+    offloads: bool,
+    /// Most packets `tx` may hold; the rest of a batch is dropped (0 = unbounded).
+    pub tx_limit: usize,
+    stats: PortStats,
+}
+
+impl MemPort {
+    /// A standalone in-memory port.
+    pub fn new(name: &str) -> MemPort {
+        MemPort {
+            name: name.to_string(),
+            ..MemPort::default()
+        }
+    }
+
+    /// Two ports joined like a veth pair: what one sends, the other receives.
+    pub fn pair(a: &str, b: &str) -> (MemPort, MemPort) {
+        let qa = std::sync::Arc::new(std::sync::Mutex::new(VecDeque::new()));
+        let qb = std::sync::Arc::new(std::sync::Mutex::new(VecDeque::new()));
+        let mut pa = MemPort::new(a);
+        let mut pb = MemPort::new(b);
+        pa.own = Some(qa.clone());
+        pa.peer = Some(qb.clone());
+        pb.own = Some(qb);
+        pb.peer = Some(qa);
+        (pa, pb)
+    }
+
+    /// Say whether this port carries offload metadata (default false: it completes
+    /// checksums and segments GSO frames in software on tx, like a plain NIC).
+    pub fn set_offloads(&mut self, on: bool) {
+        self.offloads = on;
+    }
+
+    /// Queue a frame to be received.
+    pub fn inject(&mut self, frame: &[u8]) {
+        self.inject_packet(Packet::from_frame(frame));
+    }
+
+    /// Queue a packet (with its metadata) to be received.
+    pub fn inject_packet(&mut self, pkt: Packet) {
+        match &self.own {
+            Some(q) => q.lock().unwrap_or_else(|e| e.into_inner()).push_back(pkt),
+            None => self.rx.push_back(pkt),
+        }
+    }
+
+    /// Take everything sent so far (unlinked port).
+    pub fn take_sent(&mut self) -> Vec<Packet> {
+        self.tx.drain(..).collect()
+    }
+}
+
+impl Port for MemPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn stats(&self) -> PortStats {
+        self.stats
+    }
+
+    fn offloads(&self) -> bool {
+        self.offloads
+    }
+
+    fn recv_batch(&mut self, out: &mut PacketBatch) -> io::Result<usize> {
+        let mut n = 0;
+        let mut own = self
+            .own
+            .as_ref()
+            .map(|q| q.lock().unwrap_or_else(|e| e.into_inner()));
+        let q = match own.as_deref_mut() {
+            Some(q) => q,
+            None => &mut self.rx,
+        };
+        while out.room() > 0 {
+            let Some(pkt) = q.pop_front() else { break };
+            self.stats.rx_packets += 1;
+            self.stats.rx_bytes += pkt.data.len() as u64;
+            out.push_copy(&pkt);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn send_batch(&mut self, pkts: &mut [Packet]) -> io::Result<usize> {
+        let mut sent = 0;
+        let mut segs = Vec::new();
+        for (i, p) in pkts.iter_mut().enumerate() {
+            let queued = match &self.peer {
+                Some(q) => q.lock().unwrap_or_else(|e| e.into_inner()).len(),
+                None => self.tx.len(),
+            };
+            if self.tx_limit != 0 && queued >= self.tx_limit {
+                self.stats.tx_dropped += (pkts.len() - i) as u64;
+                break;
+            }
+            segs.clear();
+            if self.offloads || !p.needs_offload() {
+                segs.push(p.clone());
+            } else if offload::software_offload(p, &mut segs).is_err() {
+                self.stats.tx_dropped += 1;
+                continue;
+            }
+            for s in segs.drain(..) {
+                self.stats.tx_packets += 1;
+                self.stats.tx_bytes += s.data.len() as u64;
+                match &self.peer {
+                    Some(q) => q.lock().unwrap_or_else(|e| e.into_inner()).push_back(s),
+                    None => self.tx.push_back(s),
+                }
+            }
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}
