@@ -5,3 +5,4 @@ mod classifier;
 mod exec;
 mod parse;
 mod pipeline;
+mod port;

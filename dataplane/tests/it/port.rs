@@ -1,0 +1,858 @@
+//! Port tests: the in-memory port and the software offload (pure), then every Linux port
+//! against real kernel peers inside network namespaces this file creates and removes
+//! (names unique per process; no host interface is touched). Needs root; a missing
+//! capability is a failure, not a skip.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
+use fuxi_dataplane::port::afpacket::AfPacketPort;
+use fuxi_dataplane::port::fwd::forward_pair;
+use fuxi_dataplane::port::netlink::{LinkEvent, LinkMonitor, parse_link_messages};
+use fuxi_dataplane::port::offload::{
+    self, F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VnetHdr, csum_add, csum_fold,
+};
+use fuxi_dataplane::port::tap::TapPort;
+use fuxi_dataplane::port::vxlan::{self, VxlanPort};
+use fuxi_dataplane::port::{BATCH, MemPort, Packet, PacketBatch, Port, netns};
+
+// ---------------------------------------------------------------------------------------
+// Frames.
+
+fn tcp4(payload: &[u8], seq: u32) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(1234, 80, seq, 1000)
+        .psh();
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+fn tcp6(payload: &[u8], seq: u32) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv6([1; 16], [2; 16], 64)
+        .tcp(1234, 80, seq, 1000)
+        .fin();
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+fn udp4(payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(1000, 2000);
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+/// Turn a complete frame into its CHECKSUM_PARTIAL form: the L4 checksum field holds the
+/// pseudo-header sum, as the kernel leaves it.
+fn make_partial(frame: &mut [u8], l3: usize, l4: usize, csum_off: usize, v6: bool) -> VnetHdr {
+    let proto = u32::from(if csum_off == 16 { 6u8 } else { 17 });
+    let len = (frame.len() - l4) as u32;
+    let mut s = if v6 {
+        csum_add(0, &frame[l3 + 8..l3 + 40])
+    } else {
+        csum_add(0, &frame[l3 + 12..l3 + 20])
+    };
+    s += proto + len;
+    let p = csum_fold(s);
+    frame[l4 + csum_off..l4 + csum_off + 2].copy_from_slice(&p.to_be_bytes());
+    VnetHdr {
+        flags: F_NEEDS_CSUM,
+        csum_start: l4 as u16,
+        csum_offset: csum_off as u16,
+        ..VnetHdr::default()
+    }
+}
+
+/// Check every checksum of an IPv4/IPv6 TCP/UDP frame with etherparse; return (tcp seq,
+/// payload).
+fn check_frame(f: &[u8]) -> (u32, Vec<u8>, u8) {
+    let h = PacketHeaders::from_ethernet_slice(f).expect("parses");
+    let payload = h.payload.slice().to_vec();
+    match (h.net.expect("ip"), h.transport.expect("l4")) {
+        (NetHeaders::Ipv4(ip, _), TransportHeader::Tcp(t)) => {
+            assert_eq!(
+                ip.header_checksum,
+                ip.calc_header_checksum(),
+                "ipv4 hdr csum"
+            );
+            assert_eq!(
+                t.checksum,
+                t.calc_checksum_ipv4(&ip, &payload).unwrap(),
+                "tcp4 csum"
+            );
+            let fl = u8::from(t.fin) | (u8::from(t.psh) << 3) | (u8::from(t.cwr) << 7);
+            (t.sequence_number, payload, fl)
+        }
+        (NetHeaders::Ipv6(ip, _), TransportHeader::Tcp(t)) => {
+            assert_eq!(
+                t.checksum,
+                t.calc_checksum_ipv6(&ip, &payload).unwrap(),
+                "tcp6 csum"
+            );
+            let fl = u8::from(t.fin) | (u8::from(t.psh) << 3) | (u8::from(t.cwr) << 7);
+            (t.sequence_number, payload, fl)
+        }
+        (NetHeaders::Ipv4(ip, _), TransportHeader::Udp(u)) => {
+            assert_eq!(
+                ip.header_checksum,
+                ip.calc_header_checksum(),
+                "ipv4 hdr csum"
+            );
+            assert_eq!(
+                u.checksum,
+                u.calc_checksum_ipv4(&ip, &payload).unwrap(),
+                "udp csum"
+            );
+            assert_eq!(usize::from(u.length), payload.len() + 8);
+            (0, payload, 0)
+        }
+        other => panic!("unexpected headers {other:?}"),
+    }
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Pure: offload, MemPort, VXLAN codec, netlink parser.
+
+#[test]
+fn port_checksum_completion_tcp_udp_v4_v6() {
+    for (mut f, l3, l4, off, v6) in [
+        (tcp4(&pattern(333), 7), 14, 34, 16, false),
+        (tcp6(&pattern(1001), 9), 14, 54, 16, true),
+        (udp4(&pattern(77)), 14, 34, 6, false),
+    ] {
+        let good = f.clone();
+        let mut vnet = make_partial(&mut f, l3, l4, off, v6);
+        assert_ne!(f, good);
+        offload::complete_checksum(&mut f, &mut vnet).unwrap();
+        assert_eq!(f, good);
+        assert!(!vnet.needs_csum());
+    }
+    // Offsets outside the frame are refused, not a panic.
+    let mut f = udp4(b"x");
+    let mut v = VnetHdr {
+        flags: F_NEEDS_CSUM,
+        csum_start: 40,
+        csum_offset: 6,
+        ..VnetHdr::default()
+    };
+    assert!(offload::complete_checksum(&mut f, &mut v).is_err());
+}
+
+#[test]
+fn port_gso_segmentation_tcp_v4_v6_and_uso() {
+    let payload = pattern(4000);
+    for (frame, gso, l4) in [
+        (tcp4(&payload, 1000), GSO_TCPV4, 34u16),
+        (tcp6(&payload, 0xffff_ff00), GSO_TCPV6, 54),
+        (udp4(&payload), GSO_UDP_L4, 34),
+    ] {
+        let mut f = frame.clone();
+        let hlen = if gso == GSO_UDP_L4 { l4 + 8 } else { l4 + 20 };
+        let mut v = make_partial(
+            &mut f,
+            14,
+            l4.into(),
+            if gso == GSO_UDP_L4 { 6 } else { 16 },
+            gso == GSO_TCPV6,
+        );
+        v.gso_type = gso;
+        v.gso_size = 1400;
+        v.hdr_len = hlen;
+        let mut segs = Vec::new();
+        offload::segment(&f, &v, |s| segs.push(s.to_vec())).unwrap();
+        assert_eq!(segs.len(), 3, "4000 / 1400");
+        let mut got = Vec::new();
+        let (seq0, _, _) = check_frame(&frame);
+        for (i, s) in segs.iter().enumerate() {
+            let (seq, p, flags) = check_frame(s);
+            if gso != GSO_UDP_L4 {
+                assert_eq!(seq, seq0.wrapping_add(got.len() as u32));
+                let last_flag = if gso == GSO_TCPV4 { 0x08 } else { 0x01 };
+                assert_eq!(
+                    flags & last_flag != 0,
+                    i == 2,
+                    "PSH/FIN on the last segment only"
+                );
+            }
+            got.extend_from_slice(&p);
+        }
+        assert_eq!(got, payload);
+        // software_offload on a Packet gives the same segments.
+        let mut pkt = Packet {
+            data: f,
+            vnet: v,
+            tunnel_id: 5,
+        };
+        let mut out = Vec::new();
+        offload::software_offload(&mut pkt, &mut out).unwrap();
+        assert_eq!(out.iter().map(|p| p.data.clone()).collect::<Vec<_>>(), segs);
+        assert!(out.iter().all(|p| p.tunnel_id == 5 && !p.needs_offload()));
+    }
+    // Garbage GSO frames are refused without panicking.
+    for n in 0..80 {
+        let f = pattern(n);
+        let v = VnetHdr {
+            gso_type: GSO_TCPV4,
+            gso_size: 100,
+            csum_start: 34,
+            ..VnetHdr::default()
+        };
+        let _ = offload::segment(&f, &v, |_| {});
+    }
+}
+
+#[test]
+fn port_vnet_hdr_bytes_round_trip() {
+    let v = VnetHdr {
+        flags: 1,
+        gso_type: 1,
+        hdr_len: 66,
+        gso_size: 1448,
+        csum_start: 34,
+        csum_offset: 16,
+    };
+    assert_eq!(VnetHdr::from_bytes(&v.to_bytes()), v);
+    assert_eq!(v.to_bytes()[..2], [1, 1]);
+}
+
+#[test]
+fn port_mem_pair_batches_and_software_offload() {
+    let (mut a, mut b) = MemPort::pair("a", "b");
+    for i in 0..70u8 {
+        a.inject(&[i; 60]);
+    }
+    let mut batch = PacketBatch::new();
+    let mut seen = 0;
+    loop {
+        batch.clear();
+        let n = a.recv_batch(&mut batch).unwrap();
+        assert!(n <= BATCH);
+        if n == 0 {
+            break;
+        }
+        for p in batch.iter() {
+            assert_eq!(p.data, vec![seen as u8; 60]);
+            seen += 1;
+        }
+        // What a sends, b receives.
+        assert_eq!(a.send_batch(batch.as_mut_slice()).unwrap(), n);
+    }
+    assert_eq!(seen, 70);
+    assert_eq!(a.stats().rx_packets, 70);
+    assert_eq!(a.stats().tx_packets, 70);
+    batch.clear();
+    assert_eq!(b.recv_batch(&mut batch).unwrap(), 32);
+    assert_eq!(batch.as_slice()[31].data, vec![31u8; 60]);
+
+    // A GSO frame sent on a port without offload leaves segmented, checksums done.
+    let mut p = MemPort::new("plain");
+    let mut f = tcp4(&pattern(3000), 1);
+    let mut v = make_partial(&mut f, 14, 34, 16, false);
+    v.gso_type = GSO_TCPV4;
+    v.gso_size = 1000;
+    v.hdr_len = 54;
+    let mut pk = [Packet {
+        data: f.clone(),
+        vnet: v,
+        tunnel_id: 0,
+    }];
+    assert_eq!(p.send_batch(&mut pk).unwrap(), 1);
+    let sent = p.take_sent();
+    assert_eq!(sent.len(), 3);
+    for s in &sent {
+        check_frame(&s.data);
+    }
+    // With offload the frame goes as is.
+    p.set_offloads(true);
+    p.send_batch(&mut pk).unwrap();
+    assert_eq!(p.take_sent()[0].data, f);
+}
+
+#[test]
+fn port_vxlan_codec() {
+    let mut out = Vec::new();
+    vxlan::encap(0x00ab_cdef, &[9u8; 20], &mut out);
+    assert_eq!(out[..8], [0x08, 0, 0, 0, 0xab, 0xcd, 0xef, 0]);
+    let (vni, inner) = vxlan::decap(&out).unwrap();
+    assert_eq!(vni, 0x00ab_cdef);
+    assert_eq!(inner, &[9u8; 20]);
+    assert!(vxlan::decap(&out[..10]).is_none());
+    out[0] = 0;
+    assert!(vxlan::decap(&out).is_none());
+}
+
+/// An RTM_NEWLINK message as the kernel sends it: nlmsghdr, ifinfomsg, IFLA_IFNAME,
+/// IFLA_OPERSTATE (plus one attribute we skip), then NLMSG_DONE.
+fn newlink_bytes(ty: u16, ifindex: i32, flags: u32, name: &str, oper: u8) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&[0, 0]); // family, pad
+    body.extend_from_slice(&1u16.to_ne_bytes()); // ARPHRD_ETHER
+    body.extend_from_slice(&ifindex.to_ne_bytes());
+    body.extend_from_slice(&flags.to_ne_bytes());
+    body.extend_from_slice(&0u32.to_ne_bytes());
+    let mut attr = |t: u16, v: &[u8]| {
+        body.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
+        body.extend_from_slice(&t.to_ne_bytes());
+        body.extend_from_slice(v);
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+    };
+    let mut n = name.as_bytes().to_vec();
+    n.push(0);
+    attr(3, &n);
+    attr(4, &1500u32.to_ne_bytes()); // IFLA_MTU, skipped
+    attr(16, &[oper]);
+    let mut m = Vec::new();
+    m.extend_from_slice(&((16 + body.len()) as u32).to_ne_bytes());
+    m.extend_from_slice(&ty.to_ne_bytes());
+    m.extend_from_slice(&[0; 10]);
+    m.extend_from_slice(&body);
+    m
+}
+
+#[test]
+fn port_netlink_parse() {
+    let mut buf = newlink_bytes(16, 7, 0x1_1043, "veth0", 6);
+    buf.extend(newlink_bytes(16, 8, 0x1003, "veth1", 2));
+    buf.extend(newlink_bytes(17, 9, 0x1003, "gone", 2));
+    let mut done = vec![0u8; 20];
+    done[0] = 20;
+    done[4] = 3;
+    buf.extend(&done);
+    let mut ev = Vec::new();
+    assert!(parse_link_messages(&buf, &mut ev));
+    assert_eq!(ev.len(), 3);
+    assert_eq!(
+        ev[0],
+        LinkEvent {
+            ifindex: 7,
+            name: Some("veth0".into()),
+            flags: 0x1_1043,
+            operstate: Some(6),
+            deleted: false
+        }
+    );
+    assert!(ev[0].is_up());
+    assert!(!ev[1].is_up() && ev[1].admin_up());
+    assert!(ev[2].deleted && !ev[2].is_up());
+    // Every truncation parses without panic and yields a prefix.
+    for n in 0..buf.len() {
+        let mut e = Vec::new();
+        parse_link_messages(&buf[..n], &mut e);
+        assert!(e.len() <= 3);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Namespaces.
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn sh(cmd: &str) -> String {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("run sh");
+    assert!(
+        o.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A network namespace that is deleted on drop.
+struct Ns(String);
+
+impl Ns {
+    fn new(tag: &str) -> Ns {
+        let name = format!(
+            "fxp{}-{}{}",
+            std::process::id(),
+            tag,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        sh(&format!("ip netns add {name}"));
+        let ns = Ns(name);
+        ns.exec("ip link set lo up");
+        ns.exec("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
+        ns
+    }
+    fn exec(&self, cmd: &str) -> String {
+        sh(&format!("ip netns exec {} {cmd}", self.0))
+    }
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        netns::run_in(&self.0, f).expect("enter netns")
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// h1 (eth0 10.9.0.1) --veth-- sw (p1, p2) --veth-- h2 (eth0 10.9.0.2).
+struct Topo {
+    sw: Ns,
+    h1: Ns,
+    h2: Ns,
+}
+
+impl Topo {
+    fn new() -> Topo {
+        let (sw, h1, h2) = (Ns::new("sw"), Ns::new("h1"), Ns::new("h2"));
+        for (p, h, ip, mac) in [
+            ("p1", &h1, "10.9.0.1", "02:00:00:00:00:01"),
+            ("p2", &h2, "10.9.0.2", "02:00:00:00:00:02"),
+        ] {
+            sw.exec(&format!(
+                "ip link add {p} type veth peer name eth0 netns {}",
+                h.0
+            ));
+            sw.exec(&format!("ip link set {p} up"));
+            h.exec(&format!("ip link set eth0 address {mac}"));
+            h.exec(&format!("ip addr add {ip}/24 dev eth0"));
+            h.exec("ip link set eth0 up");
+        }
+        Topo { sw, h1, h2 }
+    }
+}
+
+fn open(ns: &Ns, ifname: &'static str) -> AfPacketPort {
+    ns.run(move || AfPacketPort::open(ifname))
+        .expect("open AF_PACKET port")
+}
+
+fn raw_frame(i: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend([2, 0, 0, 0, 0, 0x99, 0x88, 0xb5]); // local experimental ethertype
+    f.extend(b"FUXI");
+    f.extend(i.to_be_bytes());
+    f.resize(len, 0xa5);
+    f
+}
+
+fn marker(f: &[u8]) -> Option<u32> {
+    (f.len() >= 22 && f[12..14] == [0x88, 0xb5] && &f[14..18] == b"FUXI")
+        .then(|| u32::from_be_bytes(f[18..22].try_into().unwrap()))
+}
+
+/// Receive on `p` until `want` marked frames arrived or `t` passed; returns the markers.
+fn recv_marked(p: &mut dyn Port, want: usize, t: Duration) -> (Vec<u32>, usize) {
+    let mut got = Vec::new();
+    let mut batch = PacketBatch::new();
+    let mut max_batch = 0;
+    let end = Instant::now() + t;
+    while got.len() < want && Instant::now() < end {
+        batch.clear();
+        let n = p.recv_batch(&mut batch).unwrap();
+        max_batch = max_batch.max(n);
+        got.extend(batch.iter().filter_map(|p| marker(&p.data)));
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    (got, max_batch)
+}
+
+fn send_all(p: &mut dyn Port, frames: impl Iterator<Item = Vec<u8>>) {
+    let mut pk: Vec<Packet> = frames.map(|f| Packet::from_frame(&f)).collect();
+    for c in pk.chunks_mut(BATCH) {
+        assert_eq!(p.send_batch(c).unwrap(), c.len());
+    }
+}
+
+fn counter(ns: &Ns, ifname: &str, c: &str) -> u64 {
+    ns.exec(&format!("cat /sys/class/net/{ifname}/statistics/{c}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// AF_PACKET.
+
+#[test]
+fn port_afpacket_veth_rx_tx_batches_no_loopback() {
+    let t = Topo::new();
+    let mut p1 = open(&t.sw, "p1");
+    let mut e1 = open(&t.h1, "eth0");
+    assert!(p1.link_up());
+    assert!(p1.ifindex().unwrap() > 0);
+    assert_eq!(e1.mac(), Some([2, 0, 0, 0, 0, 1]));
+
+    // h1 -> p1: 200 frames in batches; all arrive, in order, batches up to 32.
+    let kernel_rx0 = counter(&t.sw, "p1", "rx_packets");
+    send_all(&mut e1, (0..200).map(|i| raw_frame(i, 60 + i as usize)));
+    let (got, max_batch) = recv_marked(&mut p1, 200, Duration::from_secs(5));
+    assert_eq!(got, (0..200).collect::<Vec<_>>());
+    assert!(max_batch > 1 && max_batch <= BATCH, "batch {max_batch}");
+    assert!(counter(&t.sw, "p1", "rx_packets") - kernel_rx0 >= 200);
+
+    // p1 -> h1: the kernel counts them on eth0, our port there sees them.
+    let k0 = counter(&t.h1, "eth0", "rx_packets");
+    send_all(&mut p1, (1000..1100).map(|i| raw_frame(i, 1514)));
+    let (got, _) = recv_marked(&mut e1, 100, Duration::from_secs(5));
+    assert_eq!(got, (1000..1100).collect::<Vec<_>>());
+    assert!(counter(&t.h1, "eth0", "rx_packets") - k0 >= 100);
+    assert_eq!(p1.stats().tx_packets, 100);
+
+    // Own transmissions are not looped back to p1's rx.
+    std::thread::sleep(Duration::from_millis(20));
+    let (own, _) = recv_marked(&mut p1, 1, Duration::from_millis(100));
+    assert!(own.is_empty(), "own tx looped back: {own:?}");
+
+    // A VLAN-tagged frame arrives with its tag (the kernel strips it; we put it back).
+    let mut tagged = raw_frame(7, 64);
+    tagged.splice(12..12, [0x81, 0x00, 0x00, 0x2a]);
+    send_all(&mut e1, std::iter::once(tagged.clone()));
+    let mut batch = PacketBatch::new();
+    let end = Instant::now() + Duration::from_secs(2);
+    while batch.is_empty() && Instant::now() < end {
+        p1.recv_batch(&mut batch).unwrap();
+    }
+    assert_eq!(batch.as_slice()[0].data, tagged);
+}
+
+#[test]
+fn port_afpacket_link_monitor_sees_carrier_down_up() {
+    let t = Topo::new();
+    let p1 = open(&t.sw, "p1");
+    let idx = p1.ifindex().unwrap();
+    let mut mon = t.sw.run(LinkMonitor::open).unwrap();
+    mon.dump().unwrap();
+    let wait = |mon: &mut LinkMonitor, up: bool| {
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut ev = Vec::new();
+        while Instant::now() < end {
+            ev.clear();
+            mon.recv(&mut ev).unwrap();
+            if ev
+                .iter()
+                .any(|e| e.ifindex == idx && e.name.as_deref() == Some("p1") && e.is_up() == up)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("no p1 up={up} event");
+    };
+    wait(&mut mon, true);
+    t.h1.exec("ip link set eth0 down"); // the peer goes down: p1 loses carrier
+    wait(&mut mon, false);
+    assert!(!p1.link_up());
+    t.h1.exec("ip link set eth0 up");
+    wait(&mut mon, true);
+    assert!(p1.link_up());
+    t.sw.exec("ip link set p1 down");
+    wait(&mut mon, false);
+}
+
+/// A TCP stream h1 -> h2 through a two-port forwarder on AF_PACKET ports, with the hosts'
+/// tx checksum offload and TSO left on: it only works if GSO super-frames and partial
+/// checksums pass through the ports.
+#[test]
+fn port_afpacket_tcp_stream_through_forwarder() {
+    let t = Topo::new();
+    let mut p1 = open(&t.sw, "p1");
+    let mut p2 = open(&t.sw, "p2");
+    assert!(
+        t.h1.exec("ethtool -k eth0")
+            .contains("tx-tcp-segmentation: on")
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let fwd = std::thread::spawn(move || forward_pair(&mut p1, &mut p2, &s2, false).unwrap());
+
+    const BYTES: usize = 200 << 20;
+    let server = netns::run_in(&t.h2.0, || TcpListener::bind("10.9.0.2:5099").unwrap()).unwrap();
+    let srv = std::thread::spawn(move || {
+        let (mut c, _) = server.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0;
+        loop {
+            match c.read(&mut buf).unwrap() {
+                0 => break,
+                k => n += k,
+            }
+        }
+        n
+    });
+    let start = Instant::now();
+    let sent = t.h1.run(|| {
+        let mut c = TcpStream::connect_timeout(
+            &"10.9.0.2:5099".parse::<SocketAddr>().unwrap(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let buf = vec![0x5au8; 1 << 16];
+        let mut n = 0;
+        while n < BYTES {
+            c.write_all(&buf).unwrap();
+            n += buf.len();
+        }
+        n
+    });
+    let got = srv.join().unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let st = fwd.join().unwrap();
+    assert_eq!(got, sent);
+    let gbps = got as f64 * 8.0 / secs / 1e9;
+    eprintln!("tcp through AF_PACKET forwarder: {gbps:.2} Gbit/s, {st:?}");
+    // GSO passed through: far fewer frames than 1448-byte segments.
+    assert!(
+        (st.a_to_b as usize) < got / 1448 / 2,
+        "no GSO frames seen: {st:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// TAP and VXLAN.
+
+#[test]
+fn port_tap_read_write_against_kernel_stack() {
+    let ns = Ns::new("tap");
+    let mut tap = ns.run(|| TapPort::open("fxtap0")).unwrap();
+    tap.set_admin_up(true).unwrap();
+    ns.exec("ip addr add 10.9.1.1/24 dev fxtap0");
+    assert!(tap.link_up());
+    let mac = tap.mac().unwrap();
+    let name = ns.0.clone();
+    let ping = std::thread::spawn(move || {
+        Command::new("ip")
+            .args([
+                "netns", "exec", &name, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.9.1.2",
+            ])
+            .output()
+            .unwrap()
+    });
+    // The kernel asks for 10.9.1.2 on the tap: read the ARP request.
+    let mut batch = PacketBatch::new();
+    let end = Instant::now() + Duration::from_secs(5);
+    let arp = loop {
+        assert!(Instant::now() < end, "no ARP request read from the tap");
+        batch.clear();
+        tap.recv_batch(&mut batch).unwrap();
+        if let Some(p) = batch
+            .iter()
+            .find(|p| p.data[12..14] == [8, 6] && p.data[38..42] == [10, 9, 1, 2])
+        {
+            break p.clone();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert_eq!(arp.data[6..12], mac);
+    // Answer it (write), then the pings arrive (read) and we answer them too.
+    let me = [2, 0, 0, 0, 0, 0x77];
+    let mut reply = Vec::new();
+    reply.extend_from_slice(&mac);
+    reply.extend_from_slice(&me);
+    reply.extend_from_slice(&[8, 6, 0, 1, 8, 0, 6, 4, 0, 2]);
+    reply.extend_from_slice(&me);
+    reply.extend_from_slice(&[10, 9, 1, 2]);
+    reply.extend_from_slice(&mac);
+    reply.extend_from_slice(&[10, 9, 1, 1]);
+    assert_eq!(
+        tap.send_batch(&mut [Packet::from_frame(&reply)]).unwrap(),
+        1
+    );
+    let mut echoes = 0;
+    let end = Instant::now() + Duration::from_secs(5);
+    while echoes < 3 && Instant::now() < end {
+        batch.clear();
+        tap.recv_batch(&mut batch).unwrap();
+        for p in batch.as_mut_slice() {
+            if p.data[12..14] == [8, 0] && p.data[23] == 1 && p.data[34] == 8 {
+                echoes += 1;
+                // Echo reply: swap MACs and IPs, type 0, fix the ICMP checksum.
+                let d = &mut p.data;
+                let (a, b) = (d[0..6].to_vec(), d[6..12].to_vec());
+                d[0..6].copy_from_slice(&b);
+                d[6..12].copy_from_slice(&a);
+                let (s, t) = (d[26..30].to_vec(), d[30..34].to_vec());
+                d[26..30].copy_from_slice(&t);
+                d[30..34].copy_from_slice(&s);
+                d[34] = 0;
+                d[36..38].copy_from_slice(&[0, 0]);
+                let c = !csum_fold(csum_add(0, &d[34..]));
+                d[36..38].copy_from_slice(&c.to_be_bytes());
+                let mut one = [p.clone()];
+                assert_eq!(tap.send_batch(&mut one).unwrap(), 1);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = ping.join().unwrap();
+    assert_eq!(echoes, 3);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3 received"), "ping: {text}");
+    assert!(
+        ns.exec("ip neigh show 10.9.1.2")
+            .contains("02:00:00:00:00:77")
+    );
+}
+
+#[test]
+fn port_vxlan_encap_decap_between_ports_and_with_linux_vxlan() {
+    let ns = Ns::new("vx");
+    let (mut a, mut b) = ns.run(|| {
+        let a = VxlanPort::new(
+            "vxa",
+            "127.0.0.1:4789".parse().unwrap(),
+            "127.0.0.1:4790".parse().unwrap(),
+        )
+        .unwrap();
+        let b = VxlanPort::new(
+            "vxb",
+            "127.0.0.1:4790".parse().unwrap(),
+            "127.0.0.1:4789".parse().unwrap(),
+        )
+        .unwrap();
+        (a, b)
+    });
+    let mut pk: Vec<Packet> = (0..40)
+        .map(|i| Packet {
+            tunnel_id: 0x10000 + i as u64,
+            ..Packet::from_frame(&raw_frame(i, 100))
+        })
+        .collect();
+    assert_eq!(a.send_batch(&mut pk[..32]).unwrap(), 32);
+    assert_eq!(a.send_batch(&mut pk[32..]).unwrap(), 8);
+    let mut got = Vec::new();
+    let mut batch = PacketBatch::new();
+    let end = Instant::now() + Duration::from_secs(3);
+    while got.len() < 40 && Instant::now() < end {
+        batch.clear();
+        b.recv_batch(&mut batch).unwrap();
+        got.extend(batch.iter().cloned());
+    }
+    assert_eq!(got.len(), 40);
+    for (i, p) in got.iter().enumerate() {
+        assert_eq!(p.data, raw_frame(i as u32, 100));
+        assert_eq!(p.tunnel_id, 0x10000 + i as u64);
+    }
+    // A GSO frame leaves segmented, each segment complete.
+    let mut f = tcp4(&pattern(3000), 1);
+    let mut v = make_partial(&mut f, 14, 34, 16, false);
+    v.gso_type = GSO_TCPV4;
+    v.gso_size = 1000;
+    v.hdr_len = 54;
+    assert_eq!(
+        b.send_batch(&mut [Packet {
+            data: f,
+            vnet: v,
+            tunnel_id: 9
+        }])
+        .unwrap(),
+        1
+    );
+    let mut segs = Vec::new();
+    let end = Instant::now() + Duration::from_secs(3);
+    while segs.len() < 3 && Instant::now() < end {
+        batch.clear();
+        a.recv_batch(&mut batch).unwrap();
+        segs.extend(batch.iter().cloned());
+    }
+    assert_eq!(segs.len(), 3);
+    for s in &segs {
+        assert_eq!(s.tunnel_id, 9);
+        check_frame(&s.data);
+    }
+
+    drop((a, b));
+
+    // Interop: the kernel's own VXLAN device (VNI 42) in namespace x, our port in y.
+    let y = Ns::new("vy");
+    ns.exec(&format!(
+        "ip link add fxu0 type veth peer name fxu0 netns {}",
+        y.0
+    ));
+    ns.exec("ip addr add 10.9.3.1/24 dev fxu0");
+    ns.exec("ip link set fxu0 up");
+    y.exec("ip addr add 10.9.3.2/24 dev fxu0");
+    y.exec("ip link set fxu0 up");
+    ns.exec(
+        "ip link add fxvx0 type vxlan id 42 remote 10.9.3.2 local 10.9.3.1 dstport 4789 nolearning",
+    );
+    ns.exec("ip link set fxvx0 address 02:00:00:00:00:42 up");
+    ns.exec("ip addr add 10.9.2.1/24 dev fxvx0");
+    let mut c = y.run(|| {
+        VxlanPort::new(
+            "vxc",
+            "10.9.3.2:4789".parse().unwrap(),
+            "10.9.3.1:4789".parse().unwrap(),
+        )
+        .unwrap()
+    });
+    let name = ns.0.clone();
+    let _ping = std::thread::spawn(move || {
+        Command::new("ip")
+            .args([
+                "netns", "exec", &name, "ping", "-c", "2", "-W", "1", "10.9.2.2",
+            ])
+            .output()
+    });
+    // kernel -> us: its ARP request for 10.9.2.2, VNI 42.
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut arp = None;
+    while arp.is_none() && Instant::now() < end {
+        batch.clear();
+        c.recv_batch(&mut batch).unwrap();
+        arp = batch
+            .iter()
+            .find(|p| p.data.len() >= 42 && p.data[12..14] == [8, 6])
+            .cloned();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let arp = arp.expect("ARP from the kernel's vxlan device");
+    assert_eq!(arp.tunnel_id, 42);
+    assert_eq!(arp.data[6..12], [2, 0, 0, 0, 0, 0x42]);
+    // us -> kernel: the ARP reply, VNI 42; the kernel learns the neighbour.
+    let me = [2, 0, 0, 0, 0, 0x43];
+    let mut reply = Vec::new();
+    reply.extend_from_slice(&arp.data[6..12]);
+    reply.extend_from_slice(&me);
+    reply.extend_from_slice(&[8, 6, 0, 1, 8, 0, 6, 4, 0, 2]);
+    reply.extend_from_slice(&me);
+    reply.extend_from_slice(&[10, 9, 2, 2]);
+    reply.extend_from_slice(&arp.data[6..12]);
+    reply.extend_from_slice(&[10, 9, 2, 1]);
+    assert_eq!(
+        c.send_batch(&mut [Packet {
+            tunnel_id: 42,
+            ..Packet::from_frame(&reply)
+        }])
+        .unwrap(),
+        1
+    );
+    let end = Instant::now() + Duration::from_secs(3);
+    while !ns
+        .exec("ip neigh show 10.9.2.2")
+        .contains("02:00:00:00:00:43")
+    {
+        assert!(
+            Instant::now() < end,
+            "kernel vxlan did not take our ARP reply"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
