@@ -54,16 +54,15 @@ pub fn forward_pair(
             moved += n;
         }
         if moved == 0 && !busy_poll {
-            let mut fds = [a.as_raw_fd(), b.as_raw_fd()]
-                .into_iter()
-                .flatten()
-                .map(|fd| libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                })
-                .collect::<Vec<_>>();
-            if fds.is_empty() {
+            let mut fds = [libc::pollfd {
+                fd: -1,
+                events: libc::POLLIN,
+                revents: 0,
+            }; 2];
+            for (p, fd) in fds.iter_mut().zip([a.as_raw_fd(), b.as_raw_fd()]) {
+                p.fd = fd.unwrap_or(-1); // poll ignores negative fds
+            }
+            if fds.iter().all(|p| p.fd < 0) {
                 std::thread::yield_now();
                 continue;
             }

@@ -856,3 +856,102 @@ fn port_vxlan_encap_decap_between_ports_and_with_linux_vxlan() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Real peers through the forwarder: iperf3 (TCP, offloads on) and trafgen (64-byte UDP).
+// They print what they measured (run with --release --nocapture for numbers).
+
+fn start_forwarder(
+    t: &Topo,
+) -> (
+    Arc<AtomicBool>,
+    std::thread::JoinHandle<fuxi_dataplane::port::fwd::FwdStats>,
+) {
+    let mut p1 = open(&t.sw, "p1");
+    let mut p2 = open(&t.sw, "p2");
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let busy = std::env::var_os("FUXI_FWD_BUSY").is_some();
+    let h = std::thread::spawn(move || forward_pair(&mut p1, &mut p2, &s2, busy).unwrap());
+    (stop, h)
+}
+
+#[test]
+fn port_afpacket_iperf3_through_forwarder() {
+    let t = Topo::new();
+    let (stop, fwd) = start_forwarder(&t);
+    let name = t.h2.0.clone();
+    let mut srv = Command::new("ip")
+        .args(["netns", "exec", &name, "iperf3", "-s", "-1", "-p", "5201"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = t.h1.exec("iperf3 -c 10.9.0.2 -p 5201 -t 2 -J");
+    let _ = srv.wait();
+    stop.store(true, Ordering::Relaxed);
+    let st = fwd.join().unwrap();
+    let key = "\"sum_received\":";
+    let i = out.find(key).expect("iperf3 json");
+    let bps: f64 = out[i..]
+        .split("\"bits_per_second\":")
+        .nth(1)
+        .unwrap()
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    eprintln!(
+        "iperf3 tcp x1 via AF_PACKET forwarder: {:.2} Gbit/s, {st:?}",
+        bps / 1e9
+    );
+    assert!(bps > 1e8, "iperf3 too slow: {bps}");
+}
+
+#[test]
+fn port_afpacket_trafgen_64b_through_forwarder() {
+    let t = Topo::new();
+    let (stop, fwd) = start_forwarder(&t);
+    let cfg = std::env::temp_dir().join(format!("fxp{}-udp64.cfg", std::process::id()));
+    std::fs::write(
+        &cfg,
+        "{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(saddr=10.9.0.1, daddr=10.9.0.2, ttl=64), udp(sp=4000, dp=9), fill(0x00, 22) }\n",
+    )
+    .unwrap();
+    let d0 = counter(&t.h2, "eth0", "rx_packets");
+    let s0 = counter(&t.h1, "eth0", "tx_packets");
+    let secs = 2;
+    let name = t.h1.0.clone();
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &name,
+            "timeout",
+            "-s",
+            "INT",
+            &secs.to_string(),
+            "trafgen",
+            "-o",
+            "eth0",
+            "-i",
+        ])
+        .arg(&cfg)
+        .args(["-P", "1", "--no-sock-mem", "-Q", "-C"])
+        .output()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let st = fwd.join().unwrap();
+    let _ = std::fs::remove_file(&cfg);
+    let sent = counter(&t.h1, "eth0", "tx_packets") - s0;
+    let got = counter(&t.h2, "eth0", "rx_packets") - d0;
+    eprintln!(
+        "trafgen 64B via AF_PACKET forwarder: sent {sent}, delivered {got} ({:.0} kpps), {st:?}",
+        got as f64 / secs as f64 / 1e3
+    );
+    assert!(got > 1000, "too few delivered: {got} of {sent}");
+    assert!(st.a_to_b >= got);
+}
