@@ -203,13 +203,15 @@ pub struct PortStats {
 /// - `recv_batch` never blocks. It appends at most `out.room()` packets (at most
 ///   [`BATCH`]) and returns how many; `Ok(0)` means "nothing now": wait for
 ///   [`Port::as_raw_fd`] to be readable (poll/epoll, level-triggered) or poll again.
-/// - `send_batch` never blocks. It returns how many packets were accepted, from the
-///   front; the rest were dropped and counted in `tx_dropped` (a datapath does not
-///   queue). Packets may be modified in place (software checksum completion when the
+/// - `send_batch` never blocks. It returns how many packets were accepted; the others
+///   were dropped and counted in `tx_dropped`/`tx_errors` (a datapath does not queue). Packets may be modified in place (software checksum completion when the
 ///   port cannot carry offload metadata), so pass them as `&mut`.
 /// - A packet whose `vnet` asks for offload (GSO, partial checksum) is sent as is by a
 ///   port where [`Port::offloads`] is true; any other port finishes the work in software
 ///   (checksum completion; TCP segmentation of GSO frames) before it leaves.
+/// - A packet with `NEEDS_CSUM` carries, in its L4 checksum field, the pseudo-header sum,
+///   not a checksum: after rewriting its IP addresses or L4 ports, call
+///   [`offload::refresh_partial_checksum`] instead of (or after) an incremental update.
 /// - Errors are for the port itself failing (device gone); a bad packet is counted, not
 ///   returned as an error.
 /// - A port is `Send`: open it where it must be opened (e.g. in a network namespace,

@@ -9,6 +9,8 @@
 //!
 //! - [`complete_checksum`]: any partial checksum (TCP or UDP over IPv4 or IPv6; it only
 //!   needs `csum_start`/`csum_offset`).
+//! - [`refresh_partial_checksum`]: after the pipeline rewrote headers of a partial
+//!   packet, put the right pseudo-header sum back.
 //! - [`segment`]: TCP (v4/v6, also with ECN) and UDP_L4 (USO) super-frames into
 //!   complete frames with every checksum filled in. Legacy UFO (IP fragmentation) is
 //!   refused.
@@ -153,6 +155,49 @@ pub fn complete_checksum(frame: &mut [u8], vnet: &mut VnetHdr) -> Result<(), Off
     frame[field..field + 2].copy_from_slice(&c.to_be_bytes());
     vnet.flags &= !F_NEEDS_CSUM;
     vnet.flags |= F_DATA_VALID;
+    Ok(())
+}
+
+/// Offset of the L3 header after Ethernet and any VLAN tags, and its ethertype.
+fn l3_of(frame: &[u8]) -> Option<(usize, u16)> {
+    let mut l3 = 14;
+    let mut et = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    while et == 0x8100 || et == 0x88a8 {
+        et = u16::from_be_bytes([*frame.get(l3 + 2)?, *frame.get(l3 + 3)?]);
+        l3 += 4;
+    }
+    Some((l3, et))
+}
+
+/// Rewrite the pseudo-header sum a CHECKSUM_PARTIAL packet carries in its L4 checksum
+/// field, from the packet's current IP header. Call it after actions changed a partial
+/// packet's headers: an incremental checksum update (RFC 1624) is wrong on such a
+/// packet (the field is not a complemented full checksum; port rewrites must not touch
+/// it, address rewrites must move it the other way). No-op unless `NEEDS_CSUM`.
+pub fn refresh_partial_checksum(frame: &mut [u8], vnet: &VnetHdr) -> Result<(), OffloadError> {
+    if !vnet.needs_csum() {
+        return Ok(());
+    }
+    let bad = OffloadError::BadCsumOffsets;
+    let l4 = usize::from(vnet.csum_start);
+    let field = l4 + usize::from(vnet.csum_offset);
+    let (l3, et) = l3_of(frame).ok_or(bad)?;
+    if field + 2 > frame.len() {
+        return Err(bad);
+    }
+    let proto = match vnet.csum_offset {
+        16 => 6u32,
+        6 => 17,
+        _ => return Err(bad), // not TCP/UDP: leave it alone
+    };
+    let len = (frame.len() - l4) as u32;
+    let sum = match et {
+        0x0800 if l4 >= l3 + 20 => csum_add(0, &frame[l3 + 12..l3 + 20]),
+        0x86dd if l4 >= l3 + 40 => csum_add(0, &frame[l3 + 8..l3 + 40]),
+        _ => return Err(bad),
+    };
+    let p = csum_fold(sum + proto + len);
+    frame[field..field + 2].copy_from_slice(&p.to_be_bytes());
     Ok(())
 }
 

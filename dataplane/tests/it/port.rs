@@ -154,6 +154,31 @@ fn port_checksum_completion_tcp_udp_v4_v6() {
 }
 
 #[test]
+fn port_partial_checksum_survives_header_rewrites() {
+    // A partial TCP packet whose addresses and ports the pipeline rewrote (here: with a
+    // wrong incremental update scribbled over the field) is right after a refresh.
+    let good = {
+        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([192, 168, 7, 9], [10, 0, 0, 2], 64)
+            .tcp(4321, 80, 7, 1000)
+            .psh();
+        let mut v = Vec::new();
+        b.write(&mut v, &pattern(500)).unwrap();
+        v
+    };
+    let mut f = tcp4(&pattern(500), 7);
+    let vnet = make_partial(&mut f, 14, 34, 16, false);
+    f[26..30].copy_from_slice(&[192, 168, 7, 9]);
+    f[34..36].copy_from_slice(&4321u16.to_be_bytes());
+    f[24..26].copy_from_slice(&good[24..26]); // IPv4 header checksum, as exec keeps it
+    f[50] ^= 0x5a; // a wrong update of the partial field
+    offload::refresh_partial_checksum(&mut f, &vnet).unwrap();
+    let mut v = vnet;
+    offload::complete_checksum(&mut f, &mut v).unwrap();
+    assert_eq!(f, good);
+}
+
+#[test]
 fn port_gso_segmentation_tcp_v4_v6_and_uso() {
     let payload = pattern(4000);
     for (frame, gso, l4) in [
