@@ -3,7 +3,9 @@
 //! - rx: a TPACKET_V3 mmap ring (blocks of 256 KiB so a 64 KiB GSO super-frame fits, a
 //!   1 ms block retire timeout), one copy from the ring into the caller's reusable buffer;
 //!   VLAN tags the kernel stripped are put back into the frame.
-//! - tx: `sendmmsg` batches of up to 32 with `PACKET_QDISC_BYPASS`.
+//! - tx: `sendmmsg` batches of up to 32 with `PACKET_QDISC_BYPASS` (default), or a
+//!   TPACKET_V2 mmap tx ring on a second, send-only socket
+//!   ([`AfPacketConfig::tx_ring_frames`]).
 //! - `PACKET_VNET_HDR` both ways: a GSO super-frame or a CHECKSUM_PARTIAL packet is
 //!   received with its [`VnetHdr`] and sent on unchanged (the kernel segments or
 //!   checksums it only if the egress device cannot).
@@ -35,7 +37,16 @@ const PACKET_VERSION: libc::c_int = 10;
 const PACKET_VNET_HDR: libc::c_int = 15;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const PACKET_TX_RING: libc::c_int = 13;
+const PACKET_LOSS: libc::c_int = 14;
+const TPACKET_V2: libc::c_int = 1;
 const TPACKET_V3: libc::c_int = 2;
+const TP_STATUS_AVAILABLE: u32 = 0;
+const TP_STATUS_SEND_REQUEST: u32 = 1;
+const TP_STATUS_WRONG_FORMAT: u32 = 4;
+/// Frame data starts after `tpacket2_hdr` (32 bytes) on a TPACKET_V2 tx ring.
+const TX_DATA_OFF: usize = 32;
+const TX_FRAME: usize = 1 << 17;
 const PACKET_MR_PROMISC: u16 = 1;
 const PACKET_OUTGOING: u8 = 4;
 const ETH_P_ALL: u16 = 0x0003;
@@ -93,6 +104,9 @@ pub struct AfPacketConfig {
     pub promisc: bool,
     /// Send bytes the socket may have in flight.
     pub sndbuf: usize,
+    /// Transmit through a TPACKET_V2 mmap tx ring on a second socket (this many
+    /// 128 KiB frames) instead of `sendmmsg`; 0 = `sendmmsg`.
+    pub tx_ring_frames: u32,
 }
 
 impl Default for AfPacketConfig {
@@ -103,6 +117,7 @@ impl Default for AfPacketConfig {
             retire_ms: 1,
             promisc: true,
             sndbuf: 4 << 20,
+            tx_ring_frames: 0,
         }
     }
 }
@@ -123,6 +138,145 @@ pub struct AfPacketPort {
     off: usize,
     stats: PortStats,
     kernel_drops: Cell<u64>,
+    tx: Option<TxRing>,
+}
+
+/// A TPACKET_V2 tx ring on its own socket (bound with protocol 0, so it receives
+/// nothing).
+#[derive(Debug)]
+struct TxRing {
+    fd: OwnedFd,
+    ring: *mut u8,
+    frames: usize,
+    head: usize,
+}
+
+impl Drop for TxRing {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was created in `TxRing::open` with this length and is not
+        // used after this point.
+        unsafe {
+            libc::munmap(self.ring.cast(), self.frames * TX_FRAME);
+        }
+    }
+}
+
+impl TxRing {
+    fn open(ifindex: libc::c_int, frames: u32, sndbuf: libc::c_int) -> io::Result<TxRing> {
+        // SAFETY: plain syscall; the returned fd is checked and owned right away.
+        let raw = cvt(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        })?;
+        // SAFETY: `raw` is a fresh fd nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        setsockopt(raw, SOL_PACKET, PACKET_VERSION, &TPACKET_V2)?;
+        setsockopt(raw, SOL_PACKET, PACKET_VNET_HDR, &1 as &libc::c_int)?;
+        setsockopt(raw, SOL_PACKET, PACKET_QDISC_BYPASS, &1 as &libc::c_int)?;
+        setsockopt(raw, SOL_PACKET, PACKET_LOSS, &1 as &libc::c_int)?;
+        if setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
+            setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf)?;
+        }
+        let req = [TX_FRAME as u32, frames, TX_FRAME as u32, frames]; // tpacket_req
+        setsockopt(raw, SOL_PACKET, PACKET_TX_RING, &req)?;
+        let len = frames as usize * TX_FRAME;
+        // SAFETY: maps the tx ring the kernel just allocated for this socket; checked,
+        // unmapped once in Drop.
+        let ring = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                raw,
+                0,
+            )
+        };
+        if ring == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let tx = TxRing {
+            fd,
+            ring: ring.cast(),
+            frames: frames as usize,
+            head: 0,
+        };
+        // SAFETY: `sockaddr_ll` is plain old data; all-zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = ifindex; // protocol 0: a send-only socket
+        // SAFETY: `sll` is a valid sockaddr_ll of the length passed.
+        cvt(unsafe {
+            libc::bind(
+                raw,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        Ok(tx)
+    }
+
+    fn status(&self, i: usize) -> &AtomicU32 {
+        // SAFETY: frame `i` < frames starts page-aligned inside the mapping; its first
+        // word is the status the kernel and we hand back and forth.
+        unsafe { &*(self.ring.add(i * TX_FRAME) as *const AtomicU32) }
+    }
+
+    fn kick(&self) -> io::Result<()> {
+        // SAFETY: a zero-length send on our own socket: "transmit what the ring holds".
+        let r = unsafe { libc::send(self.fd.as_raw_fd(), std::ptr::null(), 0, 0) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::WouldBlock && e.raw_os_error() != Some(libc::ENOBUFS) {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queue what fits and transmit; returns (accepted, refused as too big, errors seen).
+    fn send(&mut self, pkts: &[Packet]) -> io::Result<(usize, u64, u64)> {
+        let (mut sent, mut big, mut bad) = (0, 0, 0);
+        let mut kicked = false;
+        for p in pkts {
+            if VNET_HDR_LEN + p.data.len() > TX_FRAME - TX_DATA_OFF {
+                big += 1;
+                continue;
+            }
+            let mut st = self.status(self.head).load(Ordering::Acquire);
+            if st != TP_STATUS_AVAILABLE && st != TP_STATUS_WRONG_FORMAT && !kicked {
+                self.kick()?;
+                kicked = true;
+                st = self.status(self.head).load(Ordering::Acquire);
+            }
+            if st == TP_STATUS_WRONG_FORMAT {
+                bad += 1;
+            } else if st != TP_STATUS_AVAILABLE {
+                break; // ring full: the rest is dropped by the caller
+            }
+            let f = self.head * TX_FRAME;
+            // SAFETY: the frame is ours (status AVAILABLE/WRONG_FORMAT, seen with
+            // Acquire) and `TX_DATA_OFF + 10 + len` ≤ TX_FRAME was checked above.
+            unsafe {
+                let h = self.ring.add(f);
+                (h.add(4) as *mut u32).write_unaligned((VNET_HDR_LEN + p.data.len()) as u32);
+                let d = h.add(TX_DATA_OFF);
+                std::ptr::copy_nonoverlapping(p.vnet.to_bytes().as_ptr(), d, VNET_HDR_LEN);
+                std::ptr::copy_nonoverlapping(p.data.as_ptr(), d.add(VNET_HDR_LEN), p.data.len());
+            }
+            self.status(self.head)
+                .store(TP_STATUS_SEND_REQUEST, Ordering::Release);
+            self.head = (self.head + 1) % self.frames;
+            sent += 1;
+        }
+        if sent > 0 {
+            self.kick()?;
+        }
+        Ok((sent, big, bad))
+    }
 }
 
 // SAFETY: the ring pointer is owned by this port alone (the mapping lives as long as the
@@ -267,6 +421,10 @@ impl AfPacketPort {
             off: 0,
             stats: PortStats::default(),
             kernel_drops: Cell::new(0),
+            tx: match cfg.tx_ring_frames {
+                0 => None,
+                n => Some(TxRing::open(ifindex, n, sndbuf)?),
+            },
         };
         if cfg.promisc {
             let mreq = PacketMreq {
@@ -466,6 +624,16 @@ impl Port for AfPacketPort {
     }
 
     fn send_batch(&mut self, pkts: &mut [Packet]) -> io::Result<usize> {
+        if let Some(tx) = &mut self.tx {
+            let (sent, big, bad) = tx.send(pkts)?;
+            for p in &pkts[..sent] {
+                self.stats.tx_bytes += p.data.len() as u64;
+            }
+            self.stats.tx_packets += (sent as u64).saturating_sub(bad);
+            self.stats.tx_errors += big + bad;
+            self.stats.tx_dropped += (pkts.len() - sent) as u64 - big;
+            return Ok(sent);
+        }
         let mut sent = 0;
         let mut i = 0;
         let mut again = 0;
