@@ -317,6 +317,12 @@ fn port_vxlan_codec() {
     assert_eq!(vni, 0x00ab_cdef);
     assert_eq!(inner, &[9u8; 20]);
     assert!(vxlan::decap(&out[..10]).is_none());
+    let p = Packet {
+        tunnel_id: u64::from(vni),
+        ..Packet::from_frame(inner)
+    };
+    let m = p.rx_meta(7);
+    assert_eq!((m.in_port, m.in_phy_port, m.tunnel_id), (7, 7, 0x00ab_cdef));
     out[0] = 0;
     assert!(vxlan::decap(&out).is_none());
 }
