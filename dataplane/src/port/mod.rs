@@ -282,6 +282,11 @@ pub struct MemPort {
     /// Most packets `tx` may hold; the rest of a batch is dropped (0 = unbounded).
     pub tx_limit: usize,
     stats: PortStats,
+    /// Bench mode: frames received over and over (see [`MemPort::replay`]).
+    replay: Vec<Packet>,
+    replay_next: usize,
+    /// Bench mode: sent packets are only counted.
+    discard: bool,
 }
 
 impl MemPort {
@@ -325,6 +330,19 @@ impl MemPort {
         }
     }
 
+    /// Bench mode: from now on `recv_batch` returns full batches of copies of `pkts`,
+    /// cycling through them, forever (copied into the batch's reused buffers: no
+    /// allocation once warm). An empty list turns it off.
+    pub fn replay(&mut self, pkts: Vec<Packet>) {
+        self.replay = pkts;
+        self.replay_next = 0;
+    }
+
+    /// Bench mode: `send_batch` counts packets and drops them (no queue, no copy).
+    pub fn set_discard(&mut self, on: bool) {
+        self.discard = on;
+    }
+
     /// Take everything sent so far (unlinked port).
     pub fn take_sent(&mut self) -> Vec<Packet> {
         self.tx.drain(..).collect()
@@ -346,6 +364,17 @@ impl Port for MemPort {
 
     fn recv_batch(&mut self, out: &mut PacketBatch) -> io::Result<usize> {
         let mut n = 0;
+        if !self.replay.is_empty() {
+            while out.room() > 0 {
+                let pkt = &self.replay[self.replay_next];
+                self.replay_next = (self.replay_next + 1) % self.replay.len();
+                self.stats.rx_packets += 1;
+                self.stats.rx_bytes += pkt.data.len() as u64;
+                out.push_copy(pkt);
+                n += 1;
+            }
+            return Ok(n);
+        }
         let mut own = self
             .own
             .as_ref()
@@ -365,6 +394,13 @@ impl Port for MemPort {
     }
 
     fn send_batch(&mut self, pkts: &mut [Packet]) -> io::Result<usize> {
+        if self.discard {
+            for p in pkts.iter() {
+                self.stats.tx_packets += 1;
+                self.stats.tx_bytes += p.data.len() as u64;
+            }
+            return Ok(pkts.len());
+        }
         let mut sent = 0;
         let mut segs = Vec::new();
         for (i, p) in pkts.iter_mut().enumerate() {
