@@ -482,13 +482,15 @@ impl Topo {
     }
 }
 
-/// Open an AF_PACKET port in `ns`; `FUXI_TX_RING=N` selects the mmap tx ring.
+/// Open an AF_PACKET port in `ns`; `FUXI_TX_RING=N` selects the mmap tx ring,
+/// `FUXI_RX_MMSG=1` recvmmsg instead of the rx ring.
 fn open(ns: &Ns, ifname: &'static str) -> AfPacketPort {
     let cfg = AfPacketConfig {
         tx_ring_frames: std::env::var("FUXI_TX_RING")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        rx_mmsg: std::env::var_os("FUXI_RX_MMSG").is_some(),
         ..AfPacketConfig::default()
     };
     ns.run(move || AfPacketPort::open_with(ifname, &cfg))
@@ -546,9 +548,26 @@ fn counter(ns: &Ns, ifname: &str, c: &str) -> u64 {
 
 #[test]
 fn port_afpacket_veth_rx_tx_batches_no_loopback() {
+    veth_rx_tx(false);
+}
+
+#[test]
+fn port_afpacket_recvmmsg_rx_tx_batches_no_loopback() {
+    veth_rx_tx(true);
+}
+
+fn veth_rx_tx(rx_mmsg: bool) {
     let t = Topo::new();
-    let mut p1 = open(&t.sw, "p1");
-    let mut e1 = open(&t.h1, "eth0");
+    let cfg = AfPacketConfig {
+        rx_mmsg,
+        ..AfPacketConfig::default()
+    };
+    let mut p1 =
+        t.sw.run(move || AfPacketPort::open_with("p1", &cfg))
+            .unwrap();
+    let mut e1 =
+        t.h1.run(move || AfPacketPort::open_with("eth0", &cfg))
+            .unwrap();
     assert!(p1.link_up());
     assert!(p1.ifindex().unwrap() > 0);
     assert_eq!(e1.mac(), Some([2, 0, 0, 0, 0, 1]));
@@ -934,6 +953,12 @@ fn start_forwarder(
 fn port_afpacket_iperf3_through_forwarder() {
     let t = Topo::new();
     let (stop, fwd) = start_forwarder(&t);
+    let ping = t.h1.exec("ping -c 50 -i 0.01 -q 10.9.0.2");
+    assert!(ping.contains(" 0% packet loss"), "ping: {ping}");
+    eprintln!(
+        "ping via AF_PACKET forwarder: {}",
+        ping.lines().last().unwrap_or("")
+    );
     let name = t.h2.0.clone();
     let mut srv = Command::new("ip")
         .args(["netns", "exec", &name, "iperf3", "-s", "-1", "-p", "5201"])
