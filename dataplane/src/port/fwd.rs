@@ -6,11 +6,15 @@
 //! -veth- h2, release build, `cargo test --release --test it port::port_afpacket_`,
 //! three interleaved rounds:
 //!
-//! | | sendmmsg tx (default) | TPACKET_V2 tx ring | Linux bridge, same topology |
+//! | rx / tx | iperf3 TCP x1, offloads on | trafgen 64 B UDP delivered | ping RTT avg |
 //! |---|---|---|---|
-//! | iperf3 TCP x1, offloads on | 10.7–11.1 Gbit/s | 8.7–8.9 Gbit/s | 21.7–22.7 Gbit/s |
-//! | trafgen 64 B UDP, delivered | 366–371 kpps | 364–380 kpps | 260–267 kpps |
+//! | V3 ring / sendmmsg (default) | 10.6–11.7 Gbit/s | 362–372 kpps | 0.5–1.8 ms |
+//! | V3 ring / V2 tx ring | 8.7–8.9 Gbit/s | 364–380 kpps | — |
+//! | recvmmsg / sendmmsg (`rx_mmsg`) | 13.2–15.6 Gbit/s | 198–230 kpps | 0.07–0.08 ms |
+//! | Linux bridge, same topology | 21.7–22.7 Gbit/s | 260–267 kpps | — |
 //!
+//! The V3 ring's block retire timeout (1 ms minimum) is what costs the ring its latency
+//! on sparse traffic.
 //! (trafgen offers ~670 kpps from one CPU; the forwarder runs on the other. The bridge
 //! forwards in trafgen's own softirq, on trafgen's CPU.)
 
