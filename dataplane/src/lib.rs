@@ -43,6 +43,7 @@
 
 pub mod cache;
 pub mod classifier;
+pub mod engine;
 pub mod fuzz;
 pub mod packet;
 pub mod pipeline;

@@ -1,0 +1,730 @@
+//! The engine API a switch daemon drives: one control side that owns the mutable
+//! [`Pipeline`] and publishes immutable snapshots, and any number of datapath [`Worker`]s
+//! that load the current snapshot once per batch (arc-swap, no lock) and run packets through
+//! their own caches.
+//!
+//! Publication rules:
+//! - [`Engine::flow_mod`], [`Engine::group_mod`], [`Engine::meter_mod`] and friends change
+//!   the control side's copy only; nothing a datapath sees changes until
+//!   [`Engine::publish`] (the agent publishes after each batch of mods it read, and before
+//!   answering a barrier).
+//! - [`Engine::transaction`] applies several changes all-or-nothing and publishes them as
+//!   one snapshot (bundle commit): a datapath sees all of them or none.
+//!
+//! Counters across republication: flow and group counters are `Arc`s that a clone shares,
+//! so they need nothing. Table lookup/matched counters and meter state are copied by
+//! `Pipeline::clone`; the engine carries them from the published snapshot into the new one,
+//! and adds whatever a datapath still credited to a retired snapshot once the last datapath
+//! has let go of it. Statistics are read from the published snapshot.
+//!
+//! No I/O here: time is an argument, outputs are values ([`Output`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arc_swap::{ArcSwap, Guard};
+use fuxi_openflow::ErrorCode;
+
+use crate::cache::{CacheStats, Datapath};
+use crate::pipeline::exec::Sink;
+use crate::pipeline::{
+    FlowMod, FlowRemoved, GroupMod, MeterMod, Nanos, PacketInReason, Pipeline, PortState,
+};
+use crate::port::{Packet, PacketBatch};
+
+/// A snapshot that was replaced while datapaths may still credit its table counters:
+/// the snapshot and, per table, the (lookups, matched) already carried into its successor.
+struct Retired {
+    snapshot: Arc<Pipeline>,
+    carried: Vec<(u64, u64)>,
+}
+
+/// The control side: owns the mutable pipeline, publishes snapshots.
+pub struct Engine {
+    master: Pipeline,
+    current: Arc<ArcSwap<Pipeline>>,
+    retired: Vec<Retired>,
+    /// The master's meters were refreshed from the published snapshot and changed since:
+    /// the next publish must not overwrite them with the published state.
+    meters_dirty: bool,
+    /// The master differs from the published snapshot.
+    dirty: bool,
+    publications: u64,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("generation", &self.master.generation())
+            .field("retired", &self.retired.len())
+            .field("dirty", &self.dirty)
+            .field("publications", &self.publications)
+            .finish()
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(Pipeline::new())
+    }
+}
+
+/// A datapath's handle on the published snapshot (cheap to clone, `Send + Sync`).
+#[derive(Clone)]
+pub struct Reader {
+    current: Arc<ArcSwap<Pipeline>>,
+}
+
+impl fmt::Debug for Reader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("generation", &self.current.load().generation())
+            .finish()
+    }
+}
+
+impl Reader {
+    /// The published snapshot. Hold it for one batch, not longer.
+    #[inline]
+    pub fn load(&self) -> Guard<Arc<Pipeline>> {
+        self.current.load()
+    }
+
+    /// The published snapshot as an owned `Arc` (control-plane use: packet-out, trace).
+    pub fn load_full(&self) -> Arc<Pipeline> {
+        self.current.load_full()
+    }
+}
+
+impl Engine {
+    /// An engine whose first published snapshot is `p`.
+    pub fn new(p: Pipeline) -> Engine {
+        let current = Arc::new(ArcSwap::from_pointee(p.clone()));
+        Engine {
+            master: p,
+            current,
+            retired: Vec::new(),
+            meters_dirty: false,
+            dirty: false,
+            publications: 0,
+        }
+    }
+
+    /// A handle for a datapath thread (or anything else that reads the published snapshot).
+    pub fn reader(&self) -> Reader {
+        Reader {
+            current: self.current.clone(),
+        }
+    }
+
+    /// The control side's pipeline (what the next publish will show).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.master
+    }
+
+    /// The published snapshot.
+    pub fn published(&self) -> Arc<Pipeline> {
+        self.current.load_full()
+    }
+
+    /// True if changes wait for [`Engine::publish`].
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// How many snapshots have been published.
+    pub fn publications(&self) -> u64 {
+        self.publications
+    }
+
+    /// Before the master's meters change: take the live meter state (tokens, counters) from
+    /// the published snapshot, so the change does not roll them back.
+    fn refresh_meters(&mut self) {
+        if !self.meters_dirty {
+            self.master.meters = self.current.load().meters.clone();
+            self.meters_dirty = true;
+        }
+    }
+
+    /// Applies a flow-mod to the control side's pipeline (publish to make it visible).
+    pub fn flow_mod(&mut self, fm: &FlowMod, now: Nanos) -> Result<Vec<FlowRemoved>, ErrorCode> {
+        let r = self.master.flow_mod(fm, now)?;
+        self.dirty = true;
+        Ok(r)
+    }
+
+    /// Applies a group-mod (publish to make it visible).
+    pub fn group_mod(&mut self, gm: &GroupMod, now: Nanos) -> Result<Vec<FlowRemoved>, ErrorCode> {
+        let r = self.master.group_mod(gm, now)?;
+        self.dirty = true;
+        Ok(r)
+    }
+
+    /// Applies a meter-mod (publish to make it visible). Other meters keep their state.
+    pub fn meter_mod(&mut self, mm: &MeterMod, now: Nanos) -> Result<Vec<FlowRemoved>, ErrorCode> {
+        self.refresh_meters();
+        let r = self.master.meter_mod(mm, now)?;
+        self.dirty = true;
+        Ok(r)
+    }
+
+    /// Adds or updates a port's state (publish to make it visible).
+    pub fn set_port(&mut self, port: u32, state: PortState) {
+        self.master.set_port(port, state);
+        self.dirty = true;
+    }
+
+    /// Removes a port (publish to make it visible).
+    pub fn remove_port(&mut self, port: u32) {
+        self.master.remove_port(port);
+        self.dirty = true;
+    }
+
+    /// Sets the switch configuration (publish to make it visible).
+    pub fn set_config(&mut self, config: crate::pipeline::Config) {
+        self.master.set_config(config);
+        self.dirty = true;
+    }
+
+    /// Removes timed-out flows at `now` (publish to make it visible).
+    pub fn expire(&mut self, now: Nanos) -> Vec<FlowRemoved> {
+        let r = self.master.expire(now);
+        if !r.is_empty() {
+            self.dirty = true;
+        }
+        r
+    }
+
+    /// Runs `f` on a copy of the pipeline; if it succeeds the copy replaces the pipeline and
+    /// is published at once (all of its changes become visible together), else nothing
+    /// changed and nothing is published. Changes not yet published are published with it.
+    pub fn transaction<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Pipeline) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.refresh_meters();
+        let mut copy = self.master.clone();
+        let r = f(&mut copy)?;
+        self.master = copy;
+        self.dirty = true;
+        self.publish();
+        Ok(r)
+    }
+
+    /// Makes every change so far visible to datapaths, atomically. When this returns, every
+    /// `load` sees the new snapshot (a barrier may be answered). Does nothing if nothing
+    /// changed.
+    pub fn publish(&mut self) {
+        self.reap();
+        if !self.dirty {
+            return;
+        }
+        if !self.meters_dirty {
+            // Meters did not change: keep metering from the live state.
+            self.master.meters = self.current.load().meters.clone();
+        }
+        let new = self.master.clone();
+        let old = self.current.load_full();
+        let mut carried = Vec::with_capacity(new.tables.len());
+        for (n, o) in new.tables.iter().zip(&old.tables) {
+            let l = o.lookups.load(Ordering::Relaxed);
+            let m = o.matched.load(Ordering::Relaxed);
+            n.lookups.store(l, Ordering::Relaxed);
+            n.matched.store(m, Ordering::Relaxed);
+            carried.push((l, m));
+        }
+        let prev = self.current.swap(Arc::new(new));
+        drop(old);
+        self.retired.push(Retired {
+            snapshot: prev,
+            carried,
+        });
+        self.dirty = false;
+        self.meters_dirty = false;
+        self.publications += 1;
+        self.reap();
+    }
+
+    /// Folds the late table credits of retired snapshots no datapath holds any more into
+    /// the published one.
+    fn reap(&mut self) {
+        if self.retired.is_empty() {
+            return;
+        }
+        let cur = self.current.load_full();
+        self.retired.retain(|r| {
+            // The engine's own reference is the only one left: nobody can credit it now.
+            // (arc-swap pays its readers' debts on swap, so guards count here.)
+            if Arc::strong_count(&r.snapshot) > 1 {
+                return true;
+            }
+            for ((o, (cl, cm)), n) in r.snapshot.tables.iter().zip(&r.carried).zip(&cur.tables) {
+                let dl = o.lookups.load(Ordering::Relaxed).saturating_sub(*cl);
+                let dm = o.matched.load(Ordering::Relaxed).saturating_sub(*cm);
+                if dl != 0 {
+                    n.lookups.fetch_add(dl, Ordering::Relaxed);
+                }
+                if dm != 0 {
+                    n.matched.fetch_add(dm, Ordering::Relaxed);
+                }
+            }
+            false
+        });
+    }
+
+    /// Table statistics of the published snapshot (late credits folded in first).
+    pub fn table_stats(&mut self) -> Vec<(u8, u32, u64, u64)> {
+        self.reap();
+        self.current.load().table_stats()
+    }
+}
+
+/// One packet-in a datapath produced: everything the agent needs for OFPT_PACKET_IN.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PacketInEvent {
+    /// Why.
+    pub reason: PacketInReason,
+    /// Bytes the flow asked for (OFPCML_NO_BUFFER: all); the agent cuts.
+    pub max_len: u16,
+    /// Table of the flow that sent it.
+    pub table_id: u8,
+    /// Cookie of that flow.
+    pub cookie: u64,
+    /// Port it came in on.
+    pub in_port: u32,
+    /// Tunnel id it came with (0: none).
+    pub tunnel_id: u64,
+    /// The packet as it was when sent to the controller.
+    pub data: Vec<u8>,
+}
+
+/// What a batch produced: packets per output port and packet-ins. Buffers are reused
+/// across batches ([`Output::clear`]).
+#[derive(Debug, Default)]
+pub struct Output {
+    /// (port, packets) for every port that has packets to send, in first-output order.
+    ports: Vec<(u32, Vec<Packet>, usize)>,
+    /// Packet-ins, in order.
+    pub packet_ins: Vec<PacketInEvent>,
+}
+
+impl Output {
+    /// Empty.
+    pub fn new() -> Output {
+        Output::default()
+    }
+
+    /// Forgets every packet and packet-in, keeping buffers.
+    pub fn clear(&mut self) {
+        for (_, _, n) in &mut self.ports {
+            *n = 0;
+        }
+        self.packet_ins.clear();
+    }
+
+    fn slot(&mut self, port: u32) -> &mut Packet {
+        let i = match self.ports.iter().position(|(p, _, _)| *p == port) {
+            Some(i) => i,
+            None => {
+                self.ports.push((port, Vec::new(), 0));
+                self.ports.len() - 1
+            }
+        };
+        let (_, v, n) = &mut self.ports[i];
+        if *n == v.len() {
+            v.push(Packet::default());
+        }
+        let p = &mut v[*n];
+        p.reset();
+        *n += 1;
+        p
+    }
+
+    /// Ports with packets and their packets, to hand to each port's `send_batch`.
+    pub fn per_port(&mut self) -> impl Iterator<Item = (u32, &mut [Packet])> {
+        self.ports
+            .iter_mut()
+            .filter(|(_, _, n)| *n > 0)
+            .map(|(p, v, n)| (*p, &mut v[..*n]))
+    }
+
+    /// Number of packets to send, all ports together.
+    pub fn len(&self) -> usize {
+        self.ports.iter().map(|(_, _, n)| n).sum()
+    }
+
+    /// True if nothing is to be sent and no packet-in was made.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0 && self.packet_ins.is_empty()
+    }
+}
+
+/// The sink of one packet: outputs take the input packet's offload metadata along.
+struct BatchSink<'a> {
+    out: &'a mut Output,
+    in_port: u32,
+    src: Packet,
+}
+
+impl Sink for BatchSink<'_> {
+    fn output(&mut self, port: u32, _queue: Option<u32>, tunnel_id: u64, packet: &[u8]) {
+        let p = self.out.slot(port);
+        p.data.extend_from_slice(packet);
+        p.vnet = self.src.vnet;
+        p.tunnel_id = tunnel_id;
+        if p.vnet.needs_csum() {
+            // Rewrites may have moved addresses or ports under a partial checksum.
+            let _ = crate::port::offload::refresh_partial_checksum(&mut p.data, &p.vnet);
+        }
+    }
+
+    fn packet_in(
+        &mut self,
+        reason: PacketInReason,
+        max_len: u16,
+        table_id: u8,
+        cookie: u64,
+        packet: &[u8],
+    ) {
+        self.out.packet_ins.push(PacketInEvent {
+            reason,
+            max_len,
+            table_id,
+            cookie,
+            in_port: self.in_port,
+            tunnel_id: self.src.tunnel_id,
+            data: packet.to_vec(),
+        });
+    }
+}
+
+/// One datapath thread's engine side: its caches and its handle on the snapshot.
+#[derive(Debug)]
+pub struct Worker {
+    reader: Reader,
+    dp: Datapath,
+}
+
+impl Worker {
+    /// A worker reading what `reader` publishes.
+    pub fn new(reader: Reader) -> Worker {
+        Worker {
+            reader,
+            dp: Datapath::new(),
+        }
+    }
+
+    /// Cache counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.dp.stats
+    }
+
+    /// Runs every packet of `batch` (received on `in_port`) through the pipeline published
+    /// when the batch started, appending what it sends to `out`. Returns the number of
+    /// packets processed.
+    pub fn process_batch(
+        &mut self,
+        in_port: u32,
+        batch: &mut PacketBatch,
+        now: Nanos,
+        out: &mut Output,
+    ) -> usize {
+        let p = self.reader.load();
+        let n = batch.len();
+        for pkt in batch.as_mut_slice() {
+            let meta = pkt.rx_meta(in_port);
+            let mut sink = BatchSink {
+                out,
+                in_port,
+                src: Packet {
+                    data: Vec::new(),
+                    vnet: pkt.vnet,
+                    tunnel_id: pkt.tunnel_id,
+                },
+            };
+            self.dp.process(&p, &mut pkt.data, meta, now, &mut sink);
+        }
+        n
+    }
+
+    /// Adds the counts this worker accumulated to the OpenFlow counters (call at least once
+    /// a second, so idle timeouts and stats see traffic).
+    pub fn sync_stats(&mut self) {
+        let p = self.reader.load();
+        self.dp.sync_stats(&p);
+    }
+}
+
+/// Port numbers a set of port names maps to, kept next to the engine by daemons.
+pub type PortMap = BTreeMap<String, u32>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{FlowStatsRequest, GroupModCommand, GroupType};
+    use fuxi_openflow::{Action, Instruction, Match, Oxm};
+    use std::sync::atomic::AtomicBool;
+
+    fn frame(dst_last: u8) -> Vec<u8> {
+        let mut f = vec![0, 0, 0, 0, 0, dst_last, 2, 0, 0, 0, 0, 1, 0x88, 0xb5];
+        f.resize(60, 0);
+        f
+    }
+
+    fn fwd(in_port: u32, out_port: u32) -> FlowMod {
+        FlowMod::add(
+            0,
+            100,
+            Match::all().with(Oxm::in_port(in_port)),
+            vec![Instruction::ApplyActions(vec![Action::output(out_port)])],
+        )
+    }
+
+    fn batch_of(frames: &[Vec<u8>]) -> PacketBatch {
+        let mut b = PacketBatch::new();
+        for f in frames {
+            b.push_copy(&Packet::from_frame(f));
+        }
+        b
+    }
+
+    #[test]
+    fn nothing_is_visible_before_publish_and_everything_after() {
+        let mut e = Engine::default();
+        let mut w = Worker::new(e.reader());
+        let mut out = Output::new();
+        e.flow_mod(&fwd(1, 2), 0).unwrap();
+        w.process_batch(1, &mut batch_of(&[frame(1)]), 0, &mut out);
+        assert_eq!(out.len(), 0, "an unpublished flow forwarded a packet");
+        e.publish();
+        out.clear();
+        w.process_batch(1, &mut batch_of(&[frame(1), frame(2)]), 1, &mut out);
+        let sent: Vec<(u32, usize)> = out.per_port().map(|(p, v)| (p, v.len())).collect();
+        assert_eq!(sent, vec![(2, 2)]);
+    }
+
+    #[test]
+    fn flow_counters_survive_republication() {
+        let mut e = Engine::default();
+        e.flow_mod(&fwd(1, 2), 0).unwrap();
+        e.publish();
+        let mut w = Worker::new(e.reader());
+        let mut out = Output::new();
+        w.process_batch(
+            1,
+            &mut batch_of(&[frame(1), frame(1), frame(1)]),
+            1,
+            &mut out,
+        );
+        w.sync_stats();
+        // An unrelated change republishes the pipeline.
+        e.flow_mod(&fwd(3, 4), 2).unwrap();
+        e.publish();
+        w.process_batch(1, &mut batch_of(&[frame(1)]), 3, &mut out);
+        w.sync_stats();
+        let stats = e
+            .published()
+            .flow_stats(&FlowStatsRequest::all(), 4)
+            .unwrap();
+        let f = stats
+            .iter()
+            .find(|s| s.priority == 100 && s.packet_count > 0);
+        assert_eq!(f.map(|f| (f.packet_count, f.byte_count)), Some((4, 240)));
+        // The control side's copy shares the counters.
+        let m = e
+            .pipeline()
+            .flow_stats(&FlowStatsRequest::all(), 4)
+            .unwrap();
+        assert_eq!(m.iter().map(|s| s.packet_count).sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn table_counters_survive_republication_including_late_credits() {
+        let mut e = Engine::default();
+        e.flow_mod(&fwd(1, 2), 0).unwrap();
+        e.publish();
+        let mut w = Worker::new(e.reader());
+        let mut out = Output::new();
+        w.process_batch(1, &mut batch_of(&[frame(1), frame(1)]), 1, &mut out);
+        w.sync_stats();
+        assert_eq!(e.table_stats()[0], (0, 1, 2, 2));
+        // A datapath still holding the old snapshot credits it after the swap.
+        let old = e.reader().load_full();
+        e.flow_mod(&fwd(3, 4), 2).unwrap();
+        e.publish();
+        old.tables[0].lookups.fetch_add(5, Ordering::Relaxed);
+        old.tables[0].matched.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(e.table_stats()[0], (0, 2, 2, 2), "credited before released");
+        drop(old);
+        assert_eq!(e.table_stats()[0], (0, 2, 7, 3));
+        // Misses in the new snapshot keep adding up.
+        w.process_batch(9, &mut batch_of(&[frame(1)]), 3, &mut out);
+        w.sync_stats();
+        assert_eq!(e.table_stats()[0], (0, 2, 8, 3));
+    }
+
+    #[test]
+    fn group_counters_survive_republication() {
+        let mut e = Engine::default();
+        let gm = GroupMod {
+            command: GroupModCommand::Add,
+            group_type: GroupType::All,
+            group_id: 7,
+            buckets: vec![crate::pipeline::Bucket::new(vec![Action::output(2)])],
+        };
+        e.group_mod(&gm, 0).unwrap();
+        let fm = FlowMod::add(
+            0,
+            1,
+            Match::all(),
+            vec![Instruction::ApplyActions(vec![Action::Group(7)])],
+        );
+        e.flow_mod(&fm, 0).unwrap();
+        e.publish();
+        let mut w = Worker::new(e.reader());
+        let mut out = Output::new();
+        w.process_batch(1, &mut batch_of(&[frame(1), frame(2)]), 1, &mut out);
+        w.sync_stats();
+        e.flow_mod(&fwd(3, 4), 2).unwrap();
+        e.publish();
+        let p = e.published();
+        let g = &p.groups[&7].stats;
+        assert_eq!(g.packets.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn meter_state_survives_republication() {
+        use crate::pipeline::{Band, MeterConfig, MeterModCommand};
+        let mut e = Engine::default();
+        let mm = |id| MeterMod {
+            command: MeterModCommand::Add,
+            meter_id: id,
+            config: MeterConfig {
+                flags: 0b1010, // PKTPS | STATS
+                bands: vec![Band::Drop {
+                    rate: 1000,
+                    burst: 0,
+                }],
+            },
+        };
+        e.meter_mod(&mm(1), 0).unwrap();
+        let fm = FlowMod::add(
+            0,
+            1,
+            Match::all(),
+            vec![
+                Instruction::Meter(1),
+                Instruction::ApplyActions(vec![Action::output(2)]),
+            ],
+        );
+        e.flow_mod(&fm, 0).unwrap();
+        e.publish();
+        let mut w = Worker::new(e.reader());
+        let mut out = Output::new();
+        w.process_batch(
+            1,
+            &mut batch_of(&[frame(1), frame(1), frame(1)]),
+            1,
+            &mut out,
+        );
+        let seen = |e: &Engine, id| e.published().meters.get(id).map(|m| m.packets_in);
+        assert_eq!(seen(&e, 1), Some(3));
+        // A flow change and another meter's add both republish; meter 1 keeps its count.
+        e.flow_mod(&fwd(3, 4), 2).unwrap();
+        e.publish();
+        assert_eq!(seen(&e, 1), Some(3));
+        e.meter_mod(&mm(2), 3).unwrap();
+        e.publish();
+        assert_eq!(seen(&e, 1), Some(3));
+        assert_eq!(seen(&e, 2), Some(0));
+    }
+
+    #[test]
+    fn a_failed_transaction_changes_and_publishes_nothing() {
+        let mut e = Engine::default();
+        let before = e.published().generation();
+        let r: Result<(), ErrorCode> = e.transaction(|p| {
+            p.flow_mod(&fwd(1, 2), 0)?;
+            let mut bad = fwd(1, 3);
+            bad.table_id = 255; // OFPTT_ALL in an add: refused
+            p.flow_mod(&bad, 0)?;
+            Ok(())
+        });
+        assert_eq!(r, Err(ErrorCode::FLOW_MOD_BAD_TABLE_ID));
+        assert_eq!(e.published().generation(), before);
+        assert_eq!(e.pipeline().flow_count(0), 0);
+        assert_eq!(e.publications(), 0);
+    }
+
+    /// A reader running beside the control side never sees half of a transaction: the two
+    /// flows of each transaction are both there or both absent, in every snapshot it loads.
+    #[test]
+    fn datapaths_see_transactions_atomically() {
+        let mut e = Engine::default();
+        let reader = e.reader();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            let mut loads = 0u64;
+            let mut seen_full = 0u64;
+            while !stop2.load(Ordering::Relaxed) {
+                let p = reader.load();
+                let (a, b) = (p.flow_count(0), p.flow_count(1));
+                assert_eq!(a, b, "half a transaction visible: {a} vs {b}");
+                loads += 1;
+                if a > 0 {
+                    seen_full += 1;
+                }
+            }
+            (loads, seen_full)
+        });
+        for i in 0..300u32 {
+            e.transaction(|p| -> Result<(), ErrorCode> {
+                let m = Match::all().with(Oxm::in_port(i + 1));
+                let acts = vec![Instruction::ApplyActions(vec![Action::output(1)])];
+                p.flow_mod(&FlowMod::add(0, 1, m.clone(), acts.clone()), 0)?;
+                p.flow_mod(&FlowMod::add(1, 1, m, acts), 0)?;
+                Ok(())
+            })
+            .unwrap();
+            if i % 3 == 0 {
+                e.transaction(|p| -> Result<(), ErrorCode> {
+                    p.flow_mod(&FlowMod::delete(255, Match::all()), 0)?;
+                    Ok(())
+                })
+                .unwrap();
+            }
+        }
+        // Once publish returns, every load sees the last snapshot.
+        assert_eq!(e.reader().load().flow_count(0), e.pipeline().flow_count(0));
+        stop.store(true, Ordering::Relaxed);
+        let (loads, _) = t.join().unwrap();
+        assert!(loads > 0);
+    }
+
+    #[test]
+    fn packet_ins_carry_port_and_reason() {
+        let mut e = Engine::default();
+        let fm = FlowMod::add(
+            0,
+            0,
+            Match::all(),
+            vec![Instruction::ApplyActions(vec![Action::Output {
+                port: fuxi_openflow::consts::OFPP_CONTROLLER,
+                max_len: 128,
+            }])],
+        );
+        e.flow_mod(&fm, 0).unwrap();
+        e.publish();
+        let mut w = Worker::new(e.reader());
+        let mut out = Output::new();
+        w.process_batch(5, &mut batch_of(&[frame(1)]), 1, &mut out);
+        assert_eq!(out.packet_ins.len(), 1);
+        let pi = &out.packet_ins[0];
+        assert_eq!((pi.in_port, pi.max_len, pi.table_id), (5, 128, 0));
+        assert_eq!(pi.data, frame(1));
+        assert_eq!(out.len(), 0);
+    }
+}
