@@ -1,0 +1,469 @@
+//! Dataplane throughput, one core, in-memory ports: the five cases of issue 3.
+//!
+//! Every packet case receives 32-packet batches from a [`MemPort`] in replay mode (the
+//! frame is copied into the batch's reused buffer, as a NIC would DMA it), runs each packet
+//! through [`Datapath::process`] (parse → exact-match cache → megaflow cache → pipeline,
+//! then the actions) and counts what the sink is given. Frames are 60 bytes (64 on the wire
+//! with the FCS): Ethernet + IPv4 + UDP + 18 bytes of payload.
+//!
+//! - `emc_1flow`: one flow, one packet: every packet an exact-match cache hit.
+//! - `exact_10k`: 10,000 exact 5-tuple flows, packets drawn uniformly at random from them
+//!   (more flows than exact-match cache slots: a mix of EMC and megaflow hits).
+//! - `masks20_100k`: 100k flows over 20 masks in 3 tables with goto; every packet of the
+//!   replay cycle has its own UDP source port (a new microflow: EMC misses, megaflow hits).
+//! - `slow_path`: the same tables plus exact IPv4-source entries in table 0, and every packet
+//!   gets a new IPv4 source (written into the frame after receive): every packet misses both
+//!   caches and is translated by the full pipeline, and a megaflow is installed.
+//! - `flow_mod_add_1m`: OFPFC_ADD of 1,000,000 exact 5-tuple flows into one empty table
+//!   (each sample builds the table from empty). The RSS growth per flow is printed once.
+//!
+//! Results and the machine: `benches/README.md`.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use fuxi_dataplane::cache::Datapath;
+use fuxi_dataplane::pipeline::exec::Sink;
+use fuxi_dataplane::pipeline::{FlowMod, PacketInReason, Pipeline};
+use fuxi_dataplane::port::{BATCH, MemPort, Packet, PacketBatch, Port};
+use fuxi_openflow::{Action, FieldId, Instruction, MacAddr, Match, Oxm};
+
+/// Frame length without FCS.
+const FRAME: usize = 60;
+
+/// A 60-byte Ethernet/IPv4/UDP frame.
+fn udp_frame(src: u32, dst: u32, sport: u16, dport: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(FRAME);
+    f.extend([0x02, 0, 0, 0, 0, 0x02]); // eth_dst
+    f.extend([0x02, 0, 0, 0, 0, 0x01]); // eth_src
+    f.extend(0x0800u16.to_be_bytes());
+    let ip_len = (FRAME - 14) as u16;
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src.to_be_bytes());
+    ip[16..20].copy_from_slice(&dst.to_be_bytes());
+    let mut sum: u32 = ip
+        .chunks_exact(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    f.extend(ip);
+    f.extend(sport.to_be_bytes());
+    f.extend(dport.to_be_bytes());
+    f.extend((ip_len - 20).to_be_bytes());
+    f.extend([0, 0]); // no UDP checksum
+    f.resize(FRAME, 0xab);
+    f
+}
+
+/// Deterministic xorshift64*, so every run sees the same tables and traffic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Counts outputs and packet-ins (a discarding tx port).
+#[derive(Default)]
+struct Count {
+    outputs: u64,
+    packet_ins: u64,
+}
+
+impl Sink for Count {
+    fn output(&mut self, _port: u32, _queue: Option<u32>, _tunnel_id: u64, packet: &[u8]) {
+        black_box(packet);
+        self.outputs += 1;
+    }
+    fn packet_in(&mut self, _: PacketInReason, _: u16, _: u8, _: u64, _: &[u8]) {
+        self.packet_ins += 1;
+    }
+}
+
+fn apply(actions: Vec<Action>) -> Vec<Instruction> {
+    vec![Instruction::ApplyActions(actions)]
+}
+
+/// Receive one batch from `rx`, optionally rewrite each frame (`touch`), process it all.
+struct Rig {
+    rx: MemPort,
+    batch: PacketBatch,
+    dp: Datapath,
+    sink: Count,
+    now: u64,
+}
+
+impl Rig {
+    fn new(frames: Vec<Vec<u8>>) -> Rig {
+        let mut rx = MemPort::new("rx");
+        rx.replay(frames.iter().map(|f| Packet::from_frame(f)).collect());
+        Rig {
+            rx,
+            batch: PacketBatch::new(),
+            dp: Datapath::new(),
+            sink: Count::default(),
+            now: 0,
+        }
+    }
+
+    #[inline]
+    fn round(&mut self, p: &Pipeline, mut touch: impl FnMut(&mut [u8])) {
+        self.batch.clear();
+        let n = self.rx.recv_batch(&mut self.batch).unwrap_or(0);
+        debug_assert_eq!(n, BATCH);
+        self.now += 1_000;
+        for pkt in self.batch.as_mut_slice() {
+            touch(&mut pkt.data);
+            let meta = pkt.rx_meta(1);
+            self.dp
+                .process(p, &mut pkt.data, meta, self.now, &mut self.sink);
+        }
+    }
+}
+
+/// Short runs: the machine is shared.
+fn group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(BATCH as u64));
+    g
+}
+
+fn report(name: &str, rig: &Rig) {
+    eprintln!(
+        "{name}: {:?}, megaflows {}, outputs {}, packet-ins {}",
+        rig.dp.stats,
+        rig.dp.megaflow_count(),
+        rig.sink.outputs,
+        rig.sink.packet_ins
+    );
+}
+
+/// (a) One flow, every packet an exact-match cache hit.
+fn emc_1flow(c: &mut Criterion) {
+    let mut p = Pipeline::new();
+    p.flow_mod(
+        &FlowMod::add(
+            0,
+            100,
+            Match::all().with(Oxm::in_port(1)),
+            apply(vec![Action::output(2)]),
+        ),
+        0,
+    )
+    .unwrap();
+    let mut rig = Rig::new(vec![udp_frame(0x0a00_0001, 0x0a01_0001, 1000, 80)]);
+    let mut g = group(c, "dataplane");
+    g.bench_function("emc_1flow", |b| b.iter(|| rig.round(&p, |_| {})));
+    g.finish();
+    report("emc_1flow", &rig);
+}
+
+fn five_tuple(src: u32, dst: u32, sport: u16, dport: u16) -> Match {
+    Match::all()
+        .with(Oxm::eth_type(0x0800))
+        .with(Oxm::ip_proto(17))
+        .with(Oxm::ipv4_src(Ipv4Addr::from(src)))
+        .with(Oxm::ipv4_dst(Ipv4Addr::from(dst)))
+        .with(Oxm::exact(FieldId::UdpSrc, sport.into()))
+        .with(Oxm::exact(FieldId::UdpDst, dport.into()))
+}
+
+/// (b) 10k exact 5-tuple flows, uniform random traffic over them.
+fn exact_10k(c: &mut Criterion) {
+    const FLOWS: u32 = 10_000;
+    let tuple = |i: u32| {
+        (
+            0x0a00_0000 + i,
+            0x0b00_0000 + (i * 7919) % 65_536,
+            1024 + (i % 50_000) as u16,
+            (i % 1000) as u16 + 1,
+        )
+    };
+    let mut p = Pipeline::new();
+    for i in 0..FLOWS {
+        let (s, d, sp, dp) = tuple(i);
+        p.flow_mod(
+            &FlowMod::add(
+                0,
+                100,
+                five_tuple(s, d, sp, dp),
+                apply(vec![Action::output(2 + i % 4)]),
+            ),
+            0,
+        )
+        .unwrap();
+    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let frames = (0..65_536)
+        .map(|_| {
+            let (s, d, sp, dp) = tuple(rng.below(FLOWS.into()) as u32);
+            udp_frame(s, d, sp, dp)
+        })
+        .collect();
+    let mut rig = Rig::new(frames);
+    let mut g = group(c, "dataplane");
+    g.bench_function("exact_10k", |b| b.iter(|| rig.round(&p, |_| {})));
+    g.finish();
+    report("exact_10k", &rig);
+}
+
+/// Routes of table 1 in `masks20`: (prefix length, number of routes).
+const ROUTES: [(u8, u32); 14] = [
+    (8, 50),
+    (10, 200),
+    (12, 500),
+    (14, 1_000),
+    (16, 4_000),
+    (18, 4_000),
+    (20, 8_000),
+    (21, 8_000),
+    (22, 10_000),
+    (23, 10_000),
+    (24, 20_000),
+    (26, 10_000),
+    (28, 10_000),
+    (32, 14_250),
+];
+
+/// 100k flows over 20 masks in 3 tables:
+/// - table 0 (2 masks): in_port + IPv4 → goto 1, one per port; ARP → flood;
+/// - table 1 (14 masks): 100k IPv4 destination routes, prefix lengths /8 to /32 at
+///   priority = prefix length (longest prefix match), each setting eth_dst and going to 2;
+/// - table 2 (4 masks): an ACL dropping some UDP/TCP destination ports (one mask: the ports
+///   share key storage), IPv4 sources /16 and GRE, then a priority-0 catch-all that outputs.
+///
+/// Returns the pipeline and the destination addresses of some routes (for traffic).
+fn masks20() -> (Pipeline, Vec<u32>) {
+    let mut p = Pipeline::new();
+    let add = |p: &mut Pipeline, t: u8, prio: u16, m: Match, i: Vec<Instruction>| {
+        p.flow_mod(&FlowMod::add(t, prio, m, i), 0).unwrap();
+    };
+    for port in 1..=4 {
+        let m = Match::all()
+            .with(Oxm::in_port(port))
+            .with(Oxm::eth_type(0x0800));
+        add(&mut p, 0, 100, m, vec![Instruction::GotoTable(1)]);
+    }
+    add(
+        &mut p,
+        0,
+        50,
+        Match::all().with(Oxm::eth_type(0x0806)),
+        apply(vec![Action::output(fuxi_openflow::consts::OFPP_FLOOD)]),
+    );
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut dsts = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (len, n) in ROUTES {
+        let mask = u32::MAX << (32 - u32::from(len));
+        let mut made = 0;
+        while made < n {
+            // Routes inside 16.0.0.0/4 .. 223/8, unique per length.
+            let addr = (rng.next() as u32 | 0x1000_0000) & 0xdfff_ffff & mask;
+            if !seen.insert((len, addr)) {
+                continue;
+            }
+            made += 1;
+            let m = Match::all().with(Oxm::eth_type(0x0800)).with(Oxm::masked(
+                FieldId::Ipv4Dst,
+                addr.into(),
+                mask.into(),
+            ));
+            let mac = MacAddr([2, 0, 0, (made >> 16) as u8, (made >> 8) as u8, made as u8]);
+            add(
+                &mut p,
+                1,
+                u16::from(len),
+                m,
+                vec![
+                    Instruction::ApplyActions(vec![Action::set_field(Oxm::eth_dst(mac))]),
+                    Instruction::GotoTable(2),
+                ],
+            );
+            if made % 13 == 0 {
+                dsts.push(addr | (rng.next() as u32 & !mask));
+            }
+        }
+    }
+    let ip = |m: Match| m.with(Oxm::eth_type(0x0800));
+    for port in [22u16, 23, 135, 139, 445] {
+        let m = ip(Match::all())
+            .with(Oxm::ip_proto(17))
+            .with(Oxm::exact(FieldId::UdpDst, port.into()));
+        add(&mut p, 2, 200, m, vec![]);
+        let m = ip(Match::all())
+            .with(Oxm::ip_proto(6))
+            .with(Oxm::exact(FieldId::TcpDst, port.into()));
+        add(&mut p, 2, 200, m, vec![]);
+    }
+    for net in 0..16u32 {
+        let m = ip(Match::all()).with(Oxm::masked(
+            FieldId::Ipv4Src,
+            ((0xc0a8 + net) << 16).into(),
+            0xffff_0000,
+        ));
+        add(&mut p, 2, 150, m, vec![]);
+    }
+    // GRE dropped (eth_type + ip_proto: the twentieth mask).
+    add(
+        &mut p,
+        2,
+        180,
+        ip(Match::all()).with(Oxm::ip_proto(47)),
+        vec![],
+    );
+    add(&mut p, 2, 0, Match::all(), apply(vec![Action::output(2)]));
+    (p, dsts)
+}
+
+/// (c) 100k flows / 20 masks / 3 tables; every packet a new microflow.
+fn masks20_100k(c: &mut Criterion) {
+    let (p, dsts) = masks20();
+    let mut rng = Rng(42);
+    // 65,536 frames, each with its own UDP source port: far more microflows than EMC slots.
+    let frames = (0..65_536u32)
+        .map(|i| {
+            let d = dsts[rng.below(dsts.len() as u64) as usize];
+            udp_frame(0x0a00_0001 + (i >> 16), d, i as u16, 5000)
+        })
+        .collect();
+    let mut rig = Rig::new(frames);
+    let mut g = group(c, "dataplane");
+    g.bench_function("masks20_100k", |b| b.iter(|| rig.round(&p, |_| {})));
+    g.finish();
+    report("masks20_100k", &rig);
+}
+
+/// (d) Every packet misses both caches: the slow path.
+fn slow_path(c: &mut Criterion) {
+    let (mut p, dsts) = masks20();
+    // 1,000 exact IPv4 sources dropped in table 0: every lookup there consults all 32 bits
+    // of ipv4_src, so every megaflow is specific to one source address.
+    for i in 0..1000u32 {
+        let m = Match::all()
+            .with(Oxm::eth_type(0x0800))
+            .with(Oxm::ipv4_src(Ipv4Addr::from(0xac10_0000 + i)));
+        p.flow_mod(&FlowMod::add(0, 300, m, vec![]), 0).unwrap();
+    }
+    let mut rng = Rng(7);
+    let frames = (0..4096u32)
+        .map(|i| {
+            let d = dsts[rng.below(dsts.len() as u64) as usize];
+            udp_frame(0x0a00_0001, d, i as u16, 5000)
+        })
+        .collect();
+    let mut rig = Rig::new(frames);
+    // A new source address per packet (the IPv4 checksum is left stale: nothing checks it
+    // on this path).
+    let mut src: u32 = 0x2000_0000;
+    let mut g = group(c, "dataplane");
+    g.bench_function("slow_path", |b| {
+        b.iter(|| {
+            rig.round(&p, |f| {
+                src = src.wrapping_add(1);
+                f[26..30].copy_from_slice(&src.to_be_bytes());
+            })
+        })
+    });
+    g.finish();
+    report("slow_path", &rig);
+}
+
+/// Resident set size in bytes (Linux `/proc/self/statm`; 0 elsewhere).
+fn rss() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// (e) OFPFC_ADD into a table growing from empty to 1M flows.
+fn flow_mod_add_1m(c: &mut Criterion) {
+    const N: u32 = 1_000_000;
+    let mods: Vec<FlowMod> = (0..N)
+        .map(|i| {
+            FlowMod::add(
+                0,
+                100,
+                five_tuple(0x0a00_0000 + i, 0x0b00_0000 + (i % 251), 1024, 80),
+                apply(vec![Action::output(2)]),
+            )
+        })
+        .collect();
+    let build = || {
+        let mut p = Pipeline::new();
+        for fm in &mods {
+            p.flow_mod(fm, 0).unwrap();
+        }
+        p
+    };
+    // Memory first, in a process that has not built a table yet.
+    let before = rss();
+    let t = Instant::now();
+    let p = build();
+    let took = t.elapsed();
+    let after = rss();
+    eprintln!(
+        "flow_mod_add_1m: {} flows in {took:?}; RSS +{} MB, {} bytes/flow \
+         (Rule<FlowEntry> is {} bytes inline)",
+        p.flow_count(0),
+        (after - before) >> 20,
+        (after - before) / u64::from(N),
+        std::mem::size_of::<fuxi_dataplane::classifier::Rule<fuxi_dataplane::pipeline::FlowEntry>>(
+        )
+    );
+    drop(p);
+
+    let mut g = c.benchmark_group("dataplane");
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Elements(N.into()));
+    g.bench_function("flow_mod_add_1m", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let p = build();
+                total += t.elapsed();
+                drop(black_box(p)); // teardown not timed
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    flow_mod_add_1m,
+    emc_1flow,
+    exact_10k,
+    masks20_100k,
+    slow_path
+);
+criterion_main!(benches);
