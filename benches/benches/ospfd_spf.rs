@@ -179,8 +179,11 @@ fn full_spf(db: &Db) -> usize {
     spf::routing_table(root, &inputs, &Db::new()).len()
 }
 
+/// A named topology: router count and undirected links.
+type Topology = (&'static str, (u32, Vec<(u32, u32)>));
+
 fn bench(c: &mut Criterion) {
-    let topologies: [(&str, (u32, Vec<(u32, u32)>)); 4] = [
+    let topologies: [Topology; 4] = [
         ("grid_1k", grid(32)),
         ("random_1k", random(1_000, 0x05_0f5d)),
         ("grid_10k", grid(100)),
