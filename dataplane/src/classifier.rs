@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use crate::packet::{FlowKey, FlowMask};
 
@@ -32,8 +33,8 @@ pub struct RuleId {
 pub struct Rule<T> {
     /// The match value, already masked.
     pub key: FlowKey,
-    /// The match mask.
-    pub mask: FlowMask,
+    /// The match mask (shared by every rule of its subtable).
+    pub mask: Arc<FlowMask>,
     /// Higher wins.
     pub priority: u32,
     /// Insertion sequence number: among equal priorities, lower wins.
@@ -66,7 +67,54 @@ impl Hasher for IdHasher {
     }
 }
 
-type HashIndex = HashMap<u64, Vec<u32>, BuildHasherDefault<IdHasher>>;
+/// Rule indices with one masked-key hash, best first. Almost always one rule: kept inline,
+/// no allocation.
+#[derive(Clone, Debug)]
+enum Bucket {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Bucket {
+    #[inline(always)]
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Bucket::One(j) => std::slice::from_ref(j),
+            Bucket::Many(v) => v,
+        }
+    }
+
+    fn insert(&mut self, pos: usize, index: u32) {
+        match self {
+            Bucket::One(j) => {
+                let mut v = vec![*j];
+                v.insert(pos, index);
+                *self = Bucket::Many(v);
+            }
+            Bucket::Many(v) => v.insert(pos, index),
+        }
+    }
+
+    /// Removes `index`; returns whether the bucket is now empty.
+    fn remove(&mut self, index: u32) -> bool {
+        match self {
+            Bucket::One(j) => *j == index,
+            Bucket::Many(v) => {
+                v.retain(|&j| j != index);
+                match v[..] {
+                    [] => true,
+                    [only] => {
+                        *self = Bucket::One(only);
+                        false
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+type HashIndex = HashMap<u64, Bucket, BuildHasherDefault<IdHasher>>;
 
 #[derive(Clone, Debug)]
 struct Subtable {
@@ -74,7 +122,7 @@ struct Subtable {
     /// a stage's mask is not in the stage's counts matches nothing here, and the lookup only
     /// depended on that stage's bits.
     stages: Vec<Stage>,
-    mask: FlowMask,
+    mask: Arc<FlowMask>,
     /// Non-zero words of `mask`, the only ones hashed and compared.
     words: Vec<u8>,
     /// Masked-key hash → rule indices, best first (priority desc, seq asc).
@@ -174,9 +222,24 @@ impl<T> Classifier<T> {
         let key = key.masked(mask);
         let seq = self.next_seq;
         self.next_seq += 1;
+        let st_idx = match self.subtables.iter().position(|s| *s.mask == *mask) {
+            Some(i) => i,
+            None => {
+                self.subtables.push(Subtable {
+                    stages: stages_for(mask),
+                    mask: Arc::new(*mask),
+                    words: mask.nonzero_words(),
+                    map: HashIndex::default(),
+                    prios: BTreeMap::new(),
+                    max_priority: 0,
+                    created: seq,
+                });
+                self.subtables.len() - 1
+            }
+        };
         let rule = Rule {
             key,
-            mask: *mask,
+            mask: self.subtables[st_idx].mask.clone(),
             priority,
             seq,
             value,
@@ -198,21 +261,6 @@ impl<T> Classifier<T> {
         };
         self.len += 1;
 
-        let st_idx = match self.subtables.iter().position(|s| s.mask == *mask) {
-            Some(i) => i,
-            None => {
-                self.subtables.push(Subtable {
-                    stages: stages_for(mask),
-                    mask: *mask,
-                    words: mask.nonzero_words(),
-                    map: HashIndex::default(),
-                    prios: BTreeMap::new(),
-                    max_priority: 0,
-                    created: seq,
-                });
-                self.subtables.len() - 1
-            }
-        };
         let slots = &self.slots;
         let st = &mut self.subtables[st_idx];
         for stage in &mut st.stages {
@@ -222,15 +270,23 @@ impl<T> Classifier<T> {
                 .or_default() += 1;
         }
         let h = key.hash_masked(&st.mask, &st.words);
-        let bucket = st.map.entry(h).or_default();
-        let pos = bucket
-            .iter()
-            .position(|&j| {
-                let r = rule_at(slots, j);
-                better((priority, seq), (r.priority, r.seq))
-            })
-            .unwrap_or(bucket.len());
-        bucket.insert(pos, index);
+        match st.map.entry(h) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Bucket::One(index));
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let bucket = e.get_mut();
+                let pos = bucket
+                    .as_slice()
+                    .iter()
+                    .position(|&j| {
+                        let r = rule_at(slots, j);
+                        better((priority, seq), (r.priority, r.seq))
+                    })
+                    .unwrap_or(bucket.as_slice().len());
+                bucket.insert(pos, index);
+            }
+        }
         *st.prios.entry(priority).or_default() += 1;
         let grew = priority > st.max_priority || st.prios.len() == 1;
         st.max_priority = st.max_priority.max(priority);
@@ -288,11 +344,10 @@ impl<T> Classifier<T> {
             }
         }
         let h = rule.key.hash_masked(&st.mask, &st.words);
-        if let Some(bucket) = st.map.get_mut(&h) {
-            bucket.retain(|&j| j != id.index);
-            if bucket.is_empty() {
-                st.map.remove(&h);
-            }
+        if let Some(bucket) = st.map.get_mut(&h)
+            && bucket.remove(id.index)
+        {
+            st.map.remove(&h);
         }
         if let Some(n) = st.prios.get_mut(&rule.priority) {
             *n -= 1;
@@ -337,9 +392,9 @@ impl<T> Classifier<T> {
             let Some(bucket) = st.map.get(&h) else {
                 continue;
             };
-            for &j in bucket {
+            for &j in bucket.as_slice() {
                 let r = rule_at(&self.slots, j);
-                if key.matches(&st.mask, &r.key) {
+                if key.matches_words(&st.mask, &r.key, &st.words) {
                     if best.is_none_or(|(_, b)| better((r.priority, r.seq), (b.priority, b.seq))) {
                         best = Some((j, r));
                     }
@@ -367,9 +422,9 @@ impl<T> Classifier<T> {
             let Some(bucket) = st.map.get(&h) else {
                 continue;
             };
-            for &j in bucket {
+            for &j in bucket.as_slice() {
                 let r = rule_at(&self.slots, j);
-                if key.matches(&st.mask, &r.key) {
+                if key.matches_words(&st.mask, &r.key, &st.words) {
                     return Some(r);
                 }
             }
@@ -385,9 +440,9 @@ impl<T> Classifier<T> {
     /// oldest if several): what a strict flow-mod names.
     pub fn find_exact(&self, key: &FlowKey, mask: &FlowMask, priority: u32) -> Option<RuleId> {
         let key = key.masked(mask);
-        let st = self.subtables.iter().find(|s| s.mask == *mask)?;
+        let st = self.subtables.iter().find(|s| *s.mask == *mask)?;
         let h = key.hash_masked(&st.mask, &st.words);
-        st.map.get(&h)?.iter().copied().find_map(|j| {
+        st.map.get(&h)?.as_slice().iter().copied().find_map(|j| {
             let r = rule_at(&self.slots, j);
             (r.key == key && r.priority == priority).then(|| RuleId {
                 index: j,
@@ -409,10 +464,16 @@ impl<T> Classifier<T> {
 
     /// Removes every rule.
     pub fn clear(&mut self) {
-        let ids: Vec<RuleId> = self.iter().map(|(id, _)| id).collect();
-        for id in ids {
-            self.remove(id);
+        // Every used slot is freed with a new generation (ids held elsewhere go stale, as
+        // after `remove`); the subtables go whole, without per-rule hash updates.
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.rule.take().is_some() {
+                slot.generation = slot.generation.wrapping_add(1);
+                self.free.push(i as u32);
+            }
         }
+        self.subtables.clear();
+        self.len = 0;
     }
 }
 

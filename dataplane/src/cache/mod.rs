@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::classifier::Classifier;
-use crate::packet::{FlowKey, FlowMask, Parsed, RxMeta, parse};
+use crate::packet::{Field, FlowKey, FlowMask, Parsed, RxMeta, parse_into};
 use crate::pipeline::exec::{Sink, execute_parsed};
 use crate::pipeline::xlate::TraceStep;
 use crate::pipeline::{DpAction, FlowStats, GroupStats, Nanos, Pipeline};
@@ -48,6 +48,9 @@ pub struct Megaflow {
     pub used: AtomicU64,
     /// (packets, bytes) already added to the flow and table counters.
     synced: (AtomicU64, AtomicU64),
+    /// `actions` are outputs only (or nothing): the packet path sends without the general
+    /// action interpreter.
+    outputs_only: bool,
 }
 
 impl Megaflow {
@@ -180,6 +183,11 @@ impl Datapath {
         self.megaflows.len()
     }
 
+    /// Number of distinct megaflow masks (subtables a megaflow lookup may visit).
+    pub fn megaflow_masks(&self) -> usize {
+        self.megaflows.subtable_count()
+    }
+
     /// Adds every megaflow's new counts to the OpenFlow flow and table counters of `p`.
     pub fn sync_stats(&mut self, p: &Pipeline) {
         for (_, r) in self.megaflows.iter() {
@@ -233,6 +241,7 @@ impl Datapath {
         }
         self.stats.misses += 1;
         let t = p.translate(key, packet);
+        let outputs_only = t.actions.iter().all(|a| matches!(a, DpAction::Output(_)));
         let mf = Arc::new(Megaflow {
             key: key.masked(&t.wc),
             mask: t.wc,
@@ -245,6 +254,7 @@ impl Datapath {
             bytes: AtomicU64::new(0),
             used: AtomicU64::new(0),
             synced: (AtomicU64::new(0), AtomicU64::new(0)),
+            outputs_only,
         });
         if !t.cacheable {
             self.stats.uncacheable += 1;
@@ -275,16 +285,26 @@ impl Datapath {
         now: Nanos,
         sink: &mut impl Sink,
     ) -> Source {
-        let parsed = parse(packet, meta);
-        // Fast path: an exact-match hit executes straight from the cache slot.
-        let slot = (parsed.key.hash_full() as usize) & (self.emc.len() - 1);
-        if p.generation() == self.generation
-            && let Some((k, mf)) = &self.emc[slot]
-            && *k == parsed.key
-        {
-            self.stats.emc_hits += 1;
-            Self::run(mf, p, packet, &parsed, now, sink);
-            return Source::Emc;
+        let mut parsed = Parsed::default();
+        parse_into(packet, meta, &mut parsed);
+        if p.generation() == self.generation {
+            // Fast path: an exact-match hit executes straight from the cache slot.
+            let slot = (parsed.key.hash_full() as usize) & (self.emc.len() - 1);
+            if let Some((k, mf)) = &self.emc[slot]
+                && *k == parsed.key
+            {
+                self.stats.emc_hits += 1;
+                Self::run(mf, p, packet, &parsed, now, sink);
+                return Source::Emc;
+            }
+            // A megaflow hit: one reference count taken, for the exact-match slot.
+            if let Some(r) = self.megaflows.find_any(&parsed.key) {
+                self.stats.megaflow_hits += 1;
+                let mf = r.value.clone();
+                Self::run(&mf, p, packet, &parsed, now, sink);
+                self.emc[slot] = Some((parsed.key, mf));
+                return Source::Megaflow;
+            }
         }
         let (mf, source) = self.lookup(p, &parsed.key, Some(packet));
         Self::run(&mf, p, packet, &parsed, now, sink);
@@ -300,6 +320,16 @@ impl Datapath {
         sink: &mut impl Sink,
     ) {
         mf.count(packet.len(), now);
-        execute_parsed(&mf.actions, packet, parsed, &p.meters, now, sink);
+        if mf.outputs_only {
+            // What `execute_parsed` does for outputs: no queue set, the packet's tunnel id.
+            let tunnel_id = parsed.key.get(Field::TunnelId) as u64;
+            for a in &mf.actions {
+                if let DpAction::Output(port) = a {
+                    sink.output(*port, None, tunnel_id, packet);
+                }
+            }
+        } else {
+            execute_parsed(&mf.actions, packet, parsed, &p.meters, now, sink);
+        }
     }
 }

@@ -355,13 +355,31 @@ impl FlowKey {
     /// Hash of every word (exact-match caches).
     #[inline]
     pub fn hash_full(&self) -> u64 {
-        // Two independent lanes halve the dependency chain.
-        let (mut a, mut b): (u64, u64) = (0x1319_8a2e_0370_7344, 0xa409_3822_299f_31d0);
+        // One folded multiply per pair of words (as wyhash does per 16 bytes): the nine
+        // products are independent, only a rotate-xor chains them.
+        let mut h: u64 = 0x1319_8a2e_0370_7344;
         for pair in self.w.chunks_exact(2) {
-            a = mix(a ^ pair[0]);
-            b = mix(b ^ pair[1]);
+            h = h.rotate_left(23)
+                ^ fold(
+                    pair[0] ^ 0xa409_3822_299f_31d0,
+                    pair[1] ^ 0x082e_fa98_ec4e_6c89,
+                );
         }
-        finish(a ^ b.rotate_left(32))
+        finish(h)
+    }
+
+    /// Whether `(self & mask) == value` on the listed words (the non-zero words of `mask`,
+    /// `value` already masked): [`FlowKey::matches`] touching only the words that matter.
+    #[inline]
+    pub fn matches_words(&self, mask: &FlowMask, value: &FlowKey, words: &[u8]) -> bool {
+        let mut diff = 0;
+        for &i in words {
+            let i = usize::from(i);
+            if i < KEY_WORDS {
+                diff |= (self.w[i] & mask.w[i]) ^ value.w[i];
+            }
+        }
+        diff == 0
     }
 
     /// Named accessor for the hot path: Ethernet type.
@@ -420,6 +438,13 @@ pub fn stage_masks() -> &'static [FlowMask; 4] {
 fn mix(x: u64) -> u64 {
     // One multiply-rotate round (folded multiply, as in foldhash / wyhash).
     let m = u128::from(x) * 0x9e37_79b9_7f4a_7c15u128;
+    ((m >> 64) as u64) ^ (m as u64)
+}
+
+/// Folded 64×64→128 multiply.
+#[inline(always)]
+fn fold(a: u64, b: u64) -> u64 {
+    let m = u128::from(a) * u128::from(b);
     ((m >> 64) as u64) ^ (m as u64)
 }
 
