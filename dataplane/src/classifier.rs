@@ -384,10 +384,10 @@ impl<T> Classifier<T> {
                 .iter()
                 .find(|s| !s.counts.contains_key(&key.hash_masked(&s.mask, &s.words)));
             if let Some(s) = missed {
-                wc.or_assign(&s.mask);
+                wc.or_assign_words(&s.mask, &s.words);
                 continue;
             }
-            wc.or_assign(&st.mask);
+            wc.or_assign_words(&st.mask, &st.words);
             let h = key.hash_masked(&st.mask, &st.words);
             let Some(bucket) = st.map.get(&h) else {
                 continue;

@@ -311,6 +311,17 @@ impl FlowKey {
         }
     }
 
+    /// `self |= other` on the listed words only (the non-zero words of `other`).
+    #[inline]
+    pub fn or_assign_words(&mut self, other: &FlowMask, words: &[u8]) {
+        for &i in words {
+            let i = usize::from(i);
+            if i < KEY_WORDS {
+                self.w[i] |= other.w[i];
+            }
+        }
+    }
+
     /// Whether every bit set in `self` is set in `other` (`self` ⊆ `other` as masks).
     pub fn is_subset_of(&self, other: &FlowMask) -> bool {
         (0..KEY_WORDS).all(|i| self.w[i] & !other.w[i] == 0)
