@@ -150,11 +150,13 @@ fn group<'a>(
     g
 }
 
-fn report(name: &str, rig: &Rig) {
+fn report(name: &str, state: Option<(Pipeline, Rig)>) {
+    let Some((_, rig)) = state else { return };
     eprintln!(
-        "{name}: {:?}, megaflows {}, outputs {}, packet-ins {}",
+        "{name}: {:?}, megaflows {} in {} masks, outputs {}, packet-ins {}",
         rig.dp.stats,
         rig.dp.megaflow_count(),
+        rig.dp.megaflow_masks(),
         rig.sink.outputs,
         rig.sink.packet_ins
     );
@@ -162,6 +164,17 @@ fn report(name: &str, rig: &Rig) {
 
 /// (a) One flow, every packet an exact-match cache hit.
 fn emc_1flow(c: &mut Criterion) {
+    let mut g = group(c, "dataplane");
+    let mut state = None;
+    g.bench_function("emc_1flow", |b| {
+        let (p, rig) = state.get_or_insert_with(emc_1flow_setup);
+        b.iter(|| rig.round(p, |_| {}))
+    });
+    g.finish();
+    report("emc_1flow", state);
+}
+
+fn emc_1flow_setup() -> (Pipeline, Rig) {
     let mut p = Pipeline::new();
     p.flow_mod(
         &FlowMod::add(
@@ -173,11 +186,8 @@ fn emc_1flow(c: &mut Criterion) {
         0,
     )
     .unwrap();
-    let mut rig = Rig::new(vec![udp_frame(0x0a00_0001, 0x0a01_0001, 1000, 80)]);
-    let mut g = group(c, "dataplane");
-    g.bench_function("emc_1flow", |b| b.iter(|| rig.round(&p, |_| {})));
-    g.finish();
-    report("emc_1flow", &rig);
+    let rig = Rig::new(vec![udp_frame(0x0a00_0001, 0x0a01_0001, 1000, 80)]);
+    (p, rig)
 }
 
 fn five_tuple(src: u32, dst: u32, sport: u16, dport: u16) -> Match {
@@ -192,6 +202,17 @@ fn five_tuple(src: u32, dst: u32, sport: u16, dport: u16) -> Match {
 
 /// (b) 10k exact 5-tuple flows, uniform random traffic over them.
 fn exact_10k(c: &mut Criterion) {
+    let mut g = group(c, "dataplane");
+    let mut state = None;
+    g.bench_function("exact_10k", |b| {
+        let (p, rig) = state.get_or_insert_with(exact_10k_setup);
+        b.iter(|| rig.round(p, |_| {}))
+    });
+    g.finish();
+    report("exact_10k", state);
+}
+
+fn exact_10k_setup() -> (Pipeline, Rig) {
     const FLOWS: u32 = 10_000;
     let tuple = |i: u32| {
         (
@@ -222,11 +243,7 @@ fn exact_10k(c: &mut Criterion) {
             udp_frame(s, d, sp, dp)
         })
         .collect();
-    let mut rig = Rig::new(frames);
-    let mut g = group(c, "dataplane");
-    g.bench_function("exact_10k", |b| b.iter(|| rig.round(&p, |_| {})));
-    g.finish();
-    report("exact_10k", &rig);
+    (p, Rig::new(frames))
 }
 
 /// Routes of table 1 in `masks20`: (prefix length, number of routes).
@@ -340,6 +357,17 @@ fn masks20() -> (Pipeline, Vec<u32>) {
 
 /// (c) 100k flows / 20 masks / 3 tables; every packet a new microflow.
 fn masks20_100k(c: &mut Criterion) {
+    let mut g = group(c, "dataplane");
+    let mut state = None;
+    g.bench_function("masks20_100k", |b| {
+        let (p, rig) = state.get_or_insert_with(masks20_100k_setup);
+        b.iter(|| rig.round(p, |_| {}))
+    });
+    g.finish();
+    report("masks20_100k", state);
+}
+
+fn masks20_100k_setup() -> (Pipeline, Rig) {
     let (p, dsts) = masks20();
     let mut rng = Rng(42);
     // 65,536 frames, each with its own UDP source port: far more microflows than EMC slots.
@@ -349,15 +377,30 @@ fn masks20_100k(c: &mut Criterion) {
             udp_frame(0x0a00_0001 + (i >> 16), d, i as u16, 5000)
         })
         .collect();
-    let mut rig = Rig::new(frames);
-    let mut g = group(c, "dataplane");
-    g.bench_function("masks20_100k", |b| b.iter(|| rig.round(&p, |_| {})));
-    g.finish();
-    report("masks20_100k", &rig);
+    (p, Rig::new(frames))
 }
 
 /// (d) Every packet misses both caches: the slow path.
 fn slow_path(c: &mut Criterion) {
+    let mut g = group(c, "dataplane");
+    let mut state = None;
+    // A new source address per packet (the IPv4 checksum is left stale: nothing checks it
+    // on this path).
+    let mut src: u32 = 0x2000_0000;
+    g.bench_function("slow_path", |b| {
+        let (p, rig) = state.get_or_insert_with(slow_path_setup);
+        b.iter(|| {
+            rig.round(p, |f| {
+                src = src.wrapping_add(1);
+                f[26..30].copy_from_slice(&src.to_be_bytes());
+            })
+        })
+    });
+    g.finish();
+    report("slow_path", state);
+}
+
+fn slow_path_setup() -> (Pipeline, Rig) {
     let (mut p, dsts) = masks20();
     // 1,000 exact IPv4 sources dropped in table 0: every lookup there consults all 32 bits
     // of ipv4_src, so every megaflow is specific to one source address.
@@ -374,21 +417,7 @@ fn slow_path(c: &mut Criterion) {
             udp_frame(0x0a00_0001, d, i as u16, 5000)
         })
         .collect();
-    let mut rig = Rig::new(frames);
-    // A new source address per packet (the IPv4 checksum is left stale: nothing checks it
-    // on this path).
-    let mut src: u32 = 0x2000_0000;
-    let mut g = group(c, "dataplane");
-    g.bench_function("slow_path", |b| {
-        b.iter(|| {
-            rig.round(&p, |f| {
-                src = src.wrapping_add(1);
-                f[26..30].copy_from_slice(&src.to_be_bytes());
-            })
-        })
-    });
-    g.finish();
-    report("slow_path", &rig);
+    (p, Rig::new(frames))
 }
 
 /// Resident set size in bytes (Linux `/proc/self/statm`; 0 elsewhere).
@@ -402,8 +431,40 @@ fn rss() -> u64 {
 
 /// (e) OFPFC_ADD into a table growing from empty to 1M flows.
 fn flow_mod_add_1m(c: &mut Criterion) {
-    const N: u32 = 1_000_000;
-    let mods: Vec<FlowMod> = (0..N)
+    let mut g = c.benchmark_group("dataplane");
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Elements(adds().into()));
+    let mut mods = None;
+    g.bench_function("flow_mod_add_1m", |b| {
+        let mods = mods.get_or_insert_with(flow_mods);
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let p = build(mods);
+                total += t.elapsed();
+                drop(black_box(p)); // teardown not timed
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+/// Flows added per sample: 1,000,000, or `FUXI_BENCH_FLOWS` (for profiling runs).
+fn adds() -> u32 {
+    std::env::var("FUXI_BENCH_FLOWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+fn flow_mods() -> Vec<FlowMod> {
+    let n = adds();
+    let mods: Vec<FlowMod> = (0..n)
         .map(|i| {
             FlowMod::add(
                 0,
@@ -413,17 +474,10 @@ fn flow_mod_add_1m(c: &mut Criterion) {
             )
         })
         .collect();
-    let build = || {
-        let mut p = Pipeline::new();
-        for fm in &mods {
-            p.flow_mod(fm, 0).unwrap();
-        }
-        p
-    };
-    // Memory first, in a process that has not built a table yet.
+    // Memory first, before this process has built (and freed) any table.
     let before = rss();
     let t = Instant::now();
-    let p = build();
+    let p = build(&mods);
     let took = t.elapsed();
     let after = rss();
     eprintln!(
@@ -431,31 +485,19 @@ fn flow_mod_add_1m(c: &mut Criterion) {
          (Rule<FlowEntry> is {} bytes inline)",
         p.flow_count(0),
         (after - before) >> 20,
-        (after - before) / u64::from(N),
+        (after - before) / u64::from(n),
         std::mem::size_of::<fuxi_dataplane::classifier::Rule<fuxi_dataplane::pipeline::FlowEntry>>(
         )
     );
-    drop(p);
+    mods
+}
 
-    let mut g = c.benchmark_group("dataplane");
-    g.sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(10))
-        .throughput(Throughput::Elements(N.into()));
-    g.bench_function("flow_mod_add_1m", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let t = Instant::now();
-                let p = build();
-                total += t.elapsed();
-                drop(black_box(p)); // teardown not timed
-            }
-            total
-        })
-    });
-    g.finish();
+fn build(mods: &[FlowMod]) -> Pipeline {
+    let mut p = Pipeline::new();
+    for fm in mods {
+        p.flow_mod(fm, 0).unwrap();
+    }
+    p
 }
 
 criterion_group!(
