@@ -16,6 +16,13 @@ pub struct FileConfig {
     pub control_socket: String,
     #[serde(default = "default_spf_delay")]
     pub spf_delay_ms: u64,
+    /// Originate nothing at start-up until the first adjacencies are Full (at most
+    /// MinLSInterval), so that our first router-LSA already lists them.
+    #[serde(default = "default_true")]
+    pub startup_hold: bool,
+    /// Answer a new neighbour's first hello at once rather than at the next hello tick.
+    #[serde(default = "default_true")]
+    pub hello_on_new_neighbor: bool,
     /// Serve Prometheus metrics over HTTP at `http://<addr>/metrics` (e.g. "127.0.0.1:9189").
     pub metrics_listen: Option<String>,
     /// Kernel routing table for learned routes (254 = main).
@@ -37,6 +44,9 @@ fn default_control() -> String {
 }
 fn default_spf_delay() -> u64 {
     200
+}
+fn default_true() -> bool {
+    true
 }
 fn default_table() -> u32 {
     254

@@ -102,6 +102,10 @@ pub struct Entry {
     pub self_fresh: bool,
     /// A MaxAge copy has been flooded.
     pub maxage_flooded: bool,
+    /// Received from a neighbour in answer to our LS Request during the database exchange,
+    /// not by flooding: MinLSArrival (13 (5a)) does not hold back the next instance, which is
+    /// typically the neighbour's re-origination at Full, a moment later.
+    pub by_request: bool,
 }
 
 impl Entry {
@@ -205,6 +209,19 @@ pub struct Instance {
     spf_due: Option<Duration>,
     /// Delay between a topology change and the SPF run.
     pub spf_delay: Duration,
+    /// Hold back the first origination of our LSAs after start-up (see
+    /// [`Instance::originate_all`]); the daemon turns it on, the recorded scenarios run
+    /// without it.
+    pub startup_hold: bool,
+    /// Answer the first hello of a new neighbour with a hello at once (listing it) instead of
+    /// at the next HelloInterval tick, so the neighbour sees 2-Way and starts the database
+    /// exchange without waiting up to a HelloInterval. The daemon turns it on; the recorded
+    /// scenarios run without it.
+    pub hello_on_new_neighbor: bool,
+    /// When the instance was created: the start-up hold ends MinLSInterval after it.
+    started: Duration,
+    /// The start-up hold is over (or was never on).
+    hold_released: bool,
     next_tick: Duration,
     crypto_seq: u32,
     crypto_base: u32,
@@ -274,6 +291,10 @@ impl Instance {
             orig_dirty: true,
             spf_due: None,
             spf_delay: Duration::from_millis(200),
+            startup_hold: false,
+            hello_on_new_neighbor: false,
+            started: now,
+            hold_released: false,
             next_tick: now + SEC,
             crypto_seq: 0,
             crypto_base: cfg.crypto_seq_base,
@@ -921,6 +942,9 @@ impl Instance {
                 n.inactivity = now + dead;
                 if st <= Attempt {
                     self.set_state(now, ifi, a, Init);
+                    if self.hello_on_new_neighbor {
+                        self.ifaces[ifi].hello_due = Some(now);
+                    }
                 }
             }
             Start => {}
@@ -1345,21 +1369,28 @@ impl Instance {
             };
             let key = lsa.hdr.key();
             let h = lsa.hdr;
-            let cur = self.db(scope).get(&key).map(|e| (e.hdr(now), e.installed));
+            let cur = self
+                .db(scope)
+                .get(&key)
+                .map(|e| (e.hdr(now), e.installed, e.by_request));
             if h.age >= MAX_AGE && cur.is_none() && !self.any_exchanging(scope) {
                 direct_acks.push(h);
                 continue;
             }
-            let newer = cur.is_none_or(|(c, _)| h.compare(&c) == Ordering::Greater);
+            let newer = cur.is_none_or(|(c, _, _)| h.compare(&c) == Ordering::Greater);
             if newer {
-                if let Some((_, inst)) = cur
+                if let Some((_, inst, false)) = cur
                     && now.saturating_sub(inst) < Duration::from_secs(MIN_LS_ARRIVAL)
                     && h.adv != self.rid
                 {
                     continue; // MinLSArrival
                 }
+                let requested = self.ifaces[ifi].nbrs[&a].req.contains_key(&key);
                 let back = self.flood(now, scope, &lsa, Some((ifi, a)));
                 self.install(now, scope, lsa, false);
+                if requested && let Some(e) = self.db_mut(scope).get_mut(&key) {
+                    e.by_request = true;
+                }
                 if !back {
                     let i = &self.ifaces[ifi];
                     if i.state != IfState::Backup || i.dr == a {
@@ -1373,7 +1404,7 @@ impl Instance {
                 self.nbr_event(now, ifi, a, NbrEvent::BadLsReq);
                 return Ok(());
             }
-            let (c, _) = cur.expect("db copy exists when not newer");
+            let (c, _, _) = cur.expect("db copy exists when not newer");
             if h.compare(&c) == Ordering::Equal {
                 let n = self.nbr_mut(ifi, a);
                 if n.rxmt.remove(&(scope, key)) {
@@ -1588,6 +1619,7 @@ impl Instance {
                 installed: now,
                 self_fresh,
                 maxage_flooded: maxage,
+                by_request: false,
             },
         );
         if is_self && !self_fresh {
@@ -1957,7 +1989,33 @@ impl Instance {
         v
     }
 
+    ///
+    /// Start-up hold: a router that originates its router-LSA as soon as its interfaces come up
+    /// must wait MinLSInterval (12.4) before it may list its first adjacency, which comes about
+    /// a hello interval later, so neither side has routes for ~5 s. With `startup_hold` we
+    /// originate nothing until a neighbour is Full and no other one is still on its way
+    /// (Init to Loading), or until MinLSInterval after start-up, whichever is first. Delaying
+    /// an origination is always within the RFC; nobody has been sent the LSA in the meantime,
+    /// so the first instance a peer sees already lists the adjacency, arrives well clear of
+    /// the peer's MinLSArrival, and we are never later than without the hold.
     fn originate_all(&mut self, now: Duration) {
+        if self.startup_hold && !self.hold_released {
+            let deadline = self.started + Duration::from_secs(MIN_LS_INTERVAL);
+            let nbrs = || self.ifaces.iter().flat_map(|i| i.nbrs.values());
+            let full = nbrs().any(|n| n.state == NbrState::Full);
+            let forming = nbrs().any(|n| {
+                matches!(
+                    n.state,
+                    NbrState::Init | NbrState::ExStart | NbrState::Exchange | NbrState::Loading
+                )
+            });
+            if now < deadline && (!full || forming) {
+                self.orig_due = Some(self.orig_due.map_or(deadline, |d| d.min(deadline)));
+                return;
+            }
+            self.hold_released = true;
+            self.event("start-up hold over: originating".into());
+        }
         let want = self.desired();
         let mut wanted: BTreeSet<(Scope, LsaKey)> = BTreeSet::new();
         for (s, mut h, body) in want {

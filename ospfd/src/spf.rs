@@ -3,8 +3,9 @@
 //! and NSSA routes (16.4, RFC 3101). Pure functions over LSDB snapshots; no state.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::net::Ipv4Addr;
+use std::rc::Rc;
 
 use crate::consts::*;
 use crate::lsa::{Lsa, LsaBody, LsaKey, RouterLsa};
@@ -17,6 +18,41 @@ enum Vertex {
     Network(Ipv4Addr),
     Router(Ipv4Addr),
 }
+
+impl std::hash::Hash for Vertex {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let (tag, a) = match self {
+            Vertex::Network(a) => (0u64, a),
+            Vertex::Router(a) => (1u64, a),
+        };
+        h.write_u64(tag << 32 | u64::from(u32::from(*a)));
+    }
+}
+
+/// Hashes a [`Vertex`] (one address and a tag) with one multiply: SPF looks vertices up once
+/// per edge, and SipHash's DoS resistance buys nothing for keys that come from the LSDB's own
+/// router ids.
+#[derive(Default)]
+struct VertexHasher(u64);
+
+impl std::hash::Hasher for VertexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type VertexMap = HashMap<Vertex, usize, std::hash::BuildHasherDefault<VertexHasher>>;
 
 /// A router reached in an area, with its router-LSA flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,41 +102,65 @@ fn network_lsa(db: &Db, id: Ipv4Addr) -> Option<(&Lsa, &crate::lsa::NetworkLsa)>
     })
 }
 
+/// The LSA behind a vertex, looked up once when the vertex is first reached.
+#[derive(Clone, Copy)]
+enum VLsa<'a> {
+    Router(&'a RouterLsa),
+    Network(&'a crate::lsa::NetworkLsa),
+}
+
+/// A vertex discovered by Dijkstra: its best distance so far, the next hops of that distance
+/// (shared with the parent until an equal-cost path adds to them) and its LSA.
+struct Node<'a> {
+    v: Vertex,
+    dist: u32,
+    nh: Rc<BTreeSet<Nexthop>>,
+    done: bool,
+    lsa: VLsa<'a>,
+}
+
 /// Dijkstra over router- and network-LSAs of one area rooted at `root`.
 /// `iface_of` maps one of the root's interface addresses to its interface.
+///
+/// Vertices get dense indices as they are discovered, so each LSA is looked up in the
+/// database once; a vertex's next-hop set is shared with its parent (16.1.1: the next hops
+/// are inherited unless the parent is the root or a network directly attached to it) and
+/// copied only when an equal-cost path merges another set into it.
 pub fn area_spf(
     db: &Db,
     root: Ipv4Addr,
     iface_of: &dyn Fn(Ipv4Addr) -> Option<IfaceId>,
 ) -> AreaSpf {
     let mut out = AreaSpf::default();
-    let Some(_) = router_lsa(db, root) else {
+    let Some(root_lsa) = router_lsa(db, root) else {
         return out;
     };
-    let mut dist: BTreeMap<Vertex, (u32, BTreeSet<Nexthop>)> = BTreeMap::new();
-    let mut done: BTreeMap<Vertex, (u32, BTreeSet<Nexthop>)> = BTreeMap::new();
-    let mut heap = BinaryHeap::new();
     let rootv = Vertex::Router(root);
-    dist.insert(rootv, (0, BTreeSet::new()));
-    heap.push(Reverse((0u32, rootv)));
-    while let Some(Reverse((d, v))) = heap.pop() {
-        if done.contains_key(&v) {
+    let mut index = VertexMap::default();
+    let mut nodes: Vec<Node<'_>> = vec![Node {
+        v: rootv,
+        dist: 0,
+        nh: Rc::new(BTreeSet::new()),
+        done: false,
+        lsa: VLsa::Router(root_lsa),
+    }];
+    index.insert(rootv, 0);
+    // Ties pop networks first (`Vertex` order), so a router reached through a transit
+    // network at the same cost as the network is settled after it.
+    let mut heap = BinaryHeap::new();
+    heap.push(Reverse((0u32, rootv, 0usize)));
+    let mut edges: Vec<(Vertex, u32, Ipv4Addr)> = Vec::new();
+    while let Some(Reverse((d, v, vi))) = heap.pop() {
+        if nodes[vi].done || nodes[vi].dist != d {
             continue;
         }
-        let Some((dv, nh)) = dist.get(&v).cloned() else {
-            continue;
-        };
-        if dv != d {
-            continue;
-        }
-        done.insert(v, (dv, nh.clone()));
+        nodes[vi].done = true;
+        let dv = d;
+        let nh = Rc::clone(&nodes[vi].nh);
         // Edges out of v: (w, cost, link data of v's link).
-        let mut edges: Vec<(Vertex, u32, Ipv4Addr)> = Vec::new();
-        match v {
-            Vertex::Router(r) => {
-                let Some(rl) = router_lsa(db, r) else {
-                    continue;
-                };
+        edges.clear();
+        match nodes[vi].lsa {
+            VLsa::Router(rl) => {
                 for l in &rl.links {
                     match l.link_type {
                         LINK_P2P => edges.push((Vertex::Router(l.id), u32::from(l.metric), l.data)),
@@ -111,46 +171,64 @@ pub fn area_spf(
                     }
                 }
             }
-            Vertex::Network(n) => {
-                let Some((_, nl)) = network_lsa(db, n) else {
-                    continue;
-                };
+            VLsa::Network(nl) => {
                 for r in &nl.routers {
                     edges.push((Vertex::Router(*r), 0, Ipv4Addr::UNSPECIFIED));
                 }
             }
         }
-        for (w, cost, vdata) in edges {
-            if done.contains_key(&w) {
+        for &(w, cost, vdata) in &edges {
+            let wi = match index.get(&w) {
+                Some(&wi) => wi,
+                None => {
+                    // W must exist in the database.
+                    let lsa = match w {
+                        Vertex::Router(r) => router_lsa(db, r).map(VLsa::Router),
+                        Vertex::Network(n) => network_lsa(db, n).map(|(_, nl)| VLsa::Network(nl)),
+                    };
+                    let Some(lsa) = lsa else { continue };
+                    nodes.push(Node {
+                        v: w,
+                        dist: u32::MAX,
+                        nh: Rc::new(BTreeSet::new()),
+                        done: false,
+                        lsa,
+                    });
+                    index.insert(w, nodes.len() - 1);
+                    nodes.len() - 1
+                }
+            };
+            if nodes[wi].done {
                 continue;
             }
-            // W must exist and link back to V; `back` is W's link data on the link to V.
-            let back: Option<Ipv4Addr> = match (v, w) {
+            // W must link back to V; `back` is W's link data on the link to V.
+            let back: Option<Ipv4Addr> = match (v, nodes[wi].lsa) {
                 // With parallel links, W's link back to V on the same subnet as V's link (the
                 // longest common prefix with V's interface address) gives the next hop.
-                (Vertex::Router(vr), Vertex::Router(wr)) => router_lsa(db, wr).and_then(|rl| {
-                    rl.links
-                        .iter()
-                        .filter(|l| l.link_type == LINK_P2P && l.id == vr)
-                        .max_by_key(|l| (u32::from(l.data) ^ u32::from(vdata)).leading_zeros())
-                        .map(|l| l.data)
-                }),
-                (Vertex::Router(vr), Vertex::Network(wn)) => network_lsa(db, wn)
-                    .filter(|(_, nl)| nl.routers.contains(&vr))
-                    .map(|_| Ipv4Addr::UNSPECIFIED),
-                (Vertex::Network(vn), Vertex::Router(wr)) => router_lsa(db, wr).and_then(|rl| {
-                    rl.links
-                        .iter()
-                        .find(|l| l.link_type == LINK_TRANSIT && l.id == vn)
-                        .map(|l| l.data)
-                }),
+                (Vertex::Router(vr), VLsa::Router(rl)) => rl
+                    .links
+                    .iter()
+                    .filter(|l| l.link_type == LINK_P2P && l.id == vr)
+                    .max_by_key(|l| (u32::from(l.data) ^ u32::from(vdata)).leading_zeros())
+                    .map(|l| l.data),
+                (Vertex::Router(vr), VLsa::Network(nl)) => {
+                    nl.routers.contains(&vr).then_some(Ipv4Addr::UNSPECIFIED)
+                }
+                (Vertex::Network(vn), VLsa::Router(rl)) => rl
+                    .links
+                    .iter()
+                    .find(|l| l.link_type == LINK_TRANSIT && l.id == vn)
+                    .map(|l| l.data),
                 _ => None,
             };
             let Some(back) = back else { continue };
             let wd = dv.saturating_add(cost);
+            if wd > nodes[wi].dist {
+                continue;
+            }
             // Next hops (16.1.1).
-            let wnh: BTreeSet<Nexthop> = if v == rootv {
-                match (w, iface_of(vdata)) {
+            let wnh: Rc<BTreeSet<Nexthop>> = if v == rootv {
+                Rc::new(match (w, iface_of(vdata)) {
                     (Vertex::Router(_), Some(i)) => [Nexthop {
                         iface: i,
                         gw: Some(back),
@@ -158,42 +236,44 @@ pub fn area_spf(
                     .into(),
                     (Vertex::Network(_), Some(i)) => [Nexthop { iface: i, gw: None }].into(),
                     _ => BTreeSet::new(),
-                }
+                })
             } else if matches!(v, Vertex::Network(_)) && nh.iter().all(|n| n.gw.is_none()) {
-                nh.iter()
-                    .map(|n| Nexthop {
-                        iface: n.iface,
-                        gw: Some(back),
-                    })
-                    .collect()
+                Rc::new(
+                    nh.iter()
+                        .map(|n| Nexthop {
+                            iface: n.iface,
+                            gw: Some(back),
+                        })
+                        .collect(),
+                )
             } else {
-                nh.clone()
+                Rc::clone(&nh)
             };
             if wnh.is_empty() {
                 continue;
             }
-            match dist.get_mut(&w) {
-                Some((od, onh)) if *od == wd => onh.extend(wnh),
-                Some((od, _)) if *od < wd => {}
-                _ => {
-                    dist.insert(w, (wd, wnh));
-                    heap.push(Reverse((wd, w)));
+            let node = &mut nodes[wi];
+            if wd == node.dist {
+                if !Rc::ptr_eq(&node.nh, &wnh) && !wnh.is_subset(&node.nh) {
+                    Rc::make_mut(&mut node.nh).extend(wnh.iter().copied());
                 }
+            } else {
+                node.dist = wd;
+                node.nh = wnh;
+                heap.push(Reverse((wd, w, wi)));
             }
         }
     }
     // Stage 2: networks and stubs.
-    for (v, (d, nh)) in &done {
-        match v {
-            Vertex::Router(r) => {
-                let Some(rl) = router_lsa(db, *r) else {
-                    continue;
-                };
-                if r != &root {
+    for n in nodes.iter().filter(|n| n.done) {
+        let (d, nh) = (n.dist, &*n.nh);
+        match (n.v, n.lsa) {
+            (Vertex::Router(r), VLsa::Router(rl)) => {
+                if r != root {
                     out.routers.insert(
-                        *r,
+                        r,
                         RouterReach {
-                            cost: *d,
+                            cost: d,
                             flags: rl.flags,
                             nexthops: nh.clone(),
                         },
@@ -205,13 +285,11 @@ pub fn area_spf(
                     add_net(&mut out.networks, p, c, nh);
                 }
             }
-            Vertex::Network(n) => {
-                let Some((_, nl)) = network_lsa(db, *n) else {
-                    continue;
-                };
-                let p = Prefix::new(*n, crate::lsa::mask_len(nl.mask));
-                add_net(&mut out.networks, p, *d, nh);
+            (Vertex::Network(n), VLsa::Network(nl)) => {
+                let p = Prefix::new(n, crate::lsa::mask_len(nl.mask));
+                add_net(&mut out.networks, p, d, nh);
             }
+            _ => {}
         }
     }
     out
@@ -344,12 +422,13 @@ pub fn routing_table(
         offer(&mut rt, r);
     }
     // 16.4 externals: type 5 from the AS database, type 7 from each NSSA.
-    let internal = rt.clone();
+    // Forwarding addresses resolve by longest match over the intra- and inter-area routes
+    // (`rt` holds nothing else yet and is not changed until the externals are merged).
     let lookup = |a: Ipv4Addr| -> Option<&Route> {
-        internal
-            .values()
-            .filter(|r| r.prefix.contains(a) && r.path <= PathType::Inter)
-            .max_by_key(|r| r.prefix.len)
+        (0..=32u8)
+            .rev()
+            .filter_map(|len| rt.get(&Prefix::new(a, len)))
+            .find(|r| r.path <= PathType::Inter)
     };
     let mut sources: Vec<(&Lsa, Option<&AreaInput<'_>>)> = as_db
         .values()

@@ -474,6 +474,8 @@ pub fn run(cfg: FileConfig) -> Result<(), String> {
     };
     let mut inst = Instance::new(core, Duration::ZERO);
     inst.spf_delay = Duration::from_millis(cfg.spf_delay_ms);
+    inst.startup_hold = cfg.startup_hold;
+    inst.hello_on_new_neighbor = cfg.hello_on_new_neighbor;
     let mut socks = Vec::new();
     for (k, c) in ifaces.iter().enumerate() {
         if c.passive {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-static SERIAL: Mutex<()> = Mutex::new(());
+pub static SERIAL: Mutex<()> = Mutex::new(());
 
 const FRR: &str = "/usr/lib/frr";
 pub const HELLO: u32 = 2;
@@ -29,7 +29,7 @@ pub fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn sh_ok(cmd: &str) -> String {
+pub fn sh_ok(cmd: &str) -> String {
     Command::new("bash")
         .arg("-c")
         .arg(cmd)
@@ -102,6 +102,9 @@ pub struct Lab {
     pub fuxi_prio: u8,
     /// Appended to fuxi's TOML configuration.
     pub fuxi_extra: String,
+    /// Hello and dead intervals of every daemon on the lab's links.
+    pub hello: u32,
+    pub dead: u32,
     extra_ns: Vec<String>,
 }
 
@@ -126,6 +129,8 @@ impl Lab {
             capture: None,
             fuxi_prio: 1,
             fuxi_extra: String::new(),
+            hello: HELLO,
+            dead: DEAD,
             extra_ns: vec![],
         };
         let (a, b) = (lab.ns_a(), lab.ns_b());
@@ -164,6 +169,8 @@ impl Lab {
             capture: None,
             fuxi_prio: 1,
             fuxi_extra: String::new(),
+            hello: HELLO,
+            dead: DEAD,
             extra_ns: vec![h.clone(), c.clone()],
         };
         let (a, b) = (lab.ns_a(), lab.ns_b());
@@ -262,9 +269,11 @@ impl Lab {
         std::fs::write(
             d.join("ospfd.conf"),
             format!(
-                "hostname ospfd-b\ndebug ospf event\ndebug ospf nsm\n!\ninterface {ifname}\n ip ospf hello-interval {HELLO}\n ip ospf dead-interval {DEAD}\n ip ospf retransmit-interval 2\n ip ospf priority {prio}\n{ifx}!\n{}router ospf\n ospf router-id {rid}\n timers throttle spf 0 50 1000\n redistribute connected\n network {link} area 0\n{} network {rid}/32 area 0\n network {stub} area 0\n passive-interface lo\n passive-interface stub0\n!\n",
+                "hostname ospfd-b\ndebug ospf event\ndebug ospf nsm\n!\ninterface {ifname}\n ip ospf hello-interval {hello}\n ip ospf dead-interval {dead}\n ip ospf retransmit-interval 2\n ip ospf priority {prio}\n{ifx}!\n{}router ospf\n ospf router-id {rid}\n timers throttle spf 0 50 1000\n redistribute connected\n network {link} area 0\n{} network {rid}/32 area 0\n network {stub} area 0\n passive-interface lo\n passive-interface stub0\n!\n",
                 sp.frr_extra_if,
-                sp.frr_extra_router
+                sp.frr_extra_router,
+                hello = self.hello,
+                dead = self.dead,
             ),
         )
         .unwrap();
@@ -306,7 +315,9 @@ impl Lab {
         std::fs::write(
             d.join("bird.conf"),
             format!(
-                "router id {rid};\nlog \"{p}/bird.log\" all;\nprotocol device {{ scan time 1; }}\nprotocol direct {{ ipv4; interface \"stub0\"; }}\nprotocol kernel {{\n  ipv4 {{ import none; export where source = RTS_OSPF || source = RTS_OSPF_EXT1 || source = RTS_OSPF_EXT2; }};\n}}\nprotocol ospf v2 ospf1 {{\n  tick 1;\n  ipv4 {{ import all; export where source = RTS_DEVICE; }};\n  area 0 {{\n    interface \"{ifname}\" {{ type {nt}; hello {HELLO}; dead {DEAD}; retransmit 2; priority {prio}; {au} }};\n    interface \"lo\" {{ stub yes; }};\n  }};\n}}\n"
+                "router id {rid};\nlog \"{p}/bird.log\" all;\nprotocol device {{ scan time 1; }}\nprotocol direct {{ ipv4; interface \"stub0\"; }}\nprotocol kernel {{\n  ipv4 {{ import none; export where source = RTS_OSPF || source = RTS_OSPF_EXT1 || source = RTS_OSPF_EXT2; }};\n}}\nprotocol ospf v2 ospf1 {{\n  tick 1;\n  ipv4 {{ import all; export where source = RTS_DEVICE; }};\n  area 0 {{\n    interface \"{ifname}\" {{ type {nt}; hello {hello}; dead {dead}; retransmit 2; priority {prio}; {au} }};\n    interface \"lo\" {{ stub yes; }};\n  }};\n}}\n",
+                hello = self.hello,
+                dead = self.dead,
             ),
         )
         .unwrap();
@@ -328,8 +339,10 @@ impl Lab {
             }
         };
         let cfg = format!(
-            "router_id = \"10.255.0.1\"\ncontrol_socket = \"{}/fuxi.sock\"\nspf_delay_ms = 50\nmetrics_listen = \"127.0.0.1:9189\"\n\n[[interface]]\nname = \"fx0\"\nnetwork = \"{nt}\"\nhello_interval = {HELLO}\ndead_interval = {DEAD}\nretransmit_interval = 2\npriority = {}\n{au}\n[[interface]]\nname = \"lo\"\npassive = true\n\n[[interface]]\nname = \"stub0\"\npassive = true\n\n[redistribute]\n[[redistribute.static]]\nprefix = \"203.0.113.0/24\"\nmetric = 30\n",
+            "router_id = \"10.255.0.1\"\ncontrol_socket = \"{}/fuxi.sock\"\nspf_delay_ms = 50\nmetrics_listen = \"127.0.0.1:9189\"\n\n[[interface]]\nname = \"fx0\"\nnetwork = \"{nt}\"\nhello_interval = {}\ndead_interval = {}\nretransmit_interval = 2\npriority = {}\n{au}\n[[interface]]\nname = \"lo\"\npassive = true\n\n[[interface]]\nname = \"stub0\"\npassive = true\n\n[redistribute]\n[[redistribute.static]]\nprefix = \"203.0.113.0/24\"\nmetric = 30\n",
             self.dir.display(),
+            self.hello,
+            self.dead,
             self.fuxi_prio
         );
         std::fs::write(self.dir.join("fuxi.toml"), cfg + &self.fuxi_extra).unwrap();
@@ -622,22 +635,22 @@ fn scenario(tag: &str, peer: Peer, ptp: bool, auth: Auth) {
 
 #[test]
 fn frr_broadcast() {
-    scenario("fxfb", Peer::Frr, false, Auth::None);
+    scenario("fxofb", Peer::Frr, false, Auth::None);
 }
 
 #[test]
 fn frr_p2p_md5() {
-    scenario("fxfp", Peer::Frr, true, Auth::Md5);
+    scenario("fxofp", Peer::Frr, true, Auth::Md5);
 }
 
 #[test]
 fn bird_broadcast() {
-    scenario("fxbb", Peer::Bird, false, Auth::None);
+    scenario("fxobb", Peer::Bird, false, Auth::None);
 }
 
 #[test]
 fn bird_p2p_hmac_sha256() {
-    scenario("fxbp", Peer::Bird, true, Auth::HmacSha256);
+    scenario("fxobp", Peer::Bird, true, Auth::HmacSha256);
 }
 
 /// Three routers on one LAN with real peers: FRR (10.255.0.2) and BIRD (10.255.0.3) elect
@@ -648,7 +661,7 @@ fn bird_p2p_hmac_sha256() {
 fn lan_frr_bird_dr_bdr() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let mut lab = Lab::new_lan("fxlan");
+    let mut lab = Lab::new_lan("fxolan");
     let (a, b, c) = (lab.ns_a(), lab.ns_b(), format!("{}c", lab.tag));
     let spec = |ns: String, sub, rid, stub| Spec {
         ns,
@@ -737,7 +750,7 @@ fn lan_frr_bird_dr_bdr() {
     sh(&format!("kill -CONT {bird_pid}"));
 }
 
-fn bird_full(lab: &Lab, sub: &str) -> bool {
+pub fn bird_full(lab: &Lab, sub: &str) -> bool {
     sh_ok(&format!(
         "birdc -s {}/{sub}/bird.ctl show ospf neighbors",
         lab.dir.display()
@@ -745,94 +758,12 @@ fn bird_full(lab: &Lab, sub: &str) -> bool {
     .contains("Full")
 }
 
-fn frr_full(lab: &Lab, ns: &str, sub: &str) -> bool {
+pub fn frr_full(lab: &Lab, ns: &str, sub: &str) -> bool {
     sh_ok(&format!(
         "ip netns exec {ns} vtysh --vty_socket {}/{sub} -c 'show ip ospf neighbor'",
         lab.dir.display()
     ))
     .contains("Full")
-}
-
-/// Time from starting the second router on a point-to-point link (the first already running
-/// for 3 s) until both report Full: fuxi vs FRR as the joining router, BIRD or FRR as the
-/// one already there. Printed for benches/README.md, not asserted.
-#[test]
-fn time_to_full_comparison() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    require_tools();
-    let mut report = Vec::new();
-    for (first, joiner) in [
-        (Peer::Bird, "fuxi"),
-        (Peer::Bird, "frr"),
-        (Peer::Frr, "fuxi"),
-        (Peer::Frr, "frr"),
-    ] {
-        let mut times = Vec::new();
-        for rep in 0..3 {
-            let mut lab = Lab::new(&format!("fxt{rep}"), first);
-            lab.start_peer(true, Auth::None);
-            std::thread::sleep(Duration::from_secs(3));
-            let (a, b) = (lab.ns_a(), lab.ns_b());
-            let t0 = Instant::now();
-            if joiner == "fuxi" {
-                lab.start_fuxi(true, Auth::None);
-            } else {
-                let spec = Spec {
-                    ns: a.clone(),
-                    sub: "a",
-                    ifname: "fx0",
-                    rid: "10.255.0.1",
-                    link: "10.0.12.0/30",
-                    stub: "172.16.1.0/24",
-                    ptp: true,
-                    auth: Auth::None,
-                    prio: 1,
-                    frr_extra_if: "",
-                    frr_extra_router: "",
-                };
-                lab.start_frr(&spec);
-            }
-            let mut ok_a = None;
-            let mut ok_b = None;
-            while t0.elapsed() < Duration::from_secs(30) && (ok_a.is_none() || ok_b.is_none()) {
-                if ok_a.is_none()
-                    && if joiner == "fuxi" {
-                        lab.fuxi_full()
-                    } else {
-                        frr_full(&lab, &a, "a")
-                    }
-                {
-                    ok_a = Some(t0.elapsed());
-                }
-                let fb = match first {
-                    Peer::Bird => bird_full(&lab, "b"),
-                    Peer::Frr => frr_full(&lab, &b, "b"),
-                };
-                if ok_b.is_none() && fb {
-                    ok_b = Some(t0.elapsed());
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let t = ok_a
-                .zip(ok_b)
-                .map(|(x, y)| x.max(y))
-                .unwrap_or_else(|| panic!("no Full\n{}", lab.logs()));
-            times.push(t);
-        }
-        times.sort();
-        let line = format!(
-            "{joiner} joining {first:?}: median {:.2}s (min {:.2}s, max {:.2}s)",
-            times[1].as_secs_f64(),
-            times[0].as_secs_f64(),
-            times[2].as_secs_f64()
-        );
-        eprintln!("{line}");
-        report.push(line);
-    }
-    let _ = std::fs::write(
-        "/tmp/fuxi-ospfd-it/time_to_full.txt",
-        report.join("\n") + "\n",
-    );
 }
 
 /// ECMP into the kernel: two parallel point-to-point links to FRR. fuxi installs one
@@ -842,7 +773,7 @@ fn time_to_full_comparison() {
 fn frr_ecmp_two_links() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let mut lab = Lab::new("fxec", Peer::Frr);
+    let mut lab = Lab::new("fxoec", Peer::Frr);
     let (a, b) = (lab.ns_a(), lab.ns_b());
     sh(&format!(
         "set -e; ip link add fx1 netns {a} type veth peer name pe1 netns {b}
@@ -903,7 +834,7 @@ fn frr_ecmp_two_links() {
 fn frr_p2p_simple_password() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let mut lab = Lab::new("fxsp", Peer::Frr);
+    let mut lab = Lab::new("fxosp", Peer::Frr);
     lab.start_peer(true, Auth::Simple);
     lab.start_fuxi(true, Auth::Simple);
     let (a, b) = (lab.ns_a(), lab.ns_b());

@@ -148,10 +148,16 @@ impl Net {
     }
 
     pub fn add(&mut self, cfg: Config) -> usize {
+        self.add_with(cfg, |_| {})
+    }
+
+    /// Like [`Net::add`], with `f` adjusting the instance before its interfaces come up.
+    pub fn add_with(&mut self, cfg: Config, f: impl FnOnce(&mut Instance)) -> usize {
         let n = cfg.ifaces.len();
         let idx = self.routers.len();
         self.rec(idx, json!({"ev": "new"}));
         self.routers.push(Instance::new(cfg, self.now));
+        f(self.routers.last_mut().expect("just pushed"));
         self.routes.push(BTreeMap::new());
         let r = self.routers.len() - 1;
         for i in 0..n {

@@ -607,3 +607,57 @@ fn restart_without_flush_takes_over_old_lsas() {
     assert!(net.routers[rb].lookup(&k, net.now).unwrap().hdr.seq > old);
     assert!(net.routes[rb].contains_key(&pfx("192.168.1.0/24")));
 }
+
+/// Start-up hold: B joins A, which has been up for 10 s (hello 1, dead 4). Without the hold
+/// B originates its router-LSA as its interface comes up and must wait out MinLSInterval
+/// (5 s) before the next one lists A, so neither side has routes before then. With it, B's
+/// first router-LSA comes at Full and lists A: routes on both sides about one hello
+/// interval after B starts, and B sends exactly one instance of it.
+#[test]
+fn startup_hold_lists_first_adjacency_at_once() {
+    use fuxi_ospfd::consts::*;
+    use fuxi_ospfd::lsa::LsaKey;
+    for hold in [false, true] {
+        let mut net = Net::new();
+        let cfg = |rid: &str, link: &str, stub: &str| {
+            let mut c = router(rid, &[("e0", BACKBONE, link), ("lo", BACKBONE, stub)]);
+            c.ifaces[0].net_type = NetType::PointToPoint;
+            c.ifaces[0].hello_interval = 1;
+            c.ifaces[0].dead_interval = 4;
+            c.ifaces[1].passive = true;
+            c
+        };
+        let ra = net.add(cfg("1.1.1.1", "10.0.0.1/30", "192.168.1.1/24"));
+        let seg = net.segment(&[(ra, 0)]);
+        net.run_for(secs(10));
+        let t0 = net.now;
+        // B's first hello goes out as its interface comes up.
+        net.segs[seg].members.push((ra + 1, 0));
+        let rb = net.add_with(cfg("2.2.2.2", "10.0.0.2/30", "192.168.2.1/24"), |i| {
+            i.startup_hold = hold
+        });
+        let mut took = None;
+        while net.now < t0 + secs(10) {
+            net.run_for(Duration::from_millis(10));
+            if net.routes[ra].contains_key(&pfx("192.168.2.0/24"))
+                && net.routes[rb].contains_key(&pfx("192.168.1.0/24"))
+            {
+                took = Some(net.now - t0);
+                break;
+            }
+        }
+        let took = took.expect("routes on both sides");
+        let k = LsaKey {
+            ls_type: LSA_ROUTER,
+            id: ip("2.2.2.2"),
+            adv: ip("2.2.2.2"),
+        };
+        let seq = net.routers[ra].lookup(&k, net.now).unwrap().hdr.seq;
+        if hold {
+            assert!(took < secs(2), "with the hold: {took:?}");
+            assert_eq!(seq, INITIAL_SEQ, "one instance only");
+        } else {
+            assert!(took >= secs(5), "without the hold: {took:?}");
+        }
+    }
+}
