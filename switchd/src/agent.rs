@@ -1,0 +1,1147 @@
+//! The switch side of OpenFlow 1.3: one task per connection (passive listener or active
+//! controller), all sharing the [`Switch`]. A connection reads whatever arrived, handles
+//! every whole message in order, publishes the pipeline once if anything changed (and at
+//! every barrier, before its reply), then writes its replies. Asynchronous messages
+//! (packet-in, flow-removed, port-status) come through a broadcast channel and are
+//! filtered per connection by role and async config.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use fuxi_dataplane::engine::{Engine, PacketInEvent};
+use fuxi_dataplane::packet::{RxMeta, parse};
+use fuxi_dataplane::pipeline::exec::Recorder;
+use fuxi_dataplane::pipeline::matching::packet_in_match;
+use fuxi_dataplane::pipeline::{
+    self as pl, Band, FlowRemoved, GroupType, Pipeline, PortState, RemovedReason,
+};
+use fuxi_openflow::consts::*;
+use fuxi_openflow::msg::bundle::BundleCtrlType;
+use fuxi_openflow::msg::table_features::{FeatureId, OxmId, TableFeatureProp, TableFeatures};
+use fuxi_openflow::msg::{self, MultipartReplyBody as RB, MultipartRequestBody as QB};
+use fuxi_openflow::{ErrorCode, FieldId, Framer, MacAddr, Message, MessageError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::broadcast;
+
+use crate::config::Config;
+use crate::datapath::{Ports, nanos_since};
+
+/// Something every connection may have to tell its controller.
+#[derive(Clone, Debug)]
+pub enum AsyncEvent {
+    /// A packet for the controller.
+    PacketIn(Arc<PacketInEvent>),
+    /// A flow left its table with SEND_FLOW_REM.
+    FlowRemoved(Arc<FlowRemoved>),
+    /// A port was added, removed or changed.
+    PortStatus(u8, Arc<msg::Port>),
+}
+
+/// Roles as stored per connection.
+const ROLE_EQUAL: u8 = 1;
+const ROLE_MASTER: u8 = 2;
+const ROLE_SLAVE: u8 = 3;
+
+/// The switch every connection talks to.
+#[derive(Debug)]
+pub struct Switch {
+    /// Configuration.
+    pub cfg: Config,
+    /// The pipeline's control side.
+    pub engine: Mutex<Engine>,
+    /// Ports.
+    pub ports: Arc<Ports>,
+    /// Asynchronous messages for every connection.
+    pub events: broadcast::Sender<AsyncEvent>,
+    /// Clock origin (shared with datapath threads).
+    pub start: Instant,
+    /// Switch config flags (SET_CONFIG).
+    pub flags: AtomicU64,
+    /// Roles of live connections by id.
+    roles: Mutex<HashMap<u64, Arc<AtomicU8>>>,
+    /// Highest generation id seen in a master/slave role request.
+    generation_id: Mutex<Option<u64>>,
+    next_conn: AtomicU64,
+    /// (end of the last publication, how long it took).
+    publish_clock: Mutex<(Instant, Duration)>,
+    /// Wakes the deferred publisher.
+    publisher: tokio::sync::Notify,
+}
+
+impl Switch {
+    /// A switch with these parts.
+    pub fn new(cfg: Config, engine: Engine, ports: Arc<Ports>, start: Instant) -> Switch {
+        let (events, _) = broadcast::channel(4096);
+        Switch {
+            cfg,
+            engine: Mutex::new(engine),
+            ports,
+            events,
+            start,
+            flags: AtomicU64::new(0),
+            roles: Mutex::new(HashMap::new()),
+            generation_id: Mutex::new(None),
+            next_conn: AtomicU64::new(1),
+            publish_clock: Mutex::new((Instant::now(), Duration::ZERO)),
+            publisher: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Now on the daemon's clock.
+    pub fn now(&self) -> u64 {
+        nanos_since(self.start)
+    }
+
+    /// Locks the engine.
+    pub fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes every change now (before reading state: multipart, packet-out).
+    pub fn publish_now(&self) {
+        let t0 = Instant::now();
+        let mut e = self.engine();
+        if !e.is_dirty() {
+            return;
+        }
+        e.publish();
+        drop(e);
+        *self
+            .publish_clock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = (Instant::now(), t0.elapsed());
+    }
+
+    /// Publishes now, unless publishing would take more than half of the control plane's
+    /// time: a publication copies the pipeline, and `ovs-ofctl add-flows` sends a barrier
+    /// after every flow-mod, which would make loading n flows cost O(n²). When the last
+    /// publication ended less than its own duration ago, the publication is deferred by at
+    /// most that duration (the deferred publisher does it) and this returns false. For a
+    /// pipeline of a few thousand flows that duration is well under a millisecond.
+    pub fn publish_soon(&self) -> bool {
+        let (end, cost) = *self
+            .publish_clock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if end.elapsed() >= cost {
+            self.publish_now();
+            true
+        } else {
+            self.publisher.notify_one();
+            false
+        }
+    }
+
+    /// The deferred publisher: runs for the daemon's lifetime.
+    pub async fn run_publisher(self: Arc<Self>) {
+        loop {
+            self.publisher.notified().await;
+            let (end, cost) = *self
+                .publish_clock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            tokio::time::sleep(cost.saturating_sub(end.elapsed())).await;
+            self.publish_now();
+        }
+    }
+
+    /// Tells every connection about removed flows.
+    pub fn flows_removed(&self, removed: Vec<FlowRemoved>) {
+        for r in removed {
+            let _ = self.events.send(AsyncEvent::FlowRemoved(Arc::new(r)));
+        }
+    }
+
+    /// Removes timed-out flows and publishes (called every second).
+    pub fn expire(&self) {
+        let now = self.now();
+        let removed = {
+            let mut e = self.engine();
+            let r = e.expire(now);
+            e.publish();
+            r
+        };
+        self.flows_removed(removed);
+    }
+
+    /// The OpenFlow description of port `ofport`.
+    pub fn port_desc(&self, ofport: u32) -> Option<msg::Port> {
+        let s = self.ports.get(ofport)?;
+        let up = s.link_up.load(Ordering::Relaxed);
+        let config = s.config.load(Ordering::Relaxed);
+        let mut state = if up {
+            msg::port::state::LIVE
+        } else {
+            msg::port::state::LINK_DOWN
+        };
+        if config & msg::port::config::PORT_DOWN != 0 {
+            state &= !msg::port::state::LIVE;
+        }
+        let f = msg::port::features::F_10GB_FD | msg::port::features::COPPER;
+        Some(msg::Port {
+            port_no: s.ofport,
+            hw_addr: MacAddr(s.mac),
+            name: s.name.clone(),
+            config,
+            state,
+            curr: f,
+            advertised: 0,
+            supported: 0,
+            peer: 0,
+            curr_speed: 10_000_000,
+            max_speed: 0,
+        })
+    }
+
+    /// Records a port's link state, updates the pipeline's liveness and tells controllers.
+    pub fn port_changed(&self, ofport: u32, reason: u8) {
+        if let Some(s) = self.ports.get(ofport) {
+            let mut e = self.engine();
+            e.set_port(ofport, PortState { live: s.live() });
+            e.publish();
+        }
+        if let Some(d) = self.port_desc(ofport) {
+            let _ = self
+                .events
+                .send(AsyncEvent::PortStatus(reason, Arc::new(d)));
+        }
+    }
+
+    /// Runs a packet-out: `actions` on `data` as if received on `in_port`.
+    pub fn packet_out(&self, in_port: u32, actions: &[fuxi_openflow::Action], data: &[u8]) {
+        self.publish_now();
+        let p = self.engine().published();
+        let mut rec = Recorder::default();
+        let mut pkt = data.to_vec();
+        p.packet_out(&mut pkt, in_port, actions, self.now(), &mut rec);
+        self.deliver(in_port, rec);
+    }
+
+    /// Sends what a recorder caught to ports and controllers.
+    pub fn deliver(&self, in_port: u32, rec: Recorder) {
+        for (port, _, tunnel_id, bytes) in rec.outputs {
+            if let Some(s) = self.ports.get(port) {
+                let mut p = fuxi_dataplane::port::Packet::from_frame(&bytes);
+                p.tunnel_id = tunnel_id;
+                s.send(std::slice::from_mut(&mut p));
+            }
+        }
+        for (reason, max_len, table_id, cookie, data) in rec.packet_ins {
+            let ev = PacketInEvent {
+                reason,
+                max_len,
+                table_id,
+                cookie,
+                in_port,
+                tunnel_id: 0,
+                data,
+            };
+            let _ = self.events.send(AsyncEvent::PacketIn(Arc::new(ev)));
+        }
+    }
+}
+
+/// A bundle being built on one connection.
+#[derive(Debug, Default)]
+struct Bundle {
+    flags: u16,
+    closed: bool,
+    msgs: Vec<(u32, Message)>,
+}
+
+/// One connection's state (the sans-I/O part: messages in, messages out).
+#[derive(Debug)]
+pub struct Conn {
+    sw: Arc<Switch>,
+    id: u64,
+    role: Arc<AtomicU8>,
+    async_cfg: msg::AsyncConfig,
+    miss_send_len: u16,
+    bundles: HashMap<u32, Bundle>,
+    /// Replies to write, encoded.
+    pub out: Vec<u8>,
+    /// Set when the connection must close after writing `out`.
+    pub close: bool,
+    hello_seen: bool,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.sw
+            .roles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+fn default_async() -> msg::AsyncConfig {
+    msg::AsyncConfig {
+        // [master/equal, slave]
+        packet_in_mask: [0b011, 0],
+        port_status_mask: [0b111, 0b111],
+        flow_removed_mask: [0b1111, 0],
+    }
+}
+
+fn mp(body: RB) -> msg::MultipartReply {
+    msg::MultipartReply { flags: 0, body }
+}
+
+fn dur(ns: u64) -> (u32, u32) {
+    ((ns / 1_000_000_000) as u32, (ns % 1_000_000_000) as u32)
+}
+
+fn group_type_wire(t: GroupType) -> msg::GroupType {
+    match t {
+        GroupType::All => msg::GroupType::All,
+        GroupType::Select => msg::GroupType::Select,
+        GroupType::Indirect => msg::GroupType::Indirect,
+        GroupType::FastFailover => msg::GroupType::FastFailover,
+    }
+}
+
+fn band_wire(b: &Band) -> msg::MeterBand {
+    match *b {
+        Band::Drop { rate, burst } => msg::MeterBand::Drop {
+            rate,
+            burst_size: burst,
+        },
+        Band::DscpRemark {
+            rate,
+            burst,
+            prec_level,
+        } => msg::MeterBand::DscpRemark {
+            rate,
+            burst_size: burst,
+            prec_level,
+        },
+    }
+}
+
+fn flow_req(r: &msg::FlowStatsRequest) -> pl::FlowStatsRequest {
+    pl::FlowStatsRequest {
+        table_id: r.table_id,
+        out_port: r.out_port,
+        out_group: r.out_group,
+        cookie: r.cookie,
+        cookie_mask: r.cookie_mask,
+        r#match: r.match_.clone(),
+    }
+}
+
+/// Action types this switch implements (table and group features).
+const ACTION_TYPES: &[u16] = &[0, 11, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27];
+
+fn table_features() -> Vec<TableFeatures> {
+    let insts: Vec<FeatureId> = (1..=6)
+        .map(|t| FeatureId {
+            id_type: t,
+            data: vec![],
+        })
+        .collect();
+    let acts: Vec<FeatureId> = ACTION_TYPES
+        .iter()
+        .map(|&t| FeatureId {
+            id_type: t,
+            data: vec![],
+        })
+        .collect();
+    let oxm = |f: FieldId, mask: bool| OxmId {
+        header: (0x8000u32 << 16)
+            | (u32::from(f.num()) << 9)
+            | (u32::from(mask) << 8)
+            | (f.bytes() as u32 * if mask { 2 } else { 1 }),
+        experimenter: None,
+    };
+    let matchable: Vec<OxmId> = FieldId::ALL.iter().map(|&f| oxm(f, f.maskable())).collect();
+    let wild: Vec<OxmId> = FieldId::ALL.iter().map(|&f| oxm(f, false)).collect();
+    let settable: Vec<OxmId> = FieldId::ALL
+        .iter()
+        .filter(|f| !matches!(f, FieldId::InPort | FieldId::InPhyPort | FieldId::Metadata))
+        .map(|&f| oxm(f, false))
+        .collect();
+    (0..N_TABLES_U8)
+        .map(|t| {
+            let next: Vec<u8> = (t + 1..N_TABLES_U8).collect();
+            TableFeatures {
+                table_id: t,
+                name: format!("table{t}"),
+                metadata_match: u64::MAX,
+                metadata_write: u64::MAX,
+                config: 0,
+                max_entries: 1_000_000,
+                properties: vec![
+                    TableFeatureProp::Instructions(insts.clone()),
+                    TableFeatureProp::InstructionsMiss(insts.clone()),
+                    TableFeatureProp::NextTables(next.clone()),
+                    TableFeatureProp::NextTablesMiss(next),
+                    TableFeatureProp::WriteActions(acts.clone()),
+                    TableFeatureProp::WriteActionsMiss(acts.clone()),
+                    TableFeatureProp::ApplyActions(acts.clone()),
+                    TableFeatureProp::ApplyActionsMiss(acts.clone()),
+                    TableFeatureProp::Match(matchable.clone()),
+                    TableFeatureProp::Wildcards(wild.clone()),
+                    TableFeatureProp::WriteSetfield(settable.clone()),
+                    TableFeatureProp::WriteSetfieldMiss(settable.clone()),
+                    TableFeatureProp::ApplySetfield(settable.clone()),
+                    TableFeatureProp::ApplySetfieldMiss(settable.clone()),
+                ],
+            }
+        })
+        .collect()
+}
+
+const N_TABLES_U8: u8 = pl::N_TABLES as u8;
+
+/// Applies one state-changing message to a pipeline (used both directly and in bundles).
+fn apply_mod(p: &mut Pipeline, m: &Message, now: u64) -> Result<Vec<FlowRemoved>, ErrorCode> {
+    match m {
+        Message::FlowMod(fm) => p.flow_mod(&pl::FlowMod::from(fm), now),
+        Message::GroupMod(gm) => p.group_mod(&pl::GroupMod::from(gm), now),
+        Message::MeterMod(mm) => p.meter_mod(&pl::MeterMod::try_from(mm)?, now),
+        _ => Err(ErrorCode::BUNDLE_MSG_UNSUP),
+    }
+}
+
+impl Conn {
+    /// A new connection to `sw`; its HELLO is already in `out`.
+    pub fn new(sw: Arc<Switch>) -> Conn {
+        let id = sw.next_conn.fetch_add(1, Ordering::Relaxed);
+        let role = Arc::new(AtomicU8::new(ROLE_EQUAL));
+        sw.roles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, role.clone());
+        let mut c = Conn {
+            sw,
+            id,
+            role,
+            async_cfg: default_async(),
+            miss_send_len: 128,
+            bundles: HashMap::new(),
+            out: Vec::new(),
+            close: false,
+            hello_seen: false,
+        };
+        c.send(0, &Message::Hello(msg::Hello::ofp13()));
+        c
+    }
+
+    fn send(&mut self, xid: u32, m: &Message) {
+        m.encode(xid, &mut self.out);
+    }
+
+    fn error(&mut self, bytes: &[u8], code: ErrorCode, reason: &'static str) {
+        let e = MessageError::new(bytes, code, reason);
+        tracing::debug!(conn = self.id, "sending error: {e}");
+        self.out.extend(e.reply_bytes());
+    }
+
+    fn is_slave(&self) -> bool {
+        self.role.load(Ordering::Relaxed) == ROLE_SLAVE
+    }
+
+    /// Handles one framed message (`bytes`, whole). Replies go to `out`.
+    pub fn handle(&mut self, bytes: &[u8]) {
+        let (h, m) = match Message::decode(bytes) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(conn = self.id, "refused message: {e}");
+                self.out.extend(e.reply_bytes());
+                if e.code == ErrorCode::HELLO_INCOMPATIBLE {
+                    self.close = true;
+                }
+                return;
+            }
+        };
+        let xid = h.xid;
+        if !self.hello_seen && !matches!(m, Message::Hello(_)) {
+            // Lenient, as Open vSwitch: a peer that skips HELLO still speaks 1.3.
+            self.hello_seen = true;
+        }
+        let modifies = matches!(
+            m,
+            Message::FlowMod(_)
+                | Message::GroupMod(_)
+                | Message::MeterMod(_)
+                | Message::PortMod(_)
+                | Message::TableMod(_)
+                | Message::PacketOut(_)
+                | Message::BundleControl(_)
+                | Message::BundleAdd(_)
+        );
+        if modifies && self.is_slave() {
+            self.error(bytes, ErrorCode::BAD_REQUEST_IS_SLAVE, "slave");
+            return;
+        }
+        let sw = self.sw.clone();
+        let now = sw.now();
+        match m {
+            Message::Hello(_) => self.hello_seen = true,
+            Message::Error(e) => tracing::info!(conn = self.id, "peer sent error {}", e.code),
+            Message::EchoRequest(d) => self.send(xid, &Message::EchoReply(d)),
+            Message::EchoReply(_) => {}
+            Message::FeaturesRequest => {
+                let f = msg::SwitchFeatures {
+                    datapath_id: sw.cfg.datapath_id,
+                    n_buffers: 0,
+                    n_tables: N_TABLES_U8,
+                    auxiliary_id: 0,
+                    capabilities: 0x1 | 0x2 | 0x4 | 0x8,
+                    reserved: 0,
+                };
+                self.send(xid, &Message::FeaturesReply(f));
+            }
+            Message::GetConfigRequest => {
+                let c = msg::SwitchConfig {
+                    flags: sw.flags.load(Ordering::Relaxed) as u16,
+                    miss_send_len: self.miss_send_len,
+                };
+                self.send(xid, &Message::GetConfigReply(c));
+            }
+            Message::SetConfig(c) => {
+                if c.flags & !0x3 != 0 {
+                    self.error(bytes, ErrorCode::SWITCH_CONFIG_BAD_FLAGS, "bad flags");
+                } else {
+                    sw.flags.store(u64::from(c.flags), Ordering::Relaxed);
+                    self.miss_send_len = c.miss_send_len;
+                }
+            }
+            Message::FlowMod(ref fm) => {
+                let r = sw.engine().flow_mod(&pl::FlowMod::from(fm), now);
+                match r {
+                    Ok(removed) => {
+                        sw.flows_removed(removed);
+                        if fm.buffer_id != OFP_NO_BUFFER {
+                            self.error(bytes, ErrorCode::BAD_REQUEST_BUFFER_UNKNOWN, "no buffers");
+                        }
+                    }
+                    Err(c) => self.error(bytes, c, "flow-mod refused"),
+                }
+            }
+            Message::GroupMod(ref gm) => match sw.engine().group_mod(&gm.into(), now) {
+                Ok(removed) => sw.flows_removed(removed),
+                Err(c) => self.error(bytes, c, "group-mod refused"),
+            },
+            Message::MeterMod(ref mm) => {
+                let r = pl::MeterMod::try_from(mm).and_then(|mm| sw.engine().meter_mod(&mm, now));
+                match r {
+                    Ok(removed) => sw.flows_removed(removed),
+                    Err(c) => self.error(bytes, c, "meter-mod refused"),
+                }
+            }
+            Message::PortMod(pm) => self.port_mod(bytes, &pm),
+            Message::TableMod(tm) => {
+                if tm.table_id != OFPTT_ALL && usize::from(tm.table_id) >= pl::N_TABLES {
+                    self.error(bytes, ErrorCode::TABLE_MOD_BAD_TABLE, "no such table");
+                }
+            }
+            Message::PacketOut(po) => {
+                if po.buffer_id != OFP_NO_BUFFER {
+                    self.error(bytes, ErrorCode::BAD_REQUEST_BUFFER_UNKNOWN, "no buffers");
+                } else if !(po.in_port <= OFPP_MAX
+                    || matches!(po.in_port, OFPP_CONTROLLER | OFPP_LOCAL | OFPP_ANY))
+                {
+                    self.error(bytes, ErrorCode::BAD_REQUEST_BAD_PORT, "bad in_port");
+                } else {
+                    sw.packet_out(po.in_port, &po.actions, &po.data);
+                }
+            }
+            Message::BarrierRequest => {
+                sw.publish_soon();
+                self.send(xid, &Message::BarrierReply);
+            }
+            Message::MultipartRequest(req) => match self.multipart(&req, now) {
+                Ok(replies) => {
+                    for r in replies {
+                        for part in r.split(fuxi_openflow::header::OFP_MAX_MSG_LEN) {
+                            self.send(xid, &Message::MultipartReply(part));
+                        }
+                    }
+                }
+                Err(c) => self.error(bytes, c, "multipart refused"),
+            },
+            Message::QueueGetConfigRequest(q) => {
+                let r = msg::QueueGetConfigReply {
+                    port: q.port,
+                    queues: vec![],
+                };
+                self.send(xid, &Message::QueueGetConfigReply(r));
+            }
+            Message::RoleRequest(r) => self.role_request(bytes, xid, r),
+            Message::GetAsyncRequest => {
+                let a = self.async_cfg;
+                self.send(xid, &Message::GetAsyncReply(a));
+            }
+            Message::SetAsync(a) => self.async_cfg = a,
+            Message::BundleControl(bc) => self.bundle_control(bytes, xid, bc),
+            Message::BundleAdd(ba) => {
+                let ok = matches!(
+                    *ba.message,
+                    Message::FlowMod(_) | Message::GroupMod(_) | Message::MeterMod(_)
+                );
+                match self.bundles.get_mut(&ba.bundle_id) {
+                    None => {
+                        // An add opens the bundle implicitly (as Open vSwitch does).
+                        if ok {
+                            let b = Bundle {
+                                flags: ba.flags,
+                                ..Bundle::default()
+                            };
+                            self.bundles.insert(ba.bundle_id, b);
+                            if let Some(b) = self.bundles.get_mut(&ba.bundle_id) {
+                                b.msgs.push((xid, *ba.message));
+                            }
+                        } else {
+                            self.error(bytes, ErrorCode::BUNDLE_MSG_UNSUP, "not bundleable");
+                        }
+                    }
+                    Some(b) if b.closed => {
+                        self.error(bytes, ErrorCode::BUNDLE_BUNDLE_CLOSED, "closed")
+                    }
+                    Some(_) if !ok => {
+                        self.error(bytes, ErrorCode::BUNDLE_MSG_UNSUP, "not bundleable")
+                    }
+                    Some(b) => b.msgs.push((xid, *ba.message)),
+                }
+            }
+            Message::Experimenter(_) => {
+                self.error(bytes, ErrorCode::BAD_REQUEST_BAD_EXP_TYPE, "not supported")
+            }
+            Message::FeaturesReply(_)
+            | Message::GetConfigReply(_)
+            | Message::PacketIn(_)
+            | Message::FlowRemoved(_)
+            | Message::PortStatus(_)
+            | Message::MultipartReply(_)
+            | Message::BarrierReply
+            | Message::QueueGetConfigReply(_)
+            | Message::RoleReply(_)
+            | Message::GetAsyncReply(_) => self.error(
+                bytes,
+                ErrorCode::BAD_REQUEST_BAD_TYPE,
+                "switch-to-controller",
+            ),
+        }
+    }
+
+    fn port_mod(&mut self, bytes: &[u8], pm: &msg::PortMod) {
+        let Some(slot) = self.sw.ports.get(pm.port_no) else {
+            return self.error(bytes, ErrorCode::PORT_MOD_BAD_PORT, "no such port");
+        };
+        if pm.hw_addr.0 != slot.mac {
+            return self.error(bytes, ErrorCode::PORT_MOD_BAD_HW_ADDR, "hw_addr differs");
+        }
+        use msg::port::config as c;
+        let known = c::PORT_DOWN | c::NO_RECV | c::NO_FWD | c::NO_PACKET_IN;
+        if pm.mask & !known != 0 {
+            return self.error(bytes, ErrorCode::PORT_MOD_BAD_CONFIG, "unsupported bits");
+        }
+        let old = slot.config.load(Ordering::Relaxed);
+        let new = (old & !pm.mask) | (pm.config & pm.mask);
+        slot.config.store(new, Ordering::Relaxed);
+        if new != old {
+            self.sw.port_changed(pm.port_no, msg::port::OFPPR_MODIFY);
+        }
+    }
+
+    fn role_request(&mut self, bytes: &[u8], xid: u32, r: msg::Role) {
+        use msg::ControllerRole as R;
+        let sw = self.sw.clone();
+        if matches!(r.role, R::Master | R::Slave) {
+            let mut g = sw
+                .generation_id
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(cur) = *g
+                && (r.generation_id.wrapping_sub(cur) as i64) < 0
+            {
+                return self.error(bytes, ErrorCode::ROLE_REQUEST_STALE, "stale generation");
+            }
+            *g = Some(r.generation_id);
+        }
+        match r.role {
+            R::NoChange => {}
+            R::Equal => self.role.store(ROLE_EQUAL, Ordering::Relaxed),
+            R::Slave => self.role.store(ROLE_SLAVE, Ordering::Relaxed),
+            R::Master => {
+                for (id, role) in sw
+                    .roles
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                {
+                    if *id != self.id && role.load(Ordering::Relaxed) == ROLE_MASTER {
+                        role.store(ROLE_SLAVE, Ordering::Relaxed);
+                    }
+                }
+                self.role.store(ROLE_MASTER, Ordering::Relaxed);
+            }
+        }
+        let role = match self.role.load(Ordering::Relaxed) {
+            ROLE_MASTER => R::Master,
+            ROLE_SLAVE => R::Slave,
+            _ => R::Equal,
+        };
+        let gen_id = sw
+            .generation_id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or(0);
+        self.send(
+            xid,
+            &Message::RoleReply(msg::Role {
+                role,
+                generation_id: gen_id,
+            }),
+        );
+    }
+
+    fn bundle_control(&mut self, bytes: &[u8], xid: u32, bc: msg::BundleControl) {
+        use BundleCtrlType as T;
+        let reply = |t| {
+            Message::BundleControl(msg::BundleControl {
+                bundle_id: bc.bundle_id,
+                ctrl_type: t,
+                flags: bc.flags,
+                properties: vec![],
+            })
+        };
+        match bc.ctrl_type {
+            T::OpenRequest => {
+                if self.bundles.contains_key(&bc.bundle_id) {
+                    return self.error(bytes, ErrorCode::BUNDLE_BAD_ID, "bundle exists");
+                }
+                if self.bundles.len() >= 64 {
+                    return self.error(bytes, ErrorCode::BUNDLE_OUT_OF_BUNDLES, "too many");
+                }
+                let b = Bundle {
+                    flags: bc.flags,
+                    ..Bundle::default()
+                };
+                self.bundles.insert(bc.bundle_id, b);
+                self.send(xid, &reply(T::OpenReply));
+            }
+            T::CloseRequest => match self.bundles.get_mut(&bc.bundle_id) {
+                None => self.error(bytes, ErrorCode::BUNDLE_BAD_ID, "no such bundle"),
+                Some(b) if b.closed => {
+                    self.error(bytes, ErrorCode::BUNDLE_BUNDLE_CLOSED, "already closed")
+                }
+                Some(b) => {
+                    b.closed = true;
+                    self.send(xid, &reply(T::CloseReply));
+                }
+            },
+            T::DiscardRequest => match self.bundles.remove(&bc.bundle_id) {
+                None => self.error(bytes, ErrorCode::BUNDLE_BAD_ID, "no such bundle"),
+                Some(_) => self.send(xid, &reply(T::DiscardReply)),
+            },
+            T::CommitRequest => {
+                let Some(b) = self.bundles.remove(&bc.bundle_id) else {
+                    return self.error(bytes, ErrorCode::BUNDLE_BAD_ID, "no such bundle");
+                };
+                if b.flags != bc.flags {
+                    return self.error(bytes, ErrorCode::BUNDLE_BAD_FLAGS, "flags differ");
+                }
+                let sw = self.sw.clone();
+                let now = sw.now();
+                let r = sw.engine().transaction(|p| {
+                    let mut removed = Vec::new();
+                    for (i, (_, m)) in b.msgs.iter().enumerate() {
+                        removed.extend(apply_mod(p, m, now).map_err(|c| (i, c))?);
+                    }
+                    Ok(removed)
+                });
+                match r {
+                    Ok(removed) => {
+                        sw.flows_removed(removed);
+                        self.send(xid, &reply(T::CommitReply));
+                    }
+                    Err((i, code)) => {
+                        if let Some((mxid, m)) = b.msgs.get(i) {
+                            let mb = m.to_vec(*mxid);
+                            self.error(&mb, code, "bundled message refused");
+                        }
+                        self.error(bytes, ErrorCode::BUNDLE_MSG_FAILED, "commit failed");
+                    }
+                }
+            }
+            T::OpenReply | T::CloseReply | T::CommitReply | T::DiscardReply => {
+                self.error(bytes, ErrorCode::BUNDLE_BAD_TYPE, "reply type in a request")
+            }
+        }
+    }
+
+    fn multipart(
+        &mut self,
+        req: &msg::MultipartRequest,
+        now: u64,
+    ) -> Result<Vec<msg::MultipartReply>, ErrorCode> {
+        let sw = self.sw.clone();
+        sw.publish_now();
+        let p = sw.engine().published();
+        Ok(vec![match &req.body {
+            QB::Desc => mp(RB::Desc(msg::Desc {
+                mfr_desc: "Fuxi".into(),
+                hw_desc: "fuxi-switchd userspace datapath".into(),
+                sw_desc: env!("CARGO_PKG_VERSION").into(),
+                serial_num: "None".into(),
+                dp_desc: sw.cfg.bridge.clone(),
+            })),
+            QB::Flow(r) => {
+                let flows = p.flow_stats(&flow_req(r), now)?;
+                let v = flows
+                    .into_iter()
+                    .map(|f| {
+                        let (s, n) = dur(f.duration);
+                        msg::FlowStats {
+                            table_id: f.table_id,
+                            duration_sec: s,
+                            duration_nsec: n,
+                            priority: f.priority,
+                            idle_timeout: f.idle_timeout,
+                            hard_timeout: f.hard_timeout,
+                            flags: f.flags,
+                            cookie: f.cookie,
+                            packet_count: f.packet_count,
+                            byte_count: f.byte_count,
+                            match_: f.r#match,
+                            instructions: f.instructions.to_vec(),
+                        }
+                    })
+                    .collect();
+                mp(RB::Flow(v))
+            }
+            QB::Aggregate(r) => {
+                let (packet_count, byte_count, flow_count) = p.aggregate_stats(&flow_req(r))?;
+                mp(RB::Aggregate(msg::AggregateStats {
+                    packet_count,
+                    byte_count,
+                    flow_count,
+                }))
+            }
+            QB::Table => {
+                let v = sw
+                    .engine()
+                    .table_stats()
+                    .into_iter()
+                    .map(|(t, a, l, m)| msg::TableStats {
+                        table_id: t,
+                        active_count: a,
+                        lookup_count: l,
+                        matched_count: m,
+                    })
+                    .collect();
+                mp(RB::Table(v))
+            }
+            QB::PortStats(port) => {
+                let table = sw.ports.load();
+                if *port != OFPP_ANY && !table.contains_key(port) {
+                    return Err(ErrorCode::BAD_REQUEST_BAD_PORT);
+                }
+                let v = table
+                    .values()
+                    .filter(|s| *port == OFPP_ANY || s.ofport == *port)
+                    .map(|s| {
+                        let st = s.stats();
+                        let (ds, dn) = dur(s.created.elapsed().as_nanos() as u64);
+                        msg::PortStats {
+                            port_no: s.ofport,
+                            rx_packets: st.rx_packets,
+                            tx_packets: st.tx_packets,
+                            rx_bytes: st.rx_bytes,
+                            tx_bytes: st.tx_bytes,
+                            rx_dropped: st.rx_dropped,
+                            tx_dropped: st.tx_dropped,
+                            rx_errors: 0,
+                            tx_errors: st.tx_errors,
+                            rx_frame_err: 0,
+                            rx_over_err: 0,
+                            rx_crc_err: 0,
+                            collisions: 0,
+                            duration_sec: ds,
+                            duration_nsec: dn,
+                        }
+                    })
+                    .collect();
+                mp(RB::PortStats(v))
+            }
+            QB::PortDesc => {
+                let ports = sw.ports.load();
+                let v = ports.keys().filter_map(|&n| sw.port_desc(n)).collect();
+                mp(RB::PortDesc(v))
+            }
+            QB::Queue(_) => mp(RB::Queue(vec![])),
+            QB::Group(id) => {
+                let v = p
+                    .groups
+                    .iter()
+                    .filter(|(g, _)| *id == OFPG_ALL || **g == *id)
+                    .map(|(g, grp)| {
+                        let r = Ordering::Relaxed;
+                        let (s, n) = dur(now.saturating_sub(grp.stats.created));
+                        msg::GroupStats {
+                            group_id: *g,
+                            ref_count: p.group_ref_count(*g),
+                            packet_count: grp.stats.packets.load(r),
+                            byte_count: grp.stats.bytes.load(r),
+                            duration_sec: s,
+                            duration_nsec: n,
+                            bucket_stats: grp
+                                .stats
+                                .buckets
+                                .iter()
+                                .map(|(pk, by)| msg::BucketCounter {
+                                    packet_count: pk.load(r),
+                                    byte_count: by.load(r),
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect();
+                mp(RB::Group(v))
+            }
+            QB::GroupDesc => {
+                let v = p
+                    .groups
+                    .iter()
+                    .map(|(g, grp)| msg::GroupDesc {
+                        group_type: group_type_wire(grp.group_type),
+                        group_id: *g,
+                        buckets: grp
+                            .buckets
+                            .iter()
+                            .map(|b| msg::Bucket {
+                                weight: b.weight,
+                                watch_port: b.watch_port,
+                                watch_group: b.watch_group,
+                                actions: b.actions.clone(),
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                mp(RB::GroupDesc(v))
+            }
+            QB::GroupFeatures => {
+                let mut acts = 0u32;
+                for &a in ACTION_TYPES {
+                    acts |= 1 << a;
+                }
+                mp(RB::GroupFeatures(msg::GroupFeatures {
+                    types: 0xf,
+                    capabilities: 0x1 | 0x2 | 0x4,
+                    max_groups: [65535; 4],
+                    actions: [acts; 4],
+                }))
+            }
+            QB::Meter(id) => {
+                let v = p
+                    .meters
+                    .ids()
+                    .filter(|m| *id == OFPM_ALL || m == id)
+                    .filter_map(|m| {
+                        let meter = p.meters.get(m)?;
+                        let (s, n) = dur(meter.duration(now));
+                        Some(msg::MeterStats {
+                            meter_id: m,
+                            flow_count: meter_flow_count(&p, m),
+                            packet_in_count: meter.packets_in,
+                            byte_in_count: meter.bytes_in,
+                            duration_sec: s,
+                            duration_nsec: n,
+                            band_stats: meter
+                                .band_stats()
+                                .into_iter()
+                                .map(|(pk, by)| msg::MeterBandStats {
+                                    packet_band_count: pk,
+                                    byte_band_count: by,
+                                })
+                                .collect(),
+                        })
+                    })
+                    .collect();
+                mp(RB::Meter(v))
+            }
+            QB::MeterConfig(id) => {
+                let v = p
+                    .meters
+                    .ids()
+                    .filter(|m| *id == OFPM_ALL || m == id)
+                    .filter_map(|m| {
+                        let meter = p.meters.get(m)?;
+                        Some(msg::MeterConfig {
+                            flags: meter.config.flags,
+                            meter_id: m,
+                            bands: meter.config.bands.iter().map(band_wire).collect(),
+                        })
+                    })
+                    .collect();
+                mp(RB::MeterConfig(v))
+            }
+            QB::MeterFeatures => mp(RB::MeterFeatures(msg::MeterFeatures {
+                max_meter: 65536,
+                band_types: (1 << 1) | (1 << 2),
+                capabilities: 0xf,
+                max_bands: 16,
+                max_color: 0,
+            })),
+            QB::TableFeatures(set) => {
+                if !set.is_empty() {
+                    return Err(ErrorCode::TABLE_FEATURES_EPERM);
+                }
+                mp(RB::TableFeatures(table_features()))
+            }
+            QB::Experimenter(_) => return Err(ErrorCode::BAD_REQUEST_BAD_EXPERIMENTER),
+        }])
+    }
+
+    /// Encodes an asynchronous event for this connection, if its role and async config
+    /// want it.
+    pub fn on_event(&mut self, ev: &AsyncEvent) {
+        let slot = usize::from(self.is_slave());
+        match ev {
+            AsyncEvent::PacketIn(pi) => {
+                if self.async_cfg.packet_in_mask[slot] & (1 << (pi.reason as u32)) == 0 {
+                    return;
+                }
+                let parsed = parse(
+                    &pi.data,
+                    RxMeta {
+                        tunnel_id: pi.tunnel_id,
+                        ..RxMeta::port(pi.in_port)
+                    },
+                );
+                let mut m = packet_in_match(&parsed.key);
+                // The packet-in match carries in_port first, as switches send it.
+                m.fields.retain(
+                    |f| !matches!(f, fuxi_openflow::OxmTlv::Basic(o) if o.field == FieldId::InPort),
+                );
+                m.fields
+                    .insert(0, fuxi_openflow::Oxm::in_port(pi.in_port).into());
+                let max = if pi.max_len == OFPCML_NO_BUFFER {
+                    pi.data.len()
+                } else {
+                    usize::from(pi.max_len)
+                };
+                let data = pi.data[..pi.data.len().min(max)].to_vec();
+                let p = msg::PacketIn {
+                    buffer_id: OFP_NO_BUFFER,
+                    total_len: pi.data.len().min(65535) as u16,
+                    reason: pi.reason as u8,
+                    table_id: pi.table_id,
+                    cookie: pi.cookie,
+                    match_: m,
+                    data,
+                };
+                self.send(0, &Message::PacketIn(p));
+            }
+            AsyncEvent::FlowRemoved(fr) => {
+                let bit = 1 << (fr.reason as u32);
+                if self.async_cfg.flow_removed_mask[slot] & bit == 0 {
+                    return;
+                }
+                let _ = RemovedReason::Delete;
+                self.send(0, &Message::FlowRemoved(msg::FlowRemoved::from(&**fr)));
+            }
+            AsyncEvent::PortStatus(reason, desc) => {
+                if self.async_cfg.port_status_mask[slot] & (1 << u32::from(*reason)) == 0 {
+                    return;
+                }
+                let ps = msg::PortStatus {
+                    reason: *reason,
+                    desc: (**desc).clone(),
+                };
+                self.send(0, &Message::PortStatus(ps));
+            }
+        }
+    }
+}
+
+fn meter_flow_count(p: &Pipeline, meter: u32) -> u32 {
+    p.tables
+        .iter()
+        .flat_map(|t| t.flows.iter())
+        .filter(|(_, r)| {
+            r.value
+                .instructions
+                .iter()
+                .any(|i| matches!(i, fuxi_openflow::Instruction::Meter(m) if *m == meter))
+        })
+        .count() as u32
+}
+
+/// Serves one OpenFlow connection until it closes.
+pub async fn serve<S>(sw: Arc<Switch>, stream: S, peer: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut events = sw.events.subscribe();
+    let mut conn = Conn::new(sw.clone());
+    let mut framer = Framer::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut last_rx = Instant::now();
+    let mut echo_sent = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tracing::info!(%peer, conn = conn.id, "OpenFlow connection up");
+    loop {
+        if !conn.out.is_empty() {
+            if wr.write_all(&conn.out).await.is_err() {
+                break;
+            }
+            conn.out.clear();
+        }
+        if conn.close {
+            break;
+        }
+        tokio::select! {
+            r = rd.read(&mut buf) => {
+                let n = match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                last_rx = Instant::now();
+                echo_sent = false;
+                framer.push(&buf[..n]);
+                loop {
+                    match framer.next_frame() {
+                        Ok(Some(frame)) => conn.handle(&frame),
+                        Ok(None) => break,
+                        Err(e) => {
+                            conn.out.extend(e.0.reply_bytes());
+                            conn.close = true;
+                            break;
+                        }
+                    }
+                }
+                // Everything read so far becomes visible (see `Switch::publish_soon`).
+                sw.publish_soon();
+            }
+            ev = events.recv() => {
+                match ev {
+                    Ok(ev) => conn.on_event(&ev),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(conn = conn.id, "dropped {n} async messages");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+            _ = tick.tick() => {
+                let idle = last_rx.elapsed();
+                if idle > Duration::from_secs(30) {
+                    tracing::info!(%peer, "no answer to echo: closing");
+                    break;
+                }
+                if idle > Duration::from_secs(5) && !echo_sent {
+                    conn.send(0xec40, &Message::EchoRequest(vec![]));
+                    echo_sent = true;
+                }
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+    tracing::info!(%peer, conn = conn.id, "OpenFlow connection down");
+}

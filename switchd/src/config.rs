@@ -1,0 +1,309 @@
+//! The daemon's configuration: the TOML file (see `fuxi-switchd.sample.toml`), command-line
+//! overrides, and validation with messages that name the offending key.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// A datapath id as written: an integer or a (hex) string.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum DpidText {
+    /// `datapath_id = 42`
+    Int(u64),
+    /// `datapath_id = "0x2a"` or `"42"`
+    Text(String),
+}
+
+/// Port types.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortType {
+    /// An existing Linux interface through AF_PACKET.
+    Afpacket,
+    /// A TAP device the switch creates.
+    Tap,
+    /// A userspace VXLAN tunnel.
+    Vxlan,
+}
+
+/// One `[[ports]]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Interface name.
+    pub name: String,
+    /// OpenFlow port number (1..=0xffffff00); 0 or absent: the next free one.
+    #[serde(default)]
+    pub ofport: u32,
+    /// Type (default afpacket).
+    #[serde(default = "default_port_type", rename = "type")]
+    pub port_type: PortType,
+    /// VXLAN: local "IP:PORT".
+    #[serde(default)]
+    pub local: Option<String>,
+    /// VXLAN: remote "IP:PORT".
+    #[serde(default)]
+    pub remote: Option<String>,
+}
+
+fn default_port_type() -> PortType {
+    PortType::Afpacket
+}
+
+/// The file as written.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Bridge name.
+    pub bridge: Option<String>,
+    /// Datapath id.
+    pub datapath_id: Option<DpidText>,
+    /// "ptcp:PORT[:IP]".
+    pub listen: Option<String>,
+    /// "tcp:HOST:PORT" each.
+    #[serde(default)]
+    pub controllers: Vec<String>,
+    /// "secure" or "standalone".
+    pub fail_mode: Option<String>,
+    /// Datapath threads.
+    pub threads: Option<usize>,
+    /// Ports.
+    #[serde(default)]
+    pub ports: Vec<PortConfig>,
+    /// Management socket path (default /run/fuxi/BRIDGE.mgmt; "" for none).
+    pub mgmt: Option<String>,
+}
+
+/// Fail mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailMode {
+    /// Keep flows, no fallback forwarding.
+    Secure,
+    /// Same (no NORMAL action in Fuxi), kept for configuration compatibility.
+    Standalone,
+}
+
+/// The validated configuration the daemon runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Bridge name.
+    pub bridge: String,
+    /// Datapath id.
+    pub datapath_id: u64,
+    /// Passive OpenFlow listener.
+    pub listen: Option<SocketAddr>,
+    /// Active controller connections.
+    pub controllers: Vec<SocketAddr>,
+    /// Fail mode.
+    pub fail_mode: FailMode,
+    /// Datapath threads (≥ 1).
+    pub threads: usize,
+    /// Ports, numbers assigned.
+    pub ports: Vec<PortConfig>,
+    /// Management socket path, if any.
+    pub mgmt: Option<String>,
+}
+
+/// Parses "ptcp:PORT[:IP]" (IP defaults to 127.0.0.1).
+pub fn parse_listen(s: &str) -> Result<SocketAddr> {
+    let Some(rest) = s.strip_prefix("ptcp:") else {
+        bail!("`{s}` is not ptcp:PORT[:IP]");
+    };
+    let (port, ip) = match rest.split_once(':') {
+        Some((p, ip)) => (p, ip.trim_matches(['[', ']'])),
+        None => (rest, "127.0.0.1"),
+    };
+    let port: u16 = port.parse().with_context(|| format!("bad port in `{s}`"))?;
+    let ip: IpAddr = ip
+        .parse()
+        .with_context(|| format!("bad address in `{s}`"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Parses "tcp:HOST:PORT" (HOST an IP address).
+pub fn parse_controller(s: &str) -> Result<SocketAddr> {
+    let Some(rest) = s.strip_prefix("tcp:") else {
+        bail!("`{s}` is not tcp:HOST:PORT");
+    };
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        bail!("`{s}` is not tcp:HOST:PORT");
+    };
+    let port: u16 = port.parse().with_context(|| format!("bad port in `{s}`"))?;
+    let ip: IpAddr = host
+        .trim_matches(['[', ']'])
+        .parse()
+        .with_context(|| format!("bad address in `{s}`"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Parses a datapath id: decimal, or hex with 0x, or 16 hex digits.
+pub fn parse_dpid(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let r = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16)
+    } else if t.len() == 16 {
+        u64::from_str_radix(t, 16)
+    } else {
+        t.parse()
+    };
+    r.with_context(|| format!("`{s}` is not a datapath id (decimal or 0xHEX)"))
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file; errors name the file, line and key.
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("bad config {}", path.display()))
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<FileConfig> {
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Validates into a [`Config`]; errors name the key.
+    pub fn validate(self) -> Result<Config> {
+        let bridge = self.bridge.unwrap_or_else(|| "br0".to_string());
+        if bridge.is_empty() || bridge.len() > 15 || bridge.contains('/') {
+            bail!("key `bridge`: `{bridge}` must be 1-15 characters without '/'");
+        }
+        let datapath_id = match self.datapath_id {
+            None => 1,
+            Some(DpidText::Int(n)) => n,
+            Some(DpidText::Text(s)) => parse_dpid(&s).context("key `datapath_id`")?,
+        };
+        let listen = match self.listen.as_deref() {
+            None => Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 6653)),
+            Some("" | "none") => None,
+            Some(s) => Some(parse_listen(s).context("key `listen`")?),
+        };
+        let controllers = self
+            .controllers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| parse_controller(c).with_context(|| format!("key `controllers[{i}]`")))
+            .collect::<Result<Vec<_>>>()?;
+        let fail_mode = match self.fail_mode.as_deref() {
+            None | Some("secure") => FailMode::Secure,
+            Some("standalone") => FailMode::Standalone,
+            Some(o) => bail!("key `fail_mode`: `{o}` is not secure or standalone"),
+        };
+        let threads = self.threads.unwrap_or(1);
+        if threads == 0 || threads > 64 {
+            bail!("key `threads`: {threads} is not in 1..=64");
+        }
+        let mut ports = self.ports;
+        let mut used: Vec<u32> = ports.iter().map(|p| p.ofport).filter(|&n| n != 0).collect();
+        for (i, p) in ports.iter_mut().enumerate() {
+            if p.name.is_empty() || p.name.len() > 15 {
+                bail!(
+                    "key `ports[{i}].name`: `{}` must be 1-15 characters",
+                    p.name
+                );
+            }
+            if p.ofport > fuxi_openflow::consts::OFPP_MAX {
+                bail!("key `ports[{i}].ofport`: {} is above 0xffffff00", p.ofport);
+            }
+            if p.ofport == 0 {
+                let n = (1..).find(|n| !used.contains(n)).unwrap_or(1);
+                p.ofport = n;
+                used.push(n);
+            }
+            if p.port_type == PortType::Vxlan {
+                for (k, v) in [("local", &p.local), ("remote", &p.remote)] {
+                    match v {
+                        None => bail!("key `ports[{i}].{k}`: a vxlan port needs it"),
+                        Some(s) => {
+                            s.parse::<SocketAddr>()
+                                .with_context(|| format!("key `ports[{i}].{k}`: `{s}`"))?;
+                        }
+                    }
+                }
+            }
+        }
+        for (i, p) in ports.iter().enumerate() {
+            if ports[..i].iter().any(|q| q.ofport == p.ofport) {
+                bail!("key `ports[{i}].ofport`: {} is used twice", p.ofport);
+            }
+            if ports[..i].iter().any(|q| q.name == p.name) {
+                bail!("key `ports[{i}].name`: `{}` is used twice", p.name);
+            }
+        }
+        let mgmt = match self.mgmt {
+            Some(s) if s.is_empty() => None,
+            Some(s) => Some(s),
+            None => Some(format!("/run/fuxi/{bridge}.mgmt")),
+        };
+        Ok(Config {
+            bridge,
+            datapath_id,
+            listen,
+            controllers,
+            fail_mode,
+            threads,
+            ports,
+            mgmt,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_parses() {
+        let text = include_str!("../fuxi-switchd.sample.toml");
+        let c = FileConfig::parse(text).unwrap().validate().unwrap();
+        assert_eq!(c.bridge, "br0");
+        assert_eq!(c.datapath_id, 0xf001);
+        assert_eq!(c.listen, Some("127.0.0.1:6653".parse().unwrap()));
+        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.ports[1].ofport, 2);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = FileConfig::parse("bridge = \"b\"\nlisten = 5\n").unwrap_err();
+        assert!(format!("{e:#}").contains("listen"), "{e:#}");
+        let e = FileConfig::parse("bogus = 1\n").unwrap_err();
+        assert!(format!("{e:#}").contains("bogus"), "{e:#}");
+        let e = FileConfig::parse("listen = \"tcp:1\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("key `listen`"), "{e:#}");
+        let e = FileConfig::parse(
+            "[[ports]]\nname = \"a\"\nofport = 1\n[[ports]]\nname = \"b\"\nofport = 1\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("ports[1].ofport"), "{e:#}");
+        let e = FileConfig::parse("[[ports]]\nname = \"a\"\ntype = \"vxlan\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("ports[0].local"), "{e:#}");
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_listen("ptcp:6653").unwrap().to_string(),
+            "127.0.0.1:6653"
+        );
+        assert_eq!(
+            parse_listen("ptcp:1:0.0.0.0").unwrap().to_string(),
+            "0.0.0.0:1"
+        );
+        assert_eq!(parse_controller("tcp:10.0.0.1:6653").unwrap().port(), 6653);
+        assert_eq!(parse_dpid("0x10").unwrap(), 16);
+        assert_eq!(parse_dpid("0000000000000010").unwrap(), 16);
+        assert_eq!(parse_dpid("10").unwrap(), 10);
+    }
+}

@@ -1,0 +1,305 @@
+//! Ports of the bridge and the datapath threads that poll them (this module does I/O).
+//!
+//! The port table is published like the pipeline (arc-swap): a datapath thread loads it
+//! once per round, so ports are added and removed at runtime without a lock on the packet
+//! path. Each port sits behind its own mutex: its datapath thread takes it to receive, any
+//! thread to send (outputs across threads, packet-outs) — uncontended on one thread.
+//!
+//! A datapath thread runs to completion: receive up to 32 packets per port, run them
+//! through the engine worker, send per output port, hand packet-ins to the control plane.
+//! When a round finds nothing it sleeps in poll(2) on its ports' descriptors (100 ms at
+//! most), so an idle switch uses no CPU.
+
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use fuxi_dataplane::engine::{Output, PacketInEvent, Reader, Worker};
+use fuxi_dataplane::port::afpacket::AfPacketPort;
+use fuxi_dataplane::port::tap::TapPort;
+use fuxi_dataplane::port::vxlan::VxlanPort;
+use fuxi_dataplane::port::{Packet, PacketBatch, Port, PortStats};
+use fuxi_openflow::msg::port::config as pcfg;
+
+use crate::config::{PortConfig, PortType};
+
+/// One port of the bridge.
+pub struct PortSlot {
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// Interface name.
+    pub name: String,
+    /// Type.
+    pub kind: PortType,
+    /// Datapath thread that receives from it.
+    pub thread: usize,
+    /// Linux ifindex, if any.
+    pub ifindex: Option<u32>,
+    /// Hardware address.
+    pub mac: [u8; 6],
+    /// Descriptor to poll.
+    pub fd: Option<RawFd>,
+    /// When it was added.
+    pub created: Instant,
+    /// OpenFlow port config bits (PORT_DOWN, NO_RECV, NO_FWD, NO_PACKET_IN).
+    pub config: AtomicU32,
+    /// Link state as last seen.
+    pub link_up: AtomicBool,
+    /// The port itself.
+    pub port: Mutex<Box<dyn Port>>,
+}
+
+impl fmt::Debug for PortSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortSlot")
+            .field("ofport", &self.ofport)
+            .field("name", &self.name)
+            .field("thread", &self.thread)
+            .finish()
+    }
+}
+
+impl PortSlot {
+    /// Opens the port a configuration entry describes.
+    pub fn open(cfg: &PortConfig, thread: usize) -> Result<PortSlot> {
+        let port: Box<dyn Port> = match cfg.port_type {
+            PortType::Afpacket => Box::new(
+                AfPacketPort::open(&cfg.name)
+                    .with_context(|| format!("port {}: cannot open AF_PACKET", cfg.name))?,
+            ),
+            PortType::Tap => {
+                let t = TapPort::open(&cfg.name)
+                    .with_context(|| format!("port {}: cannot create TAP", cfg.name))?;
+                t.set_admin_up(true)
+                    .with_context(|| format!("port {}: cannot bring up", cfg.name))?;
+                Box::new(t)
+            }
+            PortType::Vxlan => {
+                let addr = |s: &Option<String>| -> Result<SocketAddr> {
+                    Ok(s.as_deref().unwrap_or_default().parse()?)
+                };
+                Box::new(
+                    VxlanPort::new(&cfg.name, addr(&cfg.local)?, addr(&cfg.remote)?)
+                        .with_context(|| format!("port {}: cannot open VXLAN", cfg.name))?,
+                )
+            }
+        };
+        Ok(PortSlot::from_port(cfg.ofport, cfg.port_type, port, thread))
+    }
+
+    /// Wraps an opened port.
+    pub fn from_port(ofport: u32, kind: PortType, port: Box<dyn Port>, thread: usize) -> Self {
+        PortSlot {
+            ofport,
+            name: port.name().to_string(),
+            kind,
+            thread,
+            ifindex: port.ifindex(),
+            mac: port.mac().unwrap_or([0; 6]),
+            fd: port.as_raw_fd(),
+            created: Instant::now(),
+            config: AtomicU32::new(0),
+            link_up: AtomicBool::new(port.link_up()),
+            port: Mutex::new(port),
+        }
+    }
+
+    /// Locks the port.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn Port>> {
+        self.port.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> PortStats {
+        self.lock().stats()
+    }
+
+    /// Whether forwarding may use it (link up, not administratively down).
+    pub fn live(&self) -> bool {
+        self.link_up.load(Ordering::Relaxed)
+            && self.config.load(Ordering::Relaxed) & pcfg::PORT_DOWN == 0
+    }
+
+    /// Sends packets unless the port is down or NO_FWD; returns how many went.
+    pub fn send(&self, pkts: &mut [Packet]) -> usize {
+        if self.config.load(Ordering::Relaxed) & (pcfg::PORT_DOWN | pcfg::NO_FWD) != 0 {
+            return 0;
+        }
+        let mut sent = 0;
+        let mut port = self.lock();
+        while sent < pkts.len() {
+            match port.send_batch(&mut pkts[sent..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sent += n,
+            }
+        }
+        sent
+    }
+}
+
+/// Port number → port.
+pub type PortTable = BTreeMap<u32, Arc<PortSlot>>;
+
+/// The bridge's ports, published for datapath threads.
+#[derive(Debug)]
+pub struct Ports {
+    table: ArcSwap<PortTable>,
+    edit: Mutex<()>,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            table: ArcSwap::from_pointee(PortTable::new()),
+            edit: Mutex::new(()),
+        }
+    }
+}
+
+impl Ports {
+    /// The current table.
+    pub fn load(&self) -> Arc<PortTable> {
+        self.table.load_full()
+    }
+
+    /// Port by number.
+    pub fn get(&self, ofport: u32) -> Option<Arc<PortSlot>> {
+        self.table.load().get(&ofport).cloned()
+    }
+
+    /// Port by name.
+    pub fn by_name(&self, name: &str) -> Option<Arc<PortSlot>> {
+        self.table.load().values().find(|s| s.name == name).cloned()
+    }
+
+    /// Adds a port (refused if the number or name is taken).
+    pub fn add(&self, slot: PortSlot) -> Result<Arc<PortSlot>> {
+        let _g = self.edit.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut t = (*self.table.load_full()).clone();
+        if t.contains_key(&slot.ofport) {
+            anyhow::bail!("port number {} is taken", slot.ofport);
+        }
+        if t.values().any(|s| s.name == slot.name) {
+            anyhow::bail!("port {} exists", slot.name);
+        }
+        let slot = Arc::new(slot);
+        t.insert(slot.ofport, slot.clone());
+        self.table.store(Arc::new(t));
+        Ok(slot)
+    }
+
+    /// Removes a port by number.
+    pub fn remove(&self, ofport: u32) -> Option<Arc<PortSlot>> {
+        let _g = self.edit.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut t = (*self.table.load_full()).clone();
+        let r = t.remove(&ofport);
+        self.table.store(Arc::new(t));
+        r
+    }
+
+    /// A free port number.
+    pub fn free_number(&self) -> u32 {
+        let t = self.table.load();
+        (1..).find(|n| !t.contains_key(n)).unwrap_or(1)
+    }
+}
+
+/// Nanoseconds since `start` (the daemon's monotonic clock).
+pub fn nanos_since(start: Instant) -> u64 {
+    start.elapsed().as_nanos() as u64
+}
+
+/// What a datapath thread needs.
+#[derive(Debug, Clone)]
+pub struct DatapathCtx {
+    /// This thread's index.
+    pub id: usize,
+    /// The ports.
+    pub ports: Arc<Ports>,
+    /// The published pipeline.
+    pub reader: Reader,
+    /// Packet-ins go here (dropped when full).
+    pub packet_ins: tokio::sync::mpsc::Sender<PacketInEvent>,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+    /// The daemon's clock origin.
+    pub start: Instant,
+}
+
+/// Starts datapath thread `ctx.id`.
+pub fn spawn(ctx: DatapathCtx) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("fuxi-dp{}", ctx.id))
+        .spawn(move || run(ctx))
+}
+
+fn run(ctx: DatapathCtx) {
+    let mut worker = Worker::new(ctx.reader.clone());
+    let mut batch = PacketBatch::new();
+    let mut out = Output::new();
+    let mut pollfds: Vec<libc::pollfd> = Vec::new();
+    let mut last_sync = Instant::now();
+    tracing::debug!(thread = ctx.id, "datapath thread running");
+    while !ctx.stop.load(Ordering::Relaxed) {
+        let table = ctx.ports.load();
+        let mut busy = false;
+        for slot in table.values().filter(|s| s.thread == ctx.id) {
+            batch.clear();
+            let n = slot.lock().recv_batch(&mut batch).unwrap_or(0);
+            if n == 0 {
+                continue;
+            }
+            busy = true;
+            if slot.config.load(Ordering::Relaxed) & (pcfg::PORT_DOWN | pcfg::NO_RECV) != 0 {
+                continue;
+            }
+            out.clear();
+            let now = nanos_since(ctx.start);
+            worker.process_batch(slot.ofport, &mut batch, now, &mut out);
+            for (port, pkts) in out.per_port() {
+                if let Some(dst) = table.get(&port) {
+                    dst.send(pkts);
+                }
+            }
+            let no_pi = slot.config.load(Ordering::Relaxed) & pcfg::NO_PACKET_IN != 0;
+            for pi in out.packet_ins.drain(..) {
+                if !no_pi {
+                    let _ = ctx.packet_ins.try_send(pi);
+                }
+            }
+        }
+        if last_sync.elapsed() >= Duration::from_millis(100) {
+            worker.sync_stats();
+            last_sync = Instant::now();
+        }
+        if !busy {
+            pollfds.clear();
+            for slot in table.values().filter(|s| s.thread == ctx.id) {
+                if let Some(fd) = slot.fd {
+                    pollfds.push(libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    });
+                }
+            }
+            // SAFETY: `pollfds` is a valid, initialised array of `pollfds.len()` entries
+            // that lives across the call; the descriptors belong to ports kept alive by
+            // `table` (an Arc) for the duration of the call.
+            unsafe {
+                libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 50);
+            }
+        }
+    }
+    worker.sync_stats();
+    tracing::debug!(thread = ctx.id, "datapath thread stopped");
+}

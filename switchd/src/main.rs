@@ -1,0 +1,300 @@
+//! `fuxi-switchd`: the Fuxi OpenFlow 1.3 switch daemon.
+//!
+//! Startup: read the configuration (file and/or flags), open the ports, start the datapath
+//! threads (std threads, run to completion), then the control plane on tokio: the OpenFlow
+//! listener and controller connections ([`agent`]), the flow-expiry timer, the link
+//! monitor, the management socket ([`mgmt`]). SIGTERM/SIGINT stop everything cleanly.
+
+mod agent;
+mod config;
+mod datapath;
+mod mgmt;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use fuxi_dataplane::engine::Engine;
+use fuxi_dataplane::pipeline::{Pipeline, PortState};
+use fuxi_openflow::msg::port::OFPPR_MODIFY;
+
+use crate::agent::{AsyncEvent, Switch};
+use crate::config::{FileConfig, PortConfig, PortType};
+use crate::datapath::{DatapathCtx, PortSlot, Ports};
+
+/// Command line. Flags override the file.
+#[derive(Parser, Debug)]
+#[command(
+    name = "fuxi-switchd",
+    version,
+    about = "Fuxi OpenFlow 1.3 userspace switch"
+)]
+struct Args {
+    /// TOML configuration file (see fuxi-switchd.sample.toml).
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Bridge name.
+    #[arg(long)]
+    bridge: Option<String>,
+    /// Datapath id (decimal or 0xHEX).
+    #[arg(long)]
+    datapath_id: Option<String>,
+    /// OpenFlow listener, ptcp:PORT[:IP] ("none" for no listener).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Controller to connect to, tcp:HOST:PORT (repeatable).
+    #[arg(long = "controller")]
+    controllers: Vec<String>,
+    /// Port: NAME[=OFPORT][:TYPE] with TYPE afpacket (default) or tap (repeatable).
+    #[arg(long = "port")]
+    ports: Vec<String>,
+    /// Fail mode: secure or standalone.
+    #[arg(long)]
+    fail_mode: Option<String>,
+    /// Datapath threads.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Management socket path ("" for none).
+    #[arg(long)]
+    mgmt: Option<String>,
+    /// Check the configuration and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn parse_port_flag(s: &str) -> Result<PortConfig> {
+    let (rest, kind) = match s.rsplit_once(':') {
+        Some((r, "afpacket")) => (r, PortType::Afpacket),
+        Some((r, "tap")) => (r, PortType::Tap),
+        Some((_, t)) => anyhow::bail!("--port {s}: type `{t}` is not afpacket or tap"),
+        None => (s, PortType::Afpacket),
+    };
+    let (name, ofport) = match rest.split_once('=') {
+        Some((n, p)) => (
+            n,
+            p.parse()
+                .with_context(|| format!("--port {s}: bad port number"))?,
+        ),
+        None => (rest, 0),
+    };
+    Ok(PortConfig {
+        name: name.to_string(),
+        ofport,
+        port_type: kind,
+        local: None,
+        remote: None,
+    })
+}
+
+fn load_config(args: &Args) -> Result<config::Config> {
+    let mut fc = match &args.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    if let Some(b) = &args.bridge {
+        fc.bridge = Some(b.clone());
+    }
+    if let Some(d) = &args.datapath_id {
+        fc.datapath_id = Some(config::DpidText::Text(d.clone()));
+    }
+    if let Some(l) = &args.listen {
+        fc.listen = Some(l.clone());
+    }
+    fc.controllers.extend(args.controllers.iter().cloned());
+    for p in &args.ports {
+        fc.ports.push(parse_port_flag(p)?);
+    }
+    if let Some(f) = &args.fail_mode {
+        fc.fail_mode = Some(f.clone());
+    }
+    if let Some(t) = args.threads {
+        fc.threads = Some(t);
+    }
+    if let Some(m) = &args.mgmt {
+        fc.mgmt = Some(m.clone());
+    }
+    fc.validate()
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("fuxi-switchd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let cfg = load_config(&args)?;
+    if args.check {
+        println!("configuration OK: bridge {}", cfg.bridge);
+        return Ok(());
+    }
+    let start = Instant::now();
+    let ports = Arc::new(Ports::default());
+    let mut pipeline = Pipeline::new();
+    for (i, pc) in cfg.ports.iter().enumerate() {
+        let slot = PortSlot::open(pc, i % cfg.threads)?;
+        pipeline.set_port(slot.ofport, PortState { live: slot.live() });
+        tracing::info!(port = %slot.name, ofport = slot.ofport, "port added");
+        ports.add(slot)?;
+    }
+    let engine = Engine::new(pipeline);
+    let reader = engine.reader();
+    let (pi_tx, mut pi_rx) = tokio::sync::mpsc::channel(4096);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for id in 0..cfg.threads {
+        threads.push(datapath::spawn(DatapathCtx {
+            id,
+            ports: ports.clone(),
+            reader: reader.clone(),
+            packet_ins: pi_tx.clone(),
+            stop: stop.clone(),
+            start,
+        })?);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let sw = Arc::new(Switch::new(cfg.clone(), engine, ports.clone(), start));
+    let result: Result<()> = rt.block_on(async {
+        // Packet-ins from datapath threads to every connection.
+        let s = sw.clone();
+        tokio::spawn(async move {
+            while let Some(pi) = pi_rx.recv().await {
+                let _ = s.events.send(AsyncEvent::PacketIn(Arc::new(pi)));
+            }
+        });
+        tokio::spawn(sw.clone().run_publisher());
+        // Flow expiry.
+        let s = sw.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                t.tick().await;
+                s.expire();
+            }
+        });
+        // Link monitor.
+        spawn_link_monitor(sw.clone(), stop.clone());
+        if let Some(addr) = cfg.listen {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(%addr, bridge = %cfg.bridge, fail_mode = ?cfg.fail_mode, "listening for OpenFlow");
+            let s = sw.clone();
+            tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((stream, peer)) => {
+                            let _ = stream.set_nodelay(true);
+                            tokio::spawn(agent::serve(s.clone(), stream, peer.to_string()));
+                        }
+                        Err(e) => {
+                            tracing::warn!("accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+        }
+        for c in &cfg.controllers {
+            let (s, c) = (sw.clone(), *c);
+            tokio::spawn(async move {
+                let mut backoff = Duration::from_secs(1);
+                loop {
+                    match tokio::net::TcpStream::connect(c).await {
+                        Ok(stream) => {
+                            backoff = Duration::from_secs(1);
+                            let _ = stream.set_nodelay(true);
+                            agent::serve(s.clone(), stream, c.to_string()).await;
+                        }
+                        Err(e) => tracing::debug!(controller = %c, "connect: {e}"),
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(8));
+                }
+            });
+        }
+        let mgmt_path = cfg.mgmt.clone();
+        if let Some(path) = &mgmt_path {
+            match mgmt::start(sw.clone(), path).await {
+                Ok(()) => tracing::info!(%path, "management socket"),
+                Err(e) => tracing::warn!(%path, "no management socket: {e:#}"),
+            }
+        }
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down");
+        if let Some(path) = &mgmt_path {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    rt.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+/// Watches links (netlink) and turns changes of our ports into PORT_STATUS and liveness.
+fn spawn_link_monitor(sw: Arc<Switch>, stop: Arc<AtomicBool>) {
+    let rt = tokio::runtime::Handle::current();
+    let r = std::thread::Builder::new()
+        .name("fuxi-links".into())
+        .spawn(move || {
+            let mut mon = match fuxi_dataplane::port::netlink::LinkMonitor::open() {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("no link monitor: {e}");
+                    return;
+                }
+            };
+            let _ = mon.dump();
+            let mut evs = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                evs.clear();
+                match mon.recv(&mut evs) {
+                    Ok(0) => std::thread::sleep(Duration::from_millis(50)),
+                    Ok(_) => {}
+                    Err(_) => {
+                        let _ = mon.dump();
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+                for ev in &evs {
+                    let table = sw.ports.load();
+                    let Some(slot) = table.values().find(|s| s.ifindex == Some(ev.ifindex)) else {
+                        continue;
+                    };
+                    let up = ev.is_up() && !ev.deleted;
+                    if slot.link_up.swap(up, Ordering::Relaxed) != up {
+                        tracing::info!(port = %slot.name, up, "link changed");
+                        let (s, n) = (sw.clone(), slot.ofport);
+                        rt.spawn_blocking(move || s.port_changed(n, OFPPR_MODIFY));
+                    }
+                }
+            }
+        });
+    if let Err(e) = r {
+        tracing::warn!("no link monitor thread: {e}");
+    }
+}

@@ -1,0 +1,284 @@
+//! ovs-ofctl -O OpenFlow13 against fuxi-switchd: every verb the issue lists, with and
+//! without `--no-names` (the name lookup asks for TABLE_FEATURES and PORT_DESC first).
+
+use crate::util::*;
+
+#[test]
+fn add_flow_with_and_without_names_then_dump_and_delete() {
+    let sd = Switchd::start(&[]);
+    let t = sd.target.as_str();
+    ofctl_ok(&["add-flow", t, "priority=10,in_port=1,actions=output:2"]);
+    ofctl_ok(&[
+        "--no-names",
+        "add-flow",
+        t,
+        "table=0,priority=20,ip,nw_dst=10.0.0.1,actions=set_field:10.0.0.9->nw_dst,output:3",
+    ]);
+    ofctl_ok(&["add-flow", t, "table=1,cookie=0x42,priority=5,actions=drop"]);
+    let dump = ofctl_ok(&["dump-flows", t]);
+    let lines = flow_lines(&dump);
+    assert_eq!(lines.len(), 3, "{dump}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("priority=10,in_port=1 actions=output:2")),
+        "{dump}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("priority=20,ip,nw_dst=10.0.0.1")
+                && l.contains("actions=set_field:10.0.0.9->ip_dst,output:3")),
+        "{dump}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("cookie=0x42, table=1")),
+        "{dump}"
+    );
+    // A filtered dump.
+    let d1 = ofctl_ok(&["dump-flows", t, "table=1"]);
+    assert_eq!(flow_lines(&d1).len(), 1, "{d1}");
+    // Aggregate.
+    let agg = ofctl_ok(&["dump-aggregate", t]);
+    assert!(agg.contains("flow_count=3"), "{agg}");
+    // Delete with and without names.
+    ofctl_ok(&["del-flows", t, "in_port=1"]);
+    assert_eq!(flow_lines(&ofctl_ok(&["dump-flows", t])).len(), 2);
+    ofctl_ok(&["--no-names", "del-flows", t, "table=1"]);
+    assert_eq!(flow_lines(&ofctl_ok(&["dump-flows", t])).len(), 1);
+    ofctl_ok(&["del-flows", t]);
+    assert_eq!(flow_lines(&ofctl_ok(&["dump-flows", t])).len(), 0);
+}
+
+#[test]
+fn bad_flow_gets_an_error_and_the_connection_keeps_working() {
+    let sd = Switchd::start(&[]);
+    let t = sd.target.as_str();
+    // goto_table backwards: OFPBIC_BAD_TABLE_ID.
+    let o = ofctl_in(None, &["add-flow", t, "table=3,actions=goto_table:1"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("OFPBIC_BAD_TABLE_ID"), "{err}");
+    // Group that does not exist: OFPBAC_BAD_OUT_GROUP.
+    let o = ofctl_in(None, &["add-flow", t, "actions=group:77"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("OFPBAC_BAD_OUT_GROUP"), "{err}");
+    ofctl_ok(&["add-flow", t, "actions=drop"]);
+    assert_eq!(flow_lines(&ofctl_ok(&["dump-flows", t])).len(), 1);
+}
+
+#[test]
+fn ten_thousand_flows_from_a_file() {
+    let sd = Switchd::start(&[]);
+    let t = sd.target.as_str();
+    let dir = std::env::temp_dir().join(format!("fxsw-flows-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("flows.txt");
+    let mut text = String::new();
+    for i in 0..10_000u32 {
+        text.push_str(&format!(
+            "table=0,priority={},ip,nw_src=10.{}.{}.{},actions=output:{}\n",
+            100 + i % 7,
+            (i >> 16) & 0xff,
+            (i >> 8) & 0xff,
+            i & 0xff,
+            1 + i % 4
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    let started = std::time::Instant::now();
+    ofctl_ok(&["add-flows", t, file.to_str().unwrap()]);
+    let took = started.elapsed();
+    let dump = ofctl_ok(&["dump-flows", t]);
+    let lines = flow_lines(&dump);
+    assert_eq!(lines.len(), 10_000);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("nw_src=10.0.39.15 actions=output:4"))
+    );
+    let tables = ofctl_ok(&["dump-tables", t]);
+    assert!(tables.contains("active=10000"), "{tables}");
+    eprintln!("add-flows of 10000 flows took {took:?}");
+    // The same through a bundle replaces them atomically.
+    ofctl_ok(&["del-flows", t]);
+    ofctl_ok(&["--bundle", "add-flows", t, file.to_str().unwrap()]);
+    assert_eq!(flow_lines(&ofctl_ok(&["dump-flows", t])).len(), 10_000);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bundle_is_all_or_nothing() {
+    let sd = Switchd::start(&[]);
+    let t = sd.target.as_str();
+    let dir = std::env::temp_dir().join(format!("fxsw-bundle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.txt");
+    std::fs::write(
+        &good,
+        "priority=1,in_port=1,actions=output:2\npriority=1,in_port=2,actions=output:1\n",
+    )
+    .unwrap();
+    ofctl_ok(&["--bundle", "add-flows", t, good.to_str().unwrap()]);
+    assert_eq!(flow_lines(&ofctl_ok(&["dump-flows", t])).len(), 2);
+    // Second line refers to a missing group: the whole bundle is refused.
+    let bad = dir.join("bad.txt");
+    std::fs::write(
+        &bad,
+        "priority=2,in_port=3,actions=output:4\npriority=2,in_port=4,actions=group:9\n",
+    )
+    .unwrap();
+    let o = ofctl_in(None, &["--bundle", "add-flows", t, bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let dump = ofctl_ok(&["dump-flows", t]);
+    assert_eq!(
+        flow_lines(&dump).len(),
+        2,
+        "half a failed bundle applied: {dump}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn groups_meters_ports_tables_desc() {
+    let sd = Switchd::start(&[]);
+    let t = sd.target.as_str();
+    ofctl_ok(&[
+        "add-group",
+        t,
+        "group_id=1,type=select,bucket=weight:10,output:1,bucket=weight:20,output:2",
+    ]);
+    ofctl_ok(&[
+        "add-group",
+        t,
+        "group_id=2,type=all,bucket=output:1,bucket=output:3",
+    ]);
+    let g = ofctl_ok(&["dump-groups", t]);
+    assert!(
+        g.contains("group_id=1,type=select,bucket=weight:10,actions=output:1,bucket=weight:20,actions=output:2"),
+        "{g}"
+    );
+    assert!(g.contains("group_id=2,type=all"), "{g}");
+    ofctl_ok(&["add-flow", t, "priority=3,actions=group:1"]);
+    let gs = ofctl_ok(&["dump-group-stats", t]);
+    assert!(gs.contains("group_id=1,duration="), "{gs}");
+    assert!(gs.contains("ref_count=1"), "{gs}");
+    ofctl_ok(&["del-groups", t, "group_id=2"]);
+    assert!(!ofctl_ok(&["dump-groups", t]).contains("group_id=2"));
+
+    ofctl_ok(&[
+        "add-meter",
+        t,
+        "meter=1,pktps,burst,stats,band=type=drop,rate=100,burst_size=10",
+    ]);
+    let m = ofctl_ok(&["dump-meters", t]);
+    assert!(m.contains("meter=1 pktps burst stats bands="), "{m}");
+    assert!(m.contains("type=drop rate=100 burst_size=10"), "{m}");
+    ofctl_ok(&["add-flow", t, "priority=4,ip,actions=meter:1,output:2"]);
+    let ms = ofctl_ok(&["meter-stats", t]);
+    assert!(ms.contains("meter:1 flow_count:1"), "{ms}");
+    let mf = ofctl_ok(&["meter-features", t]);
+    assert!(mf.contains("max_meter:65536"), "{mf}");
+
+    let ports = ofctl_ok(&["dump-ports", t]);
+    assert!(ports.contains("OFPST_PORT reply"), "{ports}");
+    let tables = ofctl_ok(&["dump-tables", t]);
+    assert!(
+        tables.contains("table 0:") || tables.contains("  0:"),
+        "{tables}"
+    );
+    assert!(tables.contains("active=2"), "{tables}");
+    let desc = ofctl_ok(&["dump-desc", t]);
+    assert!(desc.contains("Manufacturer: Fuxi"), "{desc}");
+    let show = ofctl_ok(&["show", t]);
+    assert!(show.contains("dpid:00000000000000aa"), "{show}");
+    let tf = ofctl_ok(&["dump-table-features", t]);
+    assert!(tf.contains("table 254"), "{}", &tf[..tf.len().min(2000)]);
+}
+
+#[test]
+fn hello_with_another_version_is_refused() {
+    use std::io::{Read, Write};
+    let sd = Switchd::start(&[]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", sd.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    // OpenFlow 1.0 HELLO, no bitmap.
+    s.write_all(&[1, 0, 0, 8, 0, 0, 0, 7]).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    // Our HELLO (version 4) first, then ERROR HELLO_FAILED/INCOMPATIBLE in version 1.
+    assert_eq!(&got[..2], &[4, 0]);
+    let err = &got[usize::from(u16::from_be_bytes([got[2], got[3]]))..];
+    assert_eq!((err[0], err[1]), (1, 1), "{got:?}");
+    assert_eq!(&err[8..12], &[0, 0, 0, 0]); // OFPET_HELLO_FAILED / OFPHFC_INCOMPATIBLE
+}
+
+#[test]
+fn echo_barrier_role_and_bad_messages_over_raw_tcp() {
+    use fuxi_openflow::{Framer, Message};
+    use std::io::{Read, Write};
+    let sd = Switchd::start(&[]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", sd.port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let hello = Message::Hello(fuxi_openflow::msg::Hello::ofp13()).to_vec(1);
+    s.write_all(&hello).unwrap();
+    s.write_all(&Message::EchoRequest(b"hi".to_vec()).to_vec(2))
+        .unwrap();
+    // Unknown message type 99: BAD_REQUEST/BAD_TYPE, connection stays up.
+    s.write_all(&[4, 99, 0, 8, 0, 0, 0, 3]).unwrap();
+    let role = fuxi_openflow::msg::Role {
+        role: fuxi_openflow::msg::ControllerRole::Master,
+        generation_id: 5,
+    };
+    s.write_all(&Message::RoleRequest(role).to_vec(4)).unwrap();
+    s.write_all(&Message::BarrierRequest.to_vec(5)).unwrap();
+    let mut f = Framer::new();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.iter().any(|(x, _)| *x == 5) {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed");
+        f.push(&buf[..n]);
+        while let Ok(Some(fr)) = f.next_frame() {
+            let (h, m) = Message::decode(&fr).unwrap();
+            seen.push((h.xid, m));
+        }
+    }
+    assert!(matches!(&seen[0].1, Message::Hello(_)));
+    assert!(seen.contains(&(2, Message::EchoReply(b"hi".to_vec()))));
+    let err = seen.iter().find(|(x, _)| *x == 3).expect("error for xid 3");
+    match &err.1 {
+        Message::Error(e) => assert_eq!(e.code, fuxi_openflow::ErrorCode::BAD_REQUEST_BAD_TYPE),
+        m => panic!("{m:?}"),
+    }
+    assert!(seen.contains(&(4, Message::RoleReply(role))));
+    assert!(seen.contains(&(5, Message::BarrierReply)));
+    // A stale generation id is refused.
+    let stale = fuxi_openflow::msg::Role {
+        role: fuxi_openflow::msg::ControllerRole::Master,
+        generation_id: 4,
+    };
+    s.write_all(&Message::RoleRequest(stale).to_vec(6)).unwrap();
+    s.write_all(&Message::BarrierRequest.to_vec(7)).unwrap();
+    let mut seen = Vec::new();
+    while !seen.iter().any(|(x, _)| *x == 7) {
+        let n = s.read(&mut buf).unwrap();
+        f.push(&buf[..n]);
+        while let Ok(Some(fr)) = f.next_frame() {
+            let (h, m) = Message::decode(&fr).unwrap();
+            seen.push((h.xid, m));
+        }
+    }
+    match &seen.iter().find(|(x, _)| *x == 6).unwrap().1 {
+        Message::Error(e) => assert_eq!(e.code, fuxi_openflow::ErrorCode::ROLE_REQUEST_STALE),
+        m => panic!("{m:?}"),
+    }
+}

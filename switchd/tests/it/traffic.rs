@@ -1,0 +1,230 @@
+//! Traffic through fuxi-switchd: hosts in network namespaces on veth pairs whose switch
+//! ends live in a switch namespace where the daemon runs. Needs root.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use fuxi_openflow::{Framer, Message};
+
+use crate::util::*;
+
+fn setup(tag: &str, n: usize) -> Option<(Topo, Switchd)> {
+    if !is_root() {
+        eprintln!("skipped: traffic tests need root");
+        return None;
+    }
+    let topo = Topo::new(tag, n);
+    let ports: Vec<String> = (1..=n)
+        .flat_map(|i| ["--port".into(), format!("s{i}={i}")])
+        .collect();
+    let args: Vec<&str> = ports.iter().map(String::as_str).collect();
+    let sd = Switchd::start_in(Some(&topo.sw), &args);
+    Some((topo, sd))
+}
+
+#[test]
+fn forwarding_counters_and_a_drop_flow() {
+    let Some((topo, sd)) = setup("fw", 2) else {
+        return;
+    };
+    let ns = Some(topo.sw.as_str());
+    let t = sd.target.as_str();
+    assert!(!topo.ping(1, 2), "ping passed with no flows");
+    ofctl_ok_in(
+        ns,
+        &["add-flow", t, "priority=10,in_port=1,actions=output:2"],
+    );
+    ofctl_ok_in(
+        ns,
+        &["add-flow", t, "priority=10,in_port=2,actions=output:1"],
+    );
+    assert!(
+        topo.ping_eventually(1, 2),
+        "ping through forwarding flows failed"
+    );
+    assert!(topo.ping(2, 1));
+    // Counters reach dump-flows (datapath threads sync them at least every 100 ms).
+    std::thread::sleep(Duration::from_millis(300));
+    let dump = ofctl_ok_in(ns, &["dump-flows", t]);
+    assert!(packets_of(&dump, "in_port=1").unwrap_or(0) >= 2, "{dump}");
+    assert!(packets_of(&dump, "in_port=2").unwrap_or(0) >= 2, "{dump}");
+    let ports = ofctl_ok_in(ns, &["dump-ports", t, "1"]);
+    assert!(!ports.contains("rx pkts=0,"), "{ports}");
+    // A higher-priority drop for ICMP stops the ping; removing it restores it.
+    ofctl_ok_in(ns, &["add-flow", t, "priority=20,icmp,actions=drop"]);
+    assert!(!topo.ping(1, 2), "ping passed a drop flow");
+    std::thread::sleep(Duration::from_millis(300));
+    let dump = ofctl_ok_in(ns, &["dump-flows", t]);
+    assert!(packets_of(&dump, "icmp").unwrap_or(0) >= 1, "{dump}");
+    ofctl_ok_in(ns, &["--strict", "del-flows", t, "priority=20,icmp"]);
+    assert!(topo.ping_eventually(1, 2));
+}
+
+#[test]
+fn set_field_rewrites_the_destination() {
+    let Some((topo, sd)) = setup("sf", 2) else {
+        return;
+    };
+    let ns = Some(topo.sw.as_str());
+    let t = sd.target.as_str();
+    // Host 1 believes 10.9.0.99 lives at host 2's MAC; the switch rewrites .99 <-> .2.
+    sh(&format!(
+        "ip -n {} neigh replace 10.9.0.99 lladdr 02:00:00:00:00:02 dev v1",
+        topo.hosts[0]
+    ));
+    ofctl_ok_in(
+        ns,
+        &[
+            "add-flow",
+            t,
+            "priority=10,in_port=1,ip,nw_dst=10.9.0.99,actions=set_field:10.9.0.2->ip_dst,output:2",
+        ],
+    );
+    ofctl_ok_in(
+        ns,
+        &[
+            "add-flow",
+            t,
+            "priority=10,in_port=2,ip,nw_src=10.9.0.2,actions=set_field:10.9.0.99->ip_src,output:1",
+        ],
+    );
+    assert!(topo.ping_eventually(1, 99), "rewritten ping failed");
+}
+
+#[test]
+fn push_vlan_is_seen_tagged_by_the_receiver() {
+    let Some((topo, sd)) = setup("vl", 2) else {
+        return;
+    };
+    let ns = Some(topo.sw.as_str());
+    let t = sd.target.as_str();
+    let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
+    ofctl_ok_in(
+        ns,
+        &[
+            "add-flow",
+            t,
+            "priority=10,in_port=1,actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:2",
+        ],
+    );
+    let dump = ofctl_ok_in(ns, &["dump-flows", t]);
+    assert!(
+        dump.contains("push_vlan:0x8100,set_field:4196->vlan_vid,output:2"),
+        "{dump}"
+    );
+    // Capture on host 2 what arrives from the switch (the kernel shows the tag with -e).
+    let cap = std::env::temp_dir().join(format!("fxsw-vlan-{}.txt", std::process::id()));
+    let mut tcpdump = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", h2, "timeout", "10", "tcpdump", "-l", "-c", "1", "-e", "-n",
+        ])
+        .args(["-i", "v2", "vlan 100 and icmp"])
+        .stdout(std::fs::File::create(&cap).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..5 {
+        let _ = sh_ok(&format!("ip netns exec {h1} ping -c 1 -W 1 10.9.0.2"));
+        if tcpdump.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let _ = tcpdump.wait();
+    let out = std::fs::read_to_string(&cap).unwrap_or_default();
+    let _ = std::fs::remove_file(&cap);
+    assert!(
+        out.contains("vlan 100"),
+        "no VLAN 100 frame seen on host 2: {out:?}"
+    );
+    assert!(out.contains("02:00:00:00:00:01"), "{out}");
+    assert!(out.contains("10.9.0.1 > 10.9.0.2"), "{out}");
+}
+
+#[test]
+fn packet_out_leaves_the_port() {
+    let Some((topo, sd)) = setup("po", 2) else {
+        return;
+    };
+    let ns = Some(topo.sw.as_str());
+    let t = sd.target.as_str();
+    let before = ofctl_ok_in(ns, &["dump-ports", t, "2"]);
+    assert!(before.contains("tx pkts=0,"), "{before}");
+    // A broadcast ARP request frame.
+    let pkt = "ffffffffffff020000000001080600010800060400010200000000010a090001\
+               0000000000000a090002";
+    ofctl_ok_in(
+        ns,
+        &[
+            "packet-out",
+            t,
+            &format!("in_port=controller packet={pkt} actions=output:2"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let after = ofctl_ok_in(ns, &["dump-ports", t, "2"]);
+        if after.contains("tx pkts=1,") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{after}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn table_miss_to_controller_sends_packet_in() {
+    let Some((topo, sd)) = setup("pi", 2) else {
+        return;
+    };
+    let ns = Some(topo.sw.as_str());
+    let t = sd.target.as_str();
+    ofctl_ok_in(ns, &["add-flow", t, "priority=0,actions=CONTROLLER:65535"]);
+    let port = sd.port;
+    let sw_ns = topo.sw.clone();
+    // A controller connection inside the switch namespace.
+    let ctl = std::thread::spawn(move || {
+        fuxi_dataplane::port::netns::run_in(&sw_ns, move || -> Result<Vec<u8>, String> {
+            let mut s =
+                std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let hello = Message::Hello(fuxi_openflow::msg::Hello::ofp13()).to_vec(1);
+            s.write_all(&hello).map_err(|e| e.to_string())?;
+            let mut f = Framer::new();
+            let mut buf = [0u8; 65536];
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                let n = match s.read(&mut buf) {
+                    Ok(0) => return Err("closed".into()),
+                    Ok(n) => n,
+                    Err(_) => continue,
+                };
+                f.push(&buf[..n]);
+                while let Ok(Some(fr)) = f.next_frame() {
+                    if let Ok((_, Message::PacketIn(pi))) = Message::decode(&fr) {
+                        let in_port = pi
+                            .match_
+                            .get(fuxi_openflow::FieldId::InPort)
+                            .map(|o| o.value);
+                        if pi.reason == 0 && in_port == Some(1) {
+                            return Ok(pi.data);
+                        }
+                    }
+                }
+            }
+            Err("no packet-in".into())
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        let _ = topo.ping(1, 2);
+        if ctl.is_finished() {
+            break;
+        }
+    }
+    let data = ctl.join().unwrap().expect("packet-in");
+    // From host 1's MAC.
+    assert_eq!(&data[6..12], &[2, 0, 0, 0, 0, 1]);
+}

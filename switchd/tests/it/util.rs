@@ -1,0 +1,244 @@
+//! Test helpers: the daemon as a child process, ovs-ofctl, network namespaces.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running fuxi-switchd, killed on drop.
+pub struct Switchd {
+    child: Child,
+    /// OpenFlow listener port on 127.0.0.1.
+    pub port: u16,
+    /// `tcp:127.0.0.1:PORT`.
+    pub target: String,
+}
+
+impl Drop for Switchd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP port nobody listens on now.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl Switchd {
+    /// Starts the daemon with these extra arguments (ports etc.) and waits until it
+    /// accepts OpenFlow connections.
+    pub fn start(extra: &[&str]) -> Switchd {
+        Self::start_in(None, extra)
+    }
+
+    /// Starts the daemon inside network namespace `ns` (if given).
+    pub fn start_in(ns: Option<&str>, extra: &[&str]) -> Switchd {
+        let port = free_port();
+        let bin = env!("CARGO_BIN_EXE_fuxi-switchd");
+        let listen = format!("ptcp:{port}:127.0.0.1");
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            listen,
+            "--datapath-id".into(),
+            "0x00000000000000aa".into(),
+            "--mgmt".into(),
+            String::new(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fuxi-switchd");
+        let sd = Switchd {
+            child,
+            port,
+            target: format!("tcp:127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = match ns {
+                None => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                Some(ns) => Command::new("ip")
+                    .args(["netns", "exec", ns, "bash", "-c"])
+                    .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}"))
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success()),
+            };
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < deadline, "fuxi-switchd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sd
+    }
+}
+
+/// Runs `ovs-ofctl -O OpenFlow13 ARGS` (optionally inside `ns`) and returns its output.
+pub fn ofctl_in(ns: Option<&str>, args: &[&str]) -> Output {
+    let mut c = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "ovs-ofctl"]);
+            c
+        }
+        None => Command::new("ovs-ofctl"),
+    };
+    c.args(["-O", "OpenFlow13", "-t", "20"])
+        .args(args)
+        .output()
+        .expect("run ovs-ofctl")
+}
+
+/// Runs ovs-ofctl and asserts success; returns stdout.
+pub fn ofctl_ok_in(ns: Option<&str>, args: &[&str]) -> String {
+    let o = ofctl_in(ns, args);
+    assert!(
+        o.status.success(),
+        "ovs-ofctl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// [`ofctl_ok_in`] outside any namespace.
+pub fn ofctl_ok(args: &[&str]) -> String {
+    ofctl_ok_in(None, args)
+}
+
+/// Flow lines of a dump-flows output (header dropped), with durations removed.
+pub fn flow_lines(dump: &str) -> Vec<String> {
+    dump.lines()
+        .filter(|l| l.starts_with(' ') && l.contains("actions="))
+        .map(|l| {
+            l.trim()
+                .split(", ")
+                .filter(|f| !f.starts_with("duration="))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect()
+}
+
+/// `n_packets` of the flow line containing `needle`.
+pub fn packets_of(dump: &str, needle: &str) -> Option<u64> {
+    let line = dump.lines().find(|l| l.contains(needle))?;
+    let v = line.split("n_packets=").nth(1)?;
+    v.split(',').next()?.trim().parse().ok()
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs a command, asserting success.
+pub fn sh(cmd: &str) {
+    let s = Command::new("bash").args(["-c", cmd]).status().unwrap();
+    assert!(s.success(), "command failed: {cmd}");
+}
+
+/// Runs a command, returning whether it succeeded (output hidden).
+pub fn sh_ok(cmd: &str) -> bool {
+    Command::new("bash")
+        .args(["-c", cmd])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A test topology: namespace `sw` holds the switch's veth ends `s1..sN`; host namespaces
+/// `h1..hN` hold `v1..vN` with 10.9.0.i/24 and MAC 02:00:00:00:00:0i. Everything is
+/// removed on drop (also when the test panics).
+pub struct Topo {
+    /// Switch namespace.
+    pub sw: String,
+    /// Host namespaces.
+    pub hosts: Vec<String>,
+}
+
+impl Topo {
+    pub fn new(tag: &str, n: usize) -> Topo {
+        let id = std::process::id() % 100_000;
+        let sw = format!("fxsw{tag}{id}s");
+        let hosts: Vec<String> = (1..=n).map(|i| format!("fxsw{tag}{id}h{i}")).collect();
+        let t = Topo { sw, hosts };
+        t.cleanup();
+        sh(&format!("ip netns add {}", t.sw));
+        sh(&format!("ip -n {} link set lo up", t.sw));
+        let _ = sh_ok(&format!(
+            "ip netns exec {} sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
+            t.sw
+        ));
+        for (i, h) in t.hosts.iter().enumerate() {
+            let i = i + 1;
+            sh(&format!("ip netns add {h}"));
+            let _ = sh_ok(&format!(
+                "ip netns exec {h} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
+            ));
+            sh(&format!(
+                "ip -n {h} link add v{i} type veth peer name s{i} netns {}",
+                t.sw
+            ));
+            sh(&format!(
+                "ip -n {h} link set v{i} address 02:00:00:00:00:0{i}"
+            ));
+            sh(&format!("ip -n {h} addr add 10.9.0.{i}/24 dev v{i}"));
+            sh(&format!("ip -n {h} link set v{i} up"));
+            sh(&format!("ip -n {h} link set lo up"));
+            sh(&format!("ip -n {} link set s{i} up", t.sw));
+            // Static neighbours: tests do not depend on ARP unless they want to.
+            for j in 1..=n {
+                if j != i {
+                    sh(&format!(
+                        "ip -n {h} neigh add 10.9.0.{j} lladdr 02:00:00:00:00:0{j} dev v{i}"
+                    ));
+                }
+            }
+        }
+        t
+    }
+
+    fn cleanup(&self) {
+        for ns in std::iter::once(&self.sw).chain(&self.hosts) {
+            let _ = sh_ok(&format!("ip netns del {ns}"));
+        }
+    }
+
+    /// Whether host `from` (1-based) can ping 10.9.0.`to`.
+    pub fn ping(&self, from: usize, to: usize) -> bool {
+        sh_ok(&format!(
+            "ip netns exec {} ping -c 1 -W 1 10.9.0.{to}",
+            self.hosts[from - 1]
+        ))
+    }
+
+    /// Ping that retries a few times (first packets may meet a cold cache/ARP).
+    pub fn ping_eventually(&self, from: usize, to: usize) -> bool {
+        (0..4).any(|_| self.ping(from, to))
+    }
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
