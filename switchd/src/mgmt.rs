@@ -1,10 +1,19 @@
-//! The management socket (this module does I/O): JSON lines over a unix socket, one
-//! request per line, one reply per line. Requests:
+//! The management socket (this module does I/O), `/run/fuxi/BRIDGE.mgmt` by default.
+//!
+//! It speaks two protocols, told apart by the first byte the client sends:
+//! - OpenFlow (a version byte, 0x01..=0x06): the socket is an OpenFlow connection, as
+//!   Open vSwitch's `BR.mgmt` is — `fuxi-ofctl BR` and `ovs-ofctl unix:PATH` use it;
+//! - JSON lines (anything else, normally `{`): one request per line, one reply per line.
+//!
+//! JSON requests:
 //!
 //! - `{"cmd":"show"}` → bridge, datapath id, ports, flows per table (non-empty only)
 //! - `{"cmd":"list-ports"}` → ports with numbers, types, link state, counters
 //! - `{"cmd":"add-port","name":"veth3","ofport":3,"type":"afpacket"}` (ofport, type optional)
 //! - `{"cmd":"del-port","name":"veth3"}`
+//! - `{"cmd":"trace","flow":"in_port=1,tcp,nw_dst=10.0.0.2,tp_dst=80"}` → `"text"`: table by
+//!   table which flow matched and its actions, then the final flow and the datapath
+//!   actions, as `ovs-appctl ofproto/trace` prints them; also `"steps"` and `"actions"`.
 //!
 //! Replies are `{"ok":true,...}` or `{"ok":false,"error":"..."}`.
 
@@ -12,10 +21,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
-use fuxi_dataplane::pipeline::PortState;
+use fuxi_dataplane::pipeline::matching;
+use fuxi_dataplane::pipeline::{DpAction, PortState};
 use fuxi_openflow::msg::port::{OFPPR_ADD, OFPPR_DELETE};
+use fuxi_openflow::{Oxm, OxmTlv};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::agent::{AsyncEvent, Switch};
 use crate::config::{PortConfig, PortType};
@@ -30,25 +41,41 @@ pub async fn start(sw: Arc<Switch>, path: &str) -> Result<()> {
     let l = tokio::net::UnixListener::bind(path).with_context(|| format!("cannot bind {path}"))?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = l.accept().await {
-            let sw = sw.clone();
-            tokio::spawn(async move {
-                let (rd, mut wr) = stream.into_split();
-                let mut lines = BufReader::new(rd).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let sw2 = sw.clone();
-                    let reply = tokio::task::spawn_blocking(move || handle(&sw2, &line))
-                        .await
-                        .unwrap_or_else(|e| json!({"ok": false, "error": e.to_string()}));
-                    let mut s = reply.to_string();
-                    s.push('\n');
-                    if wr.write_all(s.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            });
+            tokio::spawn(serve_client(sw.clone(), stream));
         }
     });
     Ok(())
+}
+
+async fn serve_client(sw: Arc<Switch>, stream: tokio::net::UnixStream) {
+    let (mut rd, mut wr) = stream.into_split();
+    let mut first = [0u8; 1];
+    match rd.read(&mut first).await {
+        Ok(1) => {}
+        _ => return,
+    }
+    if (1..=6).contains(&first[0]) {
+        let rd = std::io::Cursor::new(first).chain(rd);
+        let io = tokio::io::join(rd, wr);
+        crate::agent::serve(sw, io, "unix mgmt".to_string()).await;
+        return;
+    }
+    let rd = std::io::Cursor::new(first).chain(rd);
+    let mut lines = BufReader::new(rd).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let sw2 = sw.clone();
+        let reply = tokio::task::spawn_blocking(move || handle(&sw2, &line))
+            .await
+            .unwrap_or_else(|e| json!({"ok": false, "error": e.to_string()}));
+        let mut s = reply.to_string();
+        s.push('\n');
+        if wr.write_all(s.as_bytes()).await.is_err() {
+            break;
+        }
+    }
 }
 
 fn port_json(s: &PortSlot) -> Value {
@@ -145,6 +172,135 @@ fn handle_inner(sw: &Switch, line: &str) -> Result<Value> {
             }
             Ok(json!({"ok": true}))
         }
-        c => anyhow::bail!("unknown cmd `{c}` (show, list-ports, add-port, del-port)"),
+        "trace" => {
+            let flow = req["flow"].as_str().context("trace needs \"flow\"")?;
+            trace(sw, flow)
+        }
+        c => anyhow::bail!("unknown cmd `{c}` (show, list-ports, add-port, del-port, trace)"),
     }
+}
+
+fn dp_action(a: &DpAction) -> String {
+    match a {
+        DpAction::Output(p) => format!("output:{}", fuxi_openflow::text::format_port(*p)),
+        DpAction::Controller {
+            reason, max_len, ..
+        } => format!("controller(reason={reason:?},max_len={max_len})"),
+        DpAction::SetField(f, v) => format!("set_field:{v:#x}->{f:?}"),
+        DpAction::PushVlan { tpid, tci } => format!("push_vlan(tpid={tpid:#06x},tci={tci:#06x})"),
+        DpAction::PopVlan => "pop_vlan".into(),
+        DpAction::PushMpls { ethertype, lse } => {
+            format!("push_mpls(eth_type={ethertype:#06x},lse={lse:#x})")
+        }
+        DpAction::PopMpls { ethertype } => format!("pop_mpls(eth_type={ethertype:#06x})"),
+        DpAction::SetQueue(q) => format!("set_queue:{q}"),
+        DpAction::Meter(m) => format!("meter:{m}"),
+        DpAction::Clone(v) => format!(
+            "clone({})",
+            v.iter().map(dp_action).collect::<Vec<_>>().join(",")
+        ),
+    }
+}
+
+/// What the published pipeline does with a packet described by `flow` (ovs-ofctl match
+/// syntax): the tables it meets, the flow it matches in each, the final actions.
+fn trace(sw: &Switch, flow: &str) -> Result<Value> {
+    use fuxi_openflow::text::{format_actions, format_match, parse_match};
+    let m = parse_match(flow).map_err(|e| anyhow::anyhow!("bad flow `{flow}`: {e}"))?;
+    let (key, _) =
+        matching::match_to_key(&m).map_err(|e| anyhow::anyhow!("bad flow `{flow}`: {e}"))?;
+    sw.publish_now();
+    let p = sw.engine().published();
+    let t = p.translate(&key, None);
+    let mut text = format!(
+        "Flow: {}\n\nbridge(\"{}\")\n",
+        format_match(&m),
+        sw.cfg.bridge
+    );
+    text.push_str(&"-".repeat(sw.cfg.bridge.len() + 10));
+    text.push('\n');
+    let mut steps = Vec::new();
+    for st in &t.trace {
+        let table = p.tables.get(usize::from(st.table_id));
+        match st.flow {
+            Some((prio, cookie)) => {
+                // The key may have been rewritten before this table: prefer the entry the
+                // original or the final key matches, else any with this priority and cookie.
+                let entry = table.and_then(|tb| {
+                    let cands: Vec<_> = tb
+                        .flows
+                        .iter()
+                        .map(|(_, r)| r)
+                        .filter(|r| r.priority == u32::from(prio) && r.value.cookie == cookie)
+                        .collect();
+                    cands
+                        .iter()
+                        .find(|r| {
+                            key.masked(&r.mask) == r.key || t.final_key.masked(&r.mask) == r.key
+                        })
+                        .or(cands.first())
+                        .copied()
+                });
+                let (mtext, atext) = entry.map_or_else(
+                    || (String::from("?"), String::from("?")),
+                    |r| {
+                        (
+                            format_match(&r.value.r#match),
+                            format_actions(&r.value.instructions),
+                        )
+                    },
+                );
+                let mshow = if mtext.is_empty() {
+                    "(any)"
+                } else {
+                    mtext.as_str()
+                };
+                text.push_str(&format!(
+                    " {:>2}. {mshow}, priority {prio}, cookie {cookie:#x}\n     {atext}\n",
+                    st.table_id
+                ));
+                steps.push(
+                    json!({"table": st.table_id, "priority": prio, "cookie": cookie,
+                    "match": mtext, "actions": atext}),
+                );
+            }
+            None => {
+                text.push_str(&format!(
+                    " {:>2}. No match.\n     drop (table miss)\n",
+                    st.table_id
+                ));
+                steps.push(json!({"table": st.table_id, "miss": true}));
+            }
+        }
+    }
+    // The final flow: the traced flow with every field the actions set.
+    let mut fin = m.clone();
+    for a in &t.actions {
+        if let DpAction::SetField(f, v) = a
+            && let Some(id) = matching::field_id_of(*f)
+        {
+            fin.fields
+                .retain(|o| !matches!(o, OxmTlv::Basic(b) if b.field == id));
+            fin.fields.push(OxmTlv::Basic(Oxm {
+                field: id,
+                value: *v,
+                mask: None,
+            }));
+        }
+    }
+    let final_flow = if fin == m {
+        "unchanged".to_string()
+    } else {
+        format_match(&fin)
+    };
+    let acts: Vec<String> = t.actions.iter().map(dp_action).collect();
+    let acts_text = if acts.is_empty() {
+        "drop".to_string()
+    } else {
+        acts.join(",")
+    };
+    text.push_str(&format!(
+        "\nFinal flow: {final_flow}\nDatapath actions: {acts_text}\n"
+    ));
+    Ok(json!({"ok": true, "text": text, "steps": steps, "actions": acts, "final_flow": final_flow}))
 }

@@ -43,9 +43,10 @@ impl Switchd {
             listen,
             "--datapath-id".into(),
             "0x00000000000000aa".into(),
-            "--mgmt".into(),
-            String::new(),
         ];
+        if !extra.contains(&"--mgmt") {
+            args.extend(["--mgmt".to_string(), String::new()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut cmd = match ns {
             Some(ns) => {
@@ -62,7 +63,7 @@ impl Switchd {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start fuxi-switchd");
-        let sd = Switchd {
+        let mut sd = Switchd {
             child,
             port,
             target: format!("tcp:127.0.0.1:{port}"),
@@ -82,6 +83,9 @@ impl Switchd {
                 break;
             }
             assert!(Instant::now() < deadline, "fuxi-switchd did not start");
+            if let Ok(Some(st)) = sd.child.try_wait() {
+                panic!("fuxi-switchd exited at start: {st}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         sd
