@@ -193,6 +193,10 @@ pub enum Cmd {
         target: String,
         miss_len: Option<u16>,
     },
+    /// What the switch does with a packet (fuxi-switchd only, through its management
+    /// socket): table by table the flow it matches, then the final flow and actions, as
+    /// `ovs-appctl ofproto/trace`. FLOW is a match, e.g. in_port=1,tcp,nw_dst=10.0.0.2,tp_dst=80.
+    Trace { target: String, flow: String },
 }
 
 /// What a command failed with, and the exit code it means.
@@ -406,6 +410,21 @@ impl Ctx<'_> {
         )?)
     }
 
+    fn trace(&mut self, target: &str, flow: &str) -> Result<(), CmdError> {
+        let path = match self.target(target)? {
+            Target::Unix(p) => p,
+            Target::Tcp(t) => {
+                return other(format!(
+                    "{t}: trace needs fuxi-switchd's management socket: give the bridge name \
+                     or unix:/run/fuxi/BR.mgmt"
+                ));
+            }
+        };
+        let timeout = Duration::from_secs(self.cli.timeout.max(1));
+        let text = super::trace::trace(&path, flow, timeout).map_err(CmdError::Other)?;
+        write!(self.out, "{text}").map_err(|e| CmdError::Other(format!("write: {e}")))
+    }
+
     fn say(&mut self, s: &str) -> Result<(), CmdError> {
         writeln!(self.out, "{s}").map_err(|e| match e.kind() {
             std::io::ErrorKind::BrokenPipe => CmdError::Quiet,
@@ -558,6 +577,7 @@ impl Ctx<'_> {
             Cmd::MeterStats { target, meter } => self.dump_meters(target, meter.as_deref(), true),
             Cmd::PacketOut { target, args } => self.packet_out(target, args),
             Cmd::Monitor { target, miss_len } => self.monitor(target, *miss_len),
+            Cmd::Trace { target, flow } => self.trace(target, flow),
         }
     }
 
