@@ -228,3 +228,94 @@ fn table_miss_to_controller_sends_packet_in() {
     // From host 1's MAC.
     assert_eq!(&data[6..12], &[2, 0, 0, 0, 0, 1]);
 }
+
+/// tx packets of OpenFlow port `port` as dump-ports prints them.
+fn tx_pkts(ns: Option<&str>, t: &str, port: u32) -> u64 {
+    let out = ofctl_ok_in(ns, &["dump-ports", t, &port.to_string()]);
+    out.split("tx pkts=")
+        .nth(1)
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no tx pkts in {out}"))
+}
+
+#[test]
+fn link_down_sends_port_status_and_fails_over() {
+    let Some((topo, sd)) = setup("ff", 3) else {
+        return;
+    };
+    let ns = Some(topo.sw.as_str());
+    let t = sd.target.as_str();
+    ofctl_ok_in(
+        ns,
+        &[
+            "add-group",
+            t,
+            "group_id=1,type=fast_failover,bucket=watch_port:2,output:2,bucket=watch_port:3,output:3",
+        ],
+    );
+    ofctl_ok_in(
+        ns,
+        &["add-flow", t, "priority=10,in_port=1,actions=group:1"],
+    );
+    let send = || {
+        for _ in 0..3 {
+            let _ = sh_ok(&format!(
+                "ip netns exec {} ping -c 1 -W 1 -i 0.2 10.9.0.2",
+                topo.hosts[0]
+            ));
+        }
+    };
+    let (a2, a3) = (tx_pkts(ns, t, 2), tx_pkts(ns, t, 3));
+    send();
+    let (b2, b3) = (tx_pkts(ns, t, 2), tx_pkts(ns, t, 3));
+    assert!(
+        b2 >= a2 + 3 && b3 == a3,
+        "live bucket 1 not used: {a2},{a3} -> {b2},{b3}"
+    );
+    // A controller connection watches for PORT_STATUS while port 2's link goes down.
+    let port = sd.port;
+    let sw_ns = topo.sw.clone();
+    let ctl = std::thread::spawn(move || {
+        fuxi_dataplane::port::netns::run_in(&sw_ns, move || -> Result<u32, String> {
+            let mut s =
+                std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let hello = Message::Hello(fuxi_openflow::msg::Hello::ofp13()).to_vec(1);
+            s.write_all(&hello).map_err(|e| e.to_string())?;
+            let mut f = Framer::new();
+            let mut buf = [0u8; 65536];
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                let n = match s.read(&mut buf) {
+                    Ok(0) => return Err("closed".into()),
+                    Ok(n) => n,
+                    Err(_) => continue,
+                };
+                f.push(&buf[..n]);
+                while let Ok(Some(fr)) = f.next_frame() {
+                    if let Ok((_, Message::PortStatus(ps))) = Message::decode(&fr)
+                        && ps.desc.port_no == 2
+                    {
+                        return Ok(ps.desc.state);
+                    }
+                }
+            }
+            Err("no port-status".into())
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    sh(&format!("ip -n {} link set s2 down", topo.sw));
+    let state = ctl.join().unwrap().expect("port status");
+    assert_eq!(state & 1, 1, "port 2 not LINK_DOWN: state {state:#x}");
+    let desc = ofctl_ok_in(ns, &["dump-ports-desc", t]);
+    assert!(desc.contains("LINK_DOWN"), "{desc}");
+    send();
+    let (c2, c3) = (tx_pkts(ns, t, 2), tx_pkts(ns, t, 3));
+    assert!(
+        c3 >= b3 + 3 && c2 == b2,
+        "did not fail over: {b2},{b3} -> {c2},{c3}"
+    );
+}
