@@ -282,3 +282,70 @@ fn echo_barrier_role_and_bad_messages_over_raw_tcp() {
         m => panic!("{m:?}"),
     }
 }
+
+/// Reads messages from `s` until `pred` holds for one, or 10 s pass.
+fn wait_for(
+    s: &mut std::net::TcpStream,
+    f: &mut fuxi_openflow::Framer,
+    pred: impl Fn(&fuxi_openflow::Message) -> bool,
+) -> Option<fuxi_openflow::Message> {
+    use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buf = [0u8; 65536];
+    while std::time::Instant::now() < deadline {
+        while let Ok(Some(fr)) = f.next_frame() {
+            if let Ok((_, m)) = fuxi_openflow::Message::decode(&fr)
+                && pred(&m)
+            {
+                return Some(m);
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => f.push(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    None
+}
+
+#[test]
+fn flow_removed_reaches_the_controller_on_timeout_and_delete() {
+    use fuxi_openflow::{Framer, Message};
+    use std::io::Write;
+    let sd = Switchd::start(&[]);
+    let t = sd.target.as_str();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", sd.port)).unwrap();
+    s.write_all(&Message::Hello(fuxi_openflow::msg::Hello::ofp13()).to_vec(1))
+        .unwrap();
+    let mut f = Framer::new();
+    assert!(wait_for(&mut s, &mut f, |m| matches!(m, Message::Hello(_))).is_some());
+    ofctl_ok(&[
+        "add-flow",
+        t,
+        "priority=3,hard_timeout=1,send_flow_rem,in_port=9,actions=drop",
+    ]);
+    let m =
+        wait_for(&mut s, &mut f, |m| matches!(m, Message::FlowRemoved(_))).expect("flow removed");
+    match m {
+        Message::FlowRemoved(fr) => {
+            assert_eq!((fr.priority, fr.reason, fr.hard_timeout), (3, 1, 1)); // OFPRR_HARD_TIMEOUT
+        }
+        m => panic!("{m:?}"),
+    }
+    assert_eq!(flow_lines(&ofctl_ok(&["dump-flows", t])).len(), 0);
+    ofctl_ok(&[
+        "add-flow",
+        t,
+        "cookie=0x5,priority=4,send_flow_rem,in_port=8,actions=drop",
+    ]);
+    ofctl_ok(&["del-flows", t, "in_port=8"]);
+    let m =
+        wait_for(&mut s, &mut f, |m| matches!(m, Message::FlowRemoved(_))).expect("flow removed");
+    match m {
+        Message::FlowRemoved(fr) => assert_eq!((fr.cookie, fr.reason), (5, 2)), // OFPRR_DELETE
+        m => panic!("{m:?}"),
+    }
+}
