@@ -349,3 +349,25 @@ fn flow_removed_reaches_the_controller_on_timeout_and_delete() {
         m => panic!("{m:?}"),
     }
 }
+
+#[test]
+fn active_controller_connection_reconnects() {
+    use fuxi_openflow::{Framer, Message};
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ctl = format!("tcp:{}", l.local_addr().unwrap());
+    let _sd = Switchd::start(&["--controller", &ctl]);
+    for round in 0..2 {
+        let (mut s, _) = l.accept().unwrap();
+        s.write_all(&Message::Hello(fuxi_openflow::msg::Hello::ofp13()).to_vec(1))
+            .unwrap();
+        s.write_all(&Message::FeaturesRequest.to_vec(2)).unwrap();
+        let mut f = Framer::new();
+        let m = wait_for(&mut s, &mut f, |m| matches!(m, Message::FeaturesReply(_)));
+        match m {
+            Some(Message::FeaturesReply(fr)) => assert_eq!(fr.datapath_id, 0xaa, "round {round}"),
+            m => panic!("round {round}: {m:?}"),
+        }
+        drop(s); // the switch must come back
+    }
+}
