@@ -295,8 +295,11 @@ fn run(ctx: DatapathCtx) {
             // SAFETY: `pollfds` is a valid, initialised array of `pollfds.len()` entries
             // that lives across the call; the descriptors belong to ports kept alive by
             // `table` (an Arc) for the duration of the call.
-            unsafe {
-                libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 50);
+            let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 50) };
+            // A port whose device went away polls as always ready: do not spin on it.
+            let bad = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+            if n > 0 && pollfds.iter().any(|p| p.revents & bad != 0) {
+                std::thread::sleep(Duration::from_millis(50));
             }
         }
     }
