@@ -481,14 +481,24 @@ fn flow_mods() -> Vec<FlowMod> {
     let took = t.elapsed();
     let after = rss();
     eprintln!(
-        "flow_mod_add_1m: {} flows in {took:?}; RSS +{} MB, {} bytes/flow \
-         (Rule<FlowEntry> is {} bytes inline)",
+        "flow_mod_add_1m: {} flows in {took:?}; RSS +{} MB, {} bytes/flow",
         p.flow_count(0),
         (after - before) >> 20,
         (after - before) / u64::from(n),
-        std::mem::size_of::<fuxi_dataplane::classifier::Rule<fuxi_dataplane::pipeline::FlowEntry>>(
-        )
     );
+    {
+        use std::mem::size_of;
+        eprintln!(
+            "  inline sizes: Rule<FlowEntry> {}, FlowEntry {}, OxmTlv {}, Instruction {}, \
+             Action {}, FlowStats {}",
+            size_of::<fuxi_dataplane::classifier::Rule<fuxi_dataplane::pipeline::FlowEntry>>(),
+            size_of::<fuxi_dataplane::pipeline::FlowEntry>(),
+            size_of::<fuxi_openflow::OxmTlv>(),
+            size_of::<Instruction>(),
+            size_of::<Action>(),
+            size_of::<fuxi_dataplane::pipeline::FlowStats>(),
+        );
+    }
     mods
 }
 
