@@ -126,10 +126,40 @@ pub struct CacheStats {
 pub const EMC_ENTRIES: usize = 8192;
 /// Default megaflow cache limit.
 pub const MEGAFLOW_LIMIT: usize = 200_000;
+/// A megaflow hit is copied into the exact-match cache once in this many (as OVS's
+/// `emc-insert-inv-prob`, default 100): a flow that keeps coming gets its entry soon, while
+/// traffic of one-packet microflows does not pay for an insert (and an eviction) per packet.
+/// Translations (slow path) are always inserted.
+pub const EMC_INSERT_INV_PROB: u32 = 100;
+
+/// Whether this megaflow hit should be copied into the exact-match cache (one in `inv`).
+#[inline]
+fn emc_insert_due(count: &mut u32, inv: u32) -> bool {
+    *count += 1;
+    if *count >= inv {
+        *count = 0;
+        true
+    } else {
+        false
+    }
+}
+
+/// An exact-match cache entry. The key's hash comes first, so a probe that misses usually
+/// reads one cache line of the slot, not the whole 144-byte key.
+#[derive(Clone)]
+struct EmcEntry {
+    hash: u64,
+    mf: Arc<Megaflow>,
+    key: FlowKey,
+}
 
 /// One datapath thread's caches.
 pub struct Datapath {
-    emc: Vec<Option<(FlowKey, Arc<Megaflow>)>>,
+    emc: Vec<Option<EmcEntry>>,
+    /// Megaflow hits go into the EMC once in this many (1: always).
+    emc_insert_inv_prob: u32,
+    /// Megaflow hits since the last EMC insert.
+    emc_insert_count: u32,
     megaflows: Classifier<Arc<Megaflow>>,
     generation: u64,
     limit: usize,
@@ -165,12 +195,19 @@ impl Datapath {
     pub fn with_emc_entries(entries: usize) -> Self {
         Datapath {
             emc: vec![None; entries.max(1).next_power_of_two()],
+            emc_insert_inv_prob: EMC_INSERT_INV_PROB,
+            emc_insert_count: 0,
             megaflows: Classifier::new(),
             generation: 0,
             limit: MEGAFLOW_LIMIT,
             stats: CacheStats::default(),
             uncached: Vec::new(),
         }
+    }
+
+    /// Copy a megaflow hit into the exact-match cache once in `n` hits (1: every hit).
+    pub fn set_emc_insert_inv_prob(&mut self, n: u32) {
+        self.emc_insert_inv_prob = n.max(1);
     }
 
     /// Sets the megaflow cache limit (when full, the cache is flushed before an insert).
@@ -227,16 +264,23 @@ impl Datapath {
         }
         let h = key.hash_full();
         let slot = (h as usize) & (self.emc.len() - 1);
-        if let Some((k, mf)) = &self.emc[slot]
-            && k == key
+        if let Some(e) = &self.emc[slot]
+            && e.hash == h
+            && e.key == *key
         {
             self.stats.emc_hits += 1;
-            return (mf.clone(), Source::Emc);
+            return (e.mf.clone(), Source::Emc);
         }
         if let Some(r) = self.megaflows.find_any(key) {
             let mf = r.value.clone();
             self.stats.megaflow_hits += 1;
-            self.emc[slot] = Some((*key, mf.clone()));
+            if emc_insert_due(&mut self.emc_insert_count, self.emc_insert_inv_prob) {
+                self.emc[slot] = Some(EmcEntry {
+                    hash: h,
+                    mf: mf.clone(),
+                    key: *key,
+                });
+            }
             return (mf, Source::Megaflow);
         }
         self.stats.misses += 1;
@@ -271,7 +315,11 @@ impl Datapath {
             self.flush_into(p);
         }
         self.megaflows.insert(&mf.key, &mf.mask, 0, mf.clone());
-        self.emc[slot] = Some((*key, mf.clone()));
+        self.emc[slot] = Some(EmcEntry {
+            hash: h,
+            mf: mf.clone(),
+            key: *key,
+        });
         (mf, Source::SlowPath)
     }
 
@@ -289,20 +337,29 @@ impl Datapath {
         parse_into(packet, meta, &mut parsed);
         if p.generation() == self.generation {
             // Fast path: an exact-match hit executes straight from the cache slot.
-            let slot = (parsed.key.hash_full() as usize) & (self.emc.len() - 1);
-            if let Some((k, mf)) = &self.emc[slot]
-                && *k == parsed.key
+            let h = parsed.key.hash_full();
+            let slot = (h as usize) & (self.emc.len() - 1);
+            if let Some(e) = &self.emc[slot]
+                && e.hash == h
+                && e.key == parsed.key
             {
                 self.stats.emc_hits += 1;
-                Self::run(mf, p, packet, &parsed, now, sink);
+                Self::run(&e.mf, p, packet, &parsed, now, sink);
                 return Source::Emc;
             }
-            // A megaflow hit: one reference count taken, for the exact-match slot.
+            // A megaflow hit: runs from the megaflow table; a reference is taken only when
+            // it is copied into the exact-match cache.
             if let Some(r) = self.megaflows.find_any(&parsed.key) {
                 self.stats.megaflow_hits += 1;
-                let mf = r.value.clone();
-                Self::run(&mf, p, packet, &parsed, now, sink);
-                self.emc[slot] = Some((parsed.key, mf));
+                Self::run(&r.value, p, packet, &parsed, now, sink);
+                if emc_insert_due(&mut self.emc_insert_count, self.emc_insert_inv_prob) {
+                    let mf = r.value.clone();
+                    self.emc[slot] = Some(EmcEntry {
+                        hash: h,
+                        mf,
+                        key: parsed.key,
+                    });
+                }
                 return Source::Megaflow;
             }
         }
