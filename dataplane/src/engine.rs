@@ -366,6 +366,8 @@ struct BatchSink<'a> {
     out: &'a mut Output,
     in_port: u32,
     src: Packet,
+    /// Length of the frame as received (header pushes and pops move offload offsets).
+    in_len: usize,
 }
 
 impl Sink for BatchSink<'_> {
@@ -374,6 +376,11 @@ impl Sink for BatchSink<'_> {
         p.data.extend_from_slice(packet);
         p.vnet = self.src.vnet;
         p.tunnel_id = tunnel_id;
+        // A pushed (popped) VLAN or MPLS header moves the L4 offsets by what it added.
+        let delta = packet.len() as isize - self.in_len as isize;
+        if delta != 0 {
+            p.vnet.shift(delta as i16 as u16);
+        }
         if p.vnet.needs_csum() {
             // Rewrites may have moved addresses or ports under a partial checksum.
             let _ = crate::port::offload::refresh_partial_checksum(&mut p.data, &p.vnet);
@@ -443,6 +450,7 @@ impl Worker {
                     vnet: pkt.vnet,
                     tunnel_id: pkt.tunnel_id,
                 },
+                in_len: pkt.data.len(),
             };
             self.dp.process(&p, &mut pkt.data, meta, now, &mut sink);
         }
@@ -702,6 +710,46 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         let (loads, _) = t.join().unwrap();
         assert!(loads > 0);
+    }
+
+    #[test]
+    fn offload_offsets_follow_a_pushed_vlan_tag() {
+        use crate::port::offload::F_NEEDS_CSUM;
+        let mut e = Engine::default();
+        let fm = FlowMod::add(
+            0,
+            1,
+            Match::all(),
+            vec![Instruction::ApplyActions(vec![
+                Action::output(3),
+                Action::PushVlan(0x8100),
+                Action::output(2),
+                Action::PopVlan,
+                Action::output(4),
+            ])],
+        );
+        e.flow_mod(&fm, 0).unwrap();
+        e.publish();
+        // Ethernet + IPv4 + UDP with the checksum left to the NIC.
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend([
+            0x45, 0, 0, 30, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f.extend([0, 7, 0, 9, 0, 10, 0, 0, 0xab, 0xcd]);
+        let mut pkt = Packet::from_frame(&f);
+        pkt.vnet.flags = F_NEEDS_CSUM;
+        pkt.vnet.csum_start = 34;
+        pkt.vnet.csum_offset = 6;
+        let mut b = PacketBatch::new();
+        b.push_copy(&pkt);
+        let mut w = Worker::new(e.reader());
+        let mut out = Output::new();
+        w.process_batch(1, &mut b, 1, &mut out);
+        let starts: Vec<(u32, u16)> = out
+            .per_port()
+            .map(|(p, v)| (p, v[0].vnet.csum_start))
+            .collect();
+        assert_eq!(starts, vec![(3, 34), (2, 38), (4, 34)]);
     }
 
     #[test]
