@@ -116,7 +116,12 @@ fn load_config(args: &Args) -> Result<config::Config> {
     if let Some(m) = &args.mgmt {
         fc.mgmt = Some(m.clone());
     }
-    fc.validate()
+    match &args.config {
+        Some(p) => fc
+            .validate()
+            .with_context(|| format!("bad config {} (or flags)", p.display())),
+        None => fc.validate().context("bad flags"),
+    }
 }
 
 fn main() {
