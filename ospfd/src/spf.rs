@@ -136,11 +136,12 @@ pub fn area_spf(
         return out;
     };
     let rootv = Vertex::Router(root);
+    let none: Rc<BTreeSet<Nexthop>> = Rc::new(BTreeSet::new());
     let mut index = VertexMap::default();
     let mut nodes: Vec<Node<'_>> = vec![Node {
         v: rootv,
         dist: 0,
-        nh: Rc::new(BTreeSet::new()),
+        nh: Rc::clone(&none),
         done: false,
         lsa: VLsa::Router(root_lsa),
     }];
@@ -190,7 +191,7 @@ pub fn area_spf(
                     nodes.push(Node {
                         v: w,
                         dist: u32::MAX,
-                        nh: Rc::new(BTreeSet::new()),
+                        nh: Rc::clone(&none),
                         done: false,
                         lsa,
                     });
@@ -223,7 +224,9 @@ pub fn area_spf(
             };
             let Some(back) = back else { continue };
             let wd = dv.saturating_add(cost);
-            if wd > nodes[wi].dist {
+            // `u32::MAX` on an unreached vertex means "no path yet", not a distance.
+            let unreached = Rc::ptr_eq(&nodes[wi].nh, &none);
+            if wd > nodes[wi].dist && !unreached {
                 continue;
             }
             // Next hops (16.1.1).
@@ -253,7 +256,7 @@ pub fn area_spf(
                 continue;
             }
             let node = &mut nodes[wi];
-            if wd == node.dist {
+            if wd == node.dist && !unreached {
                 if !Rc::ptr_eq(&node.nh, &wnh) && !wnh.is_subset(&node.nh) {
                     Rc::make_mut(&mut node.nh).extend(wnh.iter().copied());
                 }

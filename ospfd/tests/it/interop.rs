@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
 const FRR: &str = "/usr/lib/frr";
-pub const HELLO: u32 = 2;
-pub const DEAD: u32 = 8;
+// Short timers keep the suite quick (withdrawal after the dead interval, the broadcast Waiting
+// state); four missed hellos still ride out a loaded machine.
+pub const HELLO: u32 = 1;
+pub const DEAD: u32 = 4;
 
 pub fn sh(cmd: &str) -> String {
     let o = Command::new("bash")
@@ -790,7 +792,10 @@ fn frr_ecmp_two_links() {
         ptp: true,
         auth: Auth::None,
         prio: 1,
-        frr_extra_if: "interface pe1\n ip ospf hello-interval 2\n ip ospf dead-interval 8\n ip ospf retransmit-interval 2\n ip ospf network point-to-point\n!\n",
+        frr_extra_if: Box::leak(
+            format!("interface pe1\n ip ospf hello-interval {HELLO}\n ip ospf dead-interval {DEAD}\n ip ospf retransmit-interval 2\n ip ospf network point-to-point\n!\n")
+                .into_boxed_str(),
+        ),
         frr_extra_router: " network 10.0.13.0/30 area 0\n",
     };
     lab.start_frr(&spec);
