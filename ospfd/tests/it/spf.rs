@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::time::Instant;
 
 use fuxi_ospfd::consts::*;
 use fuxi_ospfd::lsa::*;
@@ -374,11 +373,10 @@ fn grid(n: u32) -> Db {
 }
 
 #[test]
-fn spf_scale_timing() {
+fn grid_scale_every_router_reached() {
     for n in [32u32, 100] {
         let db = grid(n);
         let root = Ipv4Addr::from(0x0a00_0001u32);
-        let t = Instant::now();
         let s = spf::area_spf(&db, root, &|_| Some(0));
         let inputs = [AreaInput {
             id: Ipv4Addr::UNSPECIFIED,
@@ -388,16 +386,8 @@ fn spf_scale_timing() {
             active: true,
         }];
         let rt = spf::routing_table(root, &inputs, &Db::new());
-        let el = t.elapsed();
-        // Every router and every stub is reached.
         assert_eq!(s.routers.len() as u32, n * n - 1);
         assert_eq!(rt.len() as u32, n * n);
-        eprintln!(
-            "SPF full recomputation, {} routers / {} links: {:?}",
-            n * n,
-            4 * n * (n - 1),
-            el
-        );
     }
 }
 
