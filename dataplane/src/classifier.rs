@@ -167,6 +167,8 @@ pub struct Classifier<T> {
     subtables: Vec<Subtable>,
     next_seq: u64,
     len: usize,
+    /// Whether subtables keep stage counts (see [`Classifier::new_unstaged`]).
+    staged: bool,
 }
 
 impl<T> fmt::Debug for Classifier<T> {
@@ -198,6 +200,18 @@ impl<T> Classifier<T> {
             subtables: Vec::new(),
             next_seq: 0,
             len: 0,
+            staged: true,
+        }
+    }
+
+    /// An empty classifier that keeps no per-stage counts: for a table searched only with
+    /// [`Classifier::find_any`] (the megaflow cache), where the staged wildcards of
+    /// [`Classifier::lookup`] are never needed, so inserts skip the stage maps. `lookup` still
+    /// gives correct answers, with every subtable's whole mask in the wildcards.
+    pub fn new_unstaged() -> Self {
+        Classifier {
+            staged: false,
+            ..Self::new()
         }
     }
 
@@ -226,7 +240,11 @@ impl<T> Classifier<T> {
             Some(i) => i,
             None => {
                 self.subtables.push(Subtable {
-                    stages: stages_for(mask),
+                    stages: if self.staged {
+                        stages_for(mask)
+                    } else {
+                        Vec::new()
+                    },
                     mask: Arc::new(*mask),
                     words: mask.nonzero_words(),
                     map: HashIndex::default(),

@@ -197,7 +197,7 @@ impl Datapath {
             emc: vec![None; entries.max(1).next_power_of_two()],
             emc_insert_inv_prob: EMC_INSERT_INV_PROB,
             emc_insert_count: 0,
-            megaflows: Classifier::new(),
+            megaflows: Classifier::new_unstaged(),
             generation: 0,
             limit: MEGAFLOW_LIMIT,
             stats: CacheStats::default(),
