@@ -75,6 +75,8 @@ pub struct FileConfig {
     pub ports: Vec<PortConfig>,
     /// Management socket path (default /run/fuxi/BRIDGE.mgmt; "" for none).
     pub mgmt: Option<String>,
+    /// How AF_PACKET ports receive: "mmsg" (recvmmsg, default) or "ring" (TPACKET_V3).
+    pub rx_mode: Option<String>,
 }
 
 /// Fail mode.
@@ -105,6 +107,8 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     /// Management socket path, if any.
     pub mgmt: Option<String>,
+    /// AF_PACKET ports receive with recvmmsg instead of the TPACKET_V3 ring.
+    pub rx_mmsg: bool,
 }
 
 /// Parses "ptcp:PORT[:IP]" (IP defaults to 127.0.0.1).
@@ -233,6 +237,11 @@ impl FileConfig {
                 bail!("key `ports[{i}].name`: `{}` is used twice", p.name);
             }
         }
+        let rx_mmsg = match self.rx_mode.as_deref() {
+            Some("ring") => false,
+            None | Some("mmsg") => true,
+            Some(o) => bail!("key `rx_mode`: `{o}` is not ring or mmsg"),
+        };
         let mgmt = match self.mgmt {
             Some(s) if s.is_empty() => None,
             Some(s) => Some(s),
@@ -247,6 +256,7 @@ impl FileConfig {
             threads,
             ports,
             mgmt,
+            rx_mmsg,
         })
     }
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use fuxi_dataplane::engine::{Output, PacketInEvent, Reader, Worker};
-use fuxi_dataplane::port::afpacket::AfPacketPort;
+use fuxi_dataplane::port::afpacket::{AfPacketConfig, AfPacketPort};
 use fuxi_dataplane::port::tap::TapPort;
 use fuxi_dataplane::port::vxlan::VxlanPort;
 use fuxi_dataplane::port::{Packet, PacketBatch, Port, PortStats};
@@ -70,12 +70,18 @@ impl fmt::Debug for PortSlot {
 
 impl PortSlot {
     /// Opens the port a configuration entry describes.
-    pub fn open(cfg: &PortConfig, thread: usize) -> Result<PortSlot> {
+    pub fn open(cfg: &PortConfig, thread: usize, rx_mmsg: bool) -> Result<PortSlot> {
         let port: Box<dyn Port> = match cfg.port_type {
-            PortType::Afpacket => Box::new(
-                AfPacketPort::open(&cfg.name)
-                    .with_context(|| format!("port {}: cannot open AF_PACKET", cfg.name))?,
-            ),
+            PortType::Afpacket => {
+                let ac = AfPacketConfig {
+                    rx_mmsg,
+                    ..AfPacketConfig::default()
+                };
+                Box::new(
+                    AfPacketPort::open_with(&cfg.name, &ac)
+                        .with_context(|| format!("port {}: cannot open AF_PACKET", cfg.name))?,
+                )
+            }
             PortType::Tap => {
                 let t = TapPort::open(&cfg.name)
                     .with_context(|| format!("port {}: cannot create TAP", cfg.name))?;

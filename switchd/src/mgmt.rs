@@ -142,7 +142,7 @@ fn handle_inner(sw: &Switch, line: &str) -> Result<Value> {
                 remote: None,
             };
             let thread = ofport as usize % sw.cfg.threads;
-            let slot = sw.ports.add(PortSlot::open(&pc, thread)?)?;
+            let slot = sw.ports.add(PortSlot::open(&pc, thread, sw.cfg.rx_mmsg)?)?;
             {
                 let mut e = sw.engine();
                 e.set_port(ofport, PortState { live: slot.live() });
