@@ -2147,13 +2147,15 @@ impl Instance {
 
     fn run_spf(&mut self, now: Duration) {
         self.stats.spf_runs += 1;
-        let snap = |db: &Lsdb| -> spf::Db {
+        // Live LSAs only, by reference: no copy of the database per run.
+        fn live(db: &Lsdb, now: Duration) -> BTreeMap<LsaKey, &Lsa> {
             db.iter()
                 .filter(|(_, e)| e.age(now) < MAX_AGE)
-                .map(|(k, e)| (*k, e.lsa.clone()))
+                .map(|(k, e)| (*k, &e.lsa))
                 .collect()
-        };
-        let dbs: Vec<spf::Db> = self.areas.iter().map(|a| snap(&a.db)).collect();
+        }
+        let snap = |db| live(db, now);
+        let dbs: Vec<BTreeMap<LsaKey, &Lsa>> = self.areas.iter().map(|a| snap(&a.db)).collect();
         let as_db = snap(&self.as_db);
         let mut results = Vec::new();
         for (ai, db) in dbs.iter().enumerate() {
@@ -2167,7 +2169,7 @@ impl Instance {
             let f = move |a: Ipv4Addr| ifs.iter().find(|(x, _)| *x == a).map(|(_, i)| *i);
             results.push(spf::area_spf(db, self.rid, &f));
         }
-        let inputs: Vec<spf::AreaInput<'_>> = self
+        let inputs: Vec<spf::AreaInput<'_, &Lsa>> = self
             .areas
             .iter()
             .enumerate()

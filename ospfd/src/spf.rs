@@ -2,6 +2,7 @@
 //! routing-table assembly across areas: inter-area routes from summaries (16.2) and AS-external
 //! and NSSA routes (16.4, RFC 3101). Pure functions over LSDB snapshots; no state.
 
+use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::net::Ipv4Addr;
@@ -69,22 +70,27 @@ pub struct AreaSpf {
     pub networks: BTreeMap<Prefix, (u32, BTreeSet<Nexthop>)>,
 }
 
-/// An LSDB snapshot for SPF: only live (age < MaxAge) LSAs.
+/// An LSDB snapshot for SPF: only live (age < MaxAge) LSAs. The functions here take any
+/// `BTreeMap<LsaKey, L>` with `L: Borrow<Lsa>`, so the instance passes references into its own
+/// database instead of copying every LSA before each run.
 pub type Db = BTreeMap<LsaKey, Lsa>;
 
-fn router_lsa(db: &Db, rid: Ipv4Addr) -> Option<&RouterLsa> {
+fn router_lsa<L: Borrow<Lsa>>(db: &BTreeMap<LsaKey, L>, rid: Ipv4Addr) -> Option<&RouterLsa> {
     let k = LsaKey {
         ls_type: LSA_ROUTER,
         id: rid,
         adv: rid,
     };
-    match db.get(&k).map(|l| &l.body) {
+    match db.get(&k).map(|l| &l.borrow().body) {
         Some(LsaBody::Router(r)) => Some(r),
         _ => None,
     }
 }
 
-fn network_lsa(db: &Db, id: Ipv4Addr) -> Option<(&Lsa, &crate::lsa::NetworkLsa)> {
+fn network_lsa<L: Borrow<Lsa>>(
+    db: &BTreeMap<LsaKey, L>,
+    id: Ipv4Addr,
+) -> Option<(&Lsa, &crate::lsa::NetworkLsa)> {
     db.range(
         LsaKey {
             ls_type: LSA_NETWORK,
@@ -96,7 +102,8 @@ fn network_lsa(db: &Db, id: Ipv4Addr) -> Option<(&Lsa, &crate::lsa::NetworkLsa)>
             adv: Ipv4Addr::BROADCAST,
         },
     )
-    .find_map(|(_, l)| match &l.body {
+    .map(|(_, l)| l.borrow())
+    .find_map(|l| match &l.body {
         LsaBody::Network(n) => Some((l, n)),
         _ => None,
     })
@@ -126,8 +133,8 @@ struct Node<'a> {
 /// database once; a vertex's next-hop set is shared with its parent (16.1.1: the next hops
 /// are inherited unless the parent is the root or a network directly attached to it) and
 /// copied only when an equal-cost path merges another set into it.
-pub fn area_spf(
-    db: &Db,
+pub fn area_spf<L: Borrow<Lsa>>(
+    db: &BTreeMap<LsaKey, L>,
     root: Ipv4Addr,
     iface_of: &dyn Fn(Ipv4Addr) -> Option<IfaceId>,
 ) -> AreaSpf {
@@ -315,10 +322,10 @@ fn add_net(
 
 /// One area's inputs to the routing table.
 #[derive(Debug)]
-pub struct AreaInput<'a> {
+pub struct AreaInput<'a, L = Lsa> {
     pub id: Ipv4Addr,
     pub kind: AreaKind,
-    pub db: &'a Db,
+    pub db: &'a BTreeMap<LsaKey, L>,
     pub spf: &'a AreaSpf,
     /// Whether any of our interfaces in this area has a full adjacency (transit capability is
     /// not modelled; used to pick which areas' summaries an ABR examines).
@@ -346,10 +353,10 @@ fn offer(rt: &mut BTreeMap<Prefix, Route>, r: Route) {
 }
 
 /// Build the whole routing table from per-area SPF results and the AS-scope database.
-pub fn routing_table(
+pub fn routing_table<L: Borrow<Lsa>>(
     router_id: Ipv4Addr,
-    areas: &[AreaInput<'_>],
-    as_db: &Db,
+    areas: &[AreaInput<'_, L>],
+    as_db: &BTreeMap<LsaKey, L>,
 ) -> BTreeMap<Prefix, Route> {
     let mut rt: BTreeMap<Prefix, Route> = BTreeMap::new();
     // 16.1 intra-area.
@@ -384,7 +391,7 @@ pub fn routing_table(
         if is_abr && a.id != Ipv4Addr::UNSPECIFIED {
             continue;
         }
-        for l in a.db.values() {
+        for l in a.db.values().map(Borrow::borrow) {
             let LsaBody::Summary(s) = &l.body else {
                 continue;
             };
@@ -433,8 +440,9 @@ pub fn routing_table(
             .filter_map(|len| rt.get(&Prefix::new(a, len)))
             .find(|r| r.path <= PathType::Inter)
     };
-    let mut sources: Vec<(&Lsa, Option<&AreaInput<'_>>)> = as_db
+    let mut sources: Vec<(&Lsa, Option<&AreaInput<'_, L>>)> = as_db
         .values()
+        .map(Borrow::borrow)
         .filter(|l| l.hdr.ls_type == LSA_AS_EXTERNAL)
         .map(|l| (l, None))
         .collect();
@@ -442,7 +450,8 @@ pub fn routing_table(
         if matches!(a.kind, AreaKind::Nssa { .. }) {
             sources.extend(
                 a.db.values()
-                    .filter(|l| l.hdr.ls_type == LSA_NSSA)
+                    .map(Borrow::borrow)
+                    .filter(|l: &&Lsa| l.hdr.ls_type == LSA_NSSA)
                     .map(|l| (l, Some(a))),
             );
         }
