@@ -319,3 +319,62 @@ fn link_down_sends_port_status_and_fails_over() {
         "did not fail over: {b2},{b3} -> {c2},{c3}"
     );
 }
+
+#[test]
+fn ports_added_and_removed_at_runtime_through_the_management_socket() {
+    use std::io::BufRead;
+    if !is_root() {
+        eprintln!("skipped: traffic tests need root");
+        return;
+    }
+    let topo = Topo::new("rt", 2);
+    let dir = std::env::temp_dir().join(format!("fxsw-rt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("br0.mgmt");
+    // Only port 1 at start.
+    let sd = Switchd::start_in(
+        Some(&topo.sw),
+        &["--port", "s1=1", "--mgmt", sock.to_str().unwrap()],
+    );
+    let ns = Some(topo.sw.as_str());
+    let t = sd.target.as_str();
+    ofctl_ok_in(
+        ns,
+        &["add-flow", t, "priority=10,in_port=1,actions=output:2"],
+    );
+    ofctl_ok_in(
+        ns,
+        &["add-flow", t, "priority=10,in_port=2,actions=output:1"],
+    );
+    assert!(!topo.ping(1, 2), "ping passed without port 2");
+    let ask = |req: &str| -> serde_json::Value {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(b"\n").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(&s).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    let r = ask(r#"{"cmd":"add-port","name":"s2","ofport":2}"#);
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(topo.ping_eventually(1, 2), "ping failed after add-port");
+    let ports = ask(r#"{"cmd":"list-ports"}"#);
+    let names: Vec<&str> = ports["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["s1", "s2"]);
+    let desc = ofctl_ok_in(ns, &["dump-ports-desc", t]);
+    assert!(desc.contains("2(s2)"), "{desc}");
+    let r = ask(r#"{"cmd":"add-port","name":"s2"}"#);
+    assert_eq!(r["ok"], false, "a port added twice: {r}");
+    let r = ask(r#"{"cmd":"del-port","name":"s2"}"#);
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(!topo.ping(1, 2), "ping passed after del-port");
+    let desc = ofctl_ok_in(ns, &["dump-ports-desc", t]);
+    assert!(!desc.contains("(s2)"), "{desc}");
+    drop(sd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
