@@ -378,3 +378,49 @@ fn ports_added_and_removed_at_runtime_through_the_management_socket() {
     drop(sd);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn table_miss_reaches_ovs_ofctl_monitor() {
+    let Some((topo, sd)) = setup("mo", 2) else {
+        return;
+    };
+    let ns = Some(topo.sw.as_str());
+    let t = sd.target.as_str();
+    ofctl_ok_in(ns, &["add-flow", t, "priority=0,actions=CONTROLLER:128"]);
+    let run = std::env::temp_dir().join(format!("fxsw-mon-{}", std::process::id()));
+    std::fs::create_dir_all(&run).unwrap();
+    let out = run.join("monitor.txt");
+    // ovs-ofctl keeps a control socket in OVS_RUNDIR; stdbuf: timeout's SIGTERM would
+    // lose a block-buffered stdout.
+    let mut mon = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &topo.sw,
+            "timeout",
+            "8",
+            "ovs-ofctl",
+            "-O",
+            "OpenFlow13",
+        ])
+        .args(["monitor", t, "65534"])
+        .env("OVS_RUNDIR", &run)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(run.join("monitor.err")).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let _ = sh_ok(&format!(
+        "ip netns exec {} ping -c 2 -W 1 10.9.0.2",
+        topo.hosts[0]
+    ));
+    let _ = mon.wait();
+    let text = std::fs::read_to_string(&out).unwrap_or_default()
+        + &std::fs::read_to_string(run.join("monitor.err")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&run);
+    assert!(
+        text.contains("OFPT_PACKET_IN (OF1.3)") && text.contains("in_port=1 (via no_match)"),
+        "{text}"
+    );
+    assert!(text.contains("dl_src=02:00:00:00:00:01"), "{text}");
+}
