@@ -170,6 +170,33 @@ fn packet_out_leaves_the_port() {
         assert!(Instant::now() < deadline, "{after}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Through the flow table (OFPP_TABLE): a flow for packets from the controller.
+    ofctl_ok_in(
+        ns,
+        &[
+            "add-flow",
+            t,
+            "priority=1,in_port=controller,actions=output:1",
+        ],
+    );
+    ofctl_ok_in(
+        ns,
+        &[
+            "packet-out",
+            t,
+            &format!("in_port=controller packet={pkt} actions=table"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let dump = ofctl_ok_in(ns, &["dump-flows", t]);
+        let after = ofctl_ok_in(ns, &["dump-ports", t, "1"]);
+        if after.contains("tx pkts=1,") && packets_of(&dump, "in_port=CONTROLLER") == Some(1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{after}\n{dump}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
