@@ -58,6 +58,13 @@ fn forwarding_counters_and_a_drop_flow() {
     assert!(packets_of(&dump, "icmp").unwrap_or(0) >= 1, "{dump}");
     ofctl_ok_in(ns, &["--strict", "del-flows", t, "priority=20,icmp"]);
     assert!(topo.ping_eventually(1, 2));
+    // mod-port: an administratively down port neither sends nor receives.
+    ofctl_ok_in(ns, &["mod-port", t, "2", "down"]);
+    let desc = ofctl_ok_in(ns, &["dump-ports-desc", t]);
+    assert!(desc.contains("PORT_DOWN"), "{desc}");
+    assert!(!topo.ping(1, 2), "ping passed a down port");
+    ofctl_ok_in(ns, &["mod-port", t, "2", "up"]);
+    assert!(topo.ping_eventually(1, 2));
 }
 
 #[test]
