@@ -458,3 +458,48 @@ fn table_miss_reaches_ovs_ofctl_monitor() {
     );
     assert!(text.contains("dl_src=02:00:00:00:00:01"), "{text}");
 }
+
+#[test]
+fn select_group_spreads_flows_over_its_buckets() {
+    let Some((topo, sd)) = setup("sg", 3) else {
+        return;
+    };
+    let ns = Some(topo.sw.as_str());
+    let t = sd.target.as_str();
+    ofctl_ok_in(
+        ns,
+        &[
+            "add-group",
+            t,
+            "group_id=5,type=select,bucket=output:2,bucket=output:3",
+        ],
+    );
+    ofctl_ok_in(
+        ns,
+        &["add-flow", t, "priority=10,in_port=1,ip,actions=group:5"],
+    );
+    let h1 = &topo.hosts[0];
+    let (a2, a3) = (tx_pkts(ns, t, 2), tx_pkts(ns, t, 3));
+    for i in 0..16 {
+        let ip = format!("10.9.0.{}", 100 + i);
+        sh(&format!(
+            "ip -n {h1} neigh replace {ip} lladdr 02:00:00:00:00:02 dev v1"
+        ));
+        let _ = sh_ok(&format!("ip netns exec {h1} ping -c 1 -W 0.3 {ip}"));
+    }
+    let (b2, b3) = (tx_pkts(ns, t, 2), tx_pkts(ns, t, 3));
+    assert_eq!(
+        (b2 - a2) + (b3 - a3),
+        16,
+        "every packet leaves by exactly one bucket"
+    );
+    assert!(
+        b2 > a2 && b3 > a3,
+        "16 flows all took one bucket: {} / {}",
+        b2 - a2,
+        b3 - a3
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let gs = ofctl_ok_in(ns, &["dump-group-stats", t]);
+    assert!(gs.contains("packet_count=16"), "{gs}");
+}
