@@ -98,7 +98,11 @@ fn build(n: u32, edges: &[(u32, u32)]) -> Db {
         };
         let mut lsa = fuxi_ospfd::lsa::Lsa {
             hdr,
-            body: LsaBody::Router(RouterLsa { flags: 0, links: l }),
+            body: LsaBody::Router(RouterLsa {
+                flags: 0,
+                links: l,
+                reserved: 0,
+            }),
         };
         lsa.to_bytes_sealed();
         db.insert(

@@ -80,6 +80,7 @@ fn peer_lsa(c: &mut Cursor<'_>) -> Option<Lsa> {
                     metric: 10,
                     tos: vec![],
                 }],
+                reserved: 0,
             }),
         ),
         1 => (

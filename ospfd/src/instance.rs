@@ -1770,7 +1770,11 @@ impl Instance {
         if asbr && !matches!(self.areas[ai].cfg.kind, AreaKind::Stub { .. }) {
             flags |= RTR_E;
         }
-        RouterLsa { flags, links }
+        RouterLsa {
+            flags,
+            links,
+            reserved: 0,
+        }
     }
 
     /// The set of LSAs this router wants in the databases right now.

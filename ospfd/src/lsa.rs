@@ -136,8 +136,9 @@ pub struct RouterLink {
     pub data: Ipv4Addr,
     pub link_type: u8,
     pub metric: u16,
-    /// Extra (TOS, metric) pairs, kept only so that bytes round-trip.
-    pub tos: Vec<(u8, u16)>,
+    /// Extra TOS entries (TOS, reserved byte, TOS metric) as the 32-bit words on the wire,
+    /// kept only so that bytes round-trip.
+    pub tos: Vec<u32>,
 }
 
 /// Router-LSA body (RFC 2328 A.4.2).
@@ -147,10 +148,26 @@ pub struct RouterLink {
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 /// |                 links (see RouterLink) ...                    |
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RouterLsa {
     pub flags: u8,
     pub links: Vec<RouterLink>,
+    /// The reserved byte after the flags: zero when we originate, but an LSA is flooded
+    /// exactly as received (its checksum covers this byte), so it is kept.
+    pub reserved: u8,
+}
+
+impl std::fmt::Debug for RouterLsa {
+    // The reserved byte shows only when it is set, so the recorded scenario outputs (Debug
+    // text) stay as they were before the field existed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("RouterLsa");
+        d.field("flags", &self.flags).field("links", &self.links);
+        if self.reserved != 0 {
+            d.field("reserved", &self.reserved);
+        }
+        d.finish()
+    }
 }
 
 /// Network-LSA body (RFC 2328 A.4.3).
@@ -236,7 +253,7 @@ impl LsaBody {
             LSA_ROUTER => {
                 need(buf, 4)?;
                 let flags = buf.get_u8();
-                buf.advance(1);
+                let reserved = buf.get_u8();
                 let n = buf.get_u16();
                 let mut links = Vec::with_capacity(usize::from(n).min(256));
                 for _ in 0..n {
@@ -249,9 +266,7 @@ impl LsaBody {
                     let mut tos = Vec::new();
                     for _ in 0..ntos {
                         need(buf, 4)?;
-                        let t = buf.get_u8();
-                        buf.advance(1);
-                        tos.push((t, buf.get_u16()));
+                        tos.push(buf.get_u32());
                     }
                     links.push(RouterLink {
                         id,
@@ -264,7 +279,11 @@ impl LsaBody {
                 if buf.has_remaining() {
                     return Err(Error::BadLsaLength(buf.remaining()));
                 }
-                LsaBody::Router(RouterLsa { flags, links })
+                LsaBody::Router(RouterLsa {
+                    flags,
+                    links,
+                    reserved,
+                })
             }
             LSA_NETWORK => {
                 need(buf, 4)?;
@@ -322,7 +341,7 @@ impl LsaBody {
         match self {
             LsaBody::Router(r) => {
                 buf.put_u8(r.flags);
-                buf.put_u8(0);
+                buf.put_u8(r.reserved);
                 buf.put_u16(r.links.len() as u16);
                 for l in &r.links {
                     buf.put_u32(l.id.into());
@@ -330,10 +349,8 @@ impl LsaBody {
                     buf.put_u8(l.link_type);
                     buf.put_u8(l.tos.len() as u8);
                     buf.put_u16(l.metric);
-                    for (t, m) in &l.tos {
-                        buf.put_u8(*t);
-                        buf.put_u8(0);
-                        buf.put_u16(*m);
+                    for t in &l.tos {
+                        buf.put_u32(*t);
                     }
                 }
             }
@@ -464,8 +481,9 @@ mod tests {
                     data: Ipv4Addr::new(255, 255, 255, 0),
                     link_type: LINK_STUB,
                     metric: 10,
-                    tos: vec![(2, 5)],
+                    tos: vec![0x0200_0005],
                 }],
+                reserved: 0,
             }),
         };
         let b = l.to_bytes_sealed();
@@ -473,6 +491,39 @@ mod tests {
         let d = Lsa::decode(&mut b.clone()).unwrap();
         assert_eq!(d, l);
         assert_eq!(d.to_bytes(), b);
+    }
+
+    /// Found by the ospfd_decode fuzzer: reserved bytes that a peer set must survive
+    /// decode/encode, or the LSA we reflood no longer matches its checksum.
+    #[test]
+    fn router_lsa_reserved_bytes_round_trip() {
+        let mut l = Lsa {
+            hdr: hdr(INITIAL_SEQ, 0, 0),
+            body: LsaBody::Router(RouterLsa {
+                flags: RTR_B,
+                links: vec![RouterLink {
+                    id: Ipv4Addr::new(10, 0, 0, 0),
+                    data: Ipv4Addr::new(255, 255, 255, 0),
+                    link_type: LINK_STUB,
+                    metric: 10,
+                    tos: vec![0x02ab_0005],
+                }],
+                reserved: 0xf8,
+            }),
+        };
+        let b = l.to_bytes_sealed();
+        assert_eq!(b[20..22], [RTR_B, 0xf8]);
+        assert_eq!(b[36..40], [0x02, 0xab, 0x00, 0x05]);
+        assert!(checksum::lsa_valid(&b));
+        let d = Lsa::decode(&mut b.clone()).unwrap();
+        assert_eq!(d, l);
+        assert_eq!(d.to_bytes(), b);
+        assert!(format!("{d:?}").contains("reserved: 248"));
+        l.body = match l.body {
+            LsaBody::Router(r) => LsaBody::Router(RouterLsa { reserved: 0, ..r }),
+            other => other,
+        };
+        assert!(!format!("{l:?}").contains("reserved"));
     }
 
     #[test]

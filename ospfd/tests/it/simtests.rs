@@ -293,6 +293,7 @@ fn sequence_number_wrap_via_stale_self_originated_lsa() {
         body: LsaBody::Router(RouterLsa {
             flags: 0,
             links: vec![],
+            reserved: 0,
         }),
     };
     stale.to_bytes_sealed();

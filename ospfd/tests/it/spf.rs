@@ -45,7 +45,11 @@ fn rtr(db: &mut Db, rid: &str, flags: u8, links: Vec<RouterLink>) {
         db,
         Lsa {
             hdr: hdr(LSA_ROUTER, ip(rid), ip(rid)),
-            body: LsaBody::Router(RouterLsa { flags, links }),
+            body: LsaBody::Router(RouterLsa {
+                flags,
+                links,
+                reserved: 0,
+            }),
         },
     );
 }
@@ -364,7 +368,11 @@ fn grid(n: u32) -> Db {
                 },
                 Lsa {
                     hdr: hdr(LSA_ROUTER, r, r),
-                    body: LsaBody::Router(RouterLsa { flags: 0, links }),
+                    body: LsaBody::Router(RouterLsa {
+                        flags: 0,
+                        links,
+                        reserved: 0,
+                    }),
                 },
             );
         }
