@@ -41,10 +41,10 @@ pub struct PortConfig {
     /// Type (default afpacket).
     #[serde(default = "default_port_type", rename = "type")]
     pub port_type: PortType,
-    /// VXLAN: local "IP:PORT".
+    /// VXLAN: local "IP[:PORT]" to bind (default 0.0.0.0:4789).
     #[serde(default)]
     pub local: Option<String>,
-    /// VXLAN: remote "IP:PORT".
+    /// VXLAN: remote "IP[:PORT]" (port default 4789).
     #[serde(default)]
     pub remote: Option<String>,
 }
@@ -77,6 +77,8 @@ pub struct FileConfig {
     pub mgmt: Option<String>,
     /// How AF_PACKET ports receive: "mmsg" (recvmmsg, default) or "ring" (TPACKET_V3).
     pub rx_mode: Option<String>,
+    /// Prometheus `/metrics` listener "IP:PORT" (default: none).
+    pub metrics: Option<String>,
 }
 
 /// Fail mode.
@@ -109,6 +111,23 @@ pub struct Config {
     pub mgmt: Option<String>,
     /// AF_PACKET ports receive with recvmmsg instead of the TPACKET_V3 ring.
     pub rx_mmsg: bool,
+    /// Prometheus `/metrics` listener, if any.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// The UDP port VXLAN endpoints default to.
+pub const VXLAN_UDP_PORT: u16 = 4789;
+
+/// Parses a tunnel endpoint: "IP", "IP:PORT" or "[IPv6]:PORT"; the port defaults to 4789.
+pub fn parse_endpoint(s: &str) -> Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip: IpAddr = s
+        .trim_matches(['[', ']'])
+        .parse()
+        .with_context(|| format!("`{s}` is not IP, IP:PORT or [IPv6]:PORT"))?;
+    Ok(SocketAddr::new(ip, VXLAN_UDP_PORT))
 }
 
 /// Parses "ptcp:PORT[:IP]" (IP defaults to 127.0.0.1).
@@ -218,15 +237,26 @@ impl FileConfig {
                 used.push(n);
             }
             if p.port_type == PortType::Vxlan {
-                for (k, v) in [("local", &p.local), ("remote", &p.remote)] {
-                    match v {
-                        None => bail!("key `ports[{i}].{k}`: a vxlan port needs it"),
-                        Some(s) => {
-                            s.parse::<SocketAddr>()
-                                .with_context(|| format!("key `ports[{i}].{k}`: `{s}`"))?;
-                        }
+                let remote = match &p.remote {
+                    None => bail!("key `ports[{i}].remote`: a vxlan port needs it"),
+                    Some(s) => {
+                        parse_endpoint(s).with_context(|| format!("key `ports[{i}].remote`"))?
                     }
-                }
+                };
+                let local = match &p.local {
+                    None if remote.is_ipv6() => {
+                        SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), VXLAN_UDP_PORT)
+                    }
+                    None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), VXLAN_UDP_PORT),
+                    Some(s) => {
+                        parse_endpoint(s).with_context(|| format!("key `ports[{i}].local`"))?
+                    }
+                };
+                // Normalised, so the port opener parses plain socket addresses.
+                p.remote = Some(remote.to_string());
+                p.local = Some(local.to_string());
+            } else if p.local.is_some() || p.remote.is_some() {
+                bail!("key `ports[{i}].local`/`remote`: only vxlan ports have them");
             }
         }
         for (i, p) in ports.iter().enumerate() {
@@ -247,7 +277,15 @@ impl FileConfig {
             Some(s) => Some(s),
             None => Some(format!("/run/fuxi/{bridge}.mgmt")),
         };
+        let metrics = match self.metrics.as_deref() {
+            None | Some("" | "none") => None,
+            Some(s) => Some(
+                s.parse::<SocketAddr>()
+                    .with_context(|| format!("key `metrics`: `{s}` is not IP:PORT"))?,
+            ),
+        };
         Ok(Config {
+            metrics,
             bridge,
             datapath_id,
             listen,
@@ -298,7 +336,27 @@ mod tests {
             .unwrap()
             .validate()
             .unwrap_err();
-        assert!(format!("{e:#}").contains("ports[0].local"), "{e:#}");
+        assert!(format!("{e:#}").contains("ports[0].remote"), "{e:#}");
+        let e = FileConfig::parse("metrics = \"localhost\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("key `metrics`"), "{e:#}");
+    }
+
+    #[test]
+    fn vxlan_endpoints_default_to_4789() {
+        let c = FileConfig::parse(
+            "[[ports]]\nname = \"vx\"\ntype = \"vxlan\"\nremote = \"192.0.2.2\"\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(c.ports[0].remote.as_deref(), Some("192.0.2.2:4789"));
+        assert_eq!(c.ports[0].local.as_deref(), Some("0.0.0.0:4789"));
+        assert_eq!(parse_endpoint("[::1]:5").unwrap().to_string(), "[::1]:5");
+        assert_eq!(parse_endpoint("::1").unwrap().to_string(), "[::1]:4789");
+        assert!(parse_endpoint("nope").is_err());
     }
 
     #[test]

@@ -16,13 +16,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
+use fuxi_dataplane::cache::CacheStats;
 use fuxi_dataplane::engine::{Output, PacketInEvent, Reader, Worker};
 use fuxi_dataplane::port::afpacket::{AfPacketConfig, AfPacketPort};
 use fuxi_dataplane::port::tap::TapPort;
@@ -224,6 +225,37 @@ pub fn nanos_since(start: Instant) -> u64 {
     start.elapsed().as_nanos() as u64
 }
 
+/// One datapath thread's counters, copied from its worker (at most 100 ms old) for
+/// `/metrics`.
+#[derive(Debug, Default)]
+pub struct ThreadCounters {
+    /// Packets the exact-match cache answered.
+    pub emc_hits: AtomicU64,
+    /// Packets the megaflow cache answered.
+    pub megaflow_hits: AtomicU64,
+    /// Packets translated by the full pipeline (upcalls).
+    pub upcalls: AtomicU64,
+    /// Upcalls whose result could not be cached.
+    pub uncacheable: AtomicU64,
+    /// Cache flushes after a pipeline change.
+    pub flushes: AtomicU64,
+    /// Packet-ins handed to the control plane.
+    pub packet_ins: AtomicU64,
+    /// Packet-ins dropped because the control plane's queue was full.
+    pub packet_ins_dropped: AtomicU64,
+}
+
+impl ThreadCounters {
+    fn store_cache(&self, c: &CacheStats) {
+        let r = Ordering::Relaxed;
+        self.emc_hits.store(c.emc_hits, r);
+        self.megaflow_hits.store(c.megaflow_hits, r);
+        self.upcalls.store(c.misses, r);
+        self.uncacheable.store(c.uncacheable, r);
+        self.flushes.store(c.flushes, r);
+    }
+}
+
 /// What a datapath thread needs.
 #[derive(Debug, Clone)]
 pub struct DatapathCtx {
@@ -239,6 +271,8 @@ pub struct DatapathCtx {
     pub stop: Arc<AtomicBool>,
     /// The daemon's clock origin.
     pub start: Instant,
+    /// This thread's counters.
+    pub counters: Arc<ThreadCounters>,
 }
 
 /// Starts datapath thread `ctx.id`.
@@ -279,12 +313,17 @@ fn run(ctx: DatapathCtx) {
             let no_pi = slot.config.load(Ordering::Relaxed) & pcfg::NO_PACKET_IN != 0;
             for pi in out.packet_ins.drain(..) {
                 if !no_pi {
-                    let _ = ctx.packet_ins.try_send(pi);
+                    let c = match ctx.packet_ins.try_send(pi) {
+                        Ok(()) => &ctx.counters.packet_ins,
+                        Err(_) => &ctx.counters.packet_ins_dropped,
+                    };
+                    c.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
         if last_sync.elapsed() >= Duration::from_millis(100) {
             worker.sync_stats();
+            ctx.counters.store_cache(&worker.cache_stats());
             last_sync = Instant::now();
         }
         if !busy {
@@ -310,5 +349,6 @@ fn run(ctx: DatapathCtx) {
         }
     }
     worker.sync_stats();
+    ctx.counters.store_cache(&worker.cache_stats());
     tracing::debug!(thread = ctx.id, "datapath thread stopped");
 }

@@ -3,11 +3,12 @@
 //! Startup: read the configuration (file and/or flags), open the ports, start the datapath
 //! threads (std threads, run to completion), then the control plane on tokio: the OpenFlow
 //! listener and controller connections ([`agent`]), the flow-expiry timer, the link
-//! monitor, the management socket ([`mgmt`]). SIGTERM/SIGINT stop everything cleanly.
+//! monitor, the management socket ([`mgmt`]), Prometheus `/metrics` ([`metrics`]). SIGTERM/SIGINT stop everything cleanly.
 
 mod agent;
 mod config;
 mod datapath;
+mod metrics;
 mod mgmt;
 
 use std::path::PathBuf;
@@ -48,7 +49,9 @@ struct Args {
     /// Controller to connect to, tcp:HOST:PORT (repeatable).
     #[arg(long = "controller")]
     controllers: Vec<String>,
-    /// Port: NAME[=OFPORT][:TYPE] with TYPE afpacket (default) or tap (repeatable).
+    /// Port: NAME[=OFPORT][:TYPE] with TYPE afpacket (default) or tap, or
+    /// NAME[=OFPORT]:vxlan:REMOTE[,LOCAL] with REMOTE and LOCAL each IP, IP:PORT or
+    /// [IPv6]:PORT (UDP port 4789 by default, LOCAL 0.0.0.0:4789) (repeatable).
     #[arg(long = "port")]
     ports: Vec<String>,
     /// Fail mode: secure or standalone.
@@ -65,16 +68,32 @@ struct Args {
     /// 1 ms per hop when traffic is sparse).
     #[arg(long)]
     rx_mode: Option<String>,
+    /// Prometheus /metrics listener, IP:PORT (default: none).
+    #[arg(long)]
+    metrics: Option<String>,
     /// Check the configuration and exit.
     #[arg(long)]
     check: bool,
 }
 
 fn parse_port_flag(s: &str) -> Result<PortConfig> {
-    let (rest, kind) = match s.rsplit_once(':') {
+    let (mut local, mut remote) = (None, None);
+    let (rest, kind) = match s.split_once(':') {
         Some((r, "afpacket")) => (r, PortType::Afpacket),
         Some((r, "tap")) => (r, PortType::Tap),
-        Some((_, t)) => anyhow::bail!("--port {s}: type `{t}` is not afpacket or tap"),
+        Some((r, t)) if t.starts_with("vxlan:") => {
+            let ends = &t["vxlan:".len()..];
+            let (rem, loc) = match ends.split_once(',') {
+                Some((r, l)) => (r, Some(l)),
+                None => (ends, None),
+            };
+            remote = Some(rem.to_string());
+            local = loc.map(str::to_string);
+            (r, PortType::Vxlan)
+        }
+        Some((_, t)) => {
+            anyhow::bail!("--port {s}: type `{t}` is not afpacket, tap or vxlan:REMOTE[,LOCAL]")
+        }
         None => (s, PortType::Afpacket),
     };
     let (name, ofport) = match rest.split_once('=') {
@@ -89,8 +108,8 @@ fn parse_port_flag(s: &str) -> Result<PortConfig> {
         name: name.to_string(),
         ofport,
         port_type: kind,
-        local: None,
-        remote: None,
+        local,
+        remote,
     })
 }
 
@@ -123,6 +142,9 @@ fn load_config(args: &Args) -> Result<config::Config> {
     }
     if let Some(r) = &args.rx_mode {
         fc.rx_mode = Some(r.clone());
+    }
+    if let Some(m) = &args.metrics {
+        fc.metrics = Some(m.clone());
     }
     match &args.config {
         Some(p) => fc
@@ -167,7 +189,9 @@ fn run(args: Args) -> Result<()> {
     let (pi_tx, mut pi_rx) = tokio::sync::mpsc::channel(4096);
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
-    for id in 0..cfg.threads {
+    let counters: Vec<Arc<datapath::ThreadCounters>> =
+        (0..cfg.threads).map(|_| Arc::default()).collect();
+    for (id, c) in counters.iter().enumerate() {
         threads.push(datapath::spawn(DatapathCtx {
             id,
             ports: ports.clone(),
@@ -175,6 +199,7 @@ fn run(args: Args) -> Result<()> {
             packet_ins: pi_tx.clone(),
             stop: stop.clone(),
             start,
+            counters: c.clone(),
         })?);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -240,6 +265,10 @@ fn run(args: Args) -> Result<()> {
                     backoff = (backoff * 2).min(Duration::from_secs(8));
                 }
             });
+        }
+        if let Some(addr) = cfg.metrics {
+            metrics::start(sw.clone(), counters.clone(), addr).await?;
+            tracing::info!(%addr, "serving /metrics");
         }
         let mgmt_path = cfg.mgmt.clone();
         if let Some(path) = &mgmt_path {
@@ -309,5 +338,32 @@ fn spawn_link_monitor(sw: Arc<Switch>, stop: Arc<AtomicBool>) {
         });
     if let Err(e) = r {
         tracing::warn!("no link monitor thread: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_flags() {
+        let p = parse_port_flag("s1=3").unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.ofport, p.port_type),
+            ("s1", 3, PortType::Afpacket)
+        );
+        let p = parse_port_flag("t0:tap").unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.ofport, p.port_type),
+            ("t0", 0, PortType::Tap)
+        );
+        let p = parse_port_flag("vx0=10:vxlan:192.0.2.2").unwrap();
+        assert_eq!((p.ofport, p.port_type), (10, PortType::Vxlan));
+        assert_eq!(p.remote.as_deref(), Some("192.0.2.2"));
+        assert_eq!(p.local, None);
+        let p = parse_port_flag("vx1:vxlan:[fd00::2]:4790,10.0.0.1:4790").unwrap();
+        assert_eq!(p.remote.as_deref(), Some("[fd00::2]:4790"));
+        assert_eq!(p.local.as_deref(), Some("10.0.0.1:4790"));
+        assert!(parse_port_flag("x:gre").is_err());
     }
 }

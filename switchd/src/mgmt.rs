@@ -9,7 +9,8 @@
 //!
 //! - `{"cmd":"show"}` → bridge, datapath id, ports, flows per table (non-empty only)
 //! - `{"cmd":"list-ports"}` → ports with numbers, types, link state, counters
-//! - `{"cmd":"add-port","name":"veth3","ofport":3,"type":"afpacket"}` (ofport, type optional)
+//! - `{"cmd":"add-port","name":"veth3","ofport":3,"type":"afpacket"}` (ofport, type optional;
+//!   type `vxlan` takes `"remote":"IP[:PORT]"` and optionally `"local":"IP[:PORT]"`)
 //! - `{"cmd":"del-port","name":"veth3"}`
 //! - `{"cmd":"trace","flow":"in_port=1,tcp,nw_dst=10.0.0.2,tp_dst=80"}` → `"text"`: table by
 //!   table which flow matched and its actions, then the final flow and the datapath
@@ -125,7 +126,8 @@ fn handle_inner(sw: &Switch, line: &str) -> Result<Value> {
             let kind = match req["type"].as_str().unwrap_or("afpacket") {
                 "afpacket" => PortType::Afpacket,
                 "tap" => PortType::Tap,
-                t => anyhow::bail!("type `{t}` is not afpacket or tap"),
+                "vxlan" => PortType::Vxlan,
+                t => anyhow::bail!("type `{t}` is not afpacket, tap or vxlan"),
             };
             let ofport = match req["ofport"].as_u64() {
                 Some(n) => u32::try_from(n).context("ofport too large")?,
@@ -134,13 +136,27 @@ fn handle_inner(sw: &Switch, line: &str) -> Result<Value> {
             if sw.ports.by_name(name).is_some() || sw.ports.get(ofport).is_some() {
                 anyhow::bail!("port {name} or number {ofport} exists");
             }
-            let pc = PortConfig {
+            let mut pc = PortConfig {
                 name: name.to_string(),
                 ofport,
                 port_type: kind,
-                local: None,
-                remote: None,
+                local: req["local"].as_str().map(str::to_string),
+                remote: req["remote"].as_str().map(str::to_string),
             };
+            if kind == PortType::Vxlan {
+                let remote = pc
+                    .remote
+                    .as_deref()
+                    .context("a vxlan port needs \"remote\"")?;
+                let remote = crate::config::parse_endpoint(remote).context("\"remote\"")?;
+                let local = match pc.local.as_deref() {
+                    Some(l) => crate::config::parse_endpoint(l).context("\"local\"")?,
+                    None if remote.is_ipv6() => "[::]:4789".parse()?,
+                    None => "0.0.0.0:4789".parse()?,
+                };
+                pc.remote = Some(remote.to_string());
+                pc.local = Some(local.to_string());
+            }
             let thread = ofport as usize % sw.cfg.threads;
             let slot = sw.ports.add(PortSlot::open(&pc, thread, sw.cfg.rx_mmsg)?)?;
             {
@@ -245,7 +261,7 @@ fn trace(sw: &Switch, flow: &str) -> Result<Value> {
                     || (String::from("?"), String::from("?")),
                     |r| {
                         (
-                            format_match(&r.value.r#match),
+                            format_match(&r.flow_match()),
                             format_actions(&r.value.instructions),
                         )
                     },

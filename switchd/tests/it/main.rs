@@ -2,11 +2,13 @@
 //! `ovs-ofctl -O OpenFlow13` (Open vSwitch 3.1) and by traffic between network namespaces.
 //!
 //! - [`util`]: starting the daemon on a free port, running ovs-ofctl, namespaces.
+//! - [`metrics`]: Prometheus `/metrics` (format, HTTP errors, counters under traffic).
 //! - [`mgmt`]: the management socket (JSON lines and OpenFlow).
 //! - [`ofctl`]: every ovs-ofctl verb the switch must answer, output parsed and checked.
 //! - [`traffic`]: hosts in namespaces on veth ports; forwarding, drop, rewrite, VLAN push,
 //!   table-miss to the controller. Needs root; skipped (with a message) otherwise.
 
+mod metrics;
 mod mgmt;
 mod ofctl;
 mod traffic;

@@ -92,6 +92,34 @@ impl Switchd {
     }
 }
 
+/// Sends `request` (a whole HTTP/1.1 request) to 127.0.0.1:`port`, inside `ns` if given,
+/// and returns everything the server answers until it closes the connection.
+pub fn http_in(ns: Option<&str>, port: u16, request: &str) -> String {
+    match ns {
+        None => {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(request.as_bytes()).unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).expect("read reply");
+            out
+        }
+        Some(ns) => {
+            let o = Command::new("ip")
+                .args(["netns", "exec", ns, "timeout", "10", "bash", "-c"])
+                .arg(format!(
+                    "exec 3<>/dev/tcp/127.0.0.1/{port}; printf '%s' \"$0\" >&3; cat <&3"
+                ))
+                .arg(request)
+                .output()
+                .expect("run bash");
+            assert!(o.status.success(), "http to {ns}:{port} failed: {o:?}");
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        }
+    }
+}
+
 /// Runs `ovs-ofctl -O OpenFlow13 ARGS` (optionally inside `ns`) and returns its output.
 pub fn ofctl_in(ns: Option<&str>, args: &[&str]) -> Output {
     let mut c = match ns {
@@ -181,9 +209,14 @@ pub struct Topo {
 
 impl Topo {
     pub fn new(tag: &str, n: usize) -> Topo {
+        Self::with_prefix("fxsw", tag, n)
+    }
+
+    /// As [`Topo::new`], with namespaces named `PREFIX TAG PID ...`.
+    pub fn with_prefix(prefix: &str, tag: &str, n: usize) -> Topo {
         let id = std::process::id() % 100_000;
-        let sw = format!("fxsw{tag}{id}s");
-        let hosts: Vec<String> = (1..=n).map(|i| format!("fxsw{tag}{id}h{i}")).collect();
+        let sw = format!("{prefix}{tag}{id}s");
+        let hosts: Vec<String> = (1..=n).map(|i| format!("{prefix}{tag}{id}h{i}")).collect();
         let t = Topo { sw, hosts };
         t.cleanup();
         sh(&format!("ip netns add {}", t.sw));
