@@ -7,9 +7,11 @@
 //! - [`ofctl`]: every ovs-ofctl verb the switch must answer, output parsed and checked.
 //! - [`traffic`]: hosts in namespaces on veth ports; forwarding, drop, rewrite, VLAN push,
 //!   table-miss to the controller. Needs root; skipped (with a message) otherwise.
+//! - [`vxlan`]: two switches joined by a VXLAN tunnel carry TUNNEL_ID. Needs root.
 
 mod metrics;
 mod mgmt;
 mod ofctl;
 mod traffic;
 mod util;
+mod vxlan;

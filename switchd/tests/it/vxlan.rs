@@ -1,0 +1,161 @@
+//! VXLAN between two switches: two fuxi-switchd instances in two namespaces joined by a
+//! veth "underlay" (192.168.77.1 ↔ .2), each with one host namespace on a veth port.
+//! Flows put the host's traffic into the tunnel with `set_field:N->tun_id` and let out only
+//! what arrives with the expected `tun_id`, so the ping proves the VNI crosses the wire as
+//! TUNNEL_ID. Needs root.
+
+use crate::util::*;
+
+/// Namespaces `fxsm…`: switch A and B, hosts 1 (on A) and 2 (on B). Removed on drop.
+struct TwoSwitches {
+    sw: [String; 2],
+    hosts: [String; 2],
+}
+
+impl TwoSwitches {
+    fn new() -> TwoSwitches {
+        let id = std::process::id() % 100_000;
+        let t = TwoSwitches {
+            sw: [format!("fxsmvx{id}a"), format!("fxsmvx{id}b")],
+            hosts: [format!("fxsmvx{id}h1"), format!("fxsmvx{id}h2")],
+        };
+        t.cleanup();
+        for ns in t.sw.iter().chain(&t.hosts) {
+            sh(&format!("ip netns add {ns}"));
+            sh(&format!("ip -n {ns} link set lo up"));
+            let _ = sh_ok(&format!(
+                "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
+            ));
+        }
+        let [a, b] = &t.sw;
+        // The underlay.
+        sh(&format!(
+            "ip -n {a} link add u0 type veth peer name u0 netns {b}"
+        ));
+        for (ns, ip) in [(a, "192.168.77.1"), (b, "192.168.77.2")] {
+            sh(&format!("ip -n {ns} addr add {ip}/24 dev u0"));
+            sh(&format!("ip -n {ns} link set u0 up"));
+        }
+        // Hosts: 10.9.0.i on vi, switch end s1 in its switch's namespace.
+        for (i, (h, s)) in t.hosts.iter().zip(&t.sw).enumerate() {
+            let i = i + 1;
+            let j = 3 - i;
+            sh(&format!(
+                "ip -n {h} link add v{i} type veth peer name s1 netns {s}"
+            ));
+            sh(&format!(
+                "ip -n {h} link set v{i} address 02:00:00:00:00:0{i}"
+            ));
+            sh(&format!("ip -n {h} addr add 10.9.0.{i}/24 dev v{i}"));
+            sh(&format!("ip -n {h} link set v{i} up"));
+            sh(&format!("ip -n {s} link set s1 up"));
+            sh(&format!(
+                "ip -n {h} neigh add 10.9.0.{j} lladdr 02:00:00:00:00:0{j} dev v{i}"
+            ));
+        }
+        t
+    }
+
+    fn cleanup(&self) {
+        for ns in self.sw.iter().chain(&self.hosts) {
+            let _ = sh_ok(&format!("ip netns del {ns}"));
+        }
+    }
+
+    fn ping(&self) -> bool {
+        sh_ok(&format!(
+            "ip netns exec {} ping -c 1 -W 1 10.9.0.2",
+            self.hosts[0]
+        ))
+    }
+
+    fn ping_eventually(&self) -> bool {
+        (0..4).any(|_| self.ping())
+    }
+}
+
+impl Drop for TwoSwitches {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+/// Installs the two flows of one switch: host port 1 → tunnel port 2 with `tun_id=out`,
+/// tunnel port 2 with `tun_id=accept` → host port 1.
+fn program(ns: &str, target: &str, out: u32, accept: u32) {
+    let ns = Some(ns);
+    ofctl_ok_in(ns, &["del-flows", target]);
+    ofctl_ok_in(
+        ns,
+        &[
+            "add-flow",
+            target,
+            &format!("priority=10,in_port=1,actions=set_field:{out}->tun_id,output:2"),
+        ],
+    );
+    ofctl_ok_in(
+        ns,
+        &[
+            "add-flow",
+            target,
+            &format!("priority=10,in_port=2,tun_id={accept},actions=output:1"),
+        ],
+    );
+}
+
+#[test]
+fn vxlan_between_two_switches_carries_tunnel_id() {
+    if !is_root() {
+        eprintln!("skipped: traffic tests need root");
+        return;
+    }
+    let t = TwoSwitches::new();
+    let [a, b] = &t.sw;
+    let sa = Switchd::start_in(
+        Some(a),
+        &["--port", "s1=1", "--port", "vx0=2:vxlan:192.168.77.2"],
+    );
+    let sb = Switchd::start_in(
+        Some(b),
+        &[
+            "--port",
+            "s1=1",
+            "--port",
+            "vx0=2:vxlan:192.168.77.1:4789,192.168.77.2:4789",
+        ],
+    );
+    assert!(!t.ping(), "ping passed with no flows");
+    program(a, &sa.target, 100, 100);
+    program(b, &sb.target, 100, 100);
+    assert!(
+        t.ping_eventually(),
+        "ping over VXLAN with tun_id 100 failed"
+    );
+    // What came out of the tunnel matched on tun_id=100, on both sides.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for (ns, sd) in [(a, &sa), (b, &sb)] {
+        let dump = ofctl_ok_in(Some(ns), &["dump-flows", &sd.target]);
+        assert!(
+            packets_of(&dump, "tun_id=0x64").unwrap_or(0) >= 1,
+            "{ns}: {dump}"
+        );
+        let ports = ofctl_ok_in(Some(ns), &["dump-ports", &sd.target, "2"]);
+        assert!(!ports.contains("rx pkts=0,"), "{ns}: {ports}");
+        assert!(!ports.contains("tx pkts=0,"), "{ns}: {ports}");
+    }
+    // Switch B now lets out only tun_id 200: A still sends 100, so the ping dies at B.
+    program(b, &sb.target, 100, 200);
+    assert!(!t.ping(), "ping passed a flow matching another tun_id");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let dump = ofctl_ok_in(Some(b), &["dump-flows", &sb.target]);
+    assert_eq!(packets_of(&dump, "tun_id=0xc8"), Some(0), "{dump}");
+    let ports = ofctl_ok_in(Some(b), &["dump-ports", &sb.target, "2"]);
+    assert!(!ports.contains("rx pkts=0,"), "{ports}");
+    // A sends 200 from now on (and B answers with 100, which A accepts): it passes again.
+    program(a, &sa.target, 200, 100);
+    assert!(
+        t.ping_eventually(),
+        "ping over VXLAN with tun_id 200 one way failed"
+    );
+    drop((sa, sb));
+}
