@@ -636,18 +636,64 @@ impl Match {
     }
 
     /// Checks every TLV's value and mask, duplicates, and prerequisites (spec §7.2.3.6).
+    ///
+    /// Errors are those of checking each TLV in order (duplicate of an earlier one, then its
+    /// value and mask), then each basic field's prerequisites in order. One pass records
+    /// where each basic field is, so prerequisites are array lookups, not scans.
     pub fn validate(&self) -> Result<(), DecodeError> {
+        // Index + 1 of each basic field in `fields` (0: absent).
+        let mut at = [0u8; 128];
+        let mut any_raw = false;
         for (i, f) in self.fields.iter().enumerate() {
-            if self.fields[..i].iter().any(|g| g.key() == f.key()) {
-                return fail(ErrorCode::BAD_MATCH_DUP_FIELD, "field appears twice");
-            }
-            if let OxmTlv::Basic(o) = f {
-                o.validate()?;
+            match f {
+                OxmTlv::Basic(o) => {
+                    let slot = &mut at[usize::from(o.field.num())];
+                    if *slot != 0 {
+                        return fail(ErrorCode::BAD_MATCH_DUP_FIELD, "field appears twice");
+                    }
+                    // More TLVs than fit a u8 cannot all be distinct basic fields; the
+                    // saturated index is only used for presence and lookups below.
+                    *slot = u8::try_from(i + 1).unwrap_or(u8::MAX);
+                    o.validate()?;
+                }
+                OxmTlv::Raw(r) => {
+                    let basic_class = r.class == OFPXMC_OPENFLOW_BASIC;
+                    if (any_raw || basic_class)
+                        && self.fields[..i].iter().any(|g| g.key() == f.key())
+                    {
+                        return fail(ErrorCode::BAD_MATCH_DUP_FIELD, "field appears twice");
+                    }
+                    if basic_class {
+                        // Clashes with a later basic TLV of the same field.
+                        at[usize::from(r.field & 0x7f)] = u8::try_from(i + 1).unwrap_or(u8::MAX);
+                    }
+                    any_raw = true;
+                }
             }
         }
+        let get = |id: FieldId| -> Option<&Oxm> {
+            let i = at[usize::from(id.num())];
+            if i == 0 {
+                return None;
+            }
+            match self.fields.get(usize::from(i) - 1) {
+                Some(OxmTlv::Basic(o)) if o.field == id => Some(o),
+                _ => self.get(id),
+            }
+        };
         for o in self.basic() {
             for p in o.field.prereqs() {
-                if !self.satisfies(p) {
+                let ok = match *p {
+                    Prereq::InPort => get(FieldId::InPort).is_some(),
+                    Prereq::VlanPresent => get(FieldId::VlanVid).is_some_and(|v| {
+                        let present = u128::from(OFPVID_PRESENT);
+                        v.mask_or_full() & present != 0 && v.value & present != 0
+                    }),
+                    Prereq::Exact { field, values } => {
+                        get(field).is_some_and(|o| o.is_exact() && values.contains(&o.value))
+                    }
+                };
+                if !ok {
                     return fail(
                         ErrorCode::BAD_MATCH_BAD_PREREQ,
                         "field prerequisite missing",
@@ -656,19 +702,6 @@ impl Match {
             }
         }
         Ok(())
-    }
-
-    fn satisfies(&self, p: &Prereq) -> bool {
-        match *p {
-            Prereq::InPort => self.get(FieldId::InPort).is_some(),
-            Prereq::VlanPresent => self.get(FieldId::VlanVid).is_some_and(|v| {
-                let present = u128::from(OFPVID_PRESENT);
-                v.mask_or_full() & present != 0 && v.value & present != 0
-            }),
-            Prereq::Exact { field, values } => self
-                .get(field)
-                .is_some_and(|o| o.is_exact() && values.contains(&o.value)),
-        }
     }
 }
 
