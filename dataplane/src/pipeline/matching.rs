@@ -36,6 +36,85 @@ pub fn match_to_key(m: &Match) -> Result<(FlowKey, FlowMask), ErrorCode> {
     Ok((key.masked(&mask), mask))
 }
 
+/// [`match_to_key`], plus the [`MatchLayout`] that rebuilds `m` from the key and mask.
+pub fn match_to_key_layout(m: &Match) -> Result<(FlowKey, FlowMask, MatchLayout), ErrorCode> {
+    let (key, mask) = match_to_key(m)?;
+    Ok((key, mask, MatchLayout::of(m)))
+}
+
+/// Bytes of a layout kept inline (a match with more fields is kept on the heap).
+const INLINE_FIELDS: usize = 22;
+/// Layout byte flag: the TLV carried a mask.
+const HAS_MASK: u8 = 0x80;
+
+/// What a flow's match has beyond its (key, mask): the order of its TLVs and which carried
+/// a mask (a mask of all ones is kept as given). With the key and mask it rebuilds the match
+/// exactly as it was added, for flow stats and flow-removed messages, without keeping the
+/// `Match` (6 TLVs of 64 bytes for a 5-tuple) per flow.
+///
+/// Valid for matches [`match_to_key`] accepted: basic fields only, no duplicates, no value
+/// bit outside its mask, so that every value is its key bits.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum MatchLayout {
+    /// Up to [`INLINE_FIELDS`] TLVs: one byte each, the field number | `HAS_MASK`.
+    Inline {
+        /// Number of TLVs.
+        len: u8,
+        /// The TLVs.
+        fields: [u8; INLINE_FIELDS],
+    },
+    /// More TLVs than fit inline.
+    Heap(Box<[u8]>),
+}
+
+impl MatchLayout {
+    /// The layout of `m` (a match [`match_to_key`] accepted).
+    pub fn of(m: &Match) -> MatchLayout {
+        let byte = |t: &OxmTlv| match t {
+            OxmTlv::Basic(o) => o.field.num() | if o.mask.is_some() { HAS_MASK } else { 0 },
+            OxmTlv::Raw(_) => unreachable!("match_to_key refuses non-basic fields"),
+        };
+        if m.fields.len() <= INLINE_FIELDS {
+            let mut fields = [0u8; INLINE_FIELDS];
+            for (b, t) in fields.iter_mut().zip(&m.fields) {
+                *b = byte(t);
+            }
+            MatchLayout::Inline {
+                len: m.fields.len() as u8,
+                fields,
+            }
+        } else {
+            MatchLayout::Heap(m.fields.iter().map(byte).collect())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            MatchLayout::Inline { len, fields } => &fields[..usize::from(*len)],
+            MatchLayout::Heap(b) => b,
+        }
+    }
+
+    /// The match this layout came from, given its masked key and mask.
+    pub fn rebuild(&self, key: &FlowKey, mask: &FlowMask) -> Match {
+        let fields = self
+            .bytes()
+            .iter()
+            .filter_map(|&b| {
+                let id = FieldId::from_u8(b & !HAS_MASK)?;
+                let f = field_of(id);
+                let value = key.get(f);
+                Some(OxmTlv::Basic(if b & HAS_MASK != 0 {
+                    Oxm::masked(id, value, mask.get(f))
+                } else {
+                    Oxm::exact(id, value)
+                }))
+            })
+            .collect();
+        Match { fields }
+    }
+}
+
 fn add_oxm(key: &mut FlowKey, mask: &mut FlowMask, o: &Oxm) {
     let f = field_of(o.field);
     let m = o.mask_or_full();
@@ -137,6 +216,51 @@ mod tests {
                 .with(Oxm::exact(FieldId::TunnelId, 99))
         );
         assert!(m.validate().is_ok());
+    }
+
+    #[test]
+    fn layout_rebuilds_the_match_as_given() {
+        let matches = [
+            Match::all(),
+            Match::all()
+                .with(Oxm::exact(FieldId::UdpDst, 80))
+                .with(Oxm::ip_proto(17))
+                .with(Oxm::masked(FieldId::Ipv4Dst, 0x0a00_0000, 0xff00_0000))
+                .with(Oxm::eth_type(0x0800))
+                .with(Oxm::masked(FieldId::Ipv4Src, 0x0102_0304, 0xffff_ffff))
+                .with(Oxm::in_port(7)),
+            Match::all()
+                .with(Oxm::masked(FieldId::VlanVid, 0x1000, 0x1000))
+                .with(Oxm::exact(FieldId::VlanPcp, 3))
+                .with(Oxm::masked(FieldId::Metadata, 0, 0))
+                .with(Oxm::eth_type(0x86dd))
+                .with(Oxm::masked(FieldId::Ipv6Src, 1 << 100, 3 << 100))
+                .with(Oxm::exact(FieldId::Ipv6Dst, u128::MAX - 5))
+                .with(Oxm::exact(FieldId::TunnelId, u64::MAX.into()))
+                .with(Oxm::masked(
+                    FieldId::EthSrc,
+                    0x0200_0000_0001,
+                    0xffff_ffff_ffff,
+                )),
+        ];
+        for m in matches {
+            let (k, mask, layout) = match_to_key_layout(&m).unwrap();
+            assert!(matches!(layout, MatchLayout::Inline { .. }));
+            assert_eq!(layout.rebuild(&k, &mask), m);
+        }
+        // Every field, once, in reverse order, past the inline capacity.
+        let mut big = Match::all();
+        for &id in FieldId::ALL.iter().rev() {
+            big = big.with(Oxm::exact(id, 1));
+        }
+        let mut k = FlowKey::ZERO;
+        let mut mask = FlowKey::ZERO;
+        for o in big.basic() {
+            add_oxm(&mut k, &mut mask, o);
+        }
+        let layout = MatchLayout::of(&big);
+        assert!(matches!(layout, MatchLayout::Heap(_)));
+        assert_eq!(layout.rebuild(&k, &mask), big);
     }
 
     #[test]

@@ -24,10 +24,11 @@ use fuxi_openflow::consts::{
 use fuxi_openflow::oxm::{FieldId, OxmTlv};
 use fuxi_openflow::{Action, ErrorCode, Instruction, Match};
 
-use crate::classifier::{Classifier, RuleId};
+use crate::classifier::{Classifier, Rule, RuleId};
 use crate::packet::{FlowKey, FlowMask};
 
 pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupStats, GroupType};
+pub use matching::MatchLayout;
 pub use meter::{Band, MeterConfig, MeterMod, MeterModCommand, Meters};
 pub use xlate::{DpAction, PacketInReason, Translation};
 
@@ -170,14 +171,30 @@ pub struct FlowEntry {
     pub idle_timeout: u16,
     /// Hard timeout, seconds.
     pub hard_timeout: u16,
-    /// The match as given (flow stats report it back verbatim).
-    pub r#match: Match,
-    /// The instructions.
+    /// The order and masks of the match's TLVs: with the rule's key and mask, the match as
+    /// given (flow stats report it back verbatim; see [`FlowEntry::to_match`]).
+    pub layout: MatchLayout,
+    /// The instructions (flows added with identical instructions one after another share
+    /// one copy).
     pub instructions: Arc<[Instruction]>,
     /// When added.
     pub created: Nanos,
     /// Counters.
     pub stats: Arc<FlowStats>,
+}
+
+impl FlowEntry {
+    /// The match as added, given the rule's masked key and mask.
+    pub fn to_match(&self, key: &FlowKey, mask: &FlowMask) -> Match {
+        self.layout.rebuild(key, mask)
+    }
+}
+
+impl Rule<FlowEntry> {
+    /// The flow's match as added (rebuilt from the rule's key and mask).
+    pub fn flow_match(&self) -> Match {
+        self.value.to_match(&self.key, &self.mask)
+    }
 }
 
 /// Why a flow left its table (`ofp_flow_removed_reason`).
@@ -330,6 +347,8 @@ pub struct Pipeline {
     generation: u64,
     /// Flows with an idle or hard timeout: when 0, timeout scans are skipped.
     timed: usize,
+    /// The instructions of the last flow added: an add with the same ones shares them.
+    last_instructions: Option<Arc<[Instruction]>>,
 }
 
 impl Default for Pipeline {
@@ -379,6 +398,7 @@ impl Pipeline {
             config: Config::default(),
             generation: next_generation(),
             timed: 0,
+            last_instructions: None,
         }
     }
 
@@ -629,8 +649,8 @@ impl Pipeline {
                     flags: fm.flags,
                     idle_timeout: fm.idle_timeout,
                     hard_timeout: fm.hard_timeout,
-                    r#match: fm.r#match.clone(),
-                    instructions: fm.instructions.clone().into(),
+                    layout: MatchLayout::of(&fm.r#match),
+                    instructions: self.share_instructions(&fm.instructions),
                     created: now,
                     stats,
                 };
@@ -643,10 +663,7 @@ impl Pipeline {
                 let strict = fm.command == FlowModCommand::ModifyStrict;
                 let sel = self.select(fm, strict, &key, &mask)?;
                 for &(t, id) in &sel {
-                    let m = &self.tables[t]
-                        .flows
-                        .get(id)
-                        .map(|r| r.value.r#match.clone());
+                    let m = &self.tables[t].flows.get(id).map(Rule::flow_match);
                     if let Some(m) = m {
                         self.validate_instructions(t as u8, m, &fm.instructions)?;
                     }
@@ -684,7 +701,7 @@ impl Pipeline {
         let Some(rule) = self.tables[t].flows.remove(id) else {
             return;
         };
-        let e = rule.value;
+        let e = &rule.value;
         if e.idle_timeout != 0 || e.hard_timeout != 0 {
             self.timed -= 1;
         }
@@ -700,9 +717,22 @@ impl Pipeline {
                 hard_timeout: e.hard_timeout,
                 packet_count,
                 byte_count,
-                r#match: e.r#match,
+                r#match: rule.flow_match(),
             });
         }
+    }
+
+    /// `insts` as a shared list: the previous add's, when equal (a controller adding many
+    /// flows with the same actions stores them once), else a new one.
+    fn share_instructions(&mut self, insts: &[Instruction]) -> Arc<[Instruction]> {
+        if let Some(last) = &self.last_instructions
+            && **last == *insts
+        {
+            return last.clone();
+        }
+        let new: Arc<[Instruction]> = insts.into();
+        self.last_instructions = Some(new.clone());
+        new
     }
 
     /// Removes the flows whose idle or hard timeout has passed at `now`.
@@ -848,7 +878,7 @@ impl Pipeline {
                 duration: now.saturating_sub(e.created),
                 packet_count,
                 byte_count,
-                r#match: e.r#match.clone(),
+                r#match: r.flow_match(),
                 instructions: e.instructions.clone(),
             });
         }
