@@ -231,10 +231,14 @@ fn metrics_count_traffic_per_port_and_cache_level() {
         d(&format!("fuxi_port_rx_bytes_total{s1}")) >= 6.0 * 98.0,
         "{after:?}"
     );
-    // Its value is not checked: a veth pair created just before the switch started can
-    // still be recorded as down (the carrier comes up after the port is opened, and the
-    // link monitor does not always see the change).
-    assert!(after.contains_key(&format!("fuxi_port_up{s1}")));
+    // The kernel marks a new veth operationally up up to a second after its carrier (link
+    // watch), and the switch reports what the kernel says.
+    let up = format!("fuxi_port_up{s1}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while scrape(ns, mport).get(&up) != Some(&1.0) {
+        assert!(std::time::Instant::now() < deadline, "{up} never 1");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(after.contains_key(&format!("fuxi_port_rx_dropped_total{s1}")));
     assert!(after.contains_key(&format!("fuxi_port_tx_dropped_total{s2}")));
     let hits =
