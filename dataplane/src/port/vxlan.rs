@@ -140,27 +140,42 @@ impl Port for VxlanPort {
         Ok(n)
     }
 
+    /// Accepted counts from the front, as the [`Port`] contract says: the first packet
+    /// the socket refuses ends the batch, and it and the ones after it are counted as
+    /// dropped (a caller that offers them again must not send the earlier ones twice).
+    /// A packet software offload cannot handle is dropped, counted, and accepted; a GSO
+    /// frame is accepted once any of its segments went.
     fn send_batch(&mut self, pkts: &mut [Packet]) -> io::Result<usize> {
-        let mut sent = 0;
-        for p in pkts.iter_mut() {
+        let total = pkts.len();
+        for (i, p) in pkts.iter_mut().enumerate() {
             let vni = p.tunnel_id as u32;
-            if !p.needs_offload() {
-                sent += usize::from(self.send_one(vni, &p.data));
-                continue;
-            }
-            let mut segs = std::mem::take(&mut self.segs);
-            segs.clear();
-            if software_offload(p, &mut segs).is_err() {
-                self.stats.tx_dropped += 1;
+            let went = if !p.needs_offload() {
+                self.send_one(vni, &p.data)
             } else {
-                let mut all = true;
-                for s in &segs {
-                    all &= self.send_one(vni, &s.data);
-                }
-                sent += usize::from(all);
+                let mut segs = std::mem::take(&mut self.segs);
+                segs.clear();
+                let went = if software_offload(p, &mut segs).is_err() {
+                    self.stats.tx_dropped += 1;
+                    true
+                } else {
+                    let mut any = false;
+                    for s in &segs {
+                        if !self.send_one(vni, &s.data) {
+                            break;
+                        }
+                        any = true;
+                    }
+                    any
+                };
+                self.segs = segs;
+                went
+            };
+            if !went {
+                // `send_one` counted this one.
+                self.stats.tx_dropped += (total - i - 1) as u64;
+                return Ok(i);
             }
-            self.segs = segs;
         }
-        Ok(sent)
+        Ok(total)
     }
 }
