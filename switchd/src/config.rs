@@ -70,6 +70,9 @@ pub struct FileConfig {
     pub fail_mode: Option<String>,
     /// Datapath threads.
     pub threads: Option<usize>,
+    /// CPUs to pin datapath threads to: thread i runs on `cpus[i % len]` (default: none).
+    #[serde(default)]
+    pub cpus: Vec<usize>,
     /// Ports.
     #[serde(default)]
     pub ports: Vec<PortConfig>,
@@ -105,6 +108,8 @@ pub struct Config {
     pub fail_mode: FailMode,
     /// Datapath threads (≥ 1).
     pub threads: usize,
+    /// CPUs datapath threads are pinned to, round-robin (empty: not pinned).
+    pub cpus: Vec<usize>,
     /// Ports, numbers assigned.
     pub ports: Vec<PortConfig>,
     /// Management socket path, if any.
@@ -113,6 +118,29 @@ pub struct Config {
     pub rx_mmsg: bool,
     /// Prometheus `/metrics` listener, if any.
     pub metrics: Option<SocketAddr>,
+}
+
+/// CPU numbers accepted in `cpus` (the size of a Linux `cpu_set_t`).
+pub const MAX_CPUS: usize = 1024;
+
+/// Parses a CPU list as `taskset -c` writes it: "0,2-3".
+pub fn parse_cpus(s: &str) -> Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("`{s}` is not a CPU list like 0,2-3");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) =
+                    (a.parse().with_context(bad)?, b.parse().with_context(bad)?);
+                if a > b || b >= MAX_CPUS {
+                    bail!("{}", bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().with_context(bad)?),
+        }
+    }
+    Ok(out)
 }
 
 /// The UDP port VXLAN endpoints default to.
@@ -219,6 +247,15 @@ impl FileConfig {
         if threads == 0 || threads > 64 {
             bail!("key `threads`: {threads} is not in 1..=64");
         }
+        for (i, &c) in self.cpus.iter().enumerate() {
+            if c >= MAX_CPUS {
+                bail!("key `cpus[{i}]`: {c} is not a CPU number below {MAX_CPUS}");
+            }
+            if self.cpus[..i].contains(&c) {
+                bail!("key `cpus[{i}]`: CPU {c} is listed twice");
+            }
+        }
+        let cpus = self.cpus;
         let mut ports = self.ports;
         let mut used: Vec<u32> = ports.iter().map(|p| p.ofport).filter(|&n| n != 0).collect();
         for (i, p) in ports.iter_mut().enumerate() {
@@ -286,6 +323,7 @@ impl FileConfig {
         };
         Ok(Config {
             metrics,
+            cpus,
             bridge,
             datapath_id,
             listen,
@@ -357,6 +395,24 @@ mod tests {
         assert_eq!(parse_endpoint("[::1]:5").unwrap().to_string(), "[::1]:5");
         assert_eq!(parse_endpoint("::1").unwrap().to_string(), "[::1]:4789");
         assert!(parse_endpoint("nope").is_err());
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpus("0,2-4").unwrap(), vec![0, 2, 3, 4]);
+        assert_eq!(parse_cpus("1").unwrap(), vec![1]);
+        assert!(parse_cpus("3-1").is_err());
+        assert!(parse_cpus("x").is_err());
+        let c = FileConfig::parse("threads = 2\ncpus = [1, 0]\n")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(c.cpus, vec![1, 0]);
+        let e = FileConfig::parse("cpus = [1, 1]\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("key `cpus[1]`"), "{e:#}");
     }
 
     #[test]

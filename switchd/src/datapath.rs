@@ -8,7 +8,8 @@
 //! A datapath thread runs to completion: receive up to 32 packets per port, run them
 //! through the engine worker, send per output port, hand packet-ins to the control plane.
 //! When a round finds nothing it sleeps in poll(2) on its ports' descriptors (100 ms at
-//! most), so an idle switch uses no CPU.
+//! most), so an idle switch uses no CPU. With `cpus` configured, thread i pins itself to
+//! `cpus[i % len]` (sched_setaffinity) before its first round.
 
 #![allow(unsafe_code)]
 
@@ -273,6 +274,54 @@ pub struct DatapathCtx {
     pub start: Instant,
     /// This thread's counters.
     pub counters: Arc<ThreadCounters>,
+    /// The CPU to pin this thread to, if any.
+    pub cpu: Option<usize>,
+}
+
+/// The CPUs this process may run on (its affinity mask).
+fn allowed_cpus() -> std::io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain old data; all-zero is an empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let n = 8 * std::mem::size_of_val(&set);
+    // SAFETY: CPU_ISSET reads the set for an index below its size in bits.
+    Ok((0..n)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+/// Checks that every CPU in `cpus` is one this process may run on.
+pub fn check_cpus(cpus: &[usize]) -> Result<()> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    let allowed = allowed_cpus().context("cannot read the CPU affinity")?;
+    for (i, c) in cpus.iter().enumerate() {
+        if !allowed.contains(c) {
+            anyhow::bail!(
+                "key `cpus[{i}]`: CPU {c} is not one this process may run on ({allowed:?})"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin_to(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain old data; all-zero is an empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE (config validation); CPU_SET writes within `set`.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is the calling thread.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Starts datapath thread `ctx.id`.
@@ -283,6 +332,12 @@ pub fn spawn(ctx: DatapathCtx) -> std::io::Result<JoinHandle<()>> {
 }
 
 fn run(ctx: DatapathCtx) {
+    if let Some(cpu) = ctx.cpu {
+        match pin_to(cpu) {
+            Ok(()) => tracing::info!(thread = ctx.id, cpu, "datapath thread pinned"),
+            Err(e) => tracing::warn!(thread = ctx.id, cpu, "cannot pin datapath thread: {e}"),
+        }
+    }
     let mut worker = Worker::new(ctx.reader.clone());
     let mut batch = PacketBatch::new();
     let mut out = Output::new();

@@ -60,6 +60,10 @@ struct Args {
     /// Datapath threads.
     #[arg(long)]
     threads: Option<usize>,
+    /// Pin datapath threads to these CPUs, round-robin: a list like 0,2-3 (default: not
+    /// pinned).
+    #[arg(long)]
+    cpus: Option<String>,
     /// Management socket path ("" for none).
     #[arg(long)]
     mgmt: Option<String>,
@@ -140,6 +144,9 @@ fn load_config(args: &Args) -> Result<config::Config> {
     if let Some(m) = &args.mgmt {
         fc.mgmt = Some(m.clone());
     }
+    if let Some(c) = &args.cpus {
+        fc.cpus = config::parse_cpus(c).context("--cpus")?;
+    }
     if let Some(r) = &args.rx_mode {
         fc.rx_mode = Some(r.clone());
     }
@@ -175,6 +182,7 @@ fn run(args: Args) -> Result<()> {
         println!("configuration OK: bridge {}", cfg.bridge);
         return Ok(());
     }
+    datapath::check_cpus(&cfg.cpus)?;
     let start = Instant::now();
     let ports = Arc::new(Ports::default());
     let mut pipeline = Pipeline::new();
@@ -200,6 +208,7 @@ fn run(args: Args) -> Result<()> {
             stop: stop.clone(),
             start,
             counters: c.clone(),
+            cpu: (!cfg.cpus.is_empty()).then(|| cfg.cpus[id % cfg.cpus.len()]),
         })?);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

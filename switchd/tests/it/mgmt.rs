@@ -1,4 +1,5 @@
-//! The management socket: JSON lines (show, trace, errors) and OpenFlow on the same socket.
+//! The management socket: JSON lines (show, trace, errors) and OpenFlow on the same socket;
+//! also daemon-level settings checked from outside (CPU pinning of datapath threads).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -70,4 +71,43 @@ fn json_show_trace_and_openflow_on_one_socket() {
     assert_eq!(bad["ok"], false);
     drop(sd);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--threads 2 --cpus 1,0`: datapath thread i runs only on CPU cpus[i] (read back from
+/// /proc); a CPU the process may not use is refused at startup, naming the key.
+#[test]
+fn datapath_threads_are_pinned_to_the_configured_cpus() {
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = if ncpu >= 2 { "1,0" } else { "0" };
+    let sd = Switchd::start(&["--threads", "2", "--cpus", cpus]);
+    let want: Vec<&str> = cpus.split(',').collect();
+    // A thread pins itself first thing; give a just-spawned one a moment.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut seen = 0;
+    for e in std::fs::read_dir(format!("/proc/{}/task", sd.pid())).unwrap() {
+        let dir = e.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let Some(i) = comm.trim().strip_prefix("fuxi-dp") else {
+            continue;
+        };
+        let i: usize = i.parse().unwrap();
+        let status = std::fs::read_to_string(dir.join("status")).unwrap();
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        assert_eq!(list, want[i % want.len()], "thread fuxi-dp{i}");
+        seen += 1;
+    }
+    assert_eq!(seen, 2, "datapath threads not found");
+    drop(sd);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_fuxi-switchd"))
+        .args(["--listen", "none", "--mgmt", "", "--cpus", "1000"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("key `cpus[0]`"), "{err}");
 }

@@ -27,6 +27,11 @@ pub fn free_port() -> u16 {
 }
 
 impl Switchd {
+    /// The child's process id (the daemon's, when started outside a namespace).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts the daemon with these extra arguments (ports etc.) and waits until it
     /// accepts OpenFlow connections.
     pub fn start(extra: &[&str]) -> Switchd {
