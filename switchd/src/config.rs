@@ -350,6 +350,27 @@ mod tests {
         assert_eq!(c.listen, Some("127.0.0.1:6653".parse().unwrap()));
         assert_eq!(c.ports.len(), 2);
         assert_eq!(c.ports[1].ofport, 2);
+        assert_eq!(c.metrics, None, "metrics are off by default");
+        assert!(c.cpus.is_empty(), "threads are not pinned by default");
+        // The commented-out examples (`# key = value` with a lower-case key) parse too.
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| {
+                        r.starts_with("[[")
+                            || r.split_once(" = ").is_some_and(|(k, _)| {
+                                k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                            })
+                    })
+                    .unwrap_or(l)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = FileConfig::parse(&uncommented).unwrap().validate().unwrap();
+        assert_eq!(c.metrics, Some("127.0.0.1:9653".parse().unwrap()));
+        assert_eq!(c.cpus, vec![0, 1]);
+        assert_eq!(c.ports[2].remote.as_deref(), Some("192.0.2.2:4789"));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::os::unix::net::UnixStream;
 
 use crate::util::*;
 
-fn ask(path: &std::path::Path, req: &str) -> serde_json::Value {
+/// Sends one JSON request line to the management socket at `path`; returns the reply.
+pub fn ask(path: &std::path::Path, req: &str) -> serde_json::Value {
     let mut s = UnixStream::connect(path).unwrap();
     s.write_all(req.as_bytes()).unwrap();
     s.write_all(b"\n").unwrap();

@@ -111,19 +111,28 @@ fn vxlan_between_two_switches_carries_tunnel_id() {
     }
     let t = TwoSwitches::new();
     let [a, b] = &t.sw;
+    // A's tunnel port from the command line, B's added at runtime on the management
+    // socket (a unix socket: reachable from outside B's network namespace).
     let sa = Switchd::start_in(
         Some(a),
-        &["--port", "s1=1", "--port", "vx0=2:vxlan:192.168.77.2"],
-    );
-    let sb = Switchd::start_in(
-        Some(b),
         &[
             "--port",
             "s1=1",
             "--port",
-            "vx0=2:vxlan:192.168.77.1:4789,192.168.77.2:4789",
+            "vx0=2:vxlan:192.168.77.2,192.168.77.1:4789",
         ],
     );
+    let sock = std::env::temp_dir().join(format!("fxsm-vx-{}.mgmt", std::process::id()));
+    let sb = Switchd::start_in(
+        Some(b),
+        &["--port", "s1=1", "--mgmt", sock.to_str().unwrap()],
+    );
+    let r = crate::mgmt::ask(
+        &sock,
+        r#"{"cmd":"add-port","name":"vx0","ofport":2,"type":"vxlan","remote":"192.168.77.1"}"#,
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["port"]["type"], "vxlan", "{r}");
     assert!(!t.ping(), "ping passed with no flows");
     program(a, &sa.target, 100, 100);
     program(b, &sb.target, 100, 100);
@@ -158,4 +167,5 @@ fn vxlan_between_two_switches_carries_tunnel_id() {
         "ping over VXLAN with tun_id 200 one way failed"
     );
     drop((sa, sb));
+    let _ = std::fs::remove_file(&sock);
 }
