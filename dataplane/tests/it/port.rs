@@ -568,6 +568,12 @@ fn veth_rx_tx(rx_mmsg: bool) {
     let mut e1 =
         t.h1.run(move || AfPacketPort::open_with("eth0", &cfg))
             .unwrap();
+    // A new veth pair reports carrier (IFF_RUNNING) a moment after it is up; under load that
+    // has taken most of a second here.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !p1.link_up() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(p1.link_up());
     assert!(p1.ifindex().unwrap() > 0);
     assert_eq!(e1.mac(), Some([2, 0, 0, 0, 0, 1]));
