@@ -77,7 +77,7 @@ macro_rules! fields {
             }
 
             /// Number of meaningful low-order bits of the value.
-            pub fn bits(self) -> u32 {
+            pub const fn bits(self) -> u32 {
                 match self { $( FieldId::$variant => $bits, )* }
             }
 
@@ -148,6 +148,23 @@ pub enum Prereq {
     InPort,
 }
 
+/// `FieldId::full_mask` by field number (the numbers are 0..40 without gaps).
+const FULL_MASKS: [u128; 40] = {
+    let mut t = [0u128; 40];
+    let mut i = 0;
+    while i < FieldId::ALL.len() {
+        let f = FieldId::ALL[i];
+        let bits = f.bits();
+        t[f as usize] = if bits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << bits) - 1
+        };
+        i += 1;
+    }
+    t
+};
+
 const ETH_IP: &[u128] = &[0x0800, 0x86dd];
 const ETH_IPV4: &[u128] = &[0x0800];
 const ETH_IPV6: &[u128] = &[0x86dd];
@@ -162,12 +179,9 @@ impl FieldId {
     }
 
     /// The largest value the field can hold (also its exact-match mask).
+    #[inline]
     pub fn full_mask(self) -> u128 {
-        if self.bits() == 128 {
-            u128::MAX
-        } else {
-            (1u128 << self.bits()) - 1
-        }
+        FULL_MASKS[self as usize]
     }
 
     /// The prerequisites a match must satisfy to use this field, all of which must hold.

@@ -29,12 +29,40 @@ pub fn match_to_key(m: &Match) -> Result<(FlowKey, FlowMask), ErrorCode> {
     let mut mask = FlowKey::ZERO;
     for tlv in &m.fields {
         match tlv {
-            OxmTlv::Basic(o) => add_oxm(&mut key, &mut mask, o),
+            // Validated: no duplicates, so each field's bits are still zero and are OR-ed
+            // in; its value is already masked.
+            OxmTlv::Basic(o) => {
+                let (word, shift, slot) = OXM_LAYOUT[usize::from(o.field.num())];
+                let m = o.mask_or_full();
+                let v = o.value & m;
+                if slot == 128 {
+                    key.w[word] = (v >> 64) as u64;
+                    key.w[word + 1] = v as u64;
+                    mask.w[word] = (m >> 64) as u64;
+                    mask.w[word + 1] = m as u64;
+                } else {
+                    key.w[word] |= (v as u64) << shift;
+                    mask.w[word] |= (m as u64) << shift;
+                }
+            }
             OxmTlv::Raw(_) => return Err(ErrorCode::BAD_MATCH_BAD_FIELD),
         }
     }
-    Ok((key.masked(&mask), mask))
+    Ok((key, mask))
 }
+
+/// [`Field::layout`] of the key field of each OXM basic field, by field number.
+const OXM_LAYOUT: [(usize, u32, u32); 40] = {
+    let mut t = [(0, 0, 0); 40];
+    let mut i = 0;
+    while i < 40 {
+        // `Field::ALL` starts with the 40 OXM fields in field-number order (checked by
+        // `field_numbers_line_up`).
+        t[i] = Field::ALL[i].layout();
+        i += 1;
+    }
+    t
+};
 
 /// [`match_to_key`], plus the [`MatchLayout`] that rebuilds `m` from the key and mask.
 pub fn match_to_key_layout(m: &Match) -> Result<(FlowKey, FlowMask, MatchLayout), ErrorCode> {
@@ -115,6 +143,7 @@ impl MatchLayout {
     }
 }
 
+#[cfg(test)]
 fn add_oxm(key: &mut FlowKey, mask: &mut FlowMask, o: &Oxm) {
     let f = field_of(o.field);
     let m = o.mask_or_full();
@@ -167,6 +196,39 @@ mod tests {
             assert_eq!(f.oxm(), Some(id.num()));
             assert_eq!(f.bits(), id.bits(), "{id:?}");
             assert_eq!(field_id_of(f), Some(id));
+        }
+    }
+
+    #[test]
+    fn fast_conversion_agrees_with_field_setters() {
+        for &id in FieldId::ALL {
+            let f = field_of(id);
+            assert_eq!(OXM_LAYOUT[usize::from(id.num())], f.layout(), "{id:?}");
+            let full = id.full_mask();
+            for (v, m) in [(full, None), (full & 0x5555, Some(full & 0x5555 | 1))] {
+                let o = Oxm {
+                    field: id,
+                    value: v,
+                    mask: m,
+                };
+                let mut k = FlowKey::ZERO;
+                let mut mask = FlowKey::ZERO;
+                add_oxm(&mut k, &mut mask, &o);
+                let mut k2 = FlowKey::ZERO;
+                let mut mask2 = FlowKey::ZERO;
+                let (word, shift, slot) = OXM_LAYOUT[usize::from(id.num())];
+                let mm = o.mask_or_full();
+                if slot == 128 {
+                    k2.w[word] = ((v & mm) >> 64) as u64;
+                    k2.w[word + 1] = (v & mm) as u64;
+                    mask2.w[word] = (mm >> 64) as u64;
+                    mask2.w[word + 1] = mm as u64;
+                } else {
+                    k2.w[word] |= ((v & mm) as u64) << shift;
+                    mask2.w[word] |= (mm as u64) << shift;
+                }
+                assert_eq!((k, mask), (k2, mask2), "{id:?}");
+            }
         }
     }
 
