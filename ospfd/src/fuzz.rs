@@ -108,6 +108,7 @@ fn peer_lsa(c: &mut Cursor<'_>) -> Option<Lsa> {
                 fwd: Ipv4Addr::UNSPECIFIED,
                 tag: 0,
                 tos: vec![],
+                reserved: 0,
             }),
         ),
     };

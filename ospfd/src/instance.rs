@@ -1852,6 +1852,7 @@ impl Instance {
                             mask: Ipv4Addr::UNSPECIFIED,
                             metric: c,
                             tos: vec![],
+                            reserved: 0,
                         }),
                     ));
                 }
@@ -1876,6 +1877,7 @@ impl Instance {
                                 mask: r.prefix.mask(),
                                 metric: r.cost,
                                 tos: vec![],
+                                reserved: 0,
                             }),
                         ));
                     }
@@ -1894,6 +1896,7 @@ impl Instance {
                             mask: Ipv4Addr::UNSPECIFIED,
                             metric: *cost,
                             tos: vec![],
+                            reserved: 0,
                         }),
                     ));
                 }
@@ -1915,6 +1918,7 @@ impl Instance {
                             fwd: if e.fwd.is_unspecified() { fwd } else { e.fwd },
                             tag: e.tag,
                             tos: vec![],
+                            reserved: 0,
                         }),
                     ));
                 }
@@ -1936,6 +1940,7 @@ impl Instance {
                         fwd: e.fwd,
                         tag: e.tag,
                         tos: vec![],
+                        reserved: 0,
                     }),
                 ));
             }
@@ -1985,6 +1990,7 @@ impl Instance {
                     h,
                     LsaBody::External(ExternalLsa {
                         tos: vec![],
+                        reserved: 0,
                         ..x.clone()
                     }),
                 ));

@@ -194,12 +194,29 @@ pub struct NetworkLsa {
 /// |     TOS       |                TOS  metric                    |  ...
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SummaryLsa {
     pub mask: Ipv4Addr,
     pub metric: u32,
     /// Extra TOS words (TOS << 24 | metric), kept for round-trips.
     pub tos: Vec<u32>,
+    /// The reserved byte before the metric: zero when we originate, kept as received
+    /// because the LSA is flooded as received (its checksum covers it).
+    pub reserved: u8,
+}
+
+// Reserved bits show in Debug only when set, so recorded scenario outputs stay as they were.
+impl std::fmt::Debug for SummaryLsa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("SummaryLsa");
+        d.field("mask", &self.mask)
+            .field("metric", &self.metric)
+            .field("tos", &self.tos);
+        if self.reserved != 0 {
+            d.field("reserved", &self.reserved);
+        }
+        d.finish()
+    }
 }
 
 /// AS-external-LSA (type 5, RFC 2328 A.4.5) and NSSA-LSA (type 7, RFC 3101 2.2) body.
@@ -217,7 +234,7 @@ pub struct SummaryLsa {
 /// |                      Forwarding address                       |   12 bytes each,
 /// |                      External Route Tag                       |   kept raw)
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ExternalLsa {
     pub mask: Ipv4Addr,
     /// E bit: type 2 metric when true.
@@ -226,6 +243,25 @@ pub struct ExternalLsa {
     pub fwd: Ipv4Addr,
     pub tag: u32,
     pub tos: Vec<[u32; 3]>,
+    /// The seven reserved bits after the E bit (0..=0x7f): zero when we originate, kept as
+    /// received because the LSA is flooded as received.
+    pub reserved: u8,
+}
+
+impl std::fmt::Debug for ExternalLsa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("ExternalLsa");
+        d.field("mask", &self.mask)
+            .field("e2", &self.e2)
+            .field("metric", &self.metric)
+            .field("fwd", &self.fwd)
+            .field("tag", &self.tag)
+            .field("tos", &self.tos);
+        if self.reserved != 0 {
+            d.field("reserved", &self.reserved);
+        }
+        d.finish()
+    }
 }
 
 /// The body of an LSA. Opaque LSAs (9, 10, 11) and unknown types are carried as bytes.
@@ -300,7 +336,8 @@ impl LsaBody {
             LSA_SUMMARY_NET | LSA_SUMMARY_ASBR => {
                 need(buf, 8)?;
                 let mask = get_ip(buf);
-                let metric = buf.get_u32() & 0x00ff_ffff;
+                let w = buf.get_u32();
+                let (reserved, metric) = ((w >> 24) as u8, w & 0x00ff_ffff);
                 if !buf.remaining().is_multiple_of(4) {
                     return Err(Error::BadLsaLength(buf.remaining()));
                 }
@@ -308,7 +345,12 @@ impl LsaBody {
                 while buf.has_remaining() {
                     tos.push(buf.get_u32());
                 }
-                LsaBody::Summary(SummaryLsa { mask, metric, tos })
+                LsaBody::Summary(SummaryLsa {
+                    mask,
+                    metric,
+                    tos,
+                    reserved,
+                })
             }
             LSA_AS_EXTERNAL | LSA_NSSA => {
                 need(buf, 16)?;
@@ -330,6 +372,7 @@ impl LsaBody {
                     fwd,
                     tag,
                     tos,
+                    reserved: ((w >> 24) & 0x7f) as u8,
                 })
             }
             LSA_OPAQUE_LINK | LSA_OPAQUE_AREA | LSA_OPAQUE_AS => LsaBody::Opaque(b),
@@ -362,14 +405,16 @@ impl LsaBody {
             }
             LsaBody::Summary(s) => {
                 buf.put_u32(s.mask.into());
-                buf.put_u32(s.metric & 0x00ff_ffff);
+                buf.put_u32(u32::from(s.reserved) << 24 | (s.metric & 0x00ff_ffff));
                 for t in &s.tos {
                     buf.put_u32(*t);
                 }
             }
             LsaBody::External(e) => {
                 buf.put_u32(e.mask.into());
-                buf.put_u32((e.metric & 0x00ff_ffff) | if e.e2 { 0x8000_0000 } else { 0 });
+                let e_bit = if e.e2 { 0x8000_0000 } else { 0 };
+                let reserved = u32::from(e.reserved & 0x7f) << 24;
+                buf.put_u32(e_bit | reserved | (e.metric & 0x00ff_ffff));
                 buf.put_u32(e.fwd.into());
                 buf.put_u32(e.tag);
                 for t in &e.tos {
@@ -524,6 +569,51 @@ mod tests {
             other => other,
         };
         assert!(!format!("{l:?}").contains("reserved"));
+    }
+
+    /// Also from the fuzzer: the reserved bits of summary and external LSAs survive too.
+    #[test]
+    fn summary_and_external_reserved_bits_round_trip() {
+        let mut hs = hdr(INITIAL_SEQ, 0, 0);
+        hs.ls_type = LSA_SUMMARY_NET;
+        let mut he = hdr(INITIAL_SEQ, 0, 0);
+        he.ls_type = LSA_AS_EXTERNAL;
+        for (mut l, word) in [
+            (
+                Lsa {
+                    hdr: hs,
+                    body: LsaBody::Summary(SummaryLsa {
+                        mask: Ipv4Addr::new(255, 255, 255, 0),
+                        metric: 20,
+                        tos: vec![],
+                        reserved: 0x77,
+                    }),
+                },
+                [0x77, 0, 0, 20],
+            ),
+            (
+                Lsa {
+                    hdr: he,
+                    body: LsaBody::External(ExternalLsa {
+                        mask: Ipv4Addr::new(255, 255, 255, 0),
+                        e2: true,
+                        metric: 20,
+                        fwd: Ipv4Addr::UNSPECIFIED,
+                        tag: 0,
+                        tos: vec![],
+                        reserved: 0x77,
+                    }),
+                },
+                [0xf7, 0, 0, 20],
+            ),
+        ] {
+            let b = l.to_bytes_sealed();
+            assert_eq!(b[24..28], word);
+            assert!(checksum::lsa_valid(&b));
+            let d = Lsa::decode(&mut b.clone()).unwrap();
+            assert_eq!(d, l);
+            assert_eq!(d.to_bytes(), b);
+        }
     }
 
     #[test]

@@ -290,6 +290,7 @@ fn ext_lsu(seq: i32, metric: u32) -> Vec<u8> {
             fwd: ip("0.0.0.0"),
             tag: 0,
             tos: vec![],
+            reserved: 0,
         }),
     };
     l.to_bytes_sealed();

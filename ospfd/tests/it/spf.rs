@@ -272,6 +272,7 @@ fn externals_and_summaries() {
                 mask: ip("255.255.0.0"),
                 metric: 7,
                 tos: vec![],
+                reserved: 0,
             }),
         },
     );
@@ -285,6 +286,7 @@ fn externals_and_summaries() {
             fwd: ip(fwd),
             tag: 0,
             tos: vec![],
+            reserved: 0,
         }),
     };
     add(&mut as_db, ext("192.0.2.0", "2.2.2.2", true, "0.0.0.0"));
