@@ -589,6 +589,25 @@ impl Ctx<'_> {
     }
 }
 
+/// A flow's instructions in execution order (spec §5.9), without allocating: a flow has at
+/// most one instruction of each type (flow-mods are validated so), each placed in its
+/// rank's slot; a list that breaks that rule is sorted instead (stable, as before).
+fn in_rank_order(insts: &[Instruction]) -> impl Iterator<Item = &Instruction> {
+    let mut slots: [Option<&Instruction>; 7] = [None; 7];
+    let mut spill: Vec<&Instruction> = Vec::new();
+    for i in insts {
+        let slot = &mut slots[usize::from(inst_rank(i))];
+        if slot.is_some() {
+            spill = insts.iter().collect();
+            spill.sort_by_key(|i| inst_rank(i));
+            slots = [None; 7];
+            break;
+        }
+        *slot = Some(i);
+    }
+    slots.into_iter().flatten().chain(spill)
+}
+
 /// Instruction execution order (spec §5.9).
 fn inst_rank(i: &Instruction) -> u8 {
     match i {
@@ -629,10 +648,8 @@ impl Ctx<'_> {
             self.table_id = table;
             self.cookie = e.cookie;
             self.last_flow_wildcards_all = rule.mask.is_zero();
-            let mut insts: Vec<&Instruction> = e.instructions.iter().collect();
-            insts.sort_by_key(|i| inst_rank(i));
             let mut next = None;
-            for inst in insts {
+            for inst in in_rank_order(&e.instructions) {
                 match inst {
                     Instruction::Meter(m) => out.push(DpAction::Meter(*m)),
                     Instruction::ApplyActions(acts) => {
@@ -739,5 +756,33 @@ impl Pipeline {
             }
         }
         Self::finish(cx, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fuxi_openflow::Action;
+
+    #[test]
+    fn instructions_run_in_spec_order() {
+        let insts = [
+            Instruction::GotoTable(3),
+            Instruction::WriteActions(vec![Action::output(1)]),
+            Instruction::ApplyActions(vec![Action::output(2)]),
+            Instruction::Meter(7),
+            Instruction::ClearActions,
+        ];
+        let ranks: Vec<u8> = in_rank_order(&insts).map(inst_rank).collect();
+        assert_eq!(ranks, [0, 1, 2, 3, 5]);
+        // Two of one type (never from a validated flow-mod): sorted, stable, all kept.
+        let dup = [
+            Instruction::ApplyActions(vec![Action::output(1)]),
+            Instruction::Meter(1),
+            Instruction::ApplyActions(vec![Action::output(2)]),
+        ];
+        let got: Vec<&Instruction> = in_rank_order(&dup).collect();
+        assert_eq!(got, [&dup[1], &dup[0], &dup[2]]);
+        assert_eq!(in_rank_order(&[]).count(), 0);
     }
 }
