@@ -32,6 +32,7 @@ use crate::pipeline::exec::Sink;
 use crate::pipeline::{
     FlowMod, FlowRemoved, GroupMod, MeterMod, Nanos, PacketInReason, Pipeline, PortState,
 };
+use crate::port::offload::VnetHdr;
 use crate::port::{Packet, PacketBatch};
 
 /// A snapshot that was replaced while datapaths may still credit its table counters:
@@ -365,7 +366,9 @@ impl Output {
 struct BatchSink<'a> {
     out: &'a mut Output,
     in_port: u32,
-    src: Packet,
+    /// The received packet's offload metadata and tunnel key, carried to every output.
+    vnet: VnetHdr,
+    tunnel_id: u64,
     /// Length of the frame as received (header pushes and pops move offload offsets).
     in_len: usize,
 }
@@ -374,7 +377,7 @@ impl Sink for BatchSink<'_> {
     fn output(&mut self, port: u32, _queue: Option<u32>, tunnel_id: u64, packet: &[u8]) {
         let p = self.out.slot(port);
         p.data.extend_from_slice(packet);
-        p.vnet = self.src.vnet;
+        p.vnet = self.vnet;
         p.tunnel_id = tunnel_id;
         // A pushed (popped) VLAN or MPLS header moves the L4 offsets by what it added.
         let delta = packet.len() as isize - self.in_len as isize;
@@ -401,7 +404,7 @@ impl Sink for BatchSink<'_> {
             table_id,
             cookie,
             in_port: self.in_port,
-            tunnel_id: self.src.tunnel_id,
+            tunnel_id: self.tunnel_id,
             data: packet.to_vec(),
         });
     }
@@ -445,11 +448,8 @@ impl Worker {
             let mut sink = BatchSink {
                 out,
                 in_port,
-                src: Packet {
-                    data: Vec::new(),
-                    vnet: pkt.vnet,
-                    tunnel_id: pkt.tunnel_id,
-                },
+                vnet: pkt.vnet,
+                tunnel_id: pkt.tunnel_id,
                 in_len: pkt.data.len(),
             };
             self.dp.process(&p, &mut pkt.data, meta, now, &mut sink);
