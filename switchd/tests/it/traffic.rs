@@ -1,10 +1,10 @@
 //! Traffic through fuxi-switchd: hosts in network namespaces on veth pairs whose switch
 //! ends live in a switch namespace where the daemon runs. Needs root.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use fuxi_openflow::{Framer, Message};
+use fuxi_openflow::Message;
 
 use crate::util::*;
 
@@ -217,39 +217,18 @@ fn table_miss_to_controller_sends_packet_in() {
     let port = sd.port;
     let sw_ns = topo.sw.clone();
     // A controller connection inside the switch namespace.
-    let ctl = std::thread::spawn(move || {
-        fuxi_dataplane::port::netns::run_in(&sw_ns, move || -> Result<Vec<u8>, String> {
-            let mut s =
-                std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-            let hello = Message::Hello(fuxi_openflow::msg::Hello::ofp13()).to_vec(1);
-            s.write_all(&hello).map_err(|e| e.to_string())?;
-            let mut f = Framer::new();
-            let mut buf = [0u8; 65536];
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                let n = match s.read(&mut buf) {
-                    Ok(0) => return Err("closed".into()),
-                    Ok(n) => n,
-                    Err(_) => continue,
-                };
-                f.push(&buf[..n]);
-                while let Ok(Some(fr)) = f.next_frame() {
-                    if let Ok((_, Message::PacketIn(pi))) = Message::decode(&fr) {
-                        let in_port = pi
-                            .match_
-                            .get(fuxi_openflow::FieldId::InPort)
-                            .map(|o| o.value);
-                        if pi.reason == 0 && in_port == Some(1) {
-                            return Ok(pi.data);
-                        }
-                    }
-                }
-            }
-            Err("no packet-in".into())
-        })
-        .map_err(|e| e.to_string())
-        .and_then(|r| r)
+    let ctl = watch_controller(sw_ns, port, "packet-in", |m| match m {
+        Message::PacketIn(pi)
+            if pi.reason == 0
+                && pi
+                    .match_
+                    .get(fuxi_openflow::FieldId::InPort)
+                    .map(|o| o.value)
+                    == Some(1) =>
+        {
+            Some(pi.data)
+        }
+        _ => None,
     });
     std::thread::sleep(Duration::from_millis(500));
     for _ in 0..5 {
@@ -310,35 +289,9 @@ fn link_down_sends_port_status_and_fails_over() {
     // A controller connection watches for PORT_STATUS while port 2's link goes down.
     let port = sd.port;
     let sw_ns = topo.sw.clone();
-    let ctl = std::thread::spawn(move || {
-        fuxi_dataplane::port::netns::run_in(&sw_ns, move || -> Result<u32, String> {
-            let mut s =
-                std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-            let hello = Message::Hello(fuxi_openflow::msg::Hello::ofp13()).to_vec(1);
-            s.write_all(&hello).map_err(|e| e.to_string())?;
-            let mut f = Framer::new();
-            let mut buf = [0u8; 65536];
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                let n = match s.read(&mut buf) {
-                    Ok(0) => return Err("closed".into()),
-                    Ok(n) => n,
-                    Err(_) => continue,
-                };
-                f.push(&buf[..n]);
-                while let Ok(Some(fr)) = f.next_frame() {
-                    if let Ok((_, Message::PortStatus(ps))) = Message::decode(&fr)
-                        && ps.desc.port_no == 2
-                    {
-                        return Ok(ps.desc.state);
-                    }
-                }
-            }
-            Err("no port-status".into())
-        })
-        .map_err(|e| e.to_string())
-        .and_then(|r| r)
+    let ctl = watch_controller(sw_ns, port, "port-status", |m| match m {
+        Message::PortStatus(ps) if ps.desc.port_no == 2 => Some(ps.desc.state),
+        _ => None,
     });
     std::thread::sleep(Duration::from_millis(500));
     sh(&format!("ip -n {} link set s2 down", topo.sw));

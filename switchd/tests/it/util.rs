@@ -284,3 +284,46 @@ impl Drop for Topo {
         self.cleanup();
     }
 }
+
+/// A controller connection to the switch listening on 127.0.0.1:`port` inside namespace
+/// `ns`, on its own thread: says HELLO, then hands every message it receives to `pick`
+/// until `pick` returns a value or 15 s pass.
+pub fn watch_controller<T: Send + 'static>(
+    ns: String,
+    port: u16,
+    what: &'static str,
+    mut pick: impl FnMut(fuxi_openflow::Message) -> Option<T> + Send + 'static,
+) -> std::thread::JoinHandle<Result<T, String>> {
+    use fuxi_openflow::{Framer, Message};
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        fuxi_dataplane::port::netns::run_in(&ns, move || -> Result<T, String> {
+            let mut s =
+                std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let hello = Message::Hello(fuxi_openflow::msg::Hello::ofp13()).to_vec(1);
+            s.write_all(&hello).map_err(|e| e.to_string())?;
+            let mut f = Framer::new();
+            let mut buf = [0u8; 65536];
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                let n = match s.read(&mut buf) {
+                    Ok(0) => return Err("closed".into()),
+                    Ok(n) => n,
+                    Err(_) => continue,
+                };
+                f.push(&buf[..n]);
+                while let Ok(Some(fr)) = f.next_frame() {
+                    if let Ok((_, m)) = Message::decode(&fr)
+                        && let Some(v) = pick(m)
+                    {
+                        return Ok(v);
+                    }
+                }
+            }
+            Err(format!("no {what}"))
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|r| r)
+    })
+}
