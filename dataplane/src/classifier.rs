@@ -140,6 +140,25 @@ struct Stage {
     words: Vec<u8>,
     /// Hash of a rule's key under `mask` → number of rules.
     counts: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
+    /// `Some(v)` while every rule the subtable ever held has the value `v` under `mask` (a
+    /// table of IPv4 routes: every rule has eth_type 0x800): the stage is then checked by
+    /// comparing those words, without hashing or probing `counts`. Once two values have
+    /// been seen it stays `None` (removals never make it wrong, only less useful).
+    only: Option<FlowKey>,
+}
+
+impl Stage {
+    /// Whether some rule of the subtable may share `key`'s value under this stage's mask
+    /// (false: none does).
+    #[inline(always)]
+    fn admits(&self, key: &FlowKey) -> bool {
+        match &self.only {
+            Some(v) => key.matches_words(&self.mask, v, &self.words),
+            None => self
+                .counts
+                .contains_key(&key.hash_masked(&self.mask, &self.words)),
+        }
+    }
 }
 
 fn stages_for(mask: &FlowMask) -> Vec<Stage> {
@@ -154,6 +173,7 @@ fn stages_for(mask: &FlowMask) -> Vec<Stage> {
             mask: cum,
             words: cum.nonzero_words(),
             counts: HashMap::default(),
+            only: None,
         });
     }
     out
@@ -281,11 +301,19 @@ impl<T> Classifier<T> {
 
         let slots = &self.slots;
         let st = &mut self.subtables[st_idx];
+        let first = st.prios.is_empty();
         for stage in &mut st.stages {
             *stage
                 .counts
                 .entry(key.hash_masked(&stage.mask, &stage.words))
                 .or_default() += 1;
+            if first {
+                stage.only = Some(key.masked(&stage.mask));
+            } else if let Some(v) = &stage.only
+                && !key.matches_words(&stage.mask, v, &stage.words)
+            {
+                stage.only = None;
+            }
         }
         let h = key.hash_masked(&st.mask, &st.words);
         match st.map.entry(h) {
@@ -397,10 +425,7 @@ impl<T> Classifier<T> {
                 break;
             }
             // Staged: stop at the first stage no rule here shares with the key.
-            let missed = st
-                .stages
-                .iter()
-                .find(|s| !s.counts.contains_key(&key.hash_masked(&s.mask, &s.words)));
+            let missed = st.stages.iter().find(|s| !s.admits(key));
             if let Some(s) = missed {
                 wc.or_assign_words(&s.mask, &s.words);
                 continue;
@@ -620,6 +645,28 @@ mod tests {
             .unwrap(),
         );
         assert!(c.lookup(&k, &mut wc).is_none());
+    }
+
+    #[test]
+    fn single_value_stage_turns_into_a_probe_on_a_second_value() {
+        let mut c = Classifier::new();
+        let m = mask(&[Field::EthType, Field::IpProto]);
+        let v4 = key(&[(Field::EthType, 0x800), (Field::IpProto, 6)]);
+        let v6 = key(&[(Field::EthType, 0x86dd), (Field::IpProto, 6)]);
+        c.insert(&v4, &m, 10, 4);
+        // One value so far: an IPv6 packet misses at the L2 stage.
+        let mut wc = FlowKey::ZERO;
+        assert!(c.lookup(&v6, &mut wc).is_none());
+        assert!(wc.has_field(Field::EthType) && !wc.has_field(Field::IpProto));
+        // A second value: both are found, and a third still misses at L2.
+        c.insert(&v6, &m, 10, 6);
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(c.lookup(&v6, &mut wc).unwrap().1.value, 6);
+        assert_eq!(c.lookup(&v4, &mut wc).unwrap().1.value, 4);
+        let arp = key(&[(Field::EthType, 0x806)]);
+        let mut wc = FlowKey::ZERO;
+        assert!(c.lookup(&arp, &mut wc).is_none());
+        assert!(!wc.has_field(Field::IpProto));
     }
 
     #[test]
