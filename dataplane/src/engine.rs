@@ -384,10 +384,6 @@ impl Sink for BatchSink<'_> {
         if delta != 0 {
             p.vnet.shift(delta as i16 as u16);
         }
-        if p.vnet.needs_csum() {
-            // Rewrites may have moved addresses or ports under a partial checksum.
-            let _ = crate::port::offload::refresh_partial_checksum(&mut p.data, &p.vnet);
-        }
     }
 
     fn packet_in(
@@ -452,7 +448,8 @@ impl Worker {
                 tunnel_id: pkt.tunnel_id,
                 in_len: pkt.data.len(),
             };
-            self.dp.process(&p, &mut pkt.data, meta, now, &mut sink);
+            self.dp
+                .process_vnet(&p, &mut pkt.data, meta, &pkt.vnet, now, &mut sink);
         }
         n
     }
@@ -750,6 +747,61 @@ mod tests {
             .map(|(p, v)| (p, v[0].vnet.csum_start))
             .collect();
         assert_eq!(starts, vec![(3, 34), (2, 38), (4, 34)]);
+    }
+
+    /// A CHECKSUM_PARTIAL packet whose addresses and ports are rewritten leaves with the
+    /// rewritten packet's pseudo-header sum, which the NIC completes to a valid checksum.
+    #[test]
+    fn partial_checksums_survive_rewrites() {
+        use crate::port::offload::{F_NEEDS_CSUM, complete_checksum, refresh_partial_checksum};
+        use fuxi_openflow::FieldId;
+        let mut e = Engine::default();
+        let fm = FlowMod::add(
+            0,
+            1,
+            Match::all()
+                .with(Oxm::eth_type(0x0800))
+                .with(Oxm::ip_proto(17)),
+            vec![Instruction::ApplyActions(vec![
+                Action::set_field(Oxm::ipv4_src(std::net::Ipv4Addr::new(192, 0, 2, 7))),
+                Action::set_field(Oxm::exact(FieldId::UdpSrc, 4321)),
+                Action::output(2),
+            ])],
+        );
+        e.flow_mod(&fm, 0).unwrap();
+        e.publish();
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend([
+            0x45, 0, 0, 30, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f.extend([0, 7, 0, 9, 0, 10, 0, 0, 0xab, 0xcd]);
+        let mut pkt = Packet::from_frame(&f);
+        pkt.vnet.flags = F_NEEDS_CSUM;
+        pkt.vnet.csum_start = 34;
+        pkt.vnet.csum_offset = 6;
+        refresh_partial_checksum(&mut pkt.data, &pkt.vnet).unwrap();
+        let mut b = PacketBatch::new();
+        b.push_copy(&pkt);
+        let mut w = Worker::new(e.reader());
+        let mut out = Output::new();
+        w.process_batch(1, &mut b, 1, &mut out);
+        let (_, sent) = out.per_port().next().unwrap();
+        let mut o = sent[0].clone();
+        assert_eq!(o.data[26..30], [192, 0, 2, 7]);
+        assert_eq!(o.data[34..36], 4321u16.to_be_bytes());
+        let mut fresh = o.data.clone();
+        refresh_partial_checksum(&mut fresh, &o.vnet).unwrap();
+        assert_eq!(o.data[40..42], fresh[40..42], "pseudo-header sum");
+        complete_checksum(&mut o.data, &mut o.vnet).unwrap();
+        // Pseudo-header + UDP header and payload sum to 0xffff.
+        let mut s: u32 = 17 + 10;
+        for c in o.data[26..34].chunks(2).chain(o.data[34..44].chunks(2)) {
+            s += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        assert_eq!(s, 0xffff, "completed checksum");
     }
 
     #[test]

@@ -19,9 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::classifier::Classifier;
 use crate::packet::{Field, FlowKey, FlowMask, Parsed, RxMeta, parse_into};
-use crate::pipeline::exec::{Sink, execute_parsed};
+use crate::pipeline::exec::{L4Csum, Sink, execute_with};
 use crate::pipeline::xlate::TraceStep;
 use crate::pipeline::{DpAction, FlowStats, GroupStats, Nanos, Pipeline};
+use crate::port::offload::VnetHdr;
 
 /// A megaflow: every packet equal to `key` under `mask` gets `actions`.
 #[derive(Debug)]
@@ -333,6 +334,20 @@ impl Datapath {
         now: Nanos,
         sink: &mut impl Sink,
     ) -> Source {
+        self.process_vnet(p, packet, meta, &VnetHdr::default(), now, sink)
+    }
+
+    /// [`Datapath::process`] for a packet received with offload metadata `vnet` (a partial
+    /// checksum is kept a partial checksum through header rewrites).
+    pub fn process_vnet(
+        &mut self,
+        p: &Pipeline,
+        packet: &mut Vec<u8>,
+        meta: RxMeta,
+        vnet: &VnetHdr,
+        now: Nanos,
+        sink: &mut impl Sink,
+    ) -> Source {
         let mut parsed = Parsed::default();
         parse_into(packet, meta, &mut parsed);
         if p.generation() == self.generation {
@@ -344,14 +359,14 @@ impl Datapath {
                 && e.key == parsed.key
             {
                 self.stats.emc_hits += 1;
-                Self::run(&e.mf, p, packet, &parsed, now, sink);
+                Self::run(&e.mf, p, packet, &parsed, vnet, now, sink);
                 return Source::Emc;
             }
             // A megaflow hit: runs from the megaflow table; a reference is taken only when
             // it is copied into the exact-match cache.
             if let Some(r) = self.megaflows.find_any(&parsed.key) {
                 self.stats.megaflow_hits += 1;
-                Self::run(&r.value, p, packet, &parsed, now, sink);
+                Self::run(&r.value, p, packet, &parsed, vnet, now, sink);
                 if emc_insert_due(&mut self.emc_insert_count, self.emc_insert_inv_prob) {
                     let mf = r.value.clone();
                     self.emc[slot] = Some(EmcEntry {
@@ -364,7 +379,7 @@ impl Datapath {
             }
         }
         let (mf, source) = self.lookup(p, &parsed.key, Some(packet));
-        Self::run(&mf, p, packet, &parsed, now, sink);
+        Self::run(&mf, p, packet, &parsed, vnet, now, sink);
         source
     }
 
@@ -373,6 +388,7 @@ impl Datapath {
         p: &Pipeline,
         packet: &mut Vec<u8>,
         parsed: &Parsed,
+        vnet: &VnetHdr,
         now: Nanos,
         sink: &mut impl Sink,
     ) {
@@ -386,7 +402,8 @@ impl Datapath {
                 }
             }
         } else {
-            execute_parsed(&mf.actions, packet, parsed, &p.meters, now, sink);
+            let csum = L4Csum::of(parsed, vnet.needs_csum(), vnet.csum_start, vnet.csum_offset);
+            execute_with(&mf.actions, packet, parsed, csum, &p.meters, now, sink);
         }
     }
 }

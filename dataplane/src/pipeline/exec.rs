@@ -45,10 +45,47 @@ impl Sink for Recorder {
     }
 }
 
+/// What the packet's L4 checksum field holds, so that rewrites keep it right.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum L4Csum {
+    /// A complete checksum, as on the wire: every rewrite under it is folded in.
+    #[default]
+    Full,
+    /// CHECKSUM_PARTIAL (a vnet header's `NEEDS_CSUM`): the TCP or UDP checksum field holds
+    /// only the pseudo-header sum; the L4 header and payload are summed later (by the NIC or
+    /// the software fallback). An address rewrite changes the pseudo-header, so it is
+    /// folded into the field as a sum (not as a checksum); a port rewrite is summed later
+    /// and leaves the field alone.
+    Partial,
+}
+
+impl L4Csum {
+    /// [`L4Csum::Partial`] when offload metadata (`needs_csum`, `csum_start`,
+    /// `csum_offset`) names the checksum field of `parsed`'s TCP or UDP header; otherwise
+    /// [`L4Csum::Full`] (a partial checksum of some other header is not one the actions
+    /// touch).
+    pub fn of(parsed: &Parsed, needs_csum: bool, csum_start: u16, csum_offset: u16) -> L4Csum {
+        let l = parsed.layout.layers;
+        let at = if l.has(Layers::TCP) {
+            16
+        } else if l.has(Layers::UDP) {
+            6
+        } else {
+            return L4Csum::Full;
+        };
+        if needs_csum && csum_start == parsed.layout.l4 && csum_offset == at {
+            L4Csum::Partial
+        } else {
+            L4Csum::Full
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct State {
     queue: Option<u32>,
     tunnel_id: u64,
+    csum: L4Csum,
     parsed: Parsed,
 }
 
@@ -74,9 +111,23 @@ pub fn execute_parsed(
     now: Nanos,
     sink: &mut impl Sink,
 ) {
+    execute_with(actions, packet, parsed, L4Csum::Full, meters, now, sink);
+}
+
+/// [`execute_parsed`] for a packet whose L4 checksum field holds `csum`.
+pub fn execute_with(
+    actions: &[DpAction],
+    packet: &mut Vec<u8>,
+    parsed: &Parsed,
+    csum: L4Csum,
+    meters: &Meters,
+    now: Nanos,
+    sink: &mut impl Sink,
+) {
     let mut st = State {
         queue: None,
         tunnel_id: parsed.key.get(Field::TunnelId) as u64,
+        csum,
         parsed: *parsed,
     };
     run(actions, packet, &mut st, Some(meters), now, sink);
@@ -88,6 +139,7 @@ pub fn apply_edits(packet: &mut Vec<u8>, actions: &[DpAction]) {
     let mut st = State {
         queue: None,
         tunnel_id: 0,
+        csum: L4Csum::Full,
         parsed: parse(packet, RxMeta::default()),
     };
     for a in actions {
@@ -211,13 +263,24 @@ fn edit(a: &DpAction, packet: &mut Vec<u8>, st: &mut State) {
     }
 }
 
+/// How a checksum field is updated.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SumKind {
+    /// A complete one's complement checksum.
+    Full,
+    /// A complete checksum where 0 means "no checksum" (UDP over IPv4).
+    FullZeroIsNone,
+    /// A partial (pseudo-header) sum, not complemented ([`L4Csum::Partial`]).
+    Partial,
+}
+
 /// Checksums a rewrite must keep right.
 #[derive(Clone, Copy, Default)]
 struct Sums {
     /// IPv4 header checksum offset.
     ip: Option<usize>,
-    /// L4 checksum offset, and whether 0 means "no checksum" (UDP over IPv4).
-    l4: Option<(usize, bool)>,
+    /// L4 checksum offset and kind.
+    l4: Option<(usize, SumKind)>,
 }
 
 /// One's complement incremental update (RFC 1624, eqn. 3) over 16-bit words.
@@ -234,18 +297,25 @@ fn csum_update(csum: u16, old: &[u8], new: &[u8]) -> u16 {
     !(s as u16)
 }
 
-fn fix_sum(packet: &mut [u8], at: usize, old: &[u8], new: &[u8], zero_is_none: bool) {
+fn fix_sum(packet: &mut [u8], at: usize, old: &[u8], new: &[u8], kind: SumKind) {
     let Some(b) = packet.get_mut(at..at + 2) else {
         return;
     };
     let cur = u16::from_be_bytes([b[0], b[1]]);
-    if zero_is_none && cur == 0 {
-        return;
-    }
-    let mut n = csum_update(cur, old, new);
-    if zero_is_none && n == 0 {
-        n = 0xffff;
-    }
+    let n = match kind {
+        SumKind::Full => csum_update(cur, old, new),
+        SumKind::FullZeroIsNone => {
+            if cur == 0 {
+                return;
+            }
+            match csum_update(cur, old, new) {
+                0 => 0xffff,
+                n => n,
+            }
+        }
+        // The field is the sum itself: add what the checksum update would add to `!csum`.
+        SumKind::Partial => !csum_update(!cur, old, new),
+    };
     b.copy_from_slice(&n.to_be_bytes());
 }
 
@@ -260,10 +330,10 @@ fn put(packet: &mut [u8], off: usize, new: &[u8], sums: Sums) {
     old[..n].copy_from_slice(&dst[..n]);
     dst.copy_from_slice(new);
     if let Some(at) = sums.ip {
-        fix_sum(packet, at, &old[..n], new, false);
+        fix_sum(packet, at, &old[..n], new, SumKind::Full);
     }
-    if let Some((at, z)) = sums.l4 {
-        fix_sum(packet, at, &old[..n], new, z);
+    if let Some((at, kind)) = sums.l4 {
+        fix_sum(packet, at, &old[..n], new, kind);
     }
 }
 
@@ -278,27 +348,43 @@ fn mac_bytes(v: u128) -> [u8; 6] {
 }
 
 /// The L4 checksum a change to the IP pseudo-header (addresses) must fix.
-fn l4_pseudo_sum(lay: &Layout) -> Option<(usize, bool)> {
+fn l4_pseudo_sum(lay: &Layout, csum: L4Csum) -> Option<(usize, SumKind)> {
     let l4 = usize::from(lay.l4);
     let l = lay.layers;
+    let tcp_udp = |kind| {
+        if csum == L4Csum::Partial {
+            SumKind::Partial
+        } else {
+            kind
+        }
+    };
     if l.has(Layers::TCP) {
-        Some((l4 + 16, false))
+        Some((l4 + 16, tcp_udp(SumKind::Full)))
     } else if l.has(Layers::UDP) {
-        Some((l4 + 6, l.has(Layers::IPV4)))
+        let kind = if l.has(Layers::IPV4) {
+            SumKind::FullZeroIsNone
+        } else {
+            SumKind::Full
+        };
+        Some((l4 + 6, tcp_udp(kind)))
     } else if l.has(Layers::ICMPV6) {
-        Some((l4 + 2, false))
+        Some((l4 + 2, SumKind::Full))
     } else {
         None
     }
 }
 
-/// The checksum covering the L4 header itself.
-fn l4_own_sum(lay: &Layout) -> Option<(usize, bool)> {
+/// The checksum covering the L4 header itself (none to fix when a partial TCP or UDP
+/// checksum is completed later: the header is summed then).
+fn l4_own_sum(lay: &Layout, csum: L4Csum) -> Option<(usize, SumKind)> {
     let l4 = usize::from(lay.l4);
-    if lay.layers.has(Layers::ICMPV4) {
-        Some((l4 + 2, false))
+    let l = lay.layers;
+    if l.has(Layers::ICMPV4) {
+        Some((l4 + 2, SumKind::Full))
+    } else if csum == L4Csum::Partial && (l.has(Layers::TCP) || l.has(Layers::UDP)) {
+        None
     } else {
-        l4_pseudo_sum(lay)
+        l4_pseudo_sum(lay, csum)
     }
 }
 
@@ -315,7 +401,7 @@ fn set_field(packet: &mut [u8], st: &mut State, f: Field, v: u128) {
     };
     let addr_sums = Sums {
         ip: v4.then_some(l3 + 10),
-        l4: l4_pseudo_sum(&lay),
+        l4: l4_pseudo_sum(&lay, st.csum),
     };
     match f {
         Field::EthDst => put(packet, 0, &mac_bytes(v), Sums::default()),
@@ -438,7 +524,7 @@ fn set_field(packet: &mut [u8], st: &mut State, f: Field, v: u128) {
                     &(v as u16).to_be_bytes(),
                     Sums {
                         ip: None,
-                        l4: l4_own_sum(&lay),
+                        l4: l4_own_sum(&lay, st.csum),
                     },
                 );
             }
@@ -458,7 +544,7 @@ fn set_field(packet: &mut [u8], st: &mut State, f: Field, v: u128) {
                 &w.to_be_bytes(),
                 Sums {
                     ip: None,
-                    l4: l4_own_sum(&lay),
+                    l4: l4_own_sum(&lay, st.csum),
                 },
             );
         }
@@ -469,7 +555,7 @@ fn set_field(packet: &mut [u8], st: &mut State, f: Field, v: u128) {
                 &v.to_be_bytes(),
                 Sums {
                     ip: None,
-                    l4: l4_own_sum(&lay),
+                    l4: l4_own_sum(&lay, st.csum),
                 },
             );
         }
@@ -489,7 +575,7 @@ fn set_field(packet: &mut [u8], st: &mut State, f: Field, v: u128) {
                         &mac_bytes(v),
                         Sums {
                             ip: None,
-                            l4: l4_own_sum(&lay),
+                            l4: l4_own_sum(&lay, st.csum),
                         },
                     );
                     break;

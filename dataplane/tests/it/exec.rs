@@ -3,8 +3,11 @@
 
 use fuxi_dataplane::packet::{Field, Layers, RxMeta, parse};
 use fuxi_dataplane::pipeline::DpAction;
-use fuxi_dataplane::pipeline::exec::{Recorder, crc32c, execute};
+use fuxi_dataplane::pipeline::exec::{L4Csum, Recorder, crc32c, execute, execute_with};
 use fuxi_dataplane::pipeline::meter::Meters;
+use fuxi_dataplane::port::offload::{
+    F_NEEDS_CSUM, VnetHdr, complete_checksum, refresh_partial_checksum,
+};
 use proptest::prelude::*;
 
 use crate::parse::{Frame, L3, L4, frame_strategy};
@@ -166,6 +169,111 @@ proptest! {
         let after = parse(out, RxMeta::port(1));
         prop_assert_eq!(after.key, expect);
     }
+}
+
+/// One's complement equality: 0x0000 and 0xffff are both zero.
+fn same_sum(a: u16, b: u16) -> bool {
+    a == b || (a | b == 0xffff && (a == 0 || b == 0))
+}
+
+const PARTIAL_REWRITABLE: [Field; 9] = [
+    Field::EthDst,
+    Field::NwTtl,
+    Field::Ipv4Src,
+    Field::Ipv4Dst,
+    Field::Ipv6Src,
+    Field::Ipv6Dst,
+    Field::TcpSrc,
+    Field::TcpDst,
+    Field::UdpSrc,
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        max_global_rejects: 100_000,
+        ..ProptestConfig::default()
+    })]
+
+    /// CHECKSUM_PARTIAL (a vnet header's NEEDS_CSUM): the TCP/UDP checksum field holds the
+    /// pseudo-header sum. After address and port rewrites it must hold the pseudo-header sum
+    /// of the rewritten packet (what `refresh_partial_checksum` computes from scratch), and
+    /// completing it must give a valid checksum.
+    #[test]
+    fn rewrites_keep_partial_checksums_partial(
+        frame in frame_strategy(),
+        edits in prop::collection::vec((0usize..PARTIAL_REWRITABLE.len(), any::<u128>()), 1..6),
+    ) {
+        let mut b = frame.render();
+        let before = parse(&b, RxMeta::port(1));
+        let l = before.layout.layers;
+        prop_assume!(l.has(Layers::TCP) || l.has(Layers::UDP));
+        let Some((at, _, l4, end)) = l4_info(&b) else { return Ok(()) };
+        // The frame ends with the datagram (the offload sums to the frame's end).
+        b.truncate(end);
+        let vnet = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            csum_start: l4 as u16,
+            csum_offset: (at - l4) as u16,
+            ..VnetHdr::default()
+        };
+        fill(&mut b);
+        refresh_partial_checksum(&mut b, &vnet).unwrap();
+        let before = parse(&b, RxMeta::port(1));
+        let csum = L4Csum::of(&before, true, vnet.csum_start, vnet.csum_offset);
+        prop_assert_eq!(csum, L4Csum::Partial);
+        let mut acts = Vec::new();
+        for (i, v) in edits {
+            let f = PARTIAL_REWRITABLE[i];
+            let ok = match f {
+                Field::EthDst | Field::NwTtl => true,
+                Field::Ipv4Src | Field::Ipv4Dst => l.has(Layers::IPV4),
+                Field::Ipv6Src | Field::Ipv6Dst => l.has(Layers::IPV6),
+                Field::TcpSrc | Field::TcpDst => l.has(Layers::TCP),
+                _ => l.has(Layers::UDP),
+            };
+            if ok {
+                acts.push(DpAction::SetField(f, v & f.max_value()));
+            }
+        }
+        acts.push(DpAction::Output(2));
+        let mut rec = Recorder::default();
+        execute_with(&acts, &mut b, &before, csum, &Meters::default(), 0, &mut rec);
+        let mut out = rec.outputs.remove(0).3;
+        let got = u16::from_be_bytes([out[at], out[at + 1]]);
+        let mut fresh = out.clone();
+        refresh_partial_checksum(&mut fresh, &vnet).unwrap();
+        let want = u16::from_be_bytes([fresh[at], fresh[at + 1]]);
+        prop_assert!(same_sum(got, want), "partial sum {:#06x}, want {:#06x}", got, want);
+        let mut v = vnet;
+        complete_checksum(&mut out, &mut v).unwrap();
+        prop_assert_eq!(verify(&out), Ok(()));
+    }
+}
+
+#[test]
+fn partial_checksum_needs_matching_offsets() {
+    let mut b = Frame {
+        dst: [2, 0, 0, 0, 0, 2],
+        src: [2, 0, 0, 0, 0, 1],
+        vlans: vec![],
+        l3: L3::V4 {
+            tos: 0,
+            ttl: 64,
+            frag: 0,
+            opt_words: 0,
+            src: [10, 0, 0, 1],
+            dst: [10, 0, 0, 2],
+            l4: L4::Udp { sp: 1, dp: 2 },
+        },
+    }
+    .render();
+    fill(&mut b);
+    let p = parse(&b, RxMeta::port(1));
+    assert_eq!(L4Csum::of(&p, true, 34, 6), L4Csum::Partial);
+    assert_eq!(L4Csum::of(&p, false, 34, 6), L4Csum::Full);
+    assert_eq!(L4Csum::of(&p, true, 34, 16), L4Csum::Full);
+    assert_eq!(L4Csum::of(&p, true, 38, 6), L4Csum::Full);
 }
 
 #[test]
