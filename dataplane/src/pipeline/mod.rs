@@ -311,12 +311,21 @@ pub struct Config {
 /// One flow table.
 #[derive(Debug, Default)]
 pub struct Table {
-    /// The flows.
-    pub flows: Classifier<FlowEntry>,
+    /// The flows, shared copy-on-write between a pipeline and its clones: cloning a
+    /// pipeline copies no flow, and a change copies only the table it touches (the first
+    /// change after a clone; [`Table::flows_mut`]).
+    pub flows: Arc<Classifier<FlowEntry>>,
     /// Packets looked up in this table (credited by `Datapath::sync_stats`).
     pub lookups: AtomicU64,
     /// Of those, packets that matched a flow.
     pub matched: AtomicU64,
+}
+
+impl Table {
+    /// The flows, to change: copied first if a clone of the pipeline shares them.
+    pub fn flows_mut(&mut self) -> &mut Classifier<FlowEntry> {
+        Arc::make_mut(&mut self.flows)
+    }
 }
 
 impl Clone for Table {
@@ -330,8 +339,10 @@ impl Clone for Table {
     }
 }
 
-/// The whole pipeline state of one switch. `Clone` copies every table (flow counters stay
-/// shared), for a control plane that edits a copy and publishes it (arc-swap).
+/// The whole pipeline state of one switch. `Clone` is cheap: the flow tables are shared
+/// until one of the two changes them, and then only the changed table is copied (flow
+/// counters stay shared either way); table lookup counters are per copy. This is what a
+/// control plane that edits a copy and publishes it (arc-swap) needs.
 #[derive(Clone, Debug)]
 pub struct Pipeline {
     /// Flow tables 0..N_TABLES.
@@ -627,7 +638,7 @@ impl Pipeline {
                 }
                 let stats = Arc::new(FlowStats::default());
                 if let Some(old) = cls.find_exact(&key, &mask, prio) {
-                    let old = self.tables[t].flows.remove(old).map(|r| r.value);
+                    let old = self.tables[t].flows_mut().remove(old).map(|r| r.value);
                     if old
                         .as_ref()
                         .is_some_and(|o| o.idle_timeout != 0 || o.hard_timeout != 0)
@@ -657,7 +668,7 @@ impl Pipeline {
                 if entry.idle_timeout != 0 || entry.hard_timeout != 0 {
                     self.timed += 1;
                 }
-                self.tables[t].flows.insert(&key, &mask, prio, entry);
+                self.tables[t].flows_mut().insert(&key, &mask, prio, entry);
             }
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
                 let strict = fm.command == FlowModCommand::ModifyStrict;
@@ -670,7 +681,7 @@ impl Pipeline {
                 }
                 let insts: Arc<[Instruction]> = fm.instructions.clone().into();
                 for (t, id) in sel {
-                    if let Some(e) = self.tables[t].flows.get_mut(id) {
+                    if let Some(e) = self.tables[t].flows_mut().get_mut(id) {
                         e.instructions = insts.clone();
                         if fm.flags & flags::RESET_COUNTS != 0 {
                             e.stats.packets.store(0, Ordering::Relaxed);
@@ -698,7 +709,7 @@ impl Pipeline {
         now: Nanos,
         out: &mut Vec<FlowRemoved>,
     ) {
-        let Some(rule) = self.tables[t].flows.remove(id) else {
+        let Some(rule) = self.tables[t].flows_mut().remove(id) else {
             return;
         };
         let e = &rule.value;

@@ -1162,3 +1162,125 @@ fn timeout_bookkeeping_survives_replace_and_delete() {
     );
     assert_eq!((p.flow_count(0), p.poll_timeout()), (0, None));
 }
+
+/// A pipeline of 100,000 IPv4 routes in table 1 (/16 to /32) and a few flows in tables 0
+/// and 2, as a router's tables look.
+fn routes_100k() -> Pipeline {
+    let mut p = Pipeline::new();
+    let ip = || Match::all().with(Oxm::eth_type(0x0800));
+    p.flow_mod(
+        &FlowMod::add(0, 10, ip(), vec![Instruction::GotoTable(1)]),
+        0,
+    )
+    .unwrap();
+    p.flow_mod(
+        &FlowMod::add(
+            2,
+            0,
+            Match::all(),
+            vec![Instruction::ApplyActions(vec![Action::output(2)])],
+        ),
+        0,
+    )
+    .unwrap();
+    let mut x = 0x9e37_79b9u32;
+    for i in 0..100_000u32 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let len = 16 + i % 17;
+        let mask = u32::MAX << (32 - len);
+        let m = ip().with(Oxm::masked(
+            FieldId::Ipv4Dst,
+            (x & mask).into(),
+            mask.into(),
+        ));
+        let insts = vec![
+            Instruction::ApplyActions(vec![Action::set_field(Oxm::exact(
+                FieldId::EthDst,
+                u128::from(i),
+            ))]),
+            Instruction::GotoTable(2),
+        ];
+        p.flow_mod(&FlowMod::add(1, len as u16, m, insts), 0)
+            .unwrap();
+    }
+    p
+}
+
+/// Copy-on-write tables: a clone shares every table, and a flow-mod copies only the table it
+/// changes; a publication through the engine shares the untouched tables with the snapshot
+/// before it.
+#[test]
+fn a_flow_mod_copies_only_the_table_it_changes() {
+    use fuxi_dataplane::engine::Engine;
+    use std::sync::Arc;
+    let mut p = routes_100k();
+    p.flow_mod(
+        &FlowMod::add(3, 1, Match::all(), vec![Instruction::GotoTable(4)]),
+        0,
+    )
+    .unwrap();
+    let mut q = p.clone();
+    let shared =
+        |a: &Pipeline, b: &Pipeline, t: usize| Arc::ptr_eq(&a.tables[t].flows, &b.tables[t].flows);
+    assert!((0..255).all(|t| shared(&p, &q, t)));
+    add(&mut q, FlowMod::add(0, 20, ip(), apply(vec![out(3)])));
+    assert!(!shared(&p, &q, 0));
+    assert!((1..255).all(|t| shared(&p, &q, t)));
+    assert_eq!((p.flow_count(0), q.flow_count(0)), (1, 2));
+    // The original still forwards as before; the copy sees its new flow.
+    let pkt = udp_frame([10, 0, 0, 1], [10, 0, 0, 2], 64);
+    assert_ne!(ports(&run(&mut p, &pkt, 1)), vec![3]);
+    assert_eq!(ports(&run(&mut q, &pkt, 1)), vec![3]);
+    // A delete in table 3 copies table 3 only; a failed flow-mod copies nothing.
+    let r = q.clone();
+    q.flow_mod(&FlowMod::delete(3, Match::all()), 0).unwrap();
+    assert_eq!(q.flow_count(3), 0);
+    assert_eq!(r.flow_count(3), 1);
+    assert!(!shared(&q, &r, 3));
+    assert!((0..255).filter(|&t| t != 3).all(|t| shared(&q, &r, t)));
+    let r = q.clone();
+    let bad = FlowMod::add(1, 1, ip(), vec![Instruction::GotoTable(0)]);
+    assert!(q.flow_mod(&bad, 0).is_err());
+    assert!((0..255).all(|t| shared(&q, &r, t)));
+
+    // Through the engine: each publication shares the untouched tables with the last.
+    let mut e = Engine::new(q);
+    let before = e.published();
+    e.flow_mod(&FlowMod::add(2, 7, ip(), apply(vec![out(4)])), 0)
+        .unwrap();
+    e.publish();
+    let after = e.published();
+    assert!(!shared(&before, &after, 2));
+    assert!(
+        (0..255)
+            .filter(|&t| t != 2)
+            .all(|t| shared(&before, &after, t))
+    );
+    assert_eq!((before.flow_count(2), after.flow_count(2)), (1, 2));
+}
+
+/// Publication cost (by hand: `cargo test --release -p fuxi-dataplane --test it
+/// publish_one_flow_mod -- --ignored --nocapture`): one flow-mod and a publish, into a
+/// pipeline of 100k flows, for a small table and for the big one.
+#[test]
+#[ignore = "timing, by hand"]
+fn publish_one_flow_mod_into_100k_flows_timing() {
+    use fuxi_dataplane::engine::Engine;
+    use std::time::Instant;
+    let mut e = Engine::new(routes_100k());
+    let _reader = e.reader();
+    for (table, name) in [(0u8, "small table 0"), (1, "table 1 (100k routes)")] {
+        let n = 20;
+        let t = Instant::now();
+        for i in 0..n {
+            let m = Match::all().with(Oxm::in_port(1 + i));
+            let fm = FlowMod::add(table, 500, m, vec![]);
+            e.flow_mod(&fm, 0).unwrap();
+            e.publish();
+        }
+        let per = t.elapsed() / n;
+        eprintln!("publish one flow-mod into {name}: {per:?}");
+    }
+}
