@@ -179,16 +179,38 @@ fn stages_for(mask: &FlowMask) -> Vec<Stage> {
     out
 }
 
+/// Rules are stored in chunks of this many slots (a power of two).
+const CHUNK_BITS: u32 = 10;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
 /// Tuple space search classifier, generic over what a rule carries.
-#[derive(Clone)]
+///
+/// `Clone` is cheap and copy-on-write: rules live in shared chunks of [`CHUNK`] slots and
+/// each subtable (its hash index, stage counts and priorities) is shared too, so a clone
+/// copies pointers, and a change after a clone copies only the chunk and the subtable it
+/// touches (a flow-mod published into a table of 100k rules copies one subtable's index and
+/// 1,024 rules, not the table).
 pub struct Classifier<T> {
-    slots: Vec<Slot<T>>,
+    chunks: Vec<Arc<Vec<Slot<T>>>>,
     free: Vec<u32>,
-    subtables: Vec<Subtable>,
+    subtables: Vec<Arc<Subtable>>,
     next_seq: u64,
     len: usize,
     /// Whether subtables keep stage counts (see [`Classifier::new_unstaged`]).
     staged: bool,
+}
+
+impl<T> Clone for Classifier<T> {
+    fn clone(&self) -> Self {
+        Classifier {
+            chunks: self.chunks.clone(),
+            free: self.free.clone(),
+            subtables: self.subtables.clone(),
+            next_seq: self.next_seq,
+            len: self.len,
+            staged: self.staged,
+        }
+    }
 }
 
 impl<T> fmt::Debug for Classifier<T> {
@@ -215,7 +237,7 @@ impl<T> Classifier<T> {
     /// An empty classifier.
     pub fn new() -> Self {
         Classifier {
-            slots: Vec::new(),
+            chunks: Vec::new(),
             free: Vec::new(),
             subtables: Vec::new(),
             next_seq: 0,
@@ -250,31 +272,219 @@ impl<T> Classifier<T> {
         self.subtables.len()
     }
 
+    #[inline(always)]
+    fn slot(&self, index: u32) -> Option<&Slot<T>> {
+        let c = self.chunks.get((index >> CHUNK_BITS) as usize)?;
+        c.get(index as usize & (CHUNK - 1))
+    }
+
+    /// The rule `id` names, if it is still there.
+    pub fn get(&self, id: RuleId) -> Option<&Rule<T>> {
+        let slot = self.slot(id.index)?;
+        if slot.generation == id.generation {
+            slot.rule.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// The highest-priority rule matching `key`. Every bit this lookup depended on is OR-ed
+    /// into `wc`: all keys equal to `key` under `wc` get the same answer.
+    #[inline]
+    pub fn lookup(&self, key: &FlowKey, wc: &mut FlowMask) -> Option<(RuleId, &Rule<T>)> {
+        let mut best: Option<(u32, &Rule<T>)> = None;
+        for st in &self.subtables {
+            if let Some((_, b)) = best
+                && b.priority > st.max_priority
+            {
+                break;
+            }
+            // Staged: stop at the first stage no rule here shares with the key.
+            let missed = st.stages.iter().find(|s| !s.admits(key));
+            if let Some(s) = missed {
+                wc.or_assign_words(&s.mask, &s.words);
+                continue;
+            }
+            wc.or_assign_words(&st.mask, &st.words);
+            let h = key.hash_masked(&st.mask, &st.words);
+            let Some(bucket) = st.map.get(&h) else {
+                continue;
+            };
+            for &j in bucket.as_slice() {
+                let r = rule_at(&self.chunks, j);
+                if key.matches_words(&st.mask, &r.key, &st.words) {
+                    if best.is_none_or(|(_, b)| better((r.priority, r.seq), (b.priority, b.seq))) {
+                        best = Some((j, r));
+                    }
+                    break;
+                }
+            }
+        }
+        best.map(|(j, r)| {
+            (
+                RuleId {
+                    index: j,
+                    generation: self.generation(j),
+                },
+                r,
+            )
+        })
+    }
+
+    /// Any rule matching `key`, ignoring priorities (the first found): for a table whose
+    /// overlapping rules agree, like the megaflow cache.
+    #[inline]
+    pub fn find_any(&self, key: &FlowKey) -> Option<&Rule<T>> {
+        for st in &self.subtables {
+            let h = key.hash_masked(&st.mask, &st.words);
+            let Some(bucket) = st.map.get(&h) else {
+                continue;
+            };
+            for &j in bucket.as_slice() {
+                let r = rule_at(&self.chunks, j);
+                if key.matches_words(&st.mask, &r.key, &st.words) {
+                    return Some(r);
+                }
+            }
+        }
+        None
+    }
+
+    fn generation(&self, index: u32) -> u32 {
+        self.slot(index).map_or(0, |s| s.generation)
+    }
+
+    /// The rule with exactly this match (mask and masked key) and priority, if any (the
+    /// oldest if several): what a strict flow-mod names.
+    pub fn find_exact(&self, key: &FlowKey, mask: &FlowMask, priority: u32) -> Option<RuleId> {
+        let key = key.masked(mask);
+        let st = self.subtables.iter().find(|s| *s.mask == *mask)?;
+        let h = key.hash_masked(&st.mask, &st.words);
+        let j = exact_in(&self.chunks, st.map.get(&h)?, &key, priority)?;
+        Some(RuleId {
+            index: j,
+            generation: self.generation(j),
+        })
+    }
+
+    /// Every rule, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (RuleId, &Rule<T>)> {
+        let slots = self.chunks.iter().flat_map(|c| c.iter());
+        slots.enumerate().filter_map(|(i, s)| {
+            let id = RuleId {
+                index: i as u32,
+                generation: s.generation,
+            };
+            Some((id, s.rule.as_ref()?))
+        })
+    }
+}
+
+impl<T: Clone> Classifier<T> {
+    /// The slot at `index`, to change (its chunk is copied first if a clone shares it).
+    fn slot_mut(&mut self, index: u32) -> Option<&mut Slot<T>> {
+        let c = self.chunks.get_mut((index >> CHUNK_BITS) as usize)?;
+        Arc::make_mut(c).get_mut(index as usize & (CHUNK - 1))
+    }
+
     /// Adds a rule; `key` is masked here. Never replaces: a rule with the same match and
     /// priority is kept, and (being older) wins; the pipeline decides about overlaps.
     pub fn insert(&mut self, key: &FlowKey, mask: &FlowMask, priority: u32, value: T) -> RuleId {
         let key = key.masked(mask);
+        let st_idx = self.subtable_for(mask);
+        let h = key.hash_masked(&self.subtables[st_idx].mask, &self.subtables[st_idx].words);
+        self.insert_at(st_idx, key, h, priority, value)
+    }
+
+    /// Adds a rule like [`Classifier::insert`], but first takes out the rule with exactly
+    /// this match and priority, if there is one (the oldest, as [`Classifier::find_exact`]
+    /// names it), and returns it: the same as `find_exact`, `remove` and `insert`, with one
+    /// hash and one probe (an OpenFlow ADD that replaces an identical flow).
+    pub fn replace(
+        &mut self,
+        key: &FlowKey,
+        mask: &FlowMask,
+        priority: u32,
+        value: T,
+    ) -> (RuleId, Option<Rule<T>>) {
+        let key = key.masked(mask);
+        let st_idx = self.subtable_for(mask);
+        let st = &self.subtables[st_idx];
+        let h = key.hash_masked(&st.mask, &st.words);
+        let old = st
+            .map
+            .get(&h)
+            .and_then(|b| exact_in(&self.chunks, b, &key, priority));
+        let Some(j) = old else {
+            return (self.insert_at(st_idx, key, h, priority, value), None);
+        };
+        // The replacement takes the old rule's slot with a new generation and sequence
+        // number, as `remove` then `insert` would (the freed slot is the one reused); the
+        // stage counts and priorities do not change (same masked key, same priority).
         let seq = self.next_seq;
         self.next_seq += 1;
-        let st_idx = match self.subtables.iter().position(|s| *s.mask == *mask) {
-            Some(i) => i,
-            None => {
-                self.subtables.push(Subtable {
-                    stages: if self.staged {
-                        stages_for(mask)
-                    } else {
-                        Vec::new()
-                    },
-                    mask: Arc::new(*mask),
-                    words: mask.nonzero_words(),
-                    map: HashIndex::default(),
-                    prios: BTreeMap::new(),
-                    max_priority: 0,
-                    created: seq,
-                });
-                self.subtables.len() - 1
-            }
-        };
+        let mask = st.mask.clone();
+        let slot = self.slot_mut(j).expect("bucket points at a used slot");
+        slot.generation = slot.generation.wrapping_add(1);
+        let generation = slot.generation;
+        let old = slot.rule.replace(Rule {
+            key,
+            mask,
+            priority,
+            seq,
+            value,
+        });
+        let chunks = &self.chunks;
+        let st = Arc::make_mut(&mut self.subtables[st_idx]);
+        if let Some(bucket) = st.map.get_mut(&h)
+            && bucket.as_slice().len() > 1
+        {
+            // Newest now: after every rule of its priority.
+            bucket.remove(j);
+            let pos = position_in(chunks, bucket, priority, seq);
+            bucket.insert(pos, j);
+        }
+        (
+            RuleId {
+                index: j,
+                generation,
+            },
+            old,
+        )
+    }
+
+    /// The index of the subtable with `mask`, made if there is none.
+    fn subtable_for(&mut self, mask: &FlowMask) -> usize {
+        if let Some(i) = self.subtables.iter().position(|s| *s.mask == *mask) {
+            return i;
+        }
+        self.subtables.push(Arc::new(Subtable {
+            stages: if self.staged {
+                stages_for(mask)
+            } else {
+                Vec::new()
+            },
+            mask: Arc::new(*mask),
+            words: mask.nonzero_words(),
+            map: HashIndex::default(),
+            prios: BTreeMap::new(),
+            max_priority: 0,
+            created: self.next_seq,
+        }));
+        self.subtables.len() - 1
+    }
+
+    /// Inserts the rule (`key` masked, `h` its hash) into subtable `st_idx`.
+    fn insert_at(
+        &mut self,
+        st_idx: usize,
+        key: FlowKey,
+        h: u64,
+        priority: u32,
+        value: T,
+    ) -> RuleId {
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let rule = Rule {
             key,
             mask: self.subtables[st_idx].mask.clone(),
@@ -284,13 +494,19 @@ impl<T> Classifier<T> {
         };
         let (index, generation) = match self.free.pop() {
             Some(i) => {
-                let slot = &mut self.slots[i as usize];
+                let slot = self.slot_mut(i).expect("free slots exist");
                 slot.rule = Some(rule);
                 (i, slot.generation)
             }
             None => {
-                let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 rules");
-                self.slots.push(Slot {
+                let n = self.chunks.last().map_or(CHUNK, |c| c.len());
+                if n == CHUNK {
+                    self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
+                }
+                let i = (self.chunks.len() - 1) * CHUNK + n % CHUNK;
+                let i = u32::try_from(i).expect("fewer than 2^32 rules");
+                let last = self.chunks.last_mut().expect("a chunk was pushed");
+                Arc::make_mut(last).push(Slot {
                     generation: 0,
                     rule: Some(rule),
                 });
@@ -299,8 +515,8 @@ impl<T> Classifier<T> {
         };
         self.len += 1;
 
-        let slots = &self.slots;
-        let st = &mut self.subtables[st_idx];
+        let chunks = &self.chunks;
+        let st = Arc::make_mut(&mut self.subtables[st_idx]);
         let first = st.prios.is_empty();
         for stage in &mut st.stages {
             *stage
@@ -315,21 +531,13 @@ impl<T> Classifier<T> {
                 stage.only = None;
             }
         }
-        let h = key.hash_masked(&st.mask, &st.words);
         match st.map.entry(h) {
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(Bucket::One(index));
             }
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 let bucket = e.get_mut();
-                let pos = bucket
-                    .as_slice()
-                    .iter()
-                    .position(|&j| {
-                        let r = rule_at(slots, j);
-                        better((priority, seq), (r.priority, r.seq))
-                    })
-                    .unwrap_or(bucket.as_slice().len());
+                let pos = position_in(chunks, bucket, priority, seq);
                 bucket.insert(pos, index);
             }
         }
@@ -350,36 +558,23 @@ impl<T> Classifier<T> {
         });
     }
 
-    /// The rule `id` names, if it is still there.
-    pub fn get(&self, id: RuleId) -> Option<&Rule<T>> {
-        let slot = self.slots.get(id.index as usize)?;
-        if slot.generation == id.generation {
-            slot.rule.as_ref()
-        } else {
-            None
-        }
-    }
-
     /// The value of rule `id`, mutably.
     pub fn get_mut(&mut self, id: RuleId) -> Option<&mut T> {
-        let slot = self.slots.get_mut(id.index as usize)?;
-        if slot.generation == id.generation {
-            slot.rule.as_mut().map(|r| &mut r.value)
-        } else {
-            None
-        }
+        self.get(id)?;
+        let slot = self.slot_mut(id.index)?;
+        slot.rule.as_mut().map(|r| &mut r.value)
     }
 
     /// Removes rule `id` and returns it.
     pub fn remove(&mut self, id: RuleId) -> Option<Rule<T>> {
         self.get(id)?;
-        let slot = &mut self.slots[id.index as usize];
+        let slot = self.slot_mut(id.index)?;
         let rule = slot.rule.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.len -= 1;
         let st_idx = self.subtables.iter().position(|s| s.mask == rule.mask)?;
-        let st = &mut self.subtables[st_idx];
+        let st = Arc::make_mut(&mut self.subtables[st_idx]);
         for stage in &mut st.stages {
             let h = rule.key.hash_masked(&stage.mask, &stage.words);
             if let Some(n) = stage.counts.get_mut(&h) {
@@ -413,106 +608,16 @@ impl<T> Classifier<T> {
         Some(rule)
     }
 
-    /// The highest-priority rule matching `key`. Every bit this lookup depended on is OR-ed
-    /// into `wc`: all keys equal to `key` under `wc` get the same answer.
-    #[inline]
-    pub fn lookup(&self, key: &FlowKey, wc: &mut FlowMask) -> Option<(RuleId, &Rule<T>)> {
-        let mut best: Option<(u32, &Rule<T>)> = None;
-        for st in &self.subtables {
-            if let Some((_, b)) = best
-                && b.priority > st.max_priority
-            {
-                break;
-            }
-            // Staged: stop at the first stage no rule here shares with the key.
-            let missed = st.stages.iter().find(|s| !s.admits(key));
-            if let Some(s) = missed {
-                wc.or_assign_words(&s.mask, &s.words);
-                continue;
-            }
-            wc.or_assign_words(&st.mask, &st.words);
-            let h = key.hash_masked(&st.mask, &st.words);
-            let Some(bucket) = st.map.get(&h) else {
-                continue;
-            };
-            for &j in bucket.as_slice() {
-                let r = rule_at(&self.slots, j);
-                if key.matches_words(&st.mask, &r.key, &st.words) {
-                    if best.is_none_or(|(_, b)| better((r.priority, r.seq), (b.priority, b.seq))) {
-                        best = Some((j, r));
-                    }
-                    break;
-                }
-            }
-        }
-        best.map(|(j, r)| {
-            (
-                RuleId {
-                    index: j,
-                    generation: self.generation(j),
-                },
-                r,
-            )
-        })
-    }
-
-    /// Any rule matching `key`, ignoring priorities (the first found): for a table whose
-    /// overlapping rules agree, like the megaflow cache.
-    #[inline]
-    pub fn find_any(&self, key: &FlowKey) -> Option<&Rule<T>> {
-        for st in &self.subtables {
-            let h = key.hash_masked(&st.mask, &st.words);
-            let Some(bucket) = st.map.get(&h) else {
-                continue;
-            };
-            for &j in bucket.as_slice() {
-                let r = rule_at(&self.slots, j);
-                if key.matches_words(&st.mask, &r.key, &st.words) {
-                    return Some(r);
-                }
-            }
-        }
-        None
-    }
-
-    fn generation(&self, index: u32) -> u32 {
-        self.slots[index as usize].generation
-    }
-
-    /// The rule with exactly this match (mask and masked key) and priority, if any (the
-    /// oldest if several): what a strict flow-mod names.
-    pub fn find_exact(&self, key: &FlowKey, mask: &FlowMask, priority: u32) -> Option<RuleId> {
-        let key = key.masked(mask);
-        let st = self.subtables.iter().find(|s| *s.mask == *mask)?;
-        let h = key.hash_masked(&st.mask, &st.words);
-        st.map.get(&h)?.as_slice().iter().copied().find_map(|j| {
-            let r = rule_at(&self.slots, j);
-            (r.key == key && r.priority == priority).then(|| RuleId {
-                index: j,
-                generation: self.generation(j),
-            })
-        })
-    }
-
-    /// Every rule, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (RuleId, &Rule<T>)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| {
-            let id = RuleId {
-                index: i as u32,
-                generation: s.generation,
-            };
-            Some((id, s.rule.as_ref()?))
-        })
-    }
-
     /// Removes every rule.
     pub fn clear(&mut self) {
         // Every used slot is freed with a new generation (ids held elsewhere go stale, as
         // after `remove`); the subtables go whole, without per-rule hash updates.
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if slot.rule.take().is_some() {
-                slot.generation = slot.generation.wrapping_add(1);
-                self.free.push(i as u32);
+        for (c, chunk) in self.chunks.iter_mut().enumerate() {
+            for (i, slot) in Arc::make_mut(chunk).iter_mut().enumerate() {
+                if slot.rule.take().is_some() {
+                    slot.generation = slot.generation.wrapping_add(1);
+                    self.free.push((c * CHUNK + i) as u32);
+                }
             }
         }
         self.subtables.clear();
@@ -521,12 +626,37 @@ impl<T> Classifier<T> {
 }
 
 #[inline(always)]
-fn rule_at<T>(slots: &[Slot<T>], index: u32) -> &Rule<T> {
+fn rule_at<T>(chunks: &[Arc<Vec<Slot<T>>>], index: u32) -> &Rule<T> {
     // Buckets only ever hold used slots.
-    slots[index as usize]
+    chunks[(index >> CHUNK_BITS) as usize][index as usize & (CHUNK - 1)]
         .rule
         .as_ref()
         .expect("classifier bucket points at a free slot")
+}
+
+/// The oldest rule in `bucket` with masked key `key` and `priority`.
+fn exact_in<T>(
+    chunks: &[Arc<Vec<Slot<T>>>],
+    bucket: &Bucket,
+    key: &FlowKey,
+    priority: u32,
+) -> Option<u32> {
+    bucket.as_slice().iter().copied().find(|&j| {
+        let r = rule_at(chunks, j);
+        r.key == *key && r.priority == priority
+    })
+}
+
+/// Where a rule of (`priority`, `seq`) goes in `bucket` (best first).
+fn position_in<T>(chunks: &[Arc<Vec<Slot<T>>>], bucket: &Bucket, priority: u32, seq: u64) -> usize {
+    let rules = bucket.as_slice();
+    rules
+        .iter()
+        .position(|&j| {
+            let r = rule_at(chunks, j);
+            better((priority, seq), (r.priority, r.seq))
+        })
+        .unwrap_or(rules.len())
 }
 
 #[cfg(test)]

@@ -622,7 +622,10 @@ impl Pipeline {
                 if fm.table_id == OFPTT_ALL {
                     return Err(ErrorCode::FLOW_MOD_BAD_TABLE_ID);
                 }
-                let t = self.tables_for(fm.table_id, false)?[0];
+                let t = usize::from(fm.table_id);
+                if t >= N_TABLES {
+                    return Err(ErrorCode::FLOW_MOD_BAD_TABLE_ID);
+                }
                 self.validate_instructions(fm.table_id, &fm.r#match, &fm.instructions)?;
                 let prio = u32::from(fm.priority);
                 let cls = &self.tables[t].flows;
@@ -637,22 +640,6 @@ impl Pipeline {
                     }
                 }
                 let stats = Arc::new(FlowStats::default());
-                if let Some(old) = cls.find_exact(&key, &mask, prio) {
-                    let old = self.tables[t].flows_mut().remove(old).map(|r| r.value);
-                    if old
-                        .as_ref()
-                        .is_some_and(|o| o.idle_timeout != 0 || o.hard_timeout != 0)
-                    {
-                        self.timed -= 1;
-                    }
-                    if let Some(old) = old
-                        && fm.flags & flags::RESET_COUNTS == 0
-                    {
-                        let (p, b) = old.stats.snapshot();
-                        stats.packets.store(p, Ordering::Relaxed);
-                        stats.bytes.store(b, Ordering::Relaxed);
-                    }
-                }
                 stats.last_used.store(now, Ordering::Relaxed);
                 let entry = FlowEntry {
                     cookie: fm.cookie,
@@ -668,7 +655,22 @@ impl Pipeline {
                 if entry.idle_timeout != 0 || entry.hard_timeout != 0 {
                     self.timed += 1;
                 }
-                self.tables[t].flows_mut().insert(&key, &mask, prio, entry);
+                // An identical flow (same match and priority) is replaced; its counters
+                // carry over unless RESET_COUNTS.
+                let flows = self.tables[t].flows_mut();
+                let (id, old) = flows.replace(&key, &mask, prio, entry);
+                if let Some(old) = old.map(|r| r.value) {
+                    if old.idle_timeout != 0 || old.hard_timeout != 0 {
+                        self.timed -= 1;
+                    }
+                    if fm.flags & flags::RESET_COUNTS == 0
+                        && let Some(new) = flows.get(id)
+                    {
+                        let (p, b) = old.stats.snapshot();
+                        new.value.stats.packets.store(p, Ordering::Relaxed);
+                        new.value.stats.bytes.store(b, Ordering::Relaxed);
+                    }
+                }
             }
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
                 let strict = fm.command == FlowModCommand::ModifyStrict;

@@ -50,6 +50,15 @@ enum Op {
     },
     Remove(usize),
     Lookup([u8; 6]),
+    /// `replace`: the oldest rule with the same match and priority goes, the new one comes.
+    Replace {
+        vals: [u8; 6],
+        mask: u8,
+        prefix: u8,
+        prio: u8,
+    },
+    /// A clone is taken, changed by the following ops; the original is checked unchanged.
+    Clone,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -58,8 +67,14 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(vals, mask, prefix, prio)| Op::Insert { vals, mask, prefix, prio }),
         1 => any::<usize>().prop_map(Op::Remove),
         4 => any::<[u8; 6]>().prop_map(Op::Lookup),
+        2 => (any::<[u8; 6]>(), 0u8..64, any::<u8>(), 0u8..6)
+            .prop_map(|(vals, mask, prefix, prio)| Op::Replace { vals, mask, prefix, prio }),
+        1 => Just(Op::Clone),
     ]
 }
+
+/// A rule of the reference model: (id, key, mask, priority, value = insertion sequence).
+type ModelRule = (RuleId, FlowKey, FlowMask, u32, u64);
 
 /// Naive reference: the best rule by (priority desc, insertion order asc).
 fn linear(rules: &[(RuleId, FlowKey, FlowMask, u32, u64)], k: &FlowKey) -> Option<RuleId> {
@@ -78,8 +93,34 @@ proptest! {
         let mut c = Classifier::new();
         let mut model: Vec<(RuleId, FlowKey, FlowMask, u32, u64)> = Vec::new();
         let mut seq = 0u64;
+        let mut saved: Vec<(Classifier<u64>, Vec<ModelRule>)> = Vec::new();
         for op in ops {
             match op {
+                Op::Replace { vals, mask, prefix, prio } => {
+                    let k = small_key(&vals);
+                    let m = mask_of(mask, prefix);
+                    let prio = u32::from(prio);
+                    // The model: the oldest rule with this exact match and priority goes.
+                    let same = model
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.2 == m && r.1.masked(&m) == k.masked(&m) && r.3 == prio)
+                        .min_by_key(|(_, r)| r.4)
+                        .map(|(i, _)| i);
+                    let (id, old) = c.replace(&k, &m, prio, seq);
+                    match same {
+                        Some(i) => {
+                            let gone = model.remove(i);
+                            prop_assert_eq!(old.map(|r| r.value), Some(gone.4));
+                            prop_assert!(c.get(gone.0).is_none());
+                        }
+                        None => prop_assert!(old.is_none()),
+                    }
+                    prop_assert_eq!(c.get(id).map(|r| r.value), Some(seq));
+                    model.push((id, k, m, prio, seq));
+                    seq += 1;
+                }
+                Op::Clone => saved.push((c.clone(), model.clone())),
                 Op::Insert { vals, mask, prefix, prio } => {
                     let k = small_key(&vals);
                     let m = mask_of(mask, prefix);
@@ -108,7 +149,75 @@ proptest! {
             }
             prop_assert_eq!(c.len(), model.len());
         }
+        // Clones taken along the way were not changed by what came after them.
+        for (c, model) in saved {
+            prop_assert_eq!(c.len(), model.len());
+            for (id, k, m, prio, seq) in &model {
+                let r = c.get(*id).expect("rule still in the clone");
+                prop_assert_eq!((r.key, r.priority, r.value), (k.masked(m), *prio, *seq));
+            }
+            for vals in [[0u8; 6], [1; 6], [2; 6], [3; 6], flips] {
+                let k = small_key(&vals);
+                let mut wc = FlowKey::ZERO;
+                prop_assert_eq!(c.lookup(&k, &mut wc).map(|(id, _)| id), linear(&model, &k));
+            }
+        }
     }
+}
+
+/// Thousands of rules (several storage chunks): removals, reuse of freed slots, replaces and
+/// a clone changed afterwards, each lookup checked.
+#[test]
+fn many_rules_across_chunks_and_clones() {
+    let m = {
+        let mut m = FlowKey::ZERO;
+        m.add_field(Field::EthType);
+        m.add_field(Field::Ipv4Src);
+        m
+    };
+    let k = |i: u32| {
+        let mut k = FlowKey::ZERO;
+        k.set(Field::EthType, 0x800);
+        k.set(Field::Ipv4Src, u128::from(i));
+        k
+    };
+    let find = |c: &Classifier<u32>, i: u32| {
+        let mut wc = FlowKey::ZERO;
+        c.lookup(&k(i), &mut wc).map(|(_, r)| r.value)
+    };
+    let mut c = Classifier::new();
+    let ids: Vec<RuleId> = (0..5000).map(|i| c.insert(&k(i), &m, 1, i)).collect();
+    for i in (0..5000).step_by(3) {
+        assert_eq!(c.remove(ids[i as usize]).map(|r| r.value), Some(i));
+    }
+    let before = c.clone();
+    // Freed slots are reused; replaces keep one rule per match.
+    for i in (0..5000).step_by(3) {
+        c.insert(&k(i), &m, 1, i + 10_000);
+    }
+    for i in (1..5000).step_by(7) {
+        let (_, old) = c.replace(&k(i), &m, 1, i + 20_000);
+        assert!(old.is_some());
+    }
+    assert_eq!(c.len(), 5000);
+    for i in 0..5000 {
+        let want = if i % 7 == 1 {
+            i + 20_000
+        } else if i % 3 == 0 {
+            i + 10_000
+        } else {
+            i
+        };
+        assert_eq!(find(&c, i), Some(want), "rule {i}");
+        assert_eq!(
+            find(&before, i),
+            (i % 3 != 0).then_some(i),
+            "clone, rule {i}"
+        );
+    }
+    assert_eq!(before.len(), 5000 - 1667);
+    c.clear();
+    assert!(c.is_empty() && find(&c, 5).is_none() && find(&before, 5) == Some(5));
 }
 
 #[test]
