@@ -7,6 +7,8 @@
 //! - [`afpacket::AfPacketPort`]: a Linux interface through AF_PACKET, TPACKET_V3 mmap rx
 //!   ring, `sendmmsg` tx, `PACKET_VNET_HDR` so GSO super-frames and checksum offload pass
 //!   through unchanged.
+//! - `afxdp::AfXdpPort` (cargo feature `afxdp`): a Linux interface through an AF_XDP
+//!   socket (xsk-rs), native or generic XDP mode, copy or zero-copy.
 //! - [`tap::TapPort`]: a TAP device (the LOCAL/internal port).
 //! - [`vxlan::VxlanPort`]: userspace VXLAN over a UDP socket, one port per remote.
 //!
@@ -40,6 +42,8 @@ use std::io;
 use std::os::fd::RawFd;
 
 pub mod afpacket;
+#[cfg(feature = "afxdp")]
+pub mod afxdp;
 pub mod fwd;
 pub mod netlink;
 pub mod netns;
