@@ -27,7 +27,13 @@ pub enum PortType {
     Tap,
     /// A userspace VXLAN tunnel.
     Vxlan,
+    /// An existing Linux interface through an AF_XDP socket (needs the cargo feature
+    /// `afxdp`).
+    Afxdp,
 }
+
+/// XDP attach modes an `afxdp` port accepts (Open vSwitch's `options:xdp-mode` names).
+pub const XDP_MODES: [&str; 4] = ["best-effort", "native-with-zerocopy", "native", "generic"];
 
 /// One `[[ports]]` entry.
 #[derive(Clone, Debug, Deserialize)]
@@ -47,6 +53,9 @@ pub struct PortConfig {
     /// VXLAN: remote "IP[:PORT]" (port default 4789).
     #[serde(default)]
     pub remote: Option<String>,
+    /// AF_XDP: attach mode, one of [`XDP_MODES`] (default best-effort).
+    #[serde(default)]
+    pub xdp_mode: Option<String>,
 }
 
 fn default_port_type() -> PortType {
@@ -295,6 +304,24 @@ impl FileConfig {
             } else if p.local.is_some() || p.remote.is_some() {
                 bail!("key `ports[{i}].local`/`remote`: only vxlan ports have them");
             }
+            if p.port_type == PortType::Afxdp {
+                if !cfg!(feature = "afxdp") {
+                    bail!(
+                        "key `ports[{i}].type`: afxdp ports need fuxi-switchd built with \
+                         `--features afxdp`"
+                    );
+                }
+                if let Some(m) = &p.xdp_mode
+                    && !XDP_MODES.contains(&m.as_str())
+                {
+                    bail!(
+                        "key `ports[{i}].xdp_mode`: `{m}` is not one of {}",
+                        XDP_MODES.join(", ")
+                    );
+                }
+            } else if p.xdp_mode.is_some() {
+                bail!("key `ports[{i}].xdp_mode`: only afxdp ports have it");
+            }
         }
         for (i, p) in ports.iter().enumerate() {
             if ports[..i].iter().any(|q| q.ofport == p.ofport) {
@@ -416,6 +443,40 @@ mod tests {
         assert_eq!(parse_endpoint("[::1]:5").unwrap().to_string(), "[::1]:5");
         assert_eq!(parse_endpoint("::1").unwrap().to_string(), "[::1]:4789");
         assert!(parse_endpoint("nope").is_err());
+    }
+
+    #[test]
+    fn afxdp_ports() {
+        let text = "[[ports]]\nname = \"a\"\ntype = \"afxdp\"\nxdp_mode = \"generic\"\n";
+        let r = FileConfig::parse(text).unwrap().validate();
+        if cfg!(feature = "afxdp") {
+            let c = r.unwrap();
+            assert_eq!(c.ports[0].port_type, PortType::Afxdp);
+            assert_eq!(c.ports[0].xdp_mode.as_deref(), Some("generic"));
+            let e = FileConfig::parse(&text.replace("generic", "turbo"))
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(format!("{e:#}").contains("ports[0].xdp_mode"), "{e:#}");
+        } else {
+            let e = r.unwrap_err();
+            assert!(format!("{e:#}").contains("--features afxdp"), "{e:#}");
+        }
+        let e = FileConfig::parse("[[ports]]\nname = \"a\"\nxdp_mode = \"native\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("only afxdp ports"), "{e:#}");
+    }
+
+    #[cfg(feature = "afxdp")]
+    #[test]
+    fn afxdp_modes_match_the_dataplane() {
+        use fuxi_dataplane::port::afxdp::XdpMode;
+        for m in XDP_MODES {
+            assert_eq!(XdpMode::parse(m).map(XdpMode::as_str), Some(m));
+        }
+        assert_eq!(XdpMode::parse("turbo"), None);
     }
 
     #[test]

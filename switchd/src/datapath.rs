@@ -100,6 +100,7 @@ impl PortSlot {
                         .with_context(|| format!("port {}: cannot open VXLAN", cfg.name))?,
                 )
             }
+            PortType::Afxdp => crate::open_afxdp(cfg)?,
         };
         Ok(PortSlot::from_port(cfg.ofport, cfg.port_type, port, thread))
     }

@@ -49,9 +49,11 @@ struct Args {
     /// Controller to connect to, tcp:HOST:PORT (repeatable).
     #[arg(long = "controller")]
     controllers: Vec<String>,
-    /// Port: NAME[=OFPORT][:TYPE] with TYPE afpacket (default) or tap, or
-    /// NAME[=OFPORT]:vxlan:REMOTE[,LOCAL] with REMOTE and LOCAL each IP, IP:PORT or
-    /// [IPv6]:PORT (UDP port 4789 by default, LOCAL 0.0.0.0:4789) (repeatable).
+    /// Port: NAME[=OFPORT][:TYPE] with TYPE afpacket (default), tap or afxdp[:MODE]
+    /// (AF_XDP, in builds with the `afxdp` feature; MODE best-effort (default),
+    /// native-with-zerocopy, native or generic), or NAME[=OFPORT]:vxlan:REMOTE[,LOCAL]
+    /// with REMOTE and LOCAL each IP, IP:PORT or [IPv6]:PORT (UDP port 4789 by default,
+    /// LOCAL 0.0.0.0:4789) (repeatable).
     #[arg(long = "port")]
     ports: Vec<String>,
     /// Fail mode: secure or standalone.
@@ -81,10 +83,15 @@ struct Args {
 }
 
 fn parse_port_flag(s: &str) -> Result<PortConfig> {
-    let (mut local, mut remote) = (None, None);
+    let (mut local, mut remote, mut xdp_mode) = (None, None, None);
     let (rest, kind) = match s.split_once(':') {
         Some((r, "afpacket")) => (r, PortType::Afpacket),
         Some((r, "tap")) => (r, PortType::Tap),
+        Some((r, "afxdp")) => (r, PortType::Afxdp),
+        Some((r, t)) if t.starts_with("afxdp:") => {
+            xdp_mode = Some(t["afxdp:".len()..].to_string());
+            (r, PortType::Afxdp)
+        }
         Some((r, t)) if t.starts_with("vxlan:") => {
             let ends = &t["vxlan:".len()..];
             let (rem, loc) = match ends.split_once(',') {
@@ -96,7 +103,9 @@ fn parse_port_flag(s: &str) -> Result<PortConfig> {
             (r, PortType::Vxlan)
         }
         Some((_, t)) => {
-            anyhow::bail!("--port {s}: type `{t}` is not afpacket, tap or vxlan:REMOTE[,LOCAL]")
+            anyhow::bail!(
+                "--port {s}: type `{t}` is not afpacket, afxdp[:MODE], tap or vxlan:REMOTE[,LOCAL]"
+            )
         }
         None => (s, PortType::Afpacket),
     };
@@ -114,7 +123,36 @@ fn parse_port_flag(s: &str) -> Result<PortConfig> {
         port_type: kind,
         local,
         remote,
+        xdp_mode,
     })
+}
+
+/// Opens an `afxdp` port (validated config: the mode name is known).
+#[cfg(feature = "afxdp")]
+pub(crate) fn open_afxdp(cfg: &PortConfig) -> Result<Box<dyn fuxi_dataplane::port::Port>> {
+    use fuxi_dataplane::port::afxdp::{AfXdpConfig, AfXdpPort, XdpMode};
+    let mode = match cfg.xdp_mode.as_deref() {
+        None => XdpMode::BestEffort,
+        Some(m) => XdpMode::parse(m).with_context(|| format!("unknown xdp_mode `{m}`"))?,
+    };
+    let xc = AfXdpConfig {
+        mode,
+        ..AfXdpConfig::default()
+    };
+    let p = AfXdpPort::open_with(&cfg.name, &xc)
+        .with_context(|| format!("port {}: cannot open AF_XDP ({mode})", cfg.name))?;
+    tracing::info!(port = %cfg.name, mode = %p.mode(), "AF_XDP socket bound");
+    Ok(Box::new(p))
+}
+
+/// Without the `afxdp` feature there are no AF_XDP ports (config validation says so
+/// first; this is for ports added at runtime).
+#[cfg(not(feature = "afxdp"))]
+pub(crate) fn open_afxdp(cfg: &PortConfig) -> Result<Box<dyn fuxi_dataplane::port::Port>> {
+    anyhow::bail!(
+        "port {}: afxdp ports need fuxi-switchd built with `--features afxdp`",
+        cfg.name
+    )
 }
 
 fn load_config(args: &Args) -> Result<config::Config> {
@@ -374,5 +412,12 @@ mod tests {
         assert_eq!(p.remote.as_deref(), Some("[fd00::2]:4790"));
         assert_eq!(p.local.as_deref(), Some("10.0.0.1:4790"));
         assert!(parse_port_flag("x:gre").is_err());
+        let p = parse_port_flag("s2=2:afxdp").unwrap();
+        assert_eq!(
+            (p.ofport, p.port_type, p.xdp_mode),
+            (2, PortType::Afxdp, None)
+        );
+        let p = parse_port_flag("s2:afxdp:generic").unwrap();
+        assert_eq!(p.xdp_mode.as_deref(), Some("generic"));
     }
 }

@@ -10,7 +10,8 @@
 //! - `{"cmd":"show"}` → bridge, datapath id, ports, flows per table (non-empty only)
 //! - `{"cmd":"list-ports"}` → ports with numbers, types, link state, counters
 //! - `{"cmd":"add-port","name":"veth3","ofport":3,"type":"afpacket"}` (ofport, type optional;
-//!   type `vxlan` takes `"remote":"IP[:PORT]"` and optionally `"local":"IP[:PORT]"`)
+//!   type `vxlan` takes `"remote":"IP[:PORT]"` and optionally `"local":"IP[:PORT]"`;
+//!   type `afxdp` optionally `"xdp_mode"`: best-effort, native-with-zerocopy, native, generic)
 //! - `{"cmd":"del-port","name":"veth3"}`
 //! - `{"cmd":"trace","flow":"in_port=1,tcp,nw_dst=10.0.0.2,tp_dst=80"}` → `"text"`: table by
 //!   table which flow matched and its actions, then the final flow and the datapath
@@ -127,7 +128,8 @@ fn handle_inner(sw: &Switch, line: &str) -> Result<Value> {
                 "afpacket" => PortType::Afpacket,
                 "tap" => PortType::Tap,
                 "vxlan" => PortType::Vxlan,
-                t => anyhow::bail!("type `{t}` is not afpacket, tap or vxlan"),
+                "afxdp" => PortType::Afxdp,
+                t => anyhow::bail!("type `{t}` is not afpacket, afxdp, tap or vxlan"),
             };
             let ofport = match req["ofport"].as_u64() {
                 Some(n) => u32::try_from(n).context("ofport too large")?,
@@ -142,7 +144,16 @@ fn handle_inner(sw: &Switch, line: &str) -> Result<Value> {
                 port_type: kind,
                 local: req["local"].as_str().map(str::to_string),
                 remote: req["remote"].as_str().map(str::to_string),
+                xdp_mode: req["xdp_mode"].as_str().map(str::to_string),
             };
+            if let Some(m) = &pc.xdp_mode
+                && (kind != PortType::Afxdp || !crate::config::XDP_MODES.contains(&m.as_str()))
+            {
+                anyhow::bail!(
+                    "\"xdp_mode\" `{m}`: only for afxdp ports, one of {:?}",
+                    crate::config::XDP_MODES
+                );
+            }
             if kind == PortType::Vxlan {
                 let remote = pc
                     .remote

@@ -1,6 +1,7 @@
 //! Integration tests of `fuxi-switchd`: the real daemon binary, driven by the real
 //! `ovs-ofctl -O OpenFlow13` (Open vSwitch 3.1) and by traffic between network namespaces.
 //!
+//! - `afxdp` (cargo feature `afxdp`): the same traffic through AF_XDP ports. Needs root.
 //! - [`util`]: starting the daemon on a free port, running ovs-ofctl, namespaces.
 //! - [`metrics`]: Prometheus `/metrics` (format, HTTP errors, counters under traffic).
 //! - [`mgmt`]: the management socket (JSON lines and OpenFlow).
@@ -9,6 +10,8 @@
 //!   table-miss to the controller. Needs root; skipped (with a message) otherwise.
 //! - [`vxlan`]: two switches joined by a VXLAN tunnel carry TUNNEL_ID. Needs root.
 
+#[cfg(feature = "afxdp")]
+mod afxdp;
 mod metrics;
 mod mgmt;
 mod ofctl;
