@@ -4,6 +4,11 @@
 //! every barrier, before its reply), then writes its replies. Asynchronous messages
 //! (packet-in, flow-removed, port-status) come through a broadcast channel and are
 //! filtered per connection by role and async config.
+//!
+//! A packet-in cut shorter than its packet keeps the whole packet in the switch's
+//! [`PacketBuffers`] (one pool for all connections, as Open vSwitch's pktbuf): the
+//! controller gets the cut data and a buffer id, and a PACKET_OUT or FLOW_MOD naming that id
+//! applies to the whole packet.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -18,6 +23,7 @@ use fuxi_dataplane::pipeline::{
     self as pl, Band, FlowRemoved, GroupType, Pipeline, PortState, RemovedReason,
 };
 use fuxi_openflow::consts::*;
+use fuxi_openflow::msg::FlowModCommand;
 use fuxi_openflow::msg::bundle::BundleCtrlType;
 use fuxi_openflow::msg::table_features::{FeatureId, OxmId, TableFeatureProp, TableFeatures};
 use fuxi_openflow::msg::{self, MultipartReplyBody as RB, MultipartRequestBody as QB};
@@ -31,12 +37,98 @@ use crate::datapath::{Ports, nanos_since};
 /// Something every connection may have to tell its controller.
 #[derive(Clone, Debug)]
 pub enum AsyncEvent {
-    /// A packet for the controller.
-    PacketIn(Arc<PacketInEvent>),
+    /// A packet for the controller, and the buffer that keeps it (OFP_NO_BUFFER: none; the
+    /// whole packet goes to the controller).
+    PacketIn(Arc<PacketInEvent>, u32),
     /// A flow left its table with SEND_FLOW_REM.
     FlowRemoved(Arc<FlowRemoved>),
     /// A port was added, removed or changed.
     PortStatus(u8, Arc<msg::Port>),
+}
+
+/// Buffers a switch keeps for packet-ins (Open vSwitch: 256).
+pub const N_BUFFERS: usize = 256;
+/// Low bits of a buffer id: the slot; the bits above: the slot's cookie.
+const BUFFER_BITS: u32 = 8;
+/// A cookie never reaches this, so no buffer id is OFP_NO_BUFFER.
+const BUFFER_COOKIE_MAX: u32 = (1 << (32 - BUFFER_BITS)) - 1;
+/// How long a buffered packet waits for its controller (Open vSwitch: 5 s). Until then
+/// its slot is not reused; after it the id is unknown.
+pub const BUFFER_TIMEOUT_NS: u64 = 5_000_000_000;
+
+/// A packet kept for a packet-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buffered {
+    /// The whole packet.
+    pub data: Vec<u8>,
+    /// Port it came in on.
+    pub in_port: u32,
+}
+
+#[derive(Debug, Default)]
+struct BufferSlot {
+    cookie: u32,
+    packet: Option<Buffered>,
+    stored: u64,
+}
+
+/// The switch's packet buffers: a ring of [`N_BUFFERS`] slots. An id is the slot number
+/// in the low 8 bits and the slot's cookie (bumped on every store) above, so an id of a
+/// slot that has been reused since is told apart from the current one. No I/O and no
+/// clock: times are arguments (ns on the daemon's clock).
+#[derive(Debug)]
+pub struct PacketBuffers {
+    slots: Vec<BufferSlot>,
+    next: usize,
+}
+
+impl Default for PacketBuffers {
+    fn default() -> Self {
+        PacketBuffers {
+            slots: (0..N_BUFFERS).map(|_| BufferSlot::default()).collect(),
+            next: 0,
+        }
+    }
+}
+
+impl PacketBuffers {
+    /// Keeps `packet`; returns its buffer id, or OFP_NO_BUFFER when the next slot still
+    /// holds a packet younger than [`BUFFER_TIMEOUT_NS`] (then the controller gets the
+    /// whole packet instead).
+    pub fn store(&mut self, packet: Buffered, now: u64) -> u32 {
+        let idx = self.next;
+        let busy =
+            |s: &BufferSlot| s.packet.is_some() && now.saturating_sub(s.stored) < BUFFER_TIMEOUT_NS;
+        if busy(&self.slots[idx]) {
+            return OFP_NO_BUFFER;
+        }
+        self.next = (idx + 1) % N_BUFFERS;
+        let slot = &mut self.slots[idx];
+        slot.cookie = if slot.cookie + 1 >= BUFFER_COOKIE_MAX {
+            0
+        } else {
+            slot.cookie + 1
+        };
+        slot.packet = Some(packet);
+        slot.stored = now;
+        (slot.cookie << BUFFER_BITS) | idx as u32
+    }
+
+    /// Takes the packet `id` names. BUFFER_EMPTY when it was taken already; BUFFER_UNKNOWN
+    /// when the id was never given, its slot has been reused, or it expired.
+    pub fn take(&mut self, id: u32, now: u64) -> Result<Buffered, ErrorCode> {
+        let slot = &mut self.slots[(id & ((1 << BUFFER_BITS) - 1)) as usize];
+        if id == OFP_NO_BUFFER || slot.cookie != id >> BUFFER_BITS || slot.stored == 0 {
+            return Err(ErrorCode::BAD_REQUEST_BUFFER_UNKNOWN);
+        }
+        let Some(p) = slot.packet.take() else {
+            return Err(ErrorCode::BAD_REQUEST_BUFFER_EMPTY);
+        };
+        if now.saturating_sub(slot.stored) >= BUFFER_TIMEOUT_NS {
+            return Err(ErrorCode::BAD_REQUEST_BUFFER_UNKNOWN);
+        }
+        Ok(p)
+    }
 }
 
 /// Roles as stored per connection.
@@ -68,6 +160,8 @@ pub struct Switch {
     publish_clock: Mutex<(Instant, Duration)>,
     /// Wakes the deferred publisher.
     publisher: tokio::sync::Notify,
+    /// Packets kept for packet-ins.
+    buffers: Mutex<PacketBuffers>,
 }
 
 impl Switch {
@@ -86,6 +180,7 @@ impl Switch {
             next_conn: AtomicU64::new(1),
             publish_clock: Mutex::new((Instant::now(), Duration::ZERO)),
             publisher: tokio::sync::Notify::new(),
+            buffers: Mutex::new(PacketBuffers::default()),
         }
     }
 
@@ -209,6 +304,35 @@ impl Switch {
         }
     }
 
+    /// Sends a packet-in to every connection, keeping the packet in a buffer when the
+    /// packet-in carries less than all of it.
+    pub fn packet_in(&self, ev: PacketInEvent) {
+        let cut = ev.max_len != OFPCML_NO_BUFFER && usize::from(ev.max_len) < ev.data.len();
+        let buffer_id = if cut {
+            let b = Buffered {
+                data: ev.data.clone(),
+                in_port: ev.in_port,
+            };
+            self.buffers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .store(b, self.now().max(1))
+        } else {
+            OFP_NO_BUFFER
+        };
+        let _ = self
+            .events
+            .send(AsyncEvent::PacketIn(Arc::new(ev), buffer_id));
+    }
+
+    /// Takes the buffered packet `id` names (see [`PacketBuffers::take`]).
+    pub fn take_buffer(&self, id: u32) -> Result<Buffered, ErrorCode> {
+        self.buffers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(id, self.now().max(1))
+    }
+
     /// Runs a packet-out: `actions` on `data` as if received on `in_port`.
     pub fn packet_out(&self, in_port: u32, actions: &[fuxi_openflow::Action], data: &[u8]) {
         self.publish_now();
@@ -229,7 +353,7 @@ impl Switch {
             }
         }
         for (reason, max_len, table_id, cookie, data) in rec.packet_ins {
-            let ev = PacketInEvent {
+            self.packet_in(PacketInEvent {
                 reason,
                 max_len,
                 table_id,
@@ -237,8 +361,7 @@ impl Switch {
                 in_port,
                 tunnel_id: 0,
                 data,
-            };
-            let _ = self.events.send(AsyncEvent::PacketIn(Arc::new(ev)));
+            });
         }
     }
 }
@@ -487,7 +610,7 @@ impl Conn {
             Message::FeaturesRequest => {
                 let f = msg::SwitchFeatures {
                     datapath_id: sw.cfg.datapath_id,
-                    n_buffers: 0,
+                    n_buffers: N_BUFFERS as u32,
                     n_tables: N_TABLES_U8,
                     auxiliary_id: 0,
                     capabilities: 0x1 | 0x2 | 0x4 | 0x8,
@@ -515,8 +638,23 @@ impl Conn {
                 match r {
                     Ok(removed) => {
                         sw.flows_removed(removed);
-                        if fm.buffer_id != OFP_NO_BUFFER {
-                            self.error(bytes, ErrorCode::BAD_REQUEST_BUFFER_UNKNOWN, "no buffers");
+                        // The buffered packet goes through the tables, the new flow
+                        // included (spec §6.4; OFPP_TABLE). Deletes ignore buffer_id.
+                        let adds = !matches!(
+                            fm.command,
+                            FlowModCommand::Delete | FlowModCommand::DeleteStrict
+                        );
+                        if adds && fm.buffer_id != OFP_NO_BUFFER {
+                            match sw.take_buffer(fm.buffer_id) {
+                                Ok(b) => {
+                                    let table = fuxi_openflow::Action::Output {
+                                        port: OFPP_TABLE,
+                                        max_len: 0,
+                                    };
+                                    sw.packet_out(b.in_port, &[table], &b.data);
+                                }
+                                Err(c) => self.error(bytes, c, "buffer"),
+                            }
                         }
                     }
                     Err(c) => self.error(bytes, c, "flow-mod refused"),
@@ -540,14 +678,18 @@ impl Conn {
                 }
             }
             Message::PacketOut(po) => {
-                if po.buffer_id != OFP_NO_BUFFER {
-                    self.error(bytes, ErrorCode::BAD_REQUEST_BUFFER_UNKNOWN, "no buffers");
-                } else if !(po.in_port <= OFPP_MAX
+                if !(po.in_port <= OFPP_MAX
                     || matches!(po.in_port, OFPP_CONTROLLER | OFPP_LOCAL | OFPP_ANY))
                 {
                     self.error(bytes, ErrorCode::BAD_REQUEST_BAD_PORT, "bad in_port");
-                } else {
+                } else if po.buffer_id == OFP_NO_BUFFER {
                     sw.packet_out(po.in_port, &po.actions, &po.data);
+                } else {
+                    // The buffered packet instead of `data` (which should be empty).
+                    match sw.take_buffer(po.buffer_id) {
+                        Ok(b) => sw.packet_out(po.in_port, &po.actions, &b.data),
+                        Err(c) => self.error(bytes, c, "buffer"),
+                    }
                 }
             }
             Message::BarrierRequest => {
@@ -1003,7 +1145,7 @@ impl Conn {
     pub fn on_event(&mut self, ev: &AsyncEvent) {
         let slot = usize::from(self.is_slave());
         match ev {
-            AsyncEvent::PacketIn(pi) => {
+            AsyncEvent::PacketIn(pi, buffer_id) => {
                 if self.async_cfg.packet_in_mask[slot] & (1 << (pi.reason as u32)) == 0 {
                     return;
                 }
@@ -1021,14 +1163,16 @@ impl Conn {
                 );
                 m.fields
                     .insert(0, fuxi_openflow::Oxm::in_port(pi.in_port).into());
-                let max = if pi.max_len == OFPCML_NO_BUFFER {
+                // Cut to max_len only when the rest is kept in a buffer (spec §7.4.1: an
+                // unbuffered packet-in carries the whole packet).
+                let max = if *buffer_id == OFP_NO_BUFFER {
                     pi.data.len()
                 } else {
                     usize::from(pi.max_len)
                 };
                 let data = pi.data[..pi.data.len().min(max)].to_vec();
                 let p = msg::PacketIn {
-                    buffer_id: OFP_NO_BUFFER,
+                    buffer_id: *buffer_id,
                     total_len: pi.data.len().min(65535) as u16,
                     reason: pi.reason as u8,
                     table_id: pi.table_id,
@@ -1144,4 +1288,82 @@ where
     }
     let _ = wr.shutdown().await;
     tracing::info!(%peer, conn = conn.id, "OpenFlow connection down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(b: u8) -> Buffered {
+        Buffered {
+            data: vec![b; 100],
+            in_port: u32::from(b),
+        }
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_buffer_is_taken_once_then_empty() {
+        let mut b = PacketBuffers::default();
+        let id = b.store(pkt(1), S);
+        assert_ne!(id, OFP_NO_BUFFER);
+        assert_eq!(b.take(id, 2 * S), Ok(pkt(1)));
+        assert_eq!(b.take(id, 2 * S), Err(ErrorCode::BAD_REQUEST_BUFFER_EMPTY));
+    }
+
+    #[test]
+    fn unknown_reused_and_expired_ids_are_unknown() {
+        let mut b = PacketBuffers::default();
+        let unknown = ErrorCode::BAD_REQUEST_BUFFER_UNKNOWN;
+        assert_eq!(b.take(0, S), Err(unknown));
+        assert_eq!(b.take(7, S), Err(unknown));
+        assert_eq!(b.take(OFP_NO_BUFFER, S), Err(unknown));
+        let first = b.store(pkt(1), S);
+        assert_eq!(b.take(first ^ (1 << BUFFER_BITS), S), Err(unknown));
+        // Expired: the packet is gone, and its id unknown.
+        assert_eq!(b.take(first, S + BUFFER_TIMEOUT_NS), Err(unknown));
+        // Every other slot, then the first slot comes round again.
+        let later = 10 * S;
+        let ids: Vec<u32> = (1..N_BUFFERS)
+            .map(|i| b.store(pkt(i as u8), later))
+            .collect();
+        assert!(ids.iter().all(|&i| i != OFP_NO_BUFFER));
+        // The first slot has come round again: same slot, new cookie.
+        let again = b.store(pkt(9), later + BUFFER_TIMEOUT_NS);
+        assert_eq!(again & 0xff, first & 0xff);
+        assert_ne!(again, first);
+        assert_eq!(b.take(first, later + BUFFER_TIMEOUT_NS), Err(unknown));
+        assert_eq!(b.take(again, later + BUFFER_TIMEOUT_NS), Ok(pkt(9)));
+    }
+
+    #[test]
+    fn a_full_pool_buffers_nothing_until_packets_expire() {
+        let mut b = PacketBuffers::default();
+        let ids: Vec<u32> = (0..N_BUFFERS).map(|i| b.store(pkt(i as u8), S)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), N_BUFFERS);
+        assert_eq!(b.store(pkt(1), S + 1), OFP_NO_BUFFER);
+        // A taken buffer frees its slot at once... but only the next slot in the ring
+        // is tried, as Open vSwitch does.
+        assert_eq!(b.take(ids[0], S + 2), Ok(pkt(0)));
+        let id = b.store(pkt(2), S + 3);
+        assert_eq!(id & 0xff, 0);
+        assert_eq!(b.store(pkt(3), S + 4), OFP_NO_BUFFER);
+        assert_ne!(b.store(pkt(4), S + BUFFER_TIMEOUT_NS), OFP_NO_BUFFER);
+        assert_eq!(b.take(ids[3], S + 2), Ok(pkt(3)));
+    }
+
+    #[test]
+    fn cookies_wrap_without_making_no_buffer() {
+        let mut b = PacketBuffers::default();
+        b.slots[N_BUFFERS - 1].cookie = BUFFER_COOKIE_MAX - 1;
+        b.next = N_BUFFERS - 1;
+        let id = b.store(pkt(1), S);
+        assert_ne!(id, OFP_NO_BUFFER);
+        assert_eq!(id, N_BUFFERS as u32 - 1);
+        assert_eq!(b.take(id, S), Ok(pkt(1)));
+    }
 }

@@ -22,7 +22,7 @@ use fuxi_dataplane::engine::Engine;
 use fuxi_dataplane::pipeline::{Pipeline, PortState};
 use fuxi_openflow::msg::port::OFPPR_MODIFY;
 
-use crate::agent::{AsyncEvent, Switch};
+use crate::agent::Switch;
 use crate::config::{FileConfig, PortConfig, PortType};
 use crate::datapath::{DatapathCtx, PortSlot, Ports};
 
@@ -259,7 +259,7 @@ fn run(args: Args) -> Result<()> {
         let s = sw.clone();
         tokio::spawn(async move {
             while let Some(pi) = pi_rx.recv().await {
-                let _ = s.events.send(AsyncEvent::PacketIn(Arc::new(pi)));
+                s.packet_in(pi);
             }
         });
         tokio::spawn(sw.clone().run_publisher());
