@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use crate::util::*;
 
 fn setup(tag: &str, mode: Option<&str>) -> Option<(Topo, Switchd)> {
-    if !is_root() {
-        eprintln!("skipped: AF_XDP tests need root");
+    if !root_or_skip() {
         return None;
     }
     let topo = Topo::new(tag, 2);

@@ -7,11 +7,16 @@
 //! - [`mgmt`]: the management socket (JSON lines and OpenFlow).
 //! - [`ofctl`]: every ovs-ofctl verb the switch must answer, output parsed and checked.
 //! - [`traffic`]: hosts in namespaces on veth ports; forwarding, drop, rewrite, VLAN push,
-//!   table-miss to the controller. Needs root; skipped (with a message) otherwise.
+//!   table-miss to the controller. Needs root.
+//! - [`buffers`]: packet-ins with buffer ids; packet-out and flow-mod by buffer id. Needs root.
 //! - [`vxlan`]: two switches joined by a VXLAN tunnel carry TUNNEL_ID. Needs root.
+//!
+//! Tests that need root fail when not run as root, unless `FUXI_SKIP_ROOT_TESTS=1` is set:
+//! then they print a SKIPPED line and pass (see `util::root_or_skip`).
 
 #[cfg(feature = "afxdp")]
 mod afxdp;
+mod buffers;
 mod metrics;
 mod mgmt;
 mod ofctl;

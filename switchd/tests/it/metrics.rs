@@ -182,8 +182,7 @@ fn metrics_parse_and_follow_flows_and_http_errors() {
 
 #[test]
 fn metrics_count_traffic_per_port_and_cache_level() {
-    if !is_root() {
-        eprintln!("skipped: traffic tests need root");
+    if !root_or_skip() {
         return;
     }
     let topo = Topo::with_prefix("fxsm", "mx", 2);

@@ -8,23 +8,9 @@ use fuxi_openflow::Message;
 
 use crate::util::*;
 
-fn setup(tag: &str, n: usize) -> Option<(Topo, Switchd)> {
-    if !is_root() {
-        eprintln!("skipped: traffic tests need root");
-        return None;
-    }
-    let topo = Topo::new(tag, n);
-    let ports: Vec<String> = (1..=n)
-        .flat_map(|i| ["--port".into(), format!("s{i}={i}")])
-        .collect();
-    let args: Vec<&str> = ports.iter().map(String::as_str).collect();
-    let sd = Switchd::start_in(Some(&topo.sw), &args);
-    Some((topo, sd))
-}
-
 #[test]
 fn forwarding_counters_and_a_drop_flow() {
-    let Some((topo, sd)) = setup("fw", 2) else {
+    let Some((topo, sd)) = setup_switch("fw", 2) else {
         return;
     };
     let ns = Some(topo.sw.as_str());
@@ -69,7 +55,7 @@ fn forwarding_counters_and_a_drop_flow() {
 
 #[test]
 fn set_field_rewrites_the_destination() {
-    let Some((topo, sd)) = setup("sf", 2) else {
+    let Some((topo, sd)) = setup_switch("sf", 2) else {
         return;
     };
     let ns = Some(topo.sw.as_str());
@@ -100,7 +86,7 @@ fn set_field_rewrites_the_destination() {
 
 #[test]
 fn push_vlan_is_seen_tagged_by_the_receiver() {
-    let Some((topo, sd)) = setup("vl", 2) else {
+    let Some((topo, sd)) = setup_switch("vl", 2) else {
         return;
     };
     let ns = Some(topo.sw.as_str());
@@ -150,7 +136,7 @@ fn push_vlan_is_seen_tagged_by_the_receiver() {
 
 #[test]
 fn packet_out_leaves_the_port() {
-    let Some((topo, sd)) = setup("po", 2) else {
+    let Some((topo, sd)) = setup_switch("po", 2) else {
         return;
     };
     let ns = Some(topo.sw.as_str());
@@ -208,7 +194,7 @@ fn packet_out_leaves_the_port() {
 
 #[test]
 fn table_miss_to_controller_sends_packet_in() {
-    let Some((topo, sd)) = setup("pi", 2) else {
+    let Some((topo, sd)) = setup_switch("pi", 2) else {
         return;
     };
     let ns = Some(topo.sw.as_str());
@@ -254,7 +240,7 @@ fn tx_pkts(ns: Option<&str>, t: &str, port: u32) -> u64 {
 
 #[test]
 fn link_down_sends_port_status_and_fails_over() {
-    let Some((topo, sd)) = setup("ff", 3) else {
+    let Some((topo, sd)) = setup_switch("ff", 3) else {
         return;
     };
     let ns = Some(topo.sw.as_str());
@@ -310,8 +296,7 @@ fn link_down_sends_port_status_and_fails_over() {
 #[test]
 fn ports_added_and_removed_at_runtime_through_the_management_socket() {
     use std::io::BufRead;
-    if !is_root() {
-        eprintln!("skipped: traffic tests need root");
+    if !root_or_skip() {
         return;
     }
     let topo = Topo::new("rt", 2);
@@ -368,7 +353,7 @@ fn ports_added_and_removed_at_runtime_through_the_management_socket() {
 
 #[test]
 fn table_miss_reaches_ovs_ofctl_monitor() {
-    let Some((topo, sd)) = setup("mo", 2) else {
+    let Some((topo, sd)) = setup_switch("mo", 2) else {
         return;
     };
     let ns = Some(topo.sw.as_str());
@@ -414,7 +399,7 @@ fn table_miss_reaches_ovs_ofctl_monitor() {
 
 #[test]
 fn select_group_spreads_flows_over_its_buckets() {
-    let Some((topo, sd)) = setup("sg", 3) else {
+    let Some((topo, sd)) = setup_switch("sg", 3) else {
         return;
     };
     let ns = Some(topo.sw.as_str());

@@ -179,6 +179,43 @@ pub fn packets_of(dump: &str, needle: &str) -> Option<u64> {
     v.split(',').next()?.trim().parse().ok()
 }
 
+/// Whether a test that needs root (network namespaces, veth pairs, packet sockets) may
+/// run. As root: true. Otherwise the test fails, saying so, unless the environment sets
+/// `FUXI_SKIP_ROOT_TESTS=1`: then it prints a loud SKIPPED line and this returns false
+/// (the caller returns, and the harness reports a pass).
+pub fn root_or_skip() -> bool {
+    if is_root() {
+        return true;
+    }
+    // The test harness names each test's thread after the test.
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("this test");
+    if std::env::var("FUXI_SKIP_ROOT_TESTS").is_ok_and(|v| v == "1") {
+        eprintln!("*** SKIPPED {test}: needs root (FUXI_SKIP_ROOT_TESTS=1) ***");
+        return false;
+    }
+    panic!(
+        "{test} needs root (network namespaces, veth pairs, packet sockets): run the tests \
+         as root, or set FUXI_SKIP_ROOT_TESTS=1 to skip the tests that need it"
+    );
+}
+
+/// The switch namespace topology of [`Topo::new`] with `n` hosts and fuxi-switchd running
+/// in it on ports `s1=1 .. sN=N`; None when the test is skipped (see [`root_or_skip`]).
+pub fn setup_switch(tag: &str, n: usize) -> Option<(Topo, Switchd)> {
+    if !root_or_skip() {
+        return None;
+    }
+    let topo = Topo::new(tag, n);
+    let ports: Vec<String> = (1..=n)
+        .flat_map(|i| ["--port".into(), format!("s{i}={i}")])
+        .collect();
+    let args: Vec<&str> = ports.iter().map(String::as_str).collect();
+    let sd = Switchd::start_in(Some(&topo.sw), &args);
+    Some((topo, sd))
+}
+
+/// Whether this process runs as root.
 pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -326,4 +363,151 @@ pub fn watch_controller<T: Send + 'static>(
         .map_err(|e| e.to_string())
         .and_then(|r| r)
     })
+}
+
+/// A raw OpenFlow 1.3 connection to a switch, for tests that play the controller: HELLO
+/// sent on connect; messages sent and awaited one by one.
+pub struct OfConn {
+    s: std::net::TcpStream,
+    f: fuxi_openflow::Framer,
+}
+
+impl OfConn {
+    /// Connects to 127.0.0.1:`port` inside namespace `ns` (here if none).
+    pub fn connect(ns: Option<&str>, port: u16) -> OfConn {
+        let s = match ns {
+            None => std::net::TcpStream::connect(("127.0.0.1", port)),
+            Some(ns) => fuxi_dataplane::port::netns::run_in(ns, move || {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+            })
+            .expect("enter the namespace"),
+        }
+        .expect("connect to the switch");
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut c = OfConn {
+            s,
+            f: fuxi_openflow::Framer::new(),
+        };
+        c.send(
+            1,
+            &fuxi_openflow::Message::Hello(fuxi_openflow::msg::Hello::ofp13()),
+        );
+        c
+    }
+
+    /// Sends `m` with `xid`.
+    pub fn send(&mut self, xid: u32, m: &fuxi_openflow::Message) {
+        self.send_raw(&m.to_vec(xid));
+    }
+
+    /// Sends bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.s.write_all(bytes).expect("send to the switch");
+    }
+
+    /// Reads messages until `pick` returns a value for one (given its xid); panics after
+    /// 10 s or when the switch closes the connection.
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(u32, fuxi_openflow::Message) -> Option<T>,
+    ) -> T {
+        use std::io::Read;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            while let Some(fr) = self.f.next_frame().expect("framing") {
+                let (h, m) = fuxi_openflow::Message::decode(&fr).expect("decode");
+                if let Some(v) = pick(h.xid, m) {
+                    return v;
+                }
+            }
+            assert!(Instant::now() < deadline, "no {what} within 10 s");
+            match self.s.read(&mut buf) {
+                Ok(0) => panic!("the switch closed the connection waiting for {what}"),
+                Ok(n) => self.f.push(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Sends a barrier and returns every message that came before its reply (xid, message).
+    pub fn barrier(&mut self, xid: u32) -> Vec<(u32, fuxi_openflow::Message)> {
+        self.send(xid, &fuxi_openflow::Message::BarrierRequest);
+        let mut seen = Vec::new();
+        self.wait_for("barrier reply", |x, m| {
+            if x == xid && m == fuxi_openflow::Message::BarrierReply {
+                return Some(());
+            }
+            seen.push((x, m));
+            None
+        });
+        seen
+    }
+}
+
+/// The error code of the ERROR with `xid` among `msgs`, if any.
+pub fn error_for(
+    msgs: &[(u32, fuxi_openflow::Message)],
+    xid: u32,
+) -> Option<fuxi_openflow::ErrorCode> {
+    msgs.iter().find_map(|(x, m)| match m {
+        fuxi_openflow::Message::Error(e) if *x == xid => Some(e.code),
+        _ => None,
+    })
+}
+
+/// tcpdump on interface `dev` inside namespace `ns`: text lines (`-e -n`) of the first
+/// `count` packets matching `filter`, written to a file until [`Capture::lines`].
+pub struct Capture {
+    child: Child,
+    path: std::path::PathBuf,
+}
+
+impl Capture {
+    /// Starts the capture and waits until tcpdump listens.
+    pub fn start(ns: &str, dev: &str, count: usize, filter: &str) -> Capture {
+        let path = std::env::temp_dir().join(format!(
+            "fxsw-cap-{}-{ns}-{}.txt",
+            std::process::id(),
+            free_port()
+        ));
+        let err = path.with_extension("err");
+        let child = Command::new("ip")
+            .args([
+                "netns", "exec", ns, "timeout", "15", "tcpdump", "-l", "-e", "-n",
+            ])
+            .args(["-c", &count.to_string(), "-i", dev, filter])
+            .stdout(std::fs::File::create(&path).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("run tcpdump");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(&err).is_ok_and(|s| s.contains("listening on")) {
+            assert!(Instant::now() < deadline, "tcpdump did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = std::fs::remove_file(&err);
+        Capture { child, path }
+    }
+
+    /// Waits (at most until tcpdump's 15 s timeout) for the packets and returns the lines.
+    pub fn lines(mut self) -> Vec<String> {
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -105,8 +105,7 @@ fn program(ns: &str, target: &str, out: u32, accept: u32) {
 
 #[test]
 fn vxlan_between_two_switches_carries_tunnel_id() {
-    if !is_root() {
-        eprintln!("skipped: traffic tests need root");
+    if !root_or_skip() {
         return;
     }
     let t = TwoSwitches::new();
