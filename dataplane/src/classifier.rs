@@ -138,12 +138,14 @@ struct Subtable {
 struct Stage {
     mask: FlowMask,
     words: Vec<u8>,
-    /// Hash of a rule's key under `mask` → number of rules.
+    /// Hash of a rule's key under `mask` → number of rules (kept only while `only` is
+    /// `None`).
     counts: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
     /// `Some(v)` while every rule the subtable ever held has the value `v` under `mask` (a
     /// table of IPv4 routes: every rule has eth_type 0x800): the stage is then checked by
-    /// comparing those words, without hashing or probing `counts`. Once two values have
-    /// been seen it stays `None` (removals never make it wrong, only less useful).
+    /// comparing those words, without hashing or probing `counts`, and inserts and
+    /// removals do not touch `counts`. Once two values have been seen it stays `None`
+    /// (removals never make it wrong, only less useful).
     only: Option<FlowKey>,
 }
 
@@ -518,18 +520,27 @@ impl<T: Clone> Classifier<T> {
         let chunks = &self.chunks;
         let st = Arc::make_mut(&mut self.subtables[st_idx]);
         let first = st.prios.is_empty();
-        for stage in &mut st.stages {
+        let Subtable { stages, map, .. } = st;
+        for stage in stages.iter_mut() {
+            if first {
+                stage.only = Some(key.masked(&stage.mask));
+                continue;
+            }
+            if let Some(v) = &stage.only {
+                if key.matches_words(&stage.mask, v, &stage.words) {
+                    continue;
+                }
+                // A second value: from now on the stage is checked by its counts, which
+                // start as the count of every rule already here (all with value `v`).
+                let rules = map.values().map(|b| b.as_slice().len() as u32).sum();
+                let h = v.hash_masked(&stage.mask, &stage.words);
+                stage.counts.insert(h, rules);
+                stage.only = None;
+            }
             *stage
                 .counts
                 .entry(key.hash_masked(&stage.mask, &stage.words))
                 .or_default() += 1;
-            if first {
-                stage.only = Some(key.masked(&stage.mask));
-            } else if let Some(v) = &stage.only
-                && !key.matches_words(&stage.mask, v, &stage.words)
-            {
-                stage.only = None;
-            }
         }
         match st.map.entry(h) {
             std::collections::hash_map::Entry::Vacant(e) => {
@@ -575,7 +586,7 @@ impl<T: Clone> Classifier<T> {
         self.len -= 1;
         let st_idx = self.subtables.iter().position(|s| s.mask == rule.mask)?;
         let st = Arc::make_mut(&mut self.subtables[st_idx]);
-        for stage in &mut st.stages {
+        for stage in st.stages.iter_mut().filter(|s| s.only.is_none()) {
             let h = rule.key.hash_masked(&stage.mask, &stage.words);
             if let Some(n) = stage.counts.get_mut(&h) {
                 *n -= 1;
@@ -783,7 +794,8 @@ mod tests {
         let m = mask(&[Field::EthType, Field::IpProto]);
         let v4 = key(&[(Field::EthType, 0x800), (Field::IpProto, 6)]);
         let v6 = key(&[(Field::EthType, 0x86dd), (Field::IpProto, 6)]);
-        c.insert(&v4, &m, 10, 4);
+        let a = c.insert(&v4, &m, 10, 4);
+        c.insert(&v4, &m, 11, 5);
         // One value so far: an IPv6 packet misses at the L2 stage.
         let mut wc = FlowKey::ZERO;
         assert!(c.lookup(&v6, &mut wc).is_none());
@@ -792,11 +804,21 @@ mod tests {
         c.insert(&v6, &m, 10, 6);
         let mut wc = FlowKey::ZERO;
         assert_eq!(c.lookup(&v6, &mut wc).unwrap().1.value, 6);
-        assert_eq!(c.lookup(&v4, &mut wc).unwrap().1.value, 4);
+        assert_eq!(c.lookup(&v4, &mut wc).unwrap().1.value, 5);
         let arp = key(&[(Field::EthType, 0x806)]);
         let mut wc = FlowKey::ZERO;
         assert!(c.lookup(&arp, &mut wc).is_none());
         assert!(!wc.has_field(Field::IpProto));
+        // The counts started from both IPv4 rules: IPv4 misses at L2 only when both go.
+        c.remove(a);
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(c.lookup(&v4, &mut wc).unwrap().1.value, 5);
+        let b = c.find_exact(&v4, &m, 11).unwrap();
+        c.remove(b);
+        let mut wc = FlowKey::ZERO;
+        assert!(c.lookup(&v4, &mut wc).is_none());
+        assert!(!wc.has_field(Field::IpProto));
+        assert_eq!(c.lookup(&v6, &mut wc).unwrap().1.value, 6);
     }
 
     #[test]

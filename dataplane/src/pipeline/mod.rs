@@ -615,7 +615,9 @@ impl Pipeline {
     /// Applies a flow-mod at `now` (spec §6.4). Returns the flows it removed that asked for a
     /// flow-removed message. On error nothing changed.
     pub fn flow_mod(&mut self, fm: &FlowMod, now: Nanos) -> Result<Vec<FlowRemoved>, ErrorCode> {
-        let (key, mask) = matching::match_to_key(&fm.r#match)?;
+        let mut key = FlowKey::ZERO;
+        let mut mask = FlowKey::ZERO;
+        matching::match_to_key_into(&fm.r#match, &mut key, &mut mask)?;
         let mut removed = Vec::new();
         match fm.command {
             FlowModCommand::Add => {
