@@ -1,9 +1,10 @@
 //! Dataplane throughput, one core, in-memory ports: the five cases of issue 3.
 //!
 //! Every packet case receives 32-packet batches from a [`MemPort`] in replay mode (the
-//! frame is copied into the batch's reused buffer, as a NIC would DMA it), runs each packet
-//! through [`Datapath::process`] (parse → exact-match cache → megaflow cache → pipeline,
-//! then the actions) and counts what the sink is given. Frames are 60 bytes (64 on the wire
+//! frame is copied into the batch's reused buffer, as a NIC would DMA it), runs the batch
+//! through [`Datapath::process_batch`] (as the engine's `Worker` does: parse → exact-match
+//! cache → megaflow cache → pipeline, then the actions, for each packet) and counts what
+//! the sink is given. Frames are 60 bytes (64 on the wire
 //! with the FCS): Ethernet + IPv4 + UDP + 18 bytes of payload.
 //!
 //! - `emc_1flow`: one flow, one packet: every packet an exact-match cache hit.
@@ -130,10 +131,9 @@ impl Rig {
         self.now += 1_000;
         for pkt in self.batch.as_mut_slice() {
             touch(&mut pkt.data);
-            let meta = pkt.rx_meta(1);
-            self.dp
-                .process(p, &mut pkt.data, meta, self.now, &mut self.sink);
         }
+        self.dp
+            .process_batch(p, 1, self.batch.as_mut_slice(), self.now, &mut self.sink);
     }
 }
 
@@ -510,8 +510,71 @@ fn build(mods: &[FlowMod]) -> Pipeline {
     p
 }
 
+/// Instruction counting: `FUXI_BENCH_PROFILE=<case>:<rounds>` (case `emc_1flow`,
+/// `exact_10k`, `masks20_100k` or `slow_path`) sets the case up, runs its replay cycle twice
+/// to reach steady state, then runs `rounds` rounds in [`profiled_rounds`] and exits, before
+/// any benchmark. Under `valgrind --tool=callgrind --collect-atstart=no
+/// --toggle-collect=*profiled_rounds*` the count divided by `rounds × 32` is the
+/// instructions per packet of a round (receive, process, sink).
+fn profile_hook(_: &mut Criterion) {
+    let Ok(spec) = std::env::var("FUXI_BENCH_PROFILE") else {
+        return;
+    };
+    let (case, rounds) = spec.split_once(':').unwrap_or((&spec, "10000"));
+    let rounds: u64 = rounds.parse().unwrap_or(10_000);
+    let (p, mut rig, frames) = match case {
+        "emc_1flow" => {
+            let (p, r) = emc_1flow_setup();
+            (p, r, 1)
+        }
+        "exact_10k" => {
+            let (p, r) = exact_10k_setup();
+            (p, r, 65_536)
+        }
+        "masks20_100k" => {
+            let (p, r) = masks20_100k_setup();
+            (p, r, 65_536)
+        }
+        "slow_path" => {
+            let (p, r) = slow_path_setup();
+            (p, r, 4096)
+        }
+        _ => panic!("FUXI_BENCH_PROFILE: unknown case {case}"),
+    };
+    let slow = case == "slow_path";
+    let mut src: u32 = 0x2000_0000;
+    let mut touch = move |f: &mut [u8]| {
+        if slow {
+            src = src.wrapping_add(1);
+            f[26..30].copy_from_slice(&src.to_be_bytes());
+        }
+    };
+    for _ in 0..(2 * frames / BATCH).max(100) {
+        rig.round(&p, &mut touch);
+    }
+    let before = rig.dp.stats;
+    profiled_rounds(&p, &mut rig, rounds, &mut touch);
+    let s = rig.dp.stats;
+    eprintln!(
+        "{case}: {rounds} rounds, {} packets: {} EMC hits, {} megaflow hits, {} misses",
+        rounds * BATCH as u64,
+        s.emc_hits - before.emc_hits,
+        s.megaflow_hits - before.megaflow_hits,
+        s.misses - before.misses,
+    );
+    std::process::exit(0);
+}
+
+#[inline(never)]
+fn profiled_rounds(p: &Pipeline, rig: &mut Rig, rounds: u64, touch: &mut impl FnMut(&mut [u8])) {
+    for _ in 0..rounds {
+        rig.round(p, &mut *touch);
+    }
+}
+
 criterion_group!(
     benches,
+    profile_hook,
     flow_mod_add_1m,
     emc_1flow,
     exact_10k,

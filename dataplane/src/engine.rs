@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 use arc_swap::{ArcSwap, Guard};
 use fuxi_openflow::ErrorCode;
 
-use crate::cache::{CacheStats, Datapath};
+use crate::cache::{CacheStats, Datapath, Sinks};
 use crate::pipeline::exec::Sink;
 use crate::pipeline::{
     FlowMod, FlowRemoved, GroupMod, MeterMod, Nanos, PacketInReason, Pipeline, PortState,
@@ -406,6 +406,27 @@ impl Sink for BatchSink<'_> {
     }
 }
 
+/// The sinks of a batch: each packet's outputs carry its offload metadata.
+struct OutputSinks<'a> {
+    out: &'a mut Output,
+}
+
+impl Sinks for OutputSinks<'_> {
+    type Sink<'a>
+        = BatchSink<'a>
+    where
+        Self: 'a;
+    fn sink<'a>(&'a mut self, pkt: &Packet, in_port: u32) -> BatchSink<'a> {
+        BatchSink {
+            out: self.out,
+            in_port,
+            vnet: pkt.vnet,
+            tunnel_id: pkt.tunnel_id,
+            in_len: pkt.data.len(),
+        }
+    }
+}
+
 /// One datapath thread's engine side: its caches and its handle on the snapshot.
 #[derive(Debug)]
 pub struct Worker {
@@ -439,18 +460,13 @@ impl Worker {
     ) -> usize {
         let p = self.reader.load();
         let n = batch.len();
-        for pkt in batch.as_mut_slice() {
-            let meta = pkt.rx_meta(in_port);
-            let mut sink = BatchSink {
-                out,
-                in_port,
-                vnet: pkt.vnet,
-                tunnel_id: pkt.tunnel_id,
-                in_len: pkt.data.len(),
-            };
-            self.dp
-                .process_vnet(&p, &mut pkt.data, meta, &pkt.vnet, now, &mut sink);
-        }
+        self.dp.process_batch(
+            &p,
+            in_port,
+            batch.as_mut_slice(),
+            now,
+            &mut OutputSinks { out },
+        );
         n
     }
 

@@ -15,6 +15,17 @@ use std::fmt;
 /// Number of 64-bit words in a [`FlowKey`].
 pub const KEY_WORDS: usize = 18;
 
+/// Every bit of a word map (bit `i`: word `i`) that names a key word.
+pub const ALL_WORDS: u32 = (1 << KEY_WORDS) - 1;
+
+/// The words of an Ethernet (IPv4, TCP/UDP/SCTP) packet without metadata or tunnel id, in
+/// this order: in_port, eth_dst/type, eth_src/vid, IPv4 addresses, proto/tos/ports/pcp,
+/// ttl/frag/tcp_flags. A key whose map is inside [`COMMON_WORDS`] is hashed and compared
+/// by straight-line code over these six.
+pub const COMMON: [usize; 6] = [0, 3, 4, 5, 6, 17];
+/// [`COMMON`] as a word map.
+pub const COMMON_WORDS: u32 = 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 17;
+
 /// OFPVID_PRESENT: set in `vlan_vid` when the packet has a VLAN tag.
 pub const OFPVID_PRESENT: u16 = 0x1000;
 /// OFPVID_NONE: `vlan_vid` of an untagged packet.
@@ -343,6 +354,52 @@ impl FlowKey {
             .filter(|&i| self.w[i] != 0)
             .map(|i| i as u8)
             .collect()
+    }
+
+    /// The map of the non-zero words (bit `i`: word `i`).
+    pub fn nonzero_map(&self) -> u32 {
+        let mut m = 0;
+        for (i, &w) in self.w.iter().enumerate() {
+            m |= u32::from(w != 0) << i;
+        }
+        m
+    }
+
+    /// Word `i`, or 0 past the end.
+    #[inline(always)]
+    fn word(&self, i: u32) -> u64 {
+        self.w.get(i as usize).copied().unwrap_or(0)
+    }
+
+    /// Hash of the words in `map` (bit `i`: word `i`), the map included; every other word
+    /// is taken as zero (exact-match caches: a key whose map is a superset of its non-zero
+    /// words). Words pair up in a folded multiply each, as in [`FlowKey::hash_full`].
+    #[inline]
+    pub fn hash_map(&self, map: u32) -> u64 {
+        if map & !COMMON_WORDS == 0 {
+            // Words outside the map are zero: read the six at their places.
+            let w = &self.w;
+            let h = 0x1319_8a2e_0370_7344 ^ u64::from(map);
+            let a = fold(w[0] ^ 0xa409_3822_299f_31d0, w[3] ^ 0x082e_fa98_ec4e_6c89);
+            let b = fold(w[4] ^ 0x4528_21e6_38d0_1377, w[5] ^ 0xbe54_66cf_34e9_0c6c);
+            let c = fold(w[6] ^ 0xc0ac_29b7_c97c_50dd, w[17] ^ 0x3f84_d5b5_b547_0917);
+            return finish(h ^ a ^ b.rotate_left(21) ^ c.rotate_left(42));
+        }
+        let mut m = map & ALL_WORDS;
+        let mut h: u64 = 0x1319_8a2e_0370_7344 ^ u64::from(m);
+        while m != 0 {
+            let a = self.word(m.trailing_zeros());
+            m &= m - 1;
+            let b = if m != 0 {
+                let b = self.word(m.trailing_zeros());
+                m &= m - 1;
+                b
+            } else {
+                0
+            };
+            h = h.rotate_left(23) ^ fold(a ^ 0xa409_3822_299f_31d0, b ^ 0x082e_fa98_ec4e_6c89);
+        }
+        finish(h)
     }
 
     /// Whether every bit is zero.

@@ -4,5 +4,8 @@
 pub mod key;
 pub mod parse;
 
-pub use key::{Field, FlowKey, FlowMask, KEY_WORDS, OFPVID_NONE, OFPVID_PRESENT};
+pub use key::{
+    ALL_WORDS, COMMON, COMMON_WORDS, Field, FlowKey, FlowMask, KEY_WORDS, OFPVID_NONE,
+    OFPVID_PRESENT,
+};
 pub use parse::{Layers, Layout, Parsed, RxMeta, parse, parse_into};

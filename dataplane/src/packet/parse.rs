@@ -177,6 +177,71 @@ pub struct Parsed {
     pub key: FlowKey,
     /// Where the layers start.
     pub layout: Layout,
+    /// The key words the packet may have non-zero (bit `i`: word `i`); every other word is
+    /// zero. OVS's miniflow map: the exact-match cache hashes and compares only these. A
+    /// superset (the words of the layers the parser reached), a function of the key alone
+    /// in practice, but only its soundness matters: a word outside it is zero.
+    pub map: u32,
+}
+
+/// Key words each bit of [`Layers`] may write (bit `i` of the table: layer bit `i`).
+const LAYER_WORDS: [u32; 13] = {
+    const fn w(words: &[usize]) -> u32 {
+        let mut m = 0;
+        let mut i = 0;
+        while i < words.len() {
+            m |= 1 << words[i];
+            i += 1;
+        }
+        m
+    }
+    [
+        w(&[3, 4, 6]),                      // ETH: addresses, type, vid, pcp
+        w(&[4, 6]),                         // VLAN
+        w(&[17]),                           // QINQ: vlan_inner
+        w(&[15, 16, 17]),                   // MPLS
+        w(&[5, 7, 8]),                      // ARP
+        w(&[5, 6, 17]),                     // IPV4: addresses, proto/tos, ttl/frag
+        w(&[6, 9, 10, 11, 12, 15, 16, 17]), // IPV6
+        w(&[6, 17]),                        // TCP: ports, flags
+        w(&[6]),                            // UDP
+        w(&[6]),                            // SCTP
+        w(&[8]),                            // ICMPV4
+        w(&[7, 8, 13, 14]),                 // ICMPV6 with ND
+        w(&[16]),                           // PBB
+    ]
+};
+
+/// [`LAYER_WORDS`] for every value of 8 layer bits starting at `from`.
+const fn layer_map_table<const N: usize>(from: usize) -> [u32; N] {
+    let mut t = [0u32; N];
+    let mut v = 0;
+    while v < N {
+        let mut m = 0;
+        let mut b = 0;
+        while b < 8 && from + b < LAYER_WORDS.len() {
+            if v & (1 << b) != 0 {
+                m |= LAYER_WORDS[from + b];
+            }
+            b += 1;
+        }
+        t[v] = m;
+        v += 1;
+    }
+    t
+}
+
+static MAP_LO: [u32; 256] = layer_map_table::<256>(0);
+static MAP_HI: [u32; 32] = layer_map_table::<32>(8);
+
+/// The key words a packet that reached `layers` (with this metadata) may have non-zero.
+#[inline(always)]
+fn words_of(layers: Layers, meta: &RxMeta) -> u32 {
+    let l = usize::from(layers.0);
+    1 | (u32::from(meta.metadata != 0) << 1)
+        | (u32::from(meta.tunnel_id != 0) << 2)
+        | MAP_LO[l & 0xff]
+        | MAP_HI[(l >> 8) & 0x1f]
 }
 
 #[inline(always)]
@@ -230,6 +295,12 @@ pub fn parse(packet: &[u8], meta: RxMeta) -> Parsed {
 /// [`parse`] into a caller-owned [`Parsed`] (overwritten entirely).
 #[inline]
 pub fn parse_into(packet: &[u8], meta: RxMeta, out: &mut Parsed) {
+    parse_layers(packet, &meta, out);
+    out.map = words_of(out.layout.layers, &meta);
+}
+
+#[inline(always)]
+fn parse_layers(packet: &[u8], meta: &RxMeta, out: &mut Parsed) {
     // Offsets are u16: only the first 64 KiB can hold headers.
     let p = &packet[..packet.len().min(usize::from(u16::MAX))];
     out.key = FlowKey::ZERO;
@@ -330,6 +401,7 @@ fn set_ip_proto(key: &mut FlowKey, proto: u8) {
     *w = (*w & !(0xff << 24)) | (u64::from(proto) << 24);
 }
 
+#[inline]
 fn parse_ipv4(p: &[u8], l3: usize, key: &mut FlowKey, lay: &mut Layout) {
     let Some(h) = arr::<20>(p, l3) else { return };
     let ihl = usize::from(h[0] & 0x0f) * 4;

@@ -27,6 +27,24 @@ pub trait Sink {
     );
 }
 
+impl<T: Sink + ?Sized> Sink for &mut T {
+    #[inline(always)]
+    fn output(&mut self, port: u32, queue: Option<u32>, tunnel_id: u64, packet: &[u8]) {
+        (**self).output(port, queue, tunnel_id, packet);
+    }
+    #[inline(always)]
+    fn packet_in(
+        &mut self,
+        reason: PacketInReason,
+        max_len: u16,
+        table_id: u8,
+        cookie: u64,
+        packet: &[u8],
+    ) {
+        (**self).packet_in(reason, max_len, table_id, cookie, packet);
+    }
+}
+
 /// A sink that records everything (tests, traces).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recorder {

@@ -547,7 +547,9 @@ proptest! {
         let full = parse(&bytes, RxMeta::port(1)).layout.layers.0;
         for n in 0..=bytes.len() {
             fuxi_dataplane::fuzz::parse_packet(&bytes[..n]);
-            let part = parse(&bytes[..n], RxMeta::port(1)).layout.layers.0;
+            let p = parse(&bytes[..n], RxMeta::port(1));
+            prop_assert_eq!(p.key.nonzero_map() & !p.map, 0, "map {:#x} of {:?}", p.map, p.key);
+            let part = p.layout.layers.0;
             // A prefix reaches no layer the whole frame does not.
             prop_assert_eq!(part & !full, 0, "prefix {} of {:02x?}", n, bytes);
         }
@@ -564,6 +566,9 @@ proptest! {
                 if i == 0 && b.len() > 14 { b[14] = 0x45; }
                 if i == 1 && b.len() > 14 { b[14] = 0x60; }
                 fuxi_dataplane::fuzz::parse_packet(&b);
+                let meta = RxMeta { metadata: u64::from(b[0] & 1), tunnel_id: u64::from(b[1] & 1), ..RxMeta::port(u32::from(b[2] & 1)) };
+                let p = parse(&b, meta);
+                prop_assert_eq!(p.key.nonzero_map() & !p.map, 0, "map {:#x} of {:?}", p.map, p.key);
             }
         }
     }
