@@ -201,7 +201,7 @@ mod tests {
             bytes: AtomicU64::new(0),
             used: AtomicU64::new(0),
             synced: (AtomicU64::new(0), AtomicU64::new(0)),
-            outputs_only: true,
+            fast: None,
         })
     }
 

@@ -21,7 +21,7 @@ mod emc;
 
 use crate::classifier::Classifier;
 use crate::packet::{Field, FlowKey, FlowMask, Parsed, RxMeta, parse_into};
-use crate::pipeline::exec::{L4Csum, Sink, execute_with};
+use crate::pipeline::exec::{FastActions, L4Csum, Sink, execute_with};
 use crate::pipeline::xlate::TraceStep;
 use crate::pipeline::{DpAction, FlowStats, GroupStats, Nanos, Pipeline};
 use crate::port::offload::VnetHdr;
@@ -53,9 +53,9 @@ pub struct Megaflow {
     pub used: AtomicU64,
     /// (packets, bytes) already added to the flow and table counters.
     synced: (AtomicU64, AtomicU64),
-    /// `actions` are outputs only (or nothing): the packet path sends without the general
-    /// action interpreter.
-    outputs_only: bool,
+    /// `actions` in compact form, if they are only Ethernet address rewrites and outputs:
+    /// the packet path runs them without the general action interpreter.
+    fast: Option<FastActions>,
 }
 
 impl Megaflow {
@@ -329,7 +329,7 @@ impl Datapath {
     ) -> (Arc<Megaflow>, Source) {
         self.stats.misses += 1;
         let t = p.translate(key, packet);
-        let outputs_only = t.actions.iter().all(|a| matches!(a, DpAction::Output(_)));
+        let fast = FastActions::compile(&t.actions);
         let mf = Arc::new(Megaflow {
             key: key.masked(&t.wc),
             mask: t.wc,
@@ -342,7 +342,7 @@ impl Datapath {
             bytes: AtomicU64::new(0),
             used: AtomicU64::new(0),
             synced: (AtomicU64::new(0), AtomicU64::new(0)),
-            outputs_only,
+            fast,
         });
         if !t.cacheable {
             self.stats.uncacheable += 1;
@@ -475,14 +475,8 @@ impl Datapath {
         sink: &mut impl Sink,
     ) {
         mf.count(packet.len(), now);
-        if mf.outputs_only {
-            // What `execute_parsed` does for outputs: no queue set, the packet's tunnel id.
-            let tunnel_id = parsed.key.get(Field::TunnelId) as u64;
-            for a in &mf.actions {
-                if let DpAction::Output(port) = a {
-                    sink.output(*port, None, tunnel_id, packet);
-                }
-            }
+        if let Some(fast) = &mf.fast {
+            fast.run(packet, parsed.key.get(Field::TunnelId) as u64, sink);
         } else {
             let csum = L4Csum::of(parsed, vnet.needs_csum(), vnet.csum_start, vnet.csum_offset);
             execute_with(&mf.actions, packet, parsed, csum, &p.meters, now, sink);

@@ -151,6 +151,67 @@ pub fn execute_with(
     run(actions, packet, &mut st, Some(meters), now, sink);
 }
 
+/// One step of [`FastActions`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FastOp {
+    /// Write the 6 bytes at this offset (an Ethernet address: no checksum covers it).
+    Mac(u8, [u8; 6]),
+    /// Send to a port.
+    Output(u32),
+}
+
+/// Datapath actions precompiled for the packet path, when they are only Ethernet address
+/// set-fields and outputs (at most [`FastActions::MAX`] of them): run without the general
+/// interpreter, its state and its copy of the parsed packet, with the same effect as
+/// [`execute_parsed`] (outputs on no queue, with the packet's tunnel id).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct FastActions {
+    n: u8,
+    ops: [FastOp; FastActions::MAX],
+}
+
+impl FastActions {
+    /// Most steps kept inline.
+    pub const MAX: usize = 4;
+
+    /// The compact form of `actions`, if they have one.
+    pub fn compile(actions: &[DpAction]) -> Option<FastActions> {
+        if actions.len() > Self::MAX {
+            return None;
+        }
+        let mut f = FastActions {
+            n: 0,
+            ops: [FastOp::Output(0); Self::MAX],
+        };
+        for (slot, a) in f.ops.iter_mut().zip(actions) {
+            *slot = match a {
+                DpAction::Output(port) => FastOp::Output(*port),
+                DpAction::SetField(Field::EthDst, v) => FastOp::Mac(0, mac_bytes(*v)),
+                DpAction::SetField(Field::EthSrc, v) => FastOp::Mac(6, mac_bytes(*v)),
+                _ => return None,
+            };
+        }
+        f.n = actions.len() as u8;
+        Some(f)
+    }
+
+    /// Applies them to `packet` (its tunnel id `tunnel_id`), sending to `sink`.
+    #[inline]
+    pub fn run(&self, packet: &mut [u8], tunnel_id: u64, sink: &mut impl Sink) {
+        for op in self.ops.iter().take(usize::from(self.n)) {
+            match *op {
+                FastOp::Mac(at, mac) => {
+                    let at = usize::from(at);
+                    if let Some(d) = packet.get_mut(at..at + 6) {
+                        d.copy_from_slice(&mac);
+                    }
+                }
+                FastOp::Output(port) => sink.output(port, None, tunnel_id, packet),
+            }
+        }
+    }
+}
+
 /// Applies only the header edits of `actions` (no outputs, meters or clones) — what the
 /// translation needs to look under a popped MPLS label.
 pub fn apply_edits(packet: &mut Vec<u8>, actions: &[DpAction]) {

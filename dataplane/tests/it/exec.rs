@@ -3,7 +3,9 @@
 
 use fuxi_dataplane::packet::{Field, Layers, RxMeta, parse};
 use fuxi_dataplane::pipeline::DpAction;
-use fuxi_dataplane::pipeline::exec::{L4Csum, Recorder, crc32c, execute, execute_with};
+use fuxi_dataplane::pipeline::exec::{
+    FastActions, L4Csum, Recorder, crc32c, execute, execute_with,
+};
 use fuxi_dataplane::pipeline::meter::Meters;
 use fuxi_dataplane::port::offload::{
     F_NEEDS_CSUM, VnetHdr, complete_checksum, refresh_partial_checksum,
@@ -248,6 +250,44 @@ proptest! {
         let mut v = vnet;
         complete_checksum(&mut out, &mut v).unwrap();
         prop_assert_eq!(verify(&out), Ok(()));
+    }
+}
+
+proptest! {
+    /// The compact form of Ethernet rewrites and outputs does what the interpreter does;
+    /// anything else has no compact form.
+    #[test]
+    fn fast_actions_equal_the_interpreter(
+        frame in frame_strategy(),
+        tunnel in 0u64..3,
+        steps in prop::collection::vec((0u8..5, any::<u64>()), 0..7),
+        cut in 0usize..80,
+    ) {
+        let mut b = frame.render();
+        if cut < b.len() {
+            b.truncate(cut);
+        }
+        let acts: Vec<DpAction> = steps
+            .iter()
+            .map(|&(k, v)| match k {
+                0 => DpAction::SetField(Field::EthDst, u128::from(v & 0xffff_ffff_ffff)),
+                1 => DpAction::SetField(Field::EthSrc, u128::from(v & 0xffff_ffff_ffff)),
+                2 | 3 => DpAction::Output(v as u32 % 8),
+                _ => DpAction::SetField(Field::Ipv4Dst, u128::from(v as u32)),
+            })
+            .collect();
+        let compact = steps.len() <= FastActions::MAX && steps.iter().all(|&(k, _)| k < 4);
+        let fast = FastActions::compile(&acts);
+        prop_assert_eq!(fast.is_some(), compact);
+        let Some(fast) = fast else { return Ok(()) };
+        let meta = RxMeta { tunnel_id: tunnel, ..RxMeta::port(1) };
+        let mut want = Recorder::default();
+        let mut wb = b.clone();
+        execute(&acts, &mut wb, meta, &Meters::default(), 0, &mut want);
+        let mut got = Recorder::default();
+        fast.run(&mut b, tunnel, &mut got);
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(b, wb);
     }
 }
 
