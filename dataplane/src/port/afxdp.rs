@@ -419,6 +419,25 @@ impl AfXdpPort {
         k
     }
 
+    /// Make sure `need` frames are free (beyond the `n` staged), flushing what is staged
+    /// and waiting briefly for completions if not: in copy mode the kernel completes a
+    /// frame once the receiving device has consumed it, within microseconds on veth.
+    fn make_room(&mut self, need: usize, n: &mut usize) -> bool {
+        let mut tries = 0;
+        while self.free.len() < need {
+            if tries == 64 {
+                return false;
+            }
+            if tries > 0 {
+                std::thread::yield_now();
+            }
+            self.flush(n);
+            self.reclaim();
+            tries += 1;
+        }
+        true
+    }
+
     /// Largest frame that fits one UMEM frame (after the kernel's headroom).
     fn max_frame(&self) -> usize {
         self.frame_size - XDP_PACKET_HEADROOM
@@ -562,11 +581,14 @@ impl Port for AfXdpPort {
         Ok(got)
     }
 
+    /// Every packet is consumed: sent, or counted in `tx_errors` (cannot be sent: too big
+    /// for a frame, offload impossible) or `tx_dropped` (no free frame even after waiting
+    /// briefly for completions). So the return value is always `pkts.len()`, and a caller
+    /// that retries the rest never sends a packet twice.
     fn send_batch(&mut self, pkts: &mut [Packet]) -> io::Result<usize> {
         self.reclaim();
         let max = self.max_frame();
         let mut n = 0;
-        let mut sent = 0;
         let mut seg_buf: Vec<Vec<u8>> = Vec::new();
         for (i, p) in pkts.iter_mut().enumerate() {
             if p.vnet.is_gso() {
@@ -577,11 +599,7 @@ impl Port for AfXdpPort {
                     self.stats.tx_errors += 1;
                     continue;
                 }
-                if self.free.len() < seg_buf.len() + n {
-                    self.flush(&mut n);
-                    self.reclaim();
-                }
-                if self.free.len() < seg_buf.len() {
+                if !self.make_room(seg_buf.len(), &mut n) {
                     self.stats.tx_dropped += (pkts.len() - i) as u64;
                     break;
                 }
@@ -593,7 +611,6 @@ impl Port for AfXdpPort {
                     self.stats.tx_packets += 1;
                     self.stats.tx_bytes += s.len() as u64;
                 }
-                sent += 1;
                 continue;
             }
             if p.vnet.needs_csum() && offload::complete_checksum(&mut p.data, &mut p.vnet).is_err()
@@ -608,20 +625,14 @@ impl Port for AfXdpPort {
             if n == BATCH {
                 self.flush(&mut n);
             }
-            if self.free.is_empty() {
-                self.flush(&mut n);
-                self.reclaim();
-            }
-            if !self.stage(&p.data, &mut n) {
-                // Pool empty: every frame is in the kernel's hands. Drop the rest.
+            if !self.make_room(1, &mut n) || !self.stage(&p.data, &mut n) {
                 self.stats.tx_dropped += (pkts.len() - i) as u64;
                 break;
             }
             self.stats.tx_packets += 1;
             self.stats.tx_bytes += p.data.len() as u64;
-            sent += 1;
         }
         self.flush(&mut n);
-        Ok(sent)
+        Ok(pkts.len())
     }
 }
