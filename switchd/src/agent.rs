@@ -374,6 +374,22 @@ struct Bundle {
     msgs: Vec<(u32, Message)>,
 }
 
+/// Bytes of one multipart request's parts (sent with REQ_MORE) a connection collects at most
+/// (Open vSwitch: 1 MiB); beyond, MULTIPART_BUFFER_OVERFLOW.
+pub const MULTIPART_MAX_BYTES: usize = 1 << 20;
+
+/// A multipart request whose parts are being collected (REQ_MORE set on all but the last).
+#[derive(Debug)]
+struct Collecting {
+    xid: u32,
+    /// The first part as received (for an error about the whole sequence).
+    first: Vec<u8>,
+    parts: Vec<msg::MultipartRequest>,
+    bytes: usize,
+    /// Overflowed: the error was sent; later parts are dropped until the last one.
+    failed: bool,
+}
+
 /// One connection's state (the sans-I/O part: messages in, messages out).
 #[derive(Debug)]
 pub struct Conn {
@@ -383,6 +399,8 @@ pub struct Conn {
     async_cfg: msg::AsyncConfig,
     miss_send_len: u16,
     bundles: HashMap<u32, Bundle>,
+    /// A multipart request being collected.
+    collecting: Option<Collecting>,
     /// Replies to write, encoded.
     pub out: Vec<u8>,
     /// Set when the connection must close after writing `out`.
@@ -545,6 +563,7 @@ impl Conn {
             async_cfg: default_async(),
             miss_send_len: 128,
             bundles: HashMap::new(),
+            collecting: None,
             out: Vec::new(),
             close: false,
             hello_seen: false,
@@ -696,16 +715,7 @@ impl Conn {
                 sw.publish_soon();
                 self.send(xid, &Message::BarrierReply);
             }
-            Message::MultipartRequest(req) => match self.multipart(&req, now) {
-                Ok(replies) => {
-                    for r in replies {
-                        for part in r.split(fuxi_openflow::header::OFP_MAX_MSG_LEN) {
-                            self.send(xid, &Message::MultipartReply(part));
-                        }
-                    }
-                }
-                Err(c) => self.error(bytes, c, "multipart refused"),
-            },
+            Message::MultipartRequest(req) => self.multipart_part(bytes, xid, req, now),
             Message::QueueGetConfigRequest(q) => {
                 let r = msg::QueueGetConfigReply {
                     port: q.port,
@@ -914,6 +924,72 @@ impl Conn {
             T::OpenReply | T::CloseReply | T::CommitReply | T::DiscardReply => {
                 self.error(bytes, ErrorCode::BUNDLE_BAD_TYPE, "reply type in a request")
             }
+        }
+    }
+
+    /// One multipart request message: a whole request, or a part of one sent with REQ_MORE.
+    /// Parts are collected until the last (REQ_MORE clear) and the request is then handled
+    /// as one. One request is collected at a time: a multipart request with another xid
+    /// breaks the collected one off (MULTIPART_BUFFER_OVERFLOW for it; the new one is
+    /// handled), as does collecting more than [`MULTIPART_MAX_BYTES`] (the error once, then
+    /// the rest of that request's parts are dropped). Other messages may come in between.
+    fn multipart_part(&mut self, bytes: &[u8], xid: u32, req: msg::MultipartRequest, now: u64) {
+        const OVERFLOW: ErrorCode = ErrorCode::BAD_REQUEST_MULTIPART_BUFFER_OVERFLOW;
+        if let Some(c) = self.collecting.take_if(|c| c.xid != xid)
+            && !c.failed
+        {
+            self.error(
+                &c.first,
+                OVERFLOW,
+                "another multipart request came in between",
+            );
+        }
+        let more = req.more();
+        let whole = if let Some(c) = self.collecting.as_mut() {
+            if !c.failed {
+                c.bytes += bytes.len();
+                if c.bytes > MULTIPART_MAX_BYTES {
+                    c.failed = true;
+                    c.parts = Vec::new();
+                    self.error(bytes, OVERFLOW, "multipart request too long");
+                } else {
+                    c.parts.push(req);
+                }
+            }
+            if more {
+                return;
+            }
+            let Some(c) = self.collecting.take() else {
+                return;
+            };
+            if c.failed {
+                return;
+            }
+            match msg::MultipartRequest::reassemble(c.parts) {
+                Ok(w) => w,
+                Err(e) => return self.error(bytes, e.code, e.reason),
+            }
+        } else if more {
+            self.collecting = Some(Collecting {
+                xid,
+                first: bytes.to_vec(),
+                parts: vec![req],
+                bytes: bytes.len(),
+                failed: false,
+            });
+            return;
+        } else {
+            req
+        };
+        match self.multipart(&whole, now) {
+            Ok(replies) => {
+                for r in replies {
+                    for part in r.split(fuxi_openflow::header::OFP_MAX_MSG_LEN) {
+                        self.send(xid, &Message::MultipartReply(part));
+                    }
+                }
+            }
+            Err(c) => self.error(bytes, c, "multipart refused"),
         }
     }
 
