@@ -5,7 +5,8 @@
 //! clean shutdown; ping passes through output flows and is dropped by a drop flow, with
 //! the port and flow counters to show it; in generic (SKB) mode, full-size frames and a
 //! TCP transfer pass when the senders do their own checksums (`ethtool -K v tx off`, the
-//! documented requirement for AF_XDP on veth).
+//! documented requirement for AF_XDP on veth); an afxdp port added over the management
+//! socket forwards, and del-port takes its XDP program off the interface.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -184,4 +185,40 @@ fn afxdp_generic_mode_carries_full_frames_and_tcp() {
     let (rx1, _) = port_counts(ns, t, 1);
     let (_, tx2) = port_counts(ns, t, 2);
     assert!(rx1 > 500 && tx2 > 500, "port 1 rx {rx1}, port 2 tx {tx2}");
+}
+
+#[test]
+fn afxdp_port_added_and_removed_at_runtime() {
+    if !root_or_skip() {
+        return;
+    }
+    let topo = Topo::new("xr", 2);
+    let dir = std::env::temp_dir().join(format!("fxsw-xr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("br0.mgmt");
+    let sd = Switchd::start_in(
+        Some(&topo.sw),
+        &["--port", "s1=1:afxdp", "--mgmt", sock.to_str().unwrap()],
+    );
+    let (ns, t) = (topo.sw.as_str(), sd.target.as_str());
+    flows(ns, t);
+    assert!(!topo.ping(1, 2), "ping passed without port 2");
+    let ask = |req: &str| crate::mgmt::ask(&sock, req);
+    let r = ask(r#"{"cmd":"add-port","name":"s2","ofport":2,"type":"afxdp","xdp_mode":"turbo"}"#);
+    assert_eq!(r["ok"], false, "a bad xdp_mode was accepted: {r}");
+    let r = ask(r#"{"cmd":"add-port","name":"s2","ofport":2,"type":"afxdp","xdp_mode":"generic"}"#);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["port"]["type"], "afxdp", "{r}");
+    assert!(link(ns, "s2").contains("xdpgeneric"), "{}", link(ns, "s2"));
+    assert!(topo.ping_eventually(1, 2), "ping failed after add-port");
+    let r = ask(r#"{"cmd":"del-port","name":"s2"}"#);
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(!topo.ping(1, 2), "ping passed after del-port");
+    assert!(
+        !link(ns, "s2").contains("prog/xdp"),
+        "XDP program left after del-port: {}",
+        link(ns, "s2")
+    );
+    drop(sd);
+    let _ = std::fs::remove_dir_all(&dir);
 }
