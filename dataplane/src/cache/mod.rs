@@ -465,6 +465,7 @@ impl Datapath {
         source
     }
 
+    #[inline(always)]
     fn run(
         mf: &Megaflow,
         p: &Pipeline,
