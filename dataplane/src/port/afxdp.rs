@@ -163,6 +163,8 @@ pub struct AfXdpPort {
     free: Vec<FrameDesc>,
     /// Transmit frames produced and not completed yet.
     in_flight: u32,
+    /// The last wait for a free transmit frame was in vain.
+    starved: bool,
     /// Received frames not yet back in the fill ring (only if the ring was full).
     refill: Vec<FrameDesc>,
     /// Scratch descriptors for one ring operation.
@@ -337,6 +339,7 @@ impl AfXdpPort {
                     break;
                 }
                 self.in_flight = self.in_flight.saturating_sub(n as u32);
+                self.starved = false;
                 self.free.extend_from_slice(&self.descs[..n]);
                 if n < self.descs.len() {
                     break;
@@ -422,10 +425,14 @@ impl AfXdpPort {
     /// Make sure `need` frames are free (beyond the `n` staged), flushing what is staged
     /// and waiting briefly for completions if not: in copy mode the kernel completes a
     /// frame once the receiving device has consumed it, within microseconds on veth.
+    /// After one wait in vain (link down: nothing completes) it does not wait again until
+    /// a completion comes back, so a dead link costs no spinning per batch.
     fn make_room(&mut self, need: usize, n: &mut usize) -> bool {
         let mut tries = 0;
+        let limit = if self.starved { 1 } else { 64 };
         while self.free.len() < need {
-            if tries == 64 {
+            if tries == limit {
+                self.starved = true;
                 return false;
             }
             if tries > 0 {
@@ -476,6 +483,7 @@ impl Parts {
             rx: self.rx,
             free: self.free,
             in_flight: 0,
+            starved: false,
             refill: Vec::new(),
             descs: vec![FrameDesc::default(); BATCH],
             frame_size: cfg.frame_size as usize,
