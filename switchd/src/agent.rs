@@ -1,7 +1,8 @@
 //! The switch side of OpenFlow 1.3: one task per connection (passive listener or active
 //! controller), all sharing the [`Switch`]. A connection reads whatever arrived, handles
-//! every whole message in order, publishes the pipeline once if anything changed (and at
-//! every barrier, before its reply), then writes its replies. Asynchronous messages
+//! every whole message in order, publishes the pipeline once if anything changed, then
+//! writes its replies: a barrier's reply leaves only after everything before it is
+//! visible. Asynchronous messages
 //! (packet-in, flow-removed, port-status) come through a broadcast channel and are
 //! filtered per connection by role and async config.
 //!
@@ -156,10 +157,6 @@ pub struct Switch {
     /// Highest generation id seen in a master/slave role request.
     generation_id: Mutex<Option<u64>>,
     next_conn: AtomicU64,
-    /// (end of the last publication, how long it took).
-    publish_clock: Mutex<(Instant, Duration)>,
-    /// Wakes the deferred publisher.
-    publisher: tokio::sync::Notify,
     /// Packets kept for packet-ins.
     buffers: Mutex<PacketBuffers>,
 }
@@ -178,8 +175,6 @@ impl Switch {
             roles: Mutex::new(HashMap::new()),
             generation_id: Mutex::new(None),
             next_conn: AtomicU64::new(1),
-            publish_clock: Mutex::new((Instant::now(), Duration::ZERO)),
-            publisher: tokio::sync::Notify::new(),
             buffers: Mutex::new(PacketBuffers::default()),
         }
     }
@@ -194,51 +189,14 @@ impl Switch {
         self.engine.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Publishes every change now (before reading state: multipart, packet-out).
+    /// Publishes every change now: at the end of every read of a connection (before its
+    /// replies, barrier replies included, are written) and before reading state
+    /// (multipart, packet-out). Since tables and subtables are copy-on-write this costs
+    /// pointer copies; the first change after it copies the subtable it touches.
     pub fn publish_now(&self) {
-        let t0 = Instant::now();
         let mut e = self.engine();
-        if !e.is_dirty() {
-            return;
-        }
-        e.publish();
-        drop(e);
-        *self
-            .publish_clock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = (Instant::now(), t0.elapsed());
-    }
-
-    /// Publishes now, unless publishing would take more than half of the control plane's
-    /// time: a publication copies the pipeline, and `ovs-ofctl add-flows` sends a barrier
-    /// after every flow-mod, which would make loading n flows cost O(n²). When the last
-    /// publication ended less than its own duration ago, the publication is deferred by at
-    /// most that duration (the deferred publisher does it) and this returns false. For a
-    /// pipeline of a few thousand flows that duration is well under a millisecond.
-    pub fn publish_soon(&self) -> bool {
-        let (end, cost) = *self
-            .publish_clock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if end.elapsed() >= cost {
-            self.publish_now();
-            true
-        } else {
-            self.publisher.notify_one();
-            false
-        }
-    }
-
-    /// The deferred publisher: runs for the daemon's lifetime.
-    pub async fn run_publisher(self: Arc<Self>) {
-        loop {
-            self.publisher.notified().await;
-            let (end, cost) = *self
-                .publish_clock
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            tokio::time::sleep(cost.saturating_sub(end.elapsed())).await;
-            self.publish_now();
+        if e.is_dirty() {
+            e.publish();
         }
     }
 
@@ -712,7 +670,9 @@ impl Conn {
                 }
             }
             Message::BarrierRequest => {
-                sw.publish_soon();
+                // The reply waits in `out`, which is written only after the publication
+                // that ends this read (see `serve`): everything before the barrier is
+                // visible before its reply leaves. Reads after it publish first.
                 self.send(xid, &Message::BarrierReply);
             }
             Message::MultipartRequest(req) => self.multipart_part(bytes, xid, req, now),
@@ -1337,8 +1297,8 @@ where
                         }
                     }
                 }
-                // Everything read so far becomes visible (see `Switch::publish_soon`).
-                sw.publish_soon();
+                // Everything read so far becomes visible before any reply is written.
+                sw.publish_now();
             }
             ev = events.recv() => {
                 match ev {

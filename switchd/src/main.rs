@@ -262,7 +262,6 @@ fn run(args: Args) -> Result<()> {
                 s.packet_in(pi);
             }
         });
-        tokio::spawn(sw.clone().run_publisher());
         // Flow expiry.
         let s = sw.clone();
         tokio::spawn(async move {
