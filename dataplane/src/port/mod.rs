@@ -223,8 +223,10 @@ pub struct PortStats {
 ///   port where [`Port::offloads`] is true; any other port finishes the work in software
 ///   (checksum completion; TCP segmentation of GSO frames) before it leaves.
 /// - A packet with `NEEDS_CSUM` carries, in its L4 checksum field, the pseudo-header sum,
-///   not a checksum: after rewriting its IP addresses or L4 ports, call
-///   [`offload::refresh_partial_checksum`] instead of (or after) an incremental update.
+///   not a checksum. The engine's actions keep it one through rewrites (an address rewrite
+///   adjusts the sum, a port rewrite leaves it; `pipeline::exec`); code that rewrites a
+///   packet by other means calls [`offload::refresh_partial_checksum`] afterwards (it sums
+///   the first IP header, so not for a partial checksum of a tunnel's inner packet).
 /// - Errors are for the port itself failing (device gone); a bad packet is counted, not
 ///   returned as an error.
 /// - A port is `Send`: open it where it must be opened (e.g. in a network namespace,
