@@ -295,19 +295,25 @@ pub fn classifier(data: &[u8]) {
         }
         k
     };
+    // A rule as the linear-scan model keeps it: id, masked key, mask, priority, sequence.
+    type ModelRule = (RuleId, FlowKey, FlowKey, u32, u64);
     let mut c = Classifier::new();
-    let mut model: Vec<(RuleId, FlowKey, FlowKey, u32, u64)> = Vec::new();
+    let mut model: Vec<ModelRule> = Vec::new();
     let mut seq = 0u64;
-    let best = |model: &[(RuleId, FlowKey, FlowKey, u32, u64)], k: &FlowKey| {
+    let best = |model: &[ModelRule], k: &FlowKey| {
         model
             .iter()
             .filter(|r| k.matches(&r.2, &r.1))
             .min_by_key(|r| (std::cmp::Reverse(r.3), r.4))
             .map(|r| r.0)
     };
+    // Clones taken along the way, with the model at that moment: a later change to `c` must
+    // not show through them (copy-on-write).
+    let mut snapshots: Vec<(Classifier<()>, Vec<ModelRule>)> = Vec::new();
+    let mut probes: Vec<FlowKey> = Vec::new();
     while !b.done() {
-        match b.u8() % 3 {
-            0 => {
+        match b.u8() % 5 {
+            op @ (0 | 3) => {
                 let k = key(&mut b);
                 let mut m = FlowKey::ZERO;
                 let bits = b.u8();
@@ -317,9 +323,35 @@ pub fn classifier(data: &[u8]) {
                     }
                 }
                 let prio = u32::from(b.u8() % 4);
-                let id = c.insert(&k, &m, prio, ());
-                model.push((id, k.masked(&m), m, prio, seq));
+                let masked = k.masked(&m);
+                if op == 0 {
+                    let id = c.insert(&k, &m, prio, ());
+                    model.push((id, masked, m, prio, seq));
+                } else {
+                    // Replace: the oldest rule with this match and priority goes, if any.
+                    let oldest = model
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.1 == masked && r.2 == m && r.3 == prio)
+                        .min_by_key(|(_, r)| r.4)
+                        .map(|(i, _)| i);
+                    let (id, old) = c.replace(&k, &m, prio, ());
+                    assert_eq!(
+                        old.is_some(),
+                        oldest.is_some(),
+                        "replace found another rule"
+                    );
+                    if let Some(i) = oldest {
+                        model.remove(i);
+                    }
+                    model.push((id, masked, m, prio, seq));
+                }
                 seq += 1;
+            }
+            4 => {
+                if snapshots.len() < 3 {
+                    snapshots.push((c.clone(), model.clone()));
+                }
             }
             1 if !model.is_empty() => {
                 let i = usize::from(b.u8()) % model.len();
@@ -328,6 +360,9 @@ pub fn classifier(data: &[u8]) {
             }
             _ => {
                 let k = key(&mut b);
+                if probes.len() < 16 {
+                    probes.push(k);
+                }
                 let mut wc = FlowKey::ZERO;
                 let got = c.lookup(&k, &mut wc).map(|(id, _)| id);
                 assert_eq!(
@@ -343,6 +378,14 @@ pub fn classifier(data: &[u8]) {
             }
         }
         assert_eq!(c.len(), model.len());
+    }
+    for (snap, snap_model) in &snapshots {
+        assert_eq!(snap.len(), snap_model.len(), "a clone changed size");
+        for k in &probes {
+            let mut wc = FlowKey::ZERO;
+            let got = snap.lookup(k, &mut wc).map(|(id, _)| id);
+            assert_eq!(got, best(snap_model, k), "a change showed through a clone");
+        }
     }
 }
 
