@@ -727,7 +727,6 @@ mod tests {
 
     #[test]
     fn offload_offsets_follow_a_pushed_vlan_tag() {
-        use crate::port::offload::F_NEEDS_CSUM;
         let mut e = Engine::default();
         let fm = FlowMod::add(
             0,
@@ -743,16 +742,7 @@ mod tests {
         );
         e.flow_mod(&fm, 0).unwrap();
         e.publish();
-        // Ethernet + IPv4 + UDP with the checksum left to the NIC.
-        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-        f.extend([
-            0x45, 0, 0, 30, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ]);
-        f.extend([0, 7, 0, 9, 0, 10, 0, 0, 0xab, 0xcd]);
-        let mut pkt = Packet::from_frame(&f);
-        pkt.vnet.flags = F_NEEDS_CSUM;
-        pkt.vnet.csum_start = 34;
-        pkt.vnet.csum_offset = 6;
+        let pkt = partial_udp_packet();
         let mut b = PacketBatch::new();
         b.push_copy(&pkt);
         let mut w = Worker::new(e.reader());
@@ -765,11 +755,27 @@ mod tests {
         assert_eq!(starts, vec![(3, 34), (2, 38), (4, 34)]);
     }
 
+    /// Ethernet + IPv4 10.0.0.1 → 10.0.0.2 + UDP 7 → 9 with the checksum left to the NIC
+    /// (NEEDS_CSUM, the L4 field still zero).
+    fn partial_udp_packet() -> Packet {
+        use crate::port::offload::F_NEEDS_CSUM;
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend([
+            0x45, 0, 0, 30, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f.extend([0, 7, 0, 9, 0, 10, 0, 0, 0xab, 0xcd]);
+        let mut pkt = Packet::from_frame(&f);
+        pkt.vnet.flags = F_NEEDS_CSUM;
+        pkt.vnet.csum_start = 34;
+        pkt.vnet.csum_offset = 6;
+        pkt
+    }
+
     /// A CHECKSUM_PARTIAL packet whose addresses and ports are rewritten leaves with the
     /// rewritten packet's pseudo-header sum, which the NIC completes to a valid checksum.
     #[test]
     fn partial_checksums_survive_rewrites() {
-        use crate::port::offload::{F_NEEDS_CSUM, complete_checksum, refresh_partial_checksum};
+        use crate::port::offload::{complete_checksum, refresh_partial_checksum};
         use fuxi_openflow::FieldId;
         let mut e = Engine::default();
         let fm = FlowMod::add(
@@ -786,15 +792,7 @@ mod tests {
         );
         e.flow_mod(&fm, 0).unwrap();
         e.publish();
-        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-        f.extend([
-            0x45, 0, 0, 30, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ]);
-        f.extend([0, 7, 0, 9, 0, 10, 0, 0, 0xab, 0xcd]);
-        let mut pkt = Packet::from_frame(&f);
-        pkt.vnet.flags = F_NEEDS_CSUM;
-        pkt.vnet.csum_start = 34;
-        pkt.vnet.csum_offset = 6;
+        let mut pkt = partial_udp_packet();
         refresh_partial_checksum(&mut pkt.data, &pkt.vnet).unwrap();
         let mut b = PacketBatch::new();
         b.push_copy(&pkt);
