@@ -291,8 +291,8 @@ proptest! {
     }
 }
 
-#[test]
-fn partial_checksum_needs_matching_offsets() {
+/// 10.0.0.1 → 10.0.0.2 over Ethernet with `l4`, checksums filled.
+fn v4_frame(l4: L4) -> Vec<u8> {
     let mut b = Frame {
         dst: [2, 0, 0, 0, 0, 2],
         src: [2, 0, 0, 0, 0, 1],
@@ -304,11 +304,17 @@ fn partial_checksum_needs_matching_offsets() {
             opt_words: 0,
             src: [10, 0, 0, 1],
             dst: [10, 0, 0, 2],
-            l4: L4::Udp { sp: 1, dp: 2 },
+            l4,
         },
     }
     .render();
     fill(&mut b);
+    b
+}
+
+#[test]
+fn partial_checksum_needs_matching_offsets() {
+    let b = v4_frame(L4::Udp { sp: 1, dp: 2 });
     let p = parse(&b, RxMeta::port(1));
     assert_eq!(L4Csum::of(&p, true, 34, 6), L4Csum::Partial);
     assert_eq!(L4Csum::of(&p, false, 34, 6), L4Csum::Full);
@@ -318,22 +324,7 @@ fn partial_checksum_needs_matching_offsets() {
 
 #[test]
 fn sctp_port_rewrite_recomputes_crc32c() {
-    let mut b = Frame {
-        dst: [2, 0, 0, 0, 0, 2],
-        src: [2, 0, 0, 0, 0, 1],
-        vlans: vec![],
-        l3: L3::V4 {
-            tos: 0,
-            ttl: 64,
-            frag: 0,
-            opt_words: 0,
-            src: [10, 0, 0, 1],
-            dst: [10, 0, 0, 2],
-            l4: L4::Sctp { sp: 1, dp: 2 },
-        },
-    }
-    .render();
-    fill(&mut b);
+    let mut b = v4_frame(L4::Sctp { sp: 1, dp: 2 });
     let mut rec = Recorder::default();
     let acts = [
         DpAction::SetField(Field::SctpDst, 3868),
