@@ -189,8 +189,10 @@ impl Engine {
         self.dirty = true;
     }
 
-    /// Removes timed-out flows at `now` (publish to make it visible).
+    /// Removes timed-out flows at `now` (publish to make it visible), and MAC table
+    /// entries past their aging time (visible at once: the table is shared).
     pub fn expire(&mut self, now: Nanos) -> Vec<FlowRemoved> {
+        self.master.mac_table.expire(now);
         let r = self.master.expire(now);
         if !r.is_empty() {
             self.dirty = true;

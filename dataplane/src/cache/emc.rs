@@ -202,6 +202,7 @@ mod tests {
             used: AtomicU64::new(0),
             synced: (AtomicU64::new(0), AtomicU64::new(0)),
             fast: None,
+            learn: None,
         })
     }
 

@@ -6,7 +6,9 @@
 //! Invariant (tested by a property test): for every pipeline state and packet, the actions
 //! the caches give are the actions a full translation gives. Any pipeline change bumps its
 //! generation, and a datapath that sees a new generation drops both caches (the simple,
-//! correct start; finer invalidation can come later).
+//! correct start; finer invalidation can come later). The same holds for the MAC table the
+//! NORMAL action reads: its version is checked with the generation, and a translation that
+//! changed it (learned a new or moved MAC) drops the caches before its own result goes in.
 //!
 //! Counters: the packet path writes only this thread's megaflow counters (no atomic
 //! read-modify-write, no shared cache line). [`Datapath::sync_stats`] adds what accumulated
@@ -22,6 +24,7 @@ mod emc;
 use crate::classifier::Classifier;
 use crate::packet::{Field, FlowKey, FlowMask, Parsed, RxMeta, parse_into};
 use crate::pipeline::exec::{FastActions, L4Csum, Sink, execute_with};
+use crate::pipeline::normal::Learn;
 use crate::pipeline::xlate::TraceStep;
 use crate::pipeline::{DpAction, FlowStats, GroupStats, Nanos, Pipeline};
 use crate::port::offload::VnetHdr;
@@ -56,6 +59,9 @@ pub struct Megaflow {
     /// `actions` in compact form, if they are only Ethernet address rewrites and outputs:
     /// the packet path runs them without the general action interpreter.
     fast: Option<FastActions>,
+    /// What the translation learned through NORMAL: its MAC entry is refreshed when the
+    /// megaflow's counts are synced.
+    pub learn: Option<Learn>,
 }
 
 impl Megaflow {
@@ -81,6 +87,9 @@ impl Megaflow {
         self.synced.0.store(packets, r);
         self.synced.1.store(bytes, r);
         let used = self.used.load(r);
+        if let Some(l) = self.learn {
+            p.mac_table.refresh(l, used);
+        }
         for f in &self.flows {
             f.add(dp, db, used);
         }
@@ -182,6 +191,10 @@ pub struct Datapath {
     emc_insert_count: u32,
     megaflows: Classifier<Arc<Megaflow>>,
     generation: u64,
+    /// Version of the pipeline's MAC table the caches were filled at (NORMAL outcomes).
+    mac_version: u64,
+    /// `now` of the last packet processed (when [`Datapath::lookup`] learns).
+    now: Nanos,
     limit: usize,
     /// Counters.
     pub stats: CacheStats,
@@ -222,6 +235,8 @@ impl Datapath {
             emc_insert_count: 0,
             megaflows: Classifier::new_unstaged(),
             generation: 0,
+            mac_version: 0,
+            now: 0,
             limit: MEGAFLOW_LIMIT,
             stats: CacheStats::default(),
             uncached: Vec::new(),
@@ -280,15 +295,17 @@ impl Datapath {
         self.stats.flushes += 1;
     }
 
-    /// Drops both caches if the pipeline changed since they were filled (counts are
-    /// synced into `p` first).
+    /// Drops both caches if the pipeline or its MAC table changed since they were filled
+    /// (counts are synced into `p` first).
     #[inline]
     fn check_generation(&mut self, p: &Pipeline) {
-        if p.generation() != self.generation {
+        let mac = p.mac_table.version();
+        if p.generation() != self.generation || mac != self.mac_version {
             if self.generation != 0 {
                 self.flush_into(p);
             }
             self.generation = p.generation();
+            self.mac_version = mac;
         }
     }
 
@@ -329,6 +346,16 @@ impl Datapath {
     ) -> (Arc<Megaflow>, Source) {
         self.stats.misses += 1;
         let t = p.translate(key, packet);
+        if p.learn(&t, self.now) {
+            // Cached outcomes may depend on what was just learned. This translation's
+            // already counts it as learned: it may be cached once the rest is gone, unless
+            // someone else changed the table too (then the next check flushes again).
+            self.flush_into(p);
+            let v = p.mac_table.version();
+            if v == self.mac_version + 1 {
+                self.mac_version = v;
+            }
+        }
         let fast = FastActions::compile(&t.actions);
         let mf = Arc::new(Megaflow {
             key: key.masked(&t.wc),
@@ -343,6 +370,7 @@ impl Datapath {
             used: AtomicU64::new(0),
             synced: (AtomicU64::new(0), AtomicU64::new(0)),
             fast,
+            learn: t.learn,
         });
         if !t.cacheable {
             self.stats.uncacheable += 1;
@@ -389,6 +417,7 @@ impl Datapath {
     ) -> Source {
         let mut parsed = Parsed::default();
         parse_into(packet, meta, &mut parsed);
+        self.now = now;
         self.check_generation(p);
         let h = parsed.key.hash_map(parsed.map);
         self.process_parsed(p, packet, &parsed, h, vnet, now, sink)
@@ -407,6 +436,7 @@ impl Datapath {
         now: Nanos,
         sinks: &mut S,
     ) {
+        self.now = now;
         self.check_generation(p);
         let mut parsed = std::mem::take(&mut self.parsed);
         let mut hashes = std::mem::take(&mut self.hashes);

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod group;
 pub mod matching;
 pub mod meter;
+pub mod normal;
 pub mod wire;
 pub mod xlate;
 
@@ -355,6 +356,9 @@ pub struct Pipeline {
     pub ports: BTreeMap<u32, PortState>,
     /// Switch configuration.
     pub config: Config,
+    /// The MAC learning table of the NORMAL action, shared by every clone (learning is
+    /// not a pipeline change: it has its own version, see [`normal`]).
+    pub mac_table: Arc<normal::MacTable>,
     generation: u64,
     /// Flows with an idle or hard timeout: when 0, timeout scans are skipped.
     timed: usize,
@@ -407,6 +411,7 @@ impl Pipeline {
             meters: Meters::default(),
             ports: BTreeMap::new(),
             config: Config::default(),
+            mac_table: Arc::default(),
             generation: next_generation(),
             timed: 0,
             last_instructions: None,
@@ -432,6 +437,7 @@ impl Pipeline {
     /// Removes a port.
     pub fn remove_port(&mut self, port: u32) {
         self.ports.remove(&port);
+        self.mac_table.flush_port(port);
         self.bump();
     }
 
@@ -496,6 +502,7 @@ impl Pipeline {
                         || matches!(
                             *port,
                             OFPP_IN_PORT
+                                | fuxi_openflow::consts::OFPP_NORMAL
                                 | fuxi_openflow::consts::OFPP_ALL
                                 | fuxi_openflow::consts::OFPP_FLOOD
                                 | OFPP_CONTROLLER
@@ -845,7 +852,15 @@ impl Pipeline {
         for f in &t.flows {
             f.hit(packet.len(), now);
         }
+        self.learn(&t, now);
         exec::execute_parsed(&t.actions, packet, &parsed, &self.meters, now, sink);
+    }
+
+    /// Applies what translation `t` learned through NORMAL, at `now` (a datapath does this
+    /// for every translation it runs; [`Pipeline::translate`] itself changes nothing).
+    /// Returns true if the MAC table changed.
+    pub fn learn(&self, t: &Translation, now: Nanos) -> bool {
+        t.learn.is_some_and(|l| self.mac_table.learn(l, now))
     }
 
     /// Number of flows that use group `id` (group stats' `ref_count`).

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use fuxi_openflow::consts::{OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT};
+use fuxi_openflow::consts::{OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL};
 use fuxi_openflow::oxm::{FieldId, OxmTlv, Prereq};
 use fuxi_openflow::{Action, Instruction};
 
@@ -104,6 +104,8 @@ pub struct Translation {
     pub cacheable: bool,
     /// The key after every rewrite.
     pub final_key: FlowKey,
+    /// What an output to NORMAL learned (the datapath applies it: [`Pipeline::learn`]).
+    pub learn: Option<super::normal::Learn>,
 }
 
 /// The action set (spec §5.10): at most one action of each type, set-fields one per field.
@@ -214,6 +216,8 @@ struct Ctx<'a> {
     depth: u32,
     /// Whether the flow being executed wildcards every field (a table-miss flow).
     last_flow_wildcards_all: bool,
+    /// What NORMAL learned.
+    learn: Option<super::normal::Learn>,
 }
 
 const IP_TYPES: [u128; 2] = [0x0800, 0x86dd];
@@ -484,6 +488,11 @@ impl Ctx<'_> {
                 cookie: self.cookie,
             }),
             OFPP_IN_PORT => out.push(DpAction::Output(in_port)),
+            OFPP_NORMAL => {
+                if let Some(l) = super::normal::translate(self.p, &self.key, &mut self.wc, out) {
+                    self.learn = Some(l);
+                }
+            }
             OFPP_ALL | OFPP_FLOOD => {
                 for (&p, st) in &self.p.ports {
                     if st.live && p != in_port {
@@ -704,6 +713,7 @@ impl Pipeline {
             packet,
             depth: 0,
             last_flow_wildcards_all: false,
+            learn: None,
         };
         // The input port is always part of a megaflow (outputs depend on it, and OVS does
         // the same).
@@ -720,6 +730,7 @@ impl Pipeline {
             trace: cx.trace,
             cacheable: cx.cacheable,
             final_key: cx.key,
+            learn: cx.learn,
         }
     }
 

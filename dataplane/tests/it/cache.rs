@@ -9,10 +9,11 @@ use fuxi_dataplane::pipeline::{
     Bucket, FlowMod, GroupMod, GroupModCommand, GroupType, Pipeline, PortState,
 };
 use fuxi_dataplane::port::Packet;
-use fuxi_openflow::consts::OFPP_CONTROLLER;
+use fuxi_openflow::consts::{OFPP_CONTROLLER, OFPP_NORMAL};
 use fuxi_openflow::oxm::{FieldId, OFPVID_PRESENT};
 use fuxi_openflow::{Action, Instruction, Match, Oxm};
 use proptest::prelude::*;
+use std::sync::Arc;
 
 use crate::parse::{Frame, L3, L4};
 
@@ -54,7 +55,7 @@ fn flow_spec() -> impl Strategy<Value = FlowSpec> {
         0u16..4,
         any::<u8>(),
         any::<[u8; 4]>(),
-        prop::collection::vec(0u8..12, 0..4),
+        prop::collection::vec(0u8..13, 0..4),
         any::<bool>(),
         any::<bool>(),
     )
@@ -117,9 +118,11 @@ fn render(p: &PktSpec) -> Vec<u8> {
             dp: DPORTS[usize::from(p.dport)],
         }
     };
+    // Source MACs 1..=4, destination MACs 1..=2: NORMAL learns sources that later
+    // packets are sent to (and a packet may be sent to its own source).
     Frame {
-        dst: [2, 0, 0, 0, 0, 2],
-        src: [2, 0, 0, 0, 0, 1],
+        dst: [2, 0, 0, 0, 0, 1 + p.dst],
+        src: [2, 0, 0, 0, 0, 1 + p.src],
         vlans: p.vlan.map(|v| (0x8100, v)).into_iter().collect(),
         l3: match p.kind {
             2 => {
@@ -224,6 +227,7 @@ fn build(f: &FlowSpec) -> FlowMod {
             }
             8 => acts.push(Action::Group(1)),
             9 => acts.push(Action::output(OFPP_CONTROLLER)),
+            12 => acts.push(Action::output(OFPP_NORMAL)),
             10 => insts.push(Instruction::WriteMetadata {
                 metadata: 1,
                 mask: 1,
@@ -348,15 +352,21 @@ proptest! {
                 }
                 // Twice: the second round hits what the first installed.
                 for _ in 0..2 {
-                    let mut batch: Vec<Packet> = mine.iter().map(|b| Packet::from_frame(b)).collect();
-                    let mut got = Recorder::default();
-                    dp.process_batch(&p, in_port, &mut batch, 0, &mut got);
+                    // The reference learns on a copy of the MAC table, packet by packet, as
+                    // the datapath does on the real one.
+                    let mut twin = p.clone();
+                    twin.mac_table = Arc::new(p.mac_table.duplicate());
                     let mut want = Recorder::default();
                     for b in &mine {
                         let meta = RxMeta::port(in_port);
-                        let full = p.translate(&parse(b, meta).key, Some(b));
+                        let full = twin.translate(&parse(b, meta).key, Some(b));
                         execute(&full.actions, &mut b.to_vec(), meta, &p.meters, 0, &mut want);
+                        twin.learn(&full, 0);
                     }
+                    let mut batch: Vec<Packet> = mine.iter().map(|b| Packet::from_frame(b)).collect();
+                    let mut got = Recorder::default();
+                    dp.process_batch(&p, in_port, &mut batch, 0, &mut got);
+                    prop_assert_eq!(twin.mac_table.entries(), p.mac_table.entries());
                     prop_assert_eq!(&got, &want);
                 }
             }

@@ -3,6 +3,7 @@
 mod cache;
 mod classifier;
 mod exec;
+mod normal;
 mod parse;
 mod pipeline;
 mod port;
