@@ -283,6 +283,16 @@ const W_ETH_DST_TYPE: usize = 3;
 const W_ETH_SRC_VID: usize = 4;
 const W_NW_ADDRS: usize = 5;
 const W_TP_PROTO: usize = 6;
+const W_TTL_FLAGS: usize = 17;
+// `parse_fast` writes the key as an array literal in this order.
+const _: () = assert!(
+    W_ETH_DST_TYPE == 3
+        && W_ETH_SRC_VID == 4
+        && W_NW_ADDRS == 5
+        && W_TP_PROTO == 6
+        && W_TTL_FLAGS == 17
+        && super::key::KEY_WORDS == 18
+);
 
 /// Parses an Ethernet frame. Never panics, never allocates; a frame that is cut short or
 /// malformed is parsed up to its last valid layer.
@@ -295,8 +305,100 @@ pub fn parse(packet: &[u8], meta: RxMeta) -> Parsed {
 /// [`parse`] into a caller-owned [`Parsed`] (overwritten entirely).
 #[inline]
 pub fn parse_into(packet: &[u8], meta: RxMeta, out: &mut Parsed) {
+    if !parse_fast(packet, &meta, out) {
+        parse_general(packet, meta, out);
+    }
+}
+
+/// [`parse_into`] without the fast path for the common shape: every frame goes through the
+/// general parser. Public for tests and fuzzing, which check that both paths agree.
+#[doc(hidden)]
+#[inline]
+pub fn parse_general(packet: &[u8], meta: RxMeta, out: &mut Parsed) {
     parse_layers(packet, &meta, out);
     out.map = words_of(out.layout.layers, &meta);
+}
+
+/// The common shape at fixed offsets: untagged Ethernet, IPv4 without options, not a
+/// fragment, TCP or UDP whose header lies inside the datagram. Writes every word of the
+/// key (and the layout and map) exactly as the general parser would and returns true, or
+/// writes nothing and returns false for any other frame (the general parser then decides).
+#[inline(always)]
+fn parse_fast(p: &[u8], meta: &RxMeta, out: &mut Parsed) -> bool {
+    // Ethernet (14) + IPv4 (20) + UDP (8); TCP's other 12 bytes are checked below.
+    let Some(h) = p.first_chunk::<42>() else {
+        return false;
+    };
+    // eth_type IPv4, version 4 with a 20-byte header, neither MF nor a fragment offset.
+    if be16([h[12], h[13]]) != ethertype::IPV4
+        || h[14] != 0x45
+        || be16([h[20], h[21]]) & 0x3fff != 0
+    {
+        return false;
+    }
+    // The L4 header must end inside the datagram (Ethernet padding is not L4 data).
+    let end = p.len().min(14 + usize::from(be16([h[16], h[17]])));
+    let proto = h[23];
+    let (l4_layer, l7, flags) = match proto {
+        ipproto::UDP if end >= 42 => (Layers::UDP, 42u16, 0u64),
+        ipproto::TCP => {
+            let Some(t) = arr::<2>(p, 46) else {
+                return false;
+            };
+            let doff = usize::from(t[0] >> 4) * 4;
+            if doff < 20 || end < 34 + doff {
+                return false;
+            }
+            (
+                Layers::TCP,
+                (34 + doff) as u16,
+                u64::from(be16(*t) & 0x0fff),
+            )
+        }
+        _ => return false,
+    };
+    let tos = h[15];
+    let eth_dst = be64(h.first_chunk::<8>().unwrap_or(&[0; 8])) & !0xffff;
+    let eth_src = be64(h[4..12].first_chunk::<8>().unwrap_or(&[0; 8])) << 16;
+    let addrs = be64(h[26..34].first_chunk::<8>().unwrap_or(&[0; 8]));
+    let ports = u64::from(be32([h[34], h[35], h[36], h[37]]));
+    let tp = (ports << 32)
+        | (u64::from(proto) << 24)
+        | (u64::from(tos >> 2) << 16)
+        | (u64::from(tos & 3) << 8);
+    // Every word in one store each (no zeroing pass, no copy of a local key).
+    out.key.w = [
+        (u64::from(meta.in_port) << 32) | u64::from(meta.in_phy_port),
+        meta.metadata,
+        meta.tunnel_id,
+        eth_dst | u64::from(ethertype::IPV4), // W_ETH_DST_TYPE
+        eth_src,                              // W_ETH_SRC_VID (untagged: vid 0)
+        addrs,                                // W_NW_ADDRS
+        tp,                                   // W_TP_PROTO (vlan_pcp 0)
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        (u64::from(h[22]) << 56) | (flags << 16), // W_TTL_FLAGS: ttl, nw_frag 0, tcp_flags
+    ];
+    let layers = Layers(Layers::ETH | Layers::IPV4 | l4_layer);
+    out.layout = Layout {
+        layers,
+        vlan: Layout::NONE,
+        eth_type: 12,
+        mpls: Layout::NONE,
+        l3: 14,
+        l4: 34,
+        l7,
+    };
+    out.map = words_of(layers, meta);
+    true
 }
 
 #[inline(always)]
@@ -721,6 +823,102 @@ mod tests {
         assert_eq!(Field::VlanPcp.layout(), (W_TP_PROTO, 0, 8));
         assert_eq!(Field::Icmpv4Type.layout(), (8, 8, 8));
         assert_eq!(Field::Icmpv4Code.layout(), (8, 0, 8));
+        assert_eq!(Field::NwTtl.layout(), (W_TTL_FLAGS, 56, 8));
+        assert_eq!(Field::NwFrag.layout(), (W_TTL_FLAGS, 48, 8));
+        assert_eq!(Field::TcpFlags.layout(), (W_TTL_FLAGS, 16, 16));
+    }
+
+    /// Ethernet/IPv4/UDP (60 bytes) or TCP (with `tcp_opt` option bytes) with a
+    /// correct header checksum.
+    fn frame(tcp: Option<usize>) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+        let l4 = match tcp {
+            Some(opt) => {
+                let mut t = vec![0x04, 0xd2, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0];
+                t.push((((20 + opt) / 4) << 4) as u8);
+                t.extend([0x12, 0xff, 0xff, 0, 0, 0, 0]);
+                t.resize(20 + opt, 1);
+                t
+            }
+            None => vec![0x04, 0xd2, 0x00, 0x35, 0, 8, 0, 0],
+        };
+        let total = (20 + l4.len()) as u16;
+        f.extend([0x45, 0xb9]);
+        f.extend(total.to_be_bytes());
+        f.extend([0, 1, 0x40, 0, 64, if tcp.is_some() { 6 } else { 17 }, 0, 0]);
+        f.extend([10, 0, 0, 1, 10, 1, 2, 3]);
+        f.extend(l4);
+        f.resize(f.len().max(60), 0xab);
+        f
+    }
+
+    fn agree(p: &[u8], meta: RxMeta) -> bool {
+        let mut fast = Parsed::default();
+        let mut general = Parsed::default();
+        let took = parse_fast(p, &meta, &mut fast);
+        parse_general(p, meta, &mut general);
+        if took {
+            assert_eq!(fast, general, "{p:02x?}");
+        }
+        let mut via = Parsed {
+            key: FlowKey::ONES,
+            map: u32::MAX,
+            ..Parsed::default()
+        };
+        parse_into(p, meta, &mut via);
+        assert_eq!(via, general, "{p:02x?}");
+        took
+    }
+
+    /// The fast path takes the common shapes and gives exactly what the general parser
+    /// gives, for every prefix of them and for every single-byte change of their headers
+    /// (each header field's edge values: tags, other types and versions, options,
+    /// fragments, short datagrams, TCP data offsets).
+    #[test]
+    fn fast_path_agrees_with_general_parser() {
+        let meta = RxMeta {
+            in_port: 7,
+            in_phy_port: 9,
+            tunnel_id: 0x55,
+            metadata: 0x1234,
+        };
+        let frames = [
+            frame(None),
+            frame(Some(0)),
+            frame(Some(12)),
+            frame(Some(40)),
+        ];
+        let mut taken = 0;
+        for f in &frames {
+            assert!(agree(f, meta) && agree(f, RxMeta::port(1)), "{f:02x?}");
+            for n in 0..f.len() {
+                agree(&f[..n], meta);
+            }
+            for i in 0..f.len().min(60) {
+                for v in [
+                    0u8, 1, 2, 3, 4, 5, 6, 0x08, 0x11, 0x1f, 0x20, 0x40, 0x45, 0x46, 0x4f, 0x50,
+                    0x80, 0x81, 0x86, 0xa0, 0xf0, 0xff,
+                ] {
+                    let mut g = f.clone();
+                    g[i] = v;
+                    taken += usize::from(agree(&g, meta));
+                }
+            }
+        }
+        assert!(taken > 1000, "fast path taken {taken} times");
+        // Pseudo-random bytes over the fixed shape.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut g = frames[(x % 4) as usize].clone();
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x >> 8) as usize % 54;
+                g[i] = (x >> 32) as u8;
+            }
+            agree(&g, meta);
+        }
     }
 
     #[test]
