@@ -32,7 +32,7 @@ use fuxi_openflow::{ErrorCode, FieldId, Framer, MacAddr, Message, MessageError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
 
-use crate::config::Config;
+use crate::config::{Config, FailMode};
 use crate::datapath::{Ports, nanos_since};
 
 /// Something every connection may have to tell its controller.
@@ -159,13 +159,39 @@ pub struct Switch {
     next_conn: AtomicU64,
     /// Packets kept for packet-ins.
     buffers: Mutex<PacketBuffers>,
+    /// Controller connections and standalone fail-open state.
+    fail_open: Mutex<FailOpen>,
+}
+
+/// Controller connections as standalone mode counts them.
+#[derive(Debug, Default)]
+struct FailOpen {
+    /// Active controller connections up now.
+    up: usize,
+    /// When the last one went down (ns; 0: the daemon's start).
+    down_since: u64,
+    /// The fail-open flow is in (or was found there already).
+    active: bool,
+}
+
+/// The flow standalone mode adds while no controller is connected (as Open vSwitch does
+/// on a bridge without controllers): table 0, priority 0, every packet to NORMAL.
+pub fn fail_open_flow() -> pl::FlowMod {
+    pl::FlowMod::add(
+        0,
+        0,
+        fuxi_openflow::Match::all(),
+        vec![fuxi_openflow::Instruction::ApplyActions(vec![
+            fuxi_openflow::Action::output(OFPP_NORMAL),
+        ])],
+    )
 }
 
 impl Switch {
     /// A switch with these parts.
     pub fn new(cfg: Config, engine: Engine, ports: Arc<Ports>, start: Instant) -> Switch {
         let (events, _) = broadcast::channel(4096);
-        Switch {
+        let sw = Switch {
             cfg,
             engine: Mutex::new(engine),
             ports,
@@ -176,6 +202,89 @@ impl Switch {
             generation_id: Mutex::new(None),
             next_conn: AtomicU64::new(1),
             buffers: Mutex::new(PacketBuffers::default()),
+            fail_open: Mutex::new(FailOpen::default()),
+        };
+        sw.engine()
+            .pipeline()
+            .mac_table
+            .configure(sw.cfg.mac_aging_time, sw.cfg.mac_table_size);
+        sw.fail_open_tick();
+        sw
+    }
+
+    fn fail_open_state(&self) -> MutexGuard<'_, FailOpen> {
+        self.fail_open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Standalone mode: adds the NORMAL flow when no controller connection is up and none
+    /// has been for `fail_open_delay` (at once when no controller is configured). Leaves
+    /// a priority-0 catch-all flow that is there already alone. Called at start and with
+    /// every expiry tick.
+    pub fn fail_open_tick(&self) {
+        if self.cfg.fail_mode != FailMode::Standalone {
+            return;
+        }
+        let now = self.now();
+        let mut st = self.fail_open_state();
+        if st.active || st.up > 0 {
+            return;
+        }
+        let delay = u64::from(self.cfg.fail_open_delay) * 1_000_000_000;
+        if !self.cfg.controllers.is_empty() && now.saturating_sub(st.down_since) < delay {
+            return;
+        }
+        st.active = true;
+        let mut e = self.engine();
+        let taken = e.pipeline().tables[0]
+            .flows
+            .iter()
+            .any(|(_, r)| r.priority == 0 && r.mask.is_zero());
+        if !taken && e.flow_mod(&fail_open_flow(), now).is_ok() {
+            e.publish();
+            tracing::info!(bridge = %self.cfg.bridge, "no controller: standalone, NORMAL forwarding");
+        }
+    }
+
+    /// An active controller connection came up: standalone mode's NORMAL flow goes (if it
+    /// is still the one it added).
+    pub fn controller_up(&self) {
+        let mut st = self.fail_open_state();
+        st.up += 1;
+        if !std::mem::take(&mut st.active) {
+            return;
+        }
+        let flow = fail_open_flow();
+        let mut e = self.engine();
+        let ours = e.pipeline().tables[0].flows.iter().any(|(_, r)| {
+            r.priority == 0
+                && r.mask.is_zero()
+                && r.value.cookie == 0
+                && *r.value.instructions == *flow.instructions
+        });
+        if ours {
+            let del = pl::FlowMod {
+                command: pl::FlowModCommand::DeleteStrict,
+                ..pl::FlowMod::delete(0, fuxi_openflow::Match::all())
+            };
+            let now = self.now();
+            if let Ok(removed) = e.flow_mod(&del, now) {
+                e.publish();
+                drop(e);
+                self.flows_removed(removed);
+                tracing::info!(bridge = %self.cfg.bridge, "controller connected: NORMAL fallback removed");
+            }
+        }
+    }
+
+    /// An active controller connection went down.
+    pub fn controller_down(&self) {
+        let now = self.now();
+        let mut st = self.fail_open_state();
+        st.up = st.up.saturating_sub(1);
+        if st.up == 0 {
+            st.down_since = now;
         }
     }
 
@@ -217,6 +326,7 @@ impl Switch {
             r
         };
         self.flows_removed(removed);
+        self.fail_open_tick();
     }
 
     /// The OpenFlow description of port `ofport`.
@@ -1251,6 +1361,23 @@ fn meter_flow_count(p: &Pipeline, meter: u32) -> u32 {
                 .any(|i| matches!(i, fuxi_openflow::Instruction::Meter(m) if *m == meter))
         })
         .count() as u32
+}
+
+/// Serves one connection to a configured controller (an active connection, which standalone
+/// mode counts) until it closes.
+pub async fn serve_controller<S>(sw: Arc<Switch>, stream: S, peer: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    struct Down(Arc<Switch>);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            self.0.controller_down();
+        }
+    }
+    sw.controller_up();
+    let _down = Down(sw.clone());
+    serve(sw, stream, peer).await;
 }
 
 /// Serves one OpenFlow connection until it closes.

@@ -77,6 +77,14 @@ pub struct FileConfig {
     pub controllers: Vec<String>,
     /// "secure" or "standalone".
     pub fail_mode: Option<String>,
+    /// Standalone: seconds without any controller connection before the switch falls
+    /// back to NORMAL forwarding (default 15: Open vSwitch's three inactivity probes).
+    pub fail_open_delay: Option<u32>,
+    /// Seconds a learned MAC stays without traffic (NORMAL; default 300, as Open vSwitch's
+    /// `mac-aging-time`).
+    pub mac_aging_time: Option<u32>,
+    /// Most MACs learned (NORMAL; default 2048, as Open vSwitch's `mac-table-size`).
+    pub mac_table_size: Option<usize>,
     /// Datapath threads.
     pub threads: Option<usize>,
     /// CPUs to pin datapath threads to: thread i runs on `cpus[i % len]` (default: none).
@@ -98,7 +106,9 @@ pub struct FileConfig {
 pub enum FailMode {
     /// Keep flows, no fallback forwarding.
     Secure,
-    /// Same (no NORMAL action in Fuxi), kept for configuration compatibility.
+    /// While no controller connection is up (none configured, or all lost for
+    /// `fail_open_delay`), a priority-0 `actions=NORMAL` flow in table 0 makes the switch
+    /// a learning switch; it goes when a controller connects (Open vSwitch's fail-open).
     Standalone,
 }
 
@@ -115,6 +125,12 @@ pub struct Config {
     pub controllers: Vec<SocketAddr>,
     /// Fail mode.
     pub fail_mode: FailMode,
+    /// Standalone: how long all controllers may be down before NORMAL takes over, seconds.
+    pub fail_open_delay: u32,
+    /// MAC aging time, seconds (≥ 1).
+    pub mac_aging_time: u32,
+    /// MAC table size (≥ 1).
+    pub mac_table_size: usize,
     /// Datapath threads (≥ 1).
     pub threads: usize,
     /// CPUs datapath threads are pinned to, round-robin (empty: not pinned).
@@ -252,6 +268,15 @@ impl FileConfig {
             Some("standalone") => FailMode::Standalone,
             Some(o) => bail!("key `fail_mode`: `{o}` is not secure or standalone"),
         };
+        let fail_open_delay = self.fail_open_delay.unwrap_or(15);
+        let mac_aging_time = self.mac_aging_time.unwrap_or(300);
+        if mac_aging_time == 0 {
+            bail!("key `mac_aging_time`: must be at least 1 second");
+        }
+        let mac_table_size = self.mac_table_size.unwrap_or(2048);
+        if mac_table_size == 0 || mac_table_size > 1_000_000 {
+            bail!("key `mac_table_size`: {mac_table_size} is not in 1..=1000000");
+        }
         let threads = self.threads.unwrap_or(1);
         if threads == 0 || threads > 64 {
             bail!("key `threads`: {threads} is not in 1..=64");
@@ -356,6 +381,9 @@ impl FileConfig {
             listen,
             controllers,
             fail_mode,
+            fail_open_delay,
+            mac_aging_time,
+            mac_table_size,
             threads,
             ports,
             mgmt,

@@ -303,7 +303,7 @@ fn run(args: Args) -> Result<()> {
                         Ok(stream) => {
                             backoff = Duration::from_secs(1);
                             let _ = stream.set_nodelay(true);
-                            agent::serve(s.clone(), stream, c.to_string()).await;
+                            agent::serve_controller(s.clone(), stream, c.to_string()).await;
                         }
                         Err(e) => tracing::debug!(controller = %c, "connect: {e}"),
                     }

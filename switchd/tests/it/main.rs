@@ -9,6 +9,7 @@
 //! - [`traffic`]: hosts in namespaces on veth ports; forwarding, drop, rewrite, VLAN push,
 //!   table-miss to the controller. Needs root.
 //! - [`buffers`]: packet-ins with buffer ids; packet-out and flow-mod by buffer id. Needs root.
+//! - [`normal`]: the NORMAL action and standalone fail mode with real traffic. Needs root.
 //! - [`vxlan`]: two switches joined by a VXLAN tunnel carry TUNNEL_ID. Needs root.
 //!
 //! Tests that need root fail when not run as root, unless `FUXI_SKIP_ROOT_TESTS=1` is set:
@@ -19,6 +20,7 @@ mod afxdp;
 mod buffers;
 mod metrics;
 mod mgmt;
+mod normal;
 mod ofctl;
 mod traffic;
 mod util;
