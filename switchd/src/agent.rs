@@ -1278,12 +1278,31 @@ impl Conn {
             })),
             QB::TableFeatures(set) => {
                 if !set.is_empty() {
-                    return Err(ErrorCode::TABLE_FEATURES_EPERM);
+                    self.check_table_features_set(set)?;
                 }
                 mp(RB::TableFeatures(table_features()))
             }
             QB::Experimenter(_) => return Err(ErrorCode::BAD_REQUEST_BAD_EXPERIMENTER),
         }])
+    }
+
+    /// A TABLE_FEATURES request with a body asks to reconfigure the tables to exactly the
+    /// listed ones (spec 1.3.5 §7.3.5.18). This switch's tables are fixed: a request for
+    /// what they are already is a success (answered with the features, as a set that
+    /// took effect is); any other is refused with an OFPET_TABLE_FEATURES_FAILED code —
+    /// BAD_TABLE for a table that does not exist, else EPERM, the code Open vSwitch
+    /// gives every set request. A slave may not change the switch (IS_SLAVE).
+    fn check_table_features_set(&self, set: &[TableFeatures]) -> Result<(), ErrorCode> {
+        if self.is_slave() {
+            return Err(ErrorCode::BAD_REQUEST_IS_SLAVE);
+        }
+        if set.iter().any(|t| usize::from(t.table_id) >= pl::N_TABLES) {
+            return Err(ErrorCode::TABLE_FEATURES_BAD_TABLE);
+        }
+        if set != table_features().as_slice() {
+            return Err(ErrorCode::TABLE_FEATURES_EPERM);
+        }
+        Ok(())
     }
 
     /// Encodes an asynchronous event for this connection, if its role and async config
@@ -1456,6 +1475,92 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn conn() -> Conn {
+        let cfg = crate::config::FileConfig::default().validate().unwrap();
+        let sw = Switch::new(
+            cfg,
+            Engine::default(),
+            Arc::new(Ports::default()),
+            Instant::now(),
+        );
+        let mut c = Conn::new(Arc::new(sw));
+        c.out.clear();
+        c
+    }
+
+    /// Every message `c` wrote since the last call, with its xid.
+    fn written(c: &mut Conn) -> Vec<(u32, Message)> {
+        let mut f = Framer::new();
+        f.push(&std::mem::take(&mut c.out));
+        let mut v = Vec::new();
+        while let Ok(Some(fr)) = f.next_frame() {
+            let (h, m) = Message::decode(&fr).unwrap();
+            v.push((h.xid, m));
+        }
+        v
+    }
+
+    /// Sends a TABLE_FEATURES request with `set` as its body (split with REQ_MORE as a
+    /// controller must) and returns what came back: the table ids of the reply, or the
+    /// error.
+    fn table_features_set(c: &mut Conn, set: Vec<TableFeatures>) -> Result<Vec<u8>, ErrorCode> {
+        let req = msg::MultipartRequest {
+            flags: 0,
+            body: QB::TableFeatures(set),
+        };
+        for part in req.split(fuxi_openflow::header::OFP_MAX_MSG_LEN) {
+            c.handle(&Message::MultipartRequest(part).to_vec(7));
+        }
+        let mut ids = Vec::new();
+        for (xid, m) in written(c) {
+            assert_eq!(xid, 7);
+            match m {
+                Message::Error(e) => return Err(e.code),
+                Message::MultipartReply(r) => match r.body {
+                    RB::TableFeatures(v) => ids.extend(v.iter().map(|t| t.table_id)),
+                    b => panic!("{b:?}"),
+                },
+                m => panic!("{m:?}"),
+            }
+        }
+        Ok(ids)
+    }
+
+    #[test]
+    fn table_features_set_requests_succeed_only_for_the_tables_as_they_are() {
+        let mut c = conn();
+        // The tables as they are: a success, answered with the features.
+        let all = table_features();
+        let ids = table_features_set(&mut c, all.clone()).unwrap();
+        assert_eq!(ids, (0..N_TABLES_U8).collect::<Vec<_>>());
+        // Anything else cannot be done here.
+        let mut fewer = all.clone();
+        fewer.pop();
+        assert_eq!(
+            table_features_set(&mut c, fewer),
+            Err(ErrorCode::TABLE_FEATURES_EPERM)
+        );
+        let mut bigger = all.clone();
+        bigger[3].max_entries += 1;
+        assert_eq!(
+            table_features_set(&mut c, bigger),
+            Err(ErrorCode::TABLE_FEATURES_EPERM)
+        );
+        let mut none = all[..1].to_vec();
+        none[0].table_id = 255;
+        assert_eq!(
+            table_features_set(&mut c, none),
+            Err(ErrorCode::TABLE_FEATURES_BAD_TABLE)
+        );
+        // A query still answers, and a slave may not set.
+        assert_eq!(table_features_set(&mut c, vec![]).unwrap().len(), 255);
+        c.role.store(ROLE_SLAVE, Ordering::Relaxed);
+        assert_eq!(
+            table_features_set(&mut c, all),
+            Err(ErrorCode::BAD_REQUEST_IS_SLAVE)
+        );
+    }
 
     fn pkt(b: u8) -> Buffered {
         Buffered {
