@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -97,6 +98,11 @@ pub struct FileConfig {
     pub mgmt: Option<String>,
     /// How AF_PACKET ports receive: "mmsg" (recvmmsg, default) or "ring" (TPACKET_V3).
     pub rx_mode: Option<String>,
+    /// How datapath threads wait for packets: "adaptive" (default) or "always".
+    pub poll_mode: Option<String>,
+    /// Adaptive mode: µs of busy-polling after the last packet before sleeping (200;
+    /// unused by "always").
+    pub spin_us: Option<u64>,
     /// Prometheus `/metrics` listener "IP:PORT" (default: none).
     pub metrics: Option<String>,
 }
@@ -111,6 +117,26 @@ pub enum FailMode {
     /// a learning switch; it goes when a controller connects (Open vSwitch's fail-open).
     Standalone,
 }
+
+/// How a datapath thread waits when its ports have nothing to receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollMode {
+    /// Keep polling for `spin` after the last round that found a packet, then sleep in
+    /// poll(2) on the ports' descriptors: an idle switch uses no CPU.
+    Adaptive {
+        /// The busy-poll window.
+        spin: Duration,
+    },
+    /// Never sleep (Open vSwitch PMD style): a thread takes its whole core, idle or not,
+    /// and no packet waits for a wake-up.
+    Always,
+}
+
+/// The default busy-poll window of [`PollMode::Adaptive`].
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(200);
+
+/// The longest busy-poll window `spin_us` accepts (1 s).
+pub const MAX_SPIN_US: u64 = 1_000_000;
 
 /// The validated configuration the daemon runs with.
 #[derive(Clone, Debug)]
@@ -141,6 +167,8 @@ pub struct Config {
     pub mgmt: Option<String>,
     /// AF_PACKET ports receive with recvmmsg instead of the TPACKET_V3 ring.
     pub rx_mmsg: bool,
+    /// How datapath threads wait for packets.
+    pub poll_mode: PollMode,
     /// Prometheus `/metrics` listener, if any.
     pub metrics: Option<SocketAddr>,
 }
@@ -361,6 +389,16 @@ impl FileConfig {
             None | Some("mmsg") => true,
             Some(o) => bail!("key `rx_mode`: `{o}` is not ring or mmsg"),
         };
+        let spin = match self.spin_us {
+            None => DEFAULT_SPIN,
+            Some(us) if us <= MAX_SPIN_US => Duration::from_micros(us),
+            Some(us) => bail!("key `spin_us`: {us} is above {MAX_SPIN_US} (1 s)"),
+        };
+        let poll_mode = match self.poll_mode.as_deref() {
+            None | Some("adaptive") => PollMode::Adaptive { spin },
+            Some("always") => PollMode::Always,
+            Some(o) => bail!("key `poll_mode`: `{o}` is not adaptive or always"),
+        };
         let mgmt = match self.mgmt {
             Some(s) if s.is_empty() => None,
             Some(s) => Some(s),
@@ -388,6 +426,7 @@ impl FileConfig {
             ports,
             mgmt,
             rx_mmsg,
+            poll_mode,
         })
     }
 }
@@ -407,6 +446,11 @@ mod tests {
         assert_eq!(c.ports[1].ofport, 2);
         assert_eq!(c.metrics, None, "metrics are off by default");
         assert!(c.cpus.is_empty(), "threads are not pinned by default");
+        assert_eq!(
+            c.poll_mode,
+            PollMode::Adaptive { spin: DEFAULT_SPIN },
+            "datapath threads sleep when idle by default"
+        );
         // The commented-out examples (`# key = value` with a lower-case key) parse too.
         let uncommented: String = text
             .lines()
@@ -505,6 +549,44 @@ mod tests {
             assert_eq!(XdpMode::parse(m).map(XdpMode::as_str), Some(m));
         }
         assert_eq!(XdpMode::parse("turbo"), None);
+    }
+
+    #[test]
+    fn poll_modes() {
+        let mode = |text: &str| {
+            FileConfig::parse(text)
+                .unwrap()
+                .validate()
+                .map(|c| c.poll_mode)
+        };
+        assert_eq!(mode("").unwrap(), PollMode::Adaptive { spin: DEFAULT_SPIN });
+        assert_eq!(mode("poll_mode = \"always\"\n").unwrap(), PollMode::Always);
+        // The window is an adaptive-mode setting; "always" never sleeps, so it is unused.
+        assert_eq!(
+            mode("poll_mode = \"always\"\nspin_us = 5\n").unwrap(),
+            PollMode::Always
+        );
+        assert_eq!(
+            mode("poll_mode = \"adaptive\"\nspin_us = 0\n").unwrap(),
+            PollMode::Adaptive {
+                spin: Duration::ZERO
+            }
+        );
+        assert_eq!(
+            mode("spin_us = 1500\n").unwrap(),
+            PollMode::Adaptive {
+                spin: Duration::from_micros(1500)
+            }
+        );
+        for (text, key) in [
+            ("poll_mode = \"pmd\"\n", "key `poll_mode`"),
+            ("spin_us = 1000001\n", "key `spin_us`"),
+        ] {
+            let e = mode(text).unwrap_err();
+            assert!(format!("{e:#}").contains(key), "{text}: {e:#}");
+        }
+        let e = FileConfig::parse("spin_us = -1\n").unwrap_err();
+        assert!(format!("{e:#}").contains("spin_us"), "{e:#}");
     }
 
     #[test]

@@ -7,11 +7,13 @@
 //!
 //! A datapath thread runs to completion: receive up to 32 packets per port, run them
 //! through the engine worker, send per output port, hand packet-ins to the control plane.
-//! Under load it busy-polls: after a round that found packets it keeps polling its ports for
-//! [`SPIN`] before it sleeps in poll(2) on their descriptors (50 ms at most), so packets
-//! that follow within that window pay no sleep and wake-up, and an idle switch still uses
-//! no CPU. With `cpus` configured, thread i pins itself to `cpus[i % len]`
-//! (sched_setaffinity) before its first round.
+//! How it waits is [`PollMode`]: adaptive (the default) busy-polls under load — after a
+//! round that found packets it keeps polling its ports for the spin window (200 µs) before
+//! it sleeps in poll(2) on their descriptors (50 ms at most), so packets that follow within
+//! that window pay no sleep and wake-up, and an idle switch still uses no CPU; always
+//! never sleeps (a whole core per thread, no wake-up on any packet's path). With `cpus`
+//! configured, thread i pins itself to `cpus[i % len]` (sched_setaffinity) before its
+//! first round.
 
 #![allow(unsafe_code)]
 
@@ -34,7 +36,7 @@ use fuxi_dataplane::port::vxlan::VxlanPort;
 use fuxi_dataplane::port::{Packet, PacketBatch, Port, PortStats};
 use fuxi_openflow::msg::port::config as pcfg;
 
-use crate::config::{PortConfig, PortType};
+use crate::config::{PollMode, PortConfig, PortType};
 
 /// One port of the bridge.
 pub struct PortSlot {
@@ -224,13 +226,6 @@ impl Ports {
     }
 }
 
-/// How long a datapath thread keeps polling its ports after the last round that found a
-/// packet before it sleeps in poll(2): under load (gaps between batches shorter than this)
-/// it never sleeps; after a burst an idle thread spins for this long, then costs nothing.
-/// (A ping through the switch does not need it: the reply is already queued on the other
-/// port when the request's send returns, and the same round picks it up.)
-pub const SPIN: Duration = Duration::from_micros(200);
-
 /// Nanoseconds since `start` (the daemon's monotonic clock).
 pub fn nanos_since(start: Instant) -> u64 {
     start.elapsed().as_nanos() as u64
@@ -254,6 +249,8 @@ pub struct ThreadCounters {
     pub packet_ins: AtomicU64,
     /// Packet-ins dropped because the control plane's queue was full.
     pub packet_ins_dropped: AtomicU64,
+    /// Times the thread slept in poll(2) because its ports had nothing.
+    pub sleeps: AtomicU64,
 }
 
 impl ThreadCounters {
@@ -286,6 +283,8 @@ pub struct DatapathCtx {
     pub counters: Arc<ThreadCounters>,
     /// The CPU to pin this thread to, if any.
     pub cpu: Option<usize>,
+    /// How the thread waits for packets.
+    pub poll_mode: PollMode,
 }
 
 /// The CPUs this process may run on (its affinity mask).
@@ -354,7 +353,14 @@ fn run(ctx: DatapathCtx) {
     let mut pollfds: Vec<libc::pollfd> = Vec::new();
     let mut last_sync = Instant::now();
     let mut last_busy = Instant::now();
-    tracing::debug!(thread = ctx.id, "datapath thread running");
+    // Adaptive: how long to keep polling after the last packet (under load, where the gaps
+    // between batches are shorter, the thread never sleeps; after a burst it spins this
+    // long, then costs nothing). Always: forever.
+    let spin = match ctx.poll_mode {
+        PollMode::Adaptive { spin } => Some(spin),
+        PollMode::Always => None,
+    };
+    tracing::debug!(thread = ctx.id, poll_mode = ?ctx.poll_mode, "datapath thread running");
     while !ctx.stop.load(Ordering::Relaxed) {
         let table = ctx.ports.load();
         let mut busy = false;
@@ -394,10 +400,11 @@ fn run(ctx: DatapathCtx) {
         }
         if busy {
             last_busy = Instant::now();
-        } else if last_busy.elapsed() < SPIN {
+        } else if spin.is_none_or(|spin| last_busy.elapsed() < spin) {
             // Busy-poll: more packets are likely to follow the ones just handled.
             std::hint::spin_loop();
         } else {
+            ctx.counters.sleeps.fetch_add(1, Ordering::Relaxed);
             pollfds.clear();
             for slot in table.values().filter(|s| s.thread == ctx.id) {
                 if let Some(fd) = slot.fd {
@@ -422,4 +429,49 @@ fn run(ctx: DatapathCtx) {
     worker.sync_stats();
     ctx.counters.store_cache(&worker.cache_stats());
     tracing::debug!(thread = ctx.id, "datapath thread stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use fuxi_dataplane::engine::Engine;
+    use fuxi_dataplane::pipeline::Pipeline;
+
+    use super::*;
+
+    /// Runs one datapath thread with no ports for `dur`; returns how often it slept.
+    fn sleeps_while_idle(poll_mode: PollMode, dur: Duration) -> u64 {
+        let engine = Engine::new(Pipeline::new());
+        let (packet_ins, _rx) = tokio::sync::mpsc::channel(1);
+        let counters = Arc::new(ThreadCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = spawn(DatapathCtx {
+            id: 0,
+            ports: Arc::default(),
+            reader: engine.reader(),
+            packet_ins,
+            stop: stop.clone(),
+            start: Instant::now(),
+            counters: counters.clone(),
+            cpu: None,
+            poll_mode,
+        })
+        .unwrap();
+        std::thread::sleep(dur);
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+        counters.sleeps.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn always_poll_never_sleeps_and_adaptive_sleeps_when_idle() {
+        let dur = Duration::from_millis(300);
+        assert_eq!(sleeps_while_idle(PollMode::Always, dur), 0);
+        // Idle from the start: the window passes, then every poll(2) sleeps (≤ 50 ms each).
+        let spin = Duration::from_micros(200);
+        let n = sleeps_while_idle(PollMode::Adaptive { spin }, dur);
+        assert!((2..=7).contains(&n), "{n} sleeps in 300 ms");
+        // A window longer than the test: it never gets to sleep.
+        let spin = Duration::from_secs(1);
+        assert_eq!(sleeps_while_idle(PollMode::Adaptive { spin }, dur), 0);
+    }
 }

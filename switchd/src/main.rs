@@ -74,6 +74,16 @@ struct Args {
     /// 1 ms per hop when traffic is sparse).
     #[arg(long)]
     rx_mode: Option<String>,
+    /// How datapath threads wait for packets: adaptive (the default: busy-poll for
+    /// --spin-us after the last packet, then sleep in poll(2); an idle switch uses no
+    /// CPU) or always (never sleep, Open vSwitch PMD style: lower latency, a whole core
+    /// per thread even when idle).
+    #[arg(long)]
+    poll_mode: Option<String>,
+    /// Adaptive poll mode: microseconds of busy-polling after the last packet before a
+    /// datapath thread sleeps (default 200).
+    #[arg(long)]
+    spin_us: Option<u64>,
     /// Prometheus /metrics listener, IP:PORT (default: none).
     #[arg(long)]
     metrics: Option<String>,
@@ -188,6 +198,12 @@ fn load_config(args: &Args) -> Result<config::Config> {
     if let Some(r) = &args.rx_mode {
         fc.rx_mode = Some(r.clone());
     }
+    if let Some(m) = &args.poll_mode {
+        fc.poll_mode = Some(m.clone());
+    }
+    if let Some(us) = args.spin_us {
+        fc.spin_us = Some(us);
+    }
     if let Some(m) = &args.metrics {
         fc.metrics = Some(m.clone());
     }
@@ -247,6 +263,7 @@ fn run(args: Args) -> Result<()> {
             start,
             counters: c.clone(),
             cpu: (!cfg.cpus.is_empty()).then(|| cfg.cpus[id % cfg.cpus.len()]),
+            poll_mode: cfg.poll_mode,
         })?);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
