@@ -18,14 +18,21 @@ use crate::packet::{ALL_WORDS, COMMON, COMMON_WORDS, FlowKey, KEY_WORDS};
 /// Entries per bucket.
 pub const WAYS: usize = 4;
 
-/// One entry: 8-byte megaflow reference, the map, then the mapped words in order.
+/// [`Emc::probe`]'s "no entry": no index is this large.
+pub const NO_HINT: u32 = u32::MAX;
+
+/// One entry: 8-byte megaflow reference, the map, then the mapped words in order
+/// (`repr(C)`: in this order, so that the reference, the map and six words are the first
+/// cache line).
 #[derive(Clone, Default)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct Entry {
     mf: Option<Arc<Megaflow>>,
     map: u32,
     words: [u64; KEY_WORDS],
 }
+
+const _: () = assert!(std::mem::offset_of!(Entry, words) + 6 * 8 <= 64);
 
 impl Entry {
     #[inline(always)]
@@ -112,62 +119,109 @@ impl Emc {
         ((h >> 32) as u32 & self.sig_mask) | 1
     }
 
+    /// The key's two buckets: `h`'s low bits, and bits of its upper half (which the
+    /// signature also comes from, so two keys that share both buckets usually differ in
+    /// their signatures). A key lives in either; inserts fill the first before the second,
+    /// so that a bucket with more than [`WAYS`] keys overflows into its second choice
+    /// instead of evicting (power of two choices: at 10k keys in 16k entries, next to no
+    /// key has both buckets full).
     #[inline(always)]
-    fn bucket(&self, h: u64) -> usize {
-        (h as usize) & (self.sigs.len() - 1)
+    fn buckets(&self, h: u64) -> [usize; 2] {
+        let m = self.sigs.len() - 1;
+        [(h as usize) & m, ((h >> 40) as usize) & m]
     }
 
-    /// The megaflow cached for `key` (with word map `map`, hash `h`).
     #[inline(always)]
-    pub fn find(&self, h: u64, key: &FlowKey, map: u32) -> Option<&Arc<Megaflow>> {
-        let b = self.bucket(h);
-        let s = self.sig(h);
+    fn find_in(&self, b: usize, s: u32, key: &FlowKey, map: u32) -> Option<usize> {
         let sigs = self.sigs.get(b)?;
         for (w, &x) in sigs.iter().enumerate() {
             if x == s
                 && let Some(e) = self.entries.get(b * WAYS + w)
                 && e.matches(key, map)
             {
-                return e.mf.as_ref();
+                return Some(b * WAYS + w);
             }
         }
         None
     }
 
-    /// Reads what [`Emc::find`] for hash `h` will read first (the bucket's signatures and
-    /// the map of the first entry whose signature matches), so that a batch can take the
-    /// cache misses of all its packets together before running any. Returns the value read
-    /// (give it to `black_box`).
+    /// The megaflow cached for `key` (with word map `map`, hash `h`).
     #[inline(always)]
-    pub fn touch(&self, h: u64) -> u32 {
-        let b = self.bucket(h);
+    pub fn find(&self, h: u64, key: &FlowKey, map: u32) -> Option<&Arc<Megaflow>> {
+        let [b1, b2] = self.buckets(h);
         let s = self.sig(h);
-        let Some(sigs) = self.sigs.get(b) else {
-            return 0;
+        let i = match self.find_in(b1, s, key, map) {
+            Some(i) => i,
+            None => self.find_in(b2, s, key, map)?,
         };
-        match sigs.iter().position(|&x| x == s) {
-            Some(w) => self.entries.get(b * WAYS + w).map_or(0, |e| e.map),
-            None => sigs[0],
-        }
+        self.entries.get(i)?.mf.as_ref()
     }
 
-    /// Caches `mf` for `key` (replacing the entry for the same key, else an empty way, else
-    /// the bucket's ways in turn).
-    pub fn insert(&mut self, h: u64, key: &FlowKey, map: u32, mf: Arc<Megaflow>) {
-        let b = self.bucket(h);
+    /// Reads what [`Emc::find`] for hash `h` will read first (the buckets' signatures),
+    /// so that a batch can take the cache misses of all its packets together before
+    /// running any. Returns the first entry whose signature matches, or [`NO_HINT`]: a
+    /// hint for [`Emc::find_hinted`] and [`Emc::megaflow_at`], not checked against a key.
+    #[inline(always)]
+    pub fn probe(&self, h: u64) -> u32 {
         let s = self.sig(h);
-        let base = b * WAYS;
-        let sigs = self.sigs[b];
-        let same = (0..WAYS).find(|&w| sigs[w] == s && self.entries[base + w].matches(key, map));
-        let w = match same.or_else(|| sigs.iter().position(|&x| x == 0)) {
-            Some(w) => w,
-            None => {
-                self.victim = (self.victim + 1) % WAYS;
-                self.victim
+        for b in self.buckets(h) {
+            if let Some(sigs) = self.sigs.get(b)
+                && let Some(w) = sigs.iter().position(|&x| x == s)
+            {
+                return (b * WAYS + w) as u32;
             }
+        }
+        NO_HINT
+    }
+
+    /// The megaflow entry `i` holds, whatever its key (for reading its line ahead).
+    #[inline(always)]
+    pub fn megaflow_at(&self, i: u32) -> Option<&Megaflow> {
+        self.entries.get(i as usize)?.mf.as_deref()
+    }
+
+    /// [`Emc::find`], trying entry `hint` (from [`Emc::probe`] of the same hash) first:
+    /// an entry that holds `key` is the key's entry whatever happened since the probe (an
+    /// entry is only ever written whole), and anything else falls back to the full probe.
+    #[inline(always)]
+    pub fn find_hinted(
+        &self,
+        hint: u32,
+        h: u64,
+        key: &FlowKey,
+        map: u32,
+    ) -> Option<&Arc<Megaflow>> {
+        if let Some(e) = self.entries.get(hint as usize)
+            && e.matches(key, map)
+            && let Some(mf) = e.mf.as_ref()
+        {
+            return Some(mf);
+        }
+        self.find(h, key, map)
+    }
+
+    /// Caches `mf` for `key` (replacing the entry for the same key, else an empty way of
+    /// its first bucket, else of its second, else the first bucket's ways in turn).
+    pub fn insert(&mut self, h: u64, key: &FlowKey, map: u32, mf: Arc<Megaflow>) {
+        let [b1, b2] = self.buckets(h);
+        let s = self.sig(h);
+        let empty =
+            |sigs: &[u32; WAYS], b: usize| sigs.iter().position(|&x| x == 0).map(|w| b * WAYS + w);
+        let i = match self
+            .find_in(b1, s, key, map)
+            .or_else(|| self.find_in(b2, s, key, map))
+        {
+            Some(i) => i,
+            None => match empty(&self.sigs[b1], b1).or_else(|| empty(&self.sigs[b2], b2)) {
+                Some(i) => i,
+                None => {
+                    self.victim = (self.victim + 1) % WAYS;
+                    b1 * WAYS + self.victim
+                }
+            },
         };
-        self.sigs[b][w] = s;
-        self.entries[base + w].set(key, map, mf);
+        self.sigs[i / WAYS][i % WAYS] = s;
+        self.entries[i].set(key, map, mf);
     }
 
     /// Drops every entry.
@@ -254,6 +308,52 @@ mod tests {
                     "map {map:#x} vs {wider:#x}"
                 );
             }
+        }
+    }
+
+    /// Keys whose first bucket is full go to their second: eight keys sharing a first
+    /// bucket (four ways) all stay and are found, with or without a hint, and a hint that
+    /// points at another key's entry (or nowhere) still finds the right one.
+    #[test]
+    fn full_first_bucket_overflows_into_the_second() {
+        let mut emc = Emc::new(64); // 16 buckets
+        let map = COMMON_WORDS;
+        let keys: Vec<FlowKey> = (0..8).map(|s| key_of(map, s + 500)).collect();
+        // Same first bucket (low bits 3), a different second bucket each (bits 40..).
+        let h = |n: usize| 3 | ((n as u64 + 1) << 40) | ((n as u64 + 7) << 32);
+        for (n, k) in keys.iter().enumerate() {
+            emc.insert(h(n), k, map, mf(n as u64));
+        }
+        for (n, k) in keys.iter().enumerate() {
+            let tag = |m: Option<&Arc<Megaflow>>| m.map(|m| m.generation);
+            assert_eq!(tag(emc.find(h(n), k, map)), Some(n as u64), "key {n}");
+            let hint = emc.probe(h(n));
+            assert_ne!(hint, NO_HINT);
+            assert_eq!(tag(emc.find_hinted(hint, h(n), k, map)), Some(n as u64));
+            assert_eq!(tag(emc.find_hinted(NO_HINT, h(n), k, map)), Some(n as u64));
+            for other in 0..8 {
+                let wrong = emc.probe(h(other));
+                assert_eq!(tag(emc.find_hinted(wrong, h(n), k, map)), Some(n as u64));
+            }
+            // Another key with this key's hash is not found through any hint.
+            let stranger = key_of(map, 999);
+            assert!(emc.find_hinted(hint, h(n), &stranger, map).is_none());
+        }
+        // A ninth key whose both buckets are the full one evicts one of its keys.
+        let extra = key_of(map, 9);
+        let hx = 3 | (3 << 40) | (99 << 32);
+        emc.insert(hx, &extra, map, mf(9));
+        assert!(emc.find(hx, &extra, map).is_some());
+        let still = keys
+            .iter()
+            .enumerate()
+            .filter(|(n, k)| emc.find(h(*n), k, map).is_some())
+            .count();
+        assert_eq!(still, 7);
+        emc.clear();
+        for (n, k) in keys.iter().enumerate() {
+            assert!(emc.find_hinted(emc.probe(h(n)), h(n), k, map).is_none());
+            assert!(emc.find_hinted(n as u32, h(n), k, map).is_none());
         }
     }
 

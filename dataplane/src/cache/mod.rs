@@ -32,8 +32,22 @@ use crate::port::{BATCH, Packet};
 use emc::Emc;
 
 /// A megaflow: every packet equal to `key` under `mask` gets `actions`.
+///
+/// Laid out (`repr(C)`, 64-byte aligned) so that what every packet of an exact-match hit
+/// touches — the three counters and the compact actions — is the struct's first cache line
+/// (the `Arc`'s reference counts sit in the line before it).
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub struct Megaflow {
+    /// Packets that used this megaflow (written by the owning thread only).
+    pub packets: AtomicU64,
+    /// Bytes that used this megaflow (owning thread only).
+    pub bytes: AtomicU64,
+    /// `now` of the last packet (owning thread only).
+    pub used: AtomicU64,
+    /// `actions` in compact form, if they are only Ethernet address rewrites and outputs:
+    /// the packet path runs them without the general action interpreter.
+    fast: Option<FastActions>,
     /// The masked key.
     pub key: FlowKey,
     /// The mask: every bit the translation depended on.
@@ -48,21 +62,15 @@ pub struct Megaflow {
     pub groups: Vec<(Arc<GroupStats>, Vec<usize>)>,
     /// Pipeline generation it was built at.
     pub generation: u64,
-    /// Packets that used this megaflow (written by the owning thread only).
-    pub packets: AtomicU64,
-    /// Bytes that used this megaflow (owning thread only).
-    pub bytes: AtomicU64,
-    /// `now` of the last packet (owning thread only).
-    pub used: AtomicU64,
     /// (packets, bytes) already added to the flow and table counters.
     synced: (AtomicU64, AtomicU64),
-    /// `actions` in compact form, if they are only Ethernet address rewrites and outputs:
-    /// the packet path runs them without the general action interpreter.
-    fast: Option<FastActions>,
     /// What the translation learned through NORMAL: its MAC entry is refreshed when the
     /// megaflow's counts are synced.
     pub learn: Option<Learn>,
 }
+
+// The hot part (counters and compact actions) fits the first cache line.
+const _: () = assert!(std::mem::offset_of!(Megaflow, key) <= 64);
 
 impl Megaflow {
     /// Counts one packet. Only the datapath that owns the megaflow calls this, so plain
@@ -420,7 +428,7 @@ impl Datapath {
         self.now = now;
         self.check_generation(p);
         let h = parsed.key.hash_map(parsed.map);
-        self.process_parsed(p, packet, &parsed, h, vnet, now, sink)
+        self.process_parsed(p, packet, &parsed, h, emc::NO_HINT, vnet, now, sink)
     }
 
     /// Runs a batch of packets received on `in_port` (as [`Datapath::process_vnet`] does
@@ -447,21 +455,32 @@ impl Datapath {
                 parse_into(&pkt.data, pkt.rx_meta(in_port), pp);
                 *h = pp.key.hash_map(pp.map);
             }
+            // The buckets' signatures, the entry and its megaflow's first line, per packet.
+            let mut hints = [emc::NO_HINT; BATCH];
             let mut touched = 0;
-            for &h in &hashes[..chunk.len()] {
-                touched ^= self.emc.touch(h);
+            for (&h, hint) in hashes.iter().zip(hints.iter_mut()).take(chunk.len()) {
+                *hint = self.emc.probe(h);
+                if let Some(mf) = self.emc.megaflow_at(*hint) {
+                    touched ^= mf.packets.load(Ordering::Relaxed);
+                }
             }
             std::hint::black_box(touched);
-            for ((pkt, pp), &h) in chunk.iter_mut().zip(parsed.iter()).zip(hashes.iter()) {
+            for (((pkt, pp), &h), &hint) in chunk
+                .iter_mut()
+                .zip(parsed.iter())
+                .zip(hashes.iter())
+                .zip(hints.iter())
+            {
                 let mut sink = sinks.sink(pkt, in_port);
-                self.process_parsed(p, &mut pkt.data, pp, h, &pkt.vnet, now, &mut sink);
+                self.process_parsed(p, &mut pkt.data, pp, h, hint, &pkt.vnet, now, &mut sink);
             }
         }
         self.parsed = parsed;
         self.hashes = hashes;
     }
 
-    /// Caches → actions for a parsed packet whose key hash is `h` (generation checked).
+    /// Caches → actions for a parsed packet whose key hash is `h` (generation checked;
+    /// `hint`: the exact-match entry to try first, from `Emc::probe`, or `emc::NO_HINT`).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn process_parsed(
@@ -470,12 +489,13 @@ impl Datapath {
         packet: &mut Vec<u8>,
         parsed: &Parsed,
         h: u64,
+        hint: u32,
         vnet: &VnetHdr,
         now: Nanos,
         sink: &mut impl Sink,
     ) -> Source {
         // An exact-match hit executes straight from the cache entry.
-        if let Some(mf) = self.emc.find(h, &parsed.key, parsed.map) {
+        if let Some(mf) = self.emc.find_hinted(hint, h, &parsed.key, parsed.map) {
             self.stats.emc_hits += 1;
             Self::run(mf, p, packet, parsed, vnet, now, sink);
             return Source::Emc;
