@@ -246,9 +246,9 @@ mod tests {
         Arc::new(Megaflow {
             key: FlowKey::ZERO,
             mask: FlowKey::ZERO,
-            actions: Vec::new(),
-            flows: Vec::new(),
-            trace: Vec::new(),
+            actions: Default::default(),
+            flows: Default::default(),
+            trace: Default::default(),
             groups: Vec::new(),
             generation: tag,
             packets: AtomicU64::new(0),

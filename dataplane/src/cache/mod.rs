@@ -15,18 +15,19 @@
 //! to the OpenFlow flow and table counters; the datapath thread calls it periodically (at
 //! least once a second, so idle timeouts see traffic) and before its caches are dropped.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod emc;
 
-use crate::classifier::Classifier;
 use crate::packet::{Field, FlowKey, FlowMask, Parsed, RxMeta, parse_into};
 use crate::pipeline::exec::{FastActions, L4Csum, Sink, execute_with};
 use crate::pipeline::normal::Learn;
-use crate::pipeline::xlate::TraceStep;
-use crate::pipeline::{DpAction, FlowStats, GroupStats, Nanos, Pipeline};
+use crate::pipeline::{Actions, FlowList, GroupStats, Nanos, Pipeline, Trace};
 use crate::port::offload::VnetHdr;
 use crate::port::{BATCH, Packet};
 use emc::Emc;
@@ -53,11 +54,11 @@ pub struct Megaflow {
     /// The mask: every bit the translation depended on.
     pub mask: FlowMask,
     /// Datapath actions.
-    pub actions: Vec<DpAction>,
+    pub actions: Actions,
     /// Counters of the OpenFlow flows the translation went through.
-    pub flows: Vec<Arc<FlowStats>>,
+    pub flows: FlowList,
     /// Tables visited (their lookup/matched counters are credited per packet).
-    pub trace: Vec<TraceStep>,
+    pub trace: Trace,
     /// Groups and buckets the translation went through.
     pub groups: Vec<(Arc<GroupStats>, Vec<usize>)>,
     /// Pipeline generation it was built at.
@@ -113,6 +114,135 @@ impl Megaflow {
                 }
             }
         }
+    }
+}
+
+/// Hasher for keys that are already hashes.
+#[derive(Default, Clone, Copy, Debug)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Megaflows with one masked-key hash (almost always one: no allocation).
+#[derive(Debug)]
+enum MfBucket {
+    One(Arc<Megaflow>),
+    Many(Vec<Arc<Megaflow>>),
+}
+
+impl MfBucket {
+    #[inline(always)]
+    fn as_slice(&self) -> &[Arc<Megaflow>] {
+        match self {
+            MfBucket::One(m) => std::slice::from_ref(m),
+            MfBucket::Many(v) => v,
+        }
+    }
+}
+
+/// The megaflows of one mask: masked-key hash → megaflows.
+#[derive(Debug)]
+struct MfSubtable {
+    mask: FlowMask,
+    /// Non-zero words of `mask`, the only ones hashed and compared.
+    words: Vec<u8>,
+    map: HashMap<u64, MfBucket, BuildHasherDefault<IdHasher>>,
+}
+
+/// The megaflow cache: tuple space search over megaflows, which never overlap in outcome
+/// (any match will do: no priorities), are only added one by one and dropped all at once.
+/// Each megaflow holds its own key and mask, so an entry is a hash and a pointer; one
+/// thread owns the table, so nothing is shared or copied on write. A flush keeps the
+/// subtables and their hash maps' capacity (the same masks come back).
+#[derive(Debug, Default)]
+struct Megaflows {
+    subtables: Vec<MfSubtable>,
+    len: usize,
+}
+
+impl Megaflows {
+    /// A megaflow matching `key`, if any.
+    #[inline]
+    fn find(&self, key: &FlowKey) -> Option<&Arc<Megaflow>> {
+        for st in &self.subtables {
+            if st.map.is_empty() {
+                continue;
+            }
+            let h = key.hash_masked(&st.mask, &st.words);
+            let Some(bucket) = st.map.get(&h) else {
+                continue;
+            };
+            for mf in bucket.as_slice() {
+                if key.matches_words(&st.mask, &mf.key, &st.words) {
+                    return Some(mf);
+                }
+            }
+        }
+        None
+    }
+
+    /// Adds `mf` (its key already masked by its mask).
+    fn insert(&mut self, mf: Arc<Megaflow>) {
+        let i = match self.subtables.iter().position(|s| s.mask == mf.mask) {
+            Some(i) => i,
+            None => {
+                self.subtables.push(MfSubtable {
+                    mask: mf.mask,
+                    words: mf.mask.nonzero_words(),
+                    map: HashMap::default(),
+                });
+                self.subtables.len() - 1
+            }
+        };
+        let st = &mut self.subtables[i];
+        let h = mf.key.hash_masked(&st.mask, &st.words);
+        match st.map.entry(h) {
+            Entry::Vacant(e) => {
+                e.insert(MfBucket::One(mf));
+            }
+            Entry::Occupied(mut e) => {
+                let b = e.get_mut();
+                let mut v = std::mem::replace(b, MfBucket::Many(Vec::new()));
+                if let MfBucket::One(first) = v {
+                    v = MfBucket::Many(vec![first]);
+                }
+                if let MfBucket::Many(list) = &mut v {
+                    list.push(mf);
+                }
+                *b = v;
+            }
+        }
+        self.len += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<Megaflow>> {
+        self.subtables
+            .iter()
+            .flat_map(|s| s.map.values().flat_map(MfBucket::as_slice))
+    }
+
+    /// Number of masks that have megaflows.
+    fn masks(&self) -> usize {
+        self.subtables.iter().filter(|s| !s.map.is_empty()).count()
+    }
+
+    fn clear(&mut self) {
+        for st in &mut self.subtables {
+            st.map.clear();
+        }
+        self.len = 0;
     }
 }
 
@@ -197,7 +327,7 @@ pub struct Datapath {
     emc_insert_inv_prob: u32,
     /// Megaflow hits since the last EMC insert.
     emc_insert_count: u32,
-    megaflows: Classifier<Arc<Megaflow>>,
+    megaflows: Megaflows,
     generation: u64,
     /// Version of the pipeline's MAC table the caches were filled at (NORMAL outcomes).
     mac_version: u64,
@@ -216,7 +346,7 @@ pub struct Datapath {
 impl fmt::Debug for Datapath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Datapath")
-            .field("megaflows", &self.megaflows.len())
+            .field("megaflows", &self.megaflows.len)
             .field("generation", &self.generation)
             .field("stats", &self.stats)
             .finish()
@@ -241,7 +371,7 @@ impl Datapath {
             emc: Emc::new(entries),
             emc_insert_inv_prob: EMC_INSERT_INV_PROB,
             emc_insert_count: 0,
-            megaflows: Classifier::new_unstaged(),
+            megaflows: Megaflows::default(),
             generation: 0,
             mac_version: 0,
             now: 0,
@@ -272,18 +402,18 @@ impl Datapath {
 
     /// Number of megaflows cached.
     pub fn megaflow_count(&self) -> usize {
-        self.megaflows.len()
+        self.megaflows.len
     }
 
     /// Number of distinct megaflow masks (subtables a megaflow lookup may visit).
     pub fn megaflow_masks(&self) -> usize {
-        self.megaflows.subtable_count()
+        self.megaflows.masks()
     }
 
     /// Adds every megaflow's new counts to the OpenFlow flow and table counters of `p`.
     pub fn sync_stats(&mut self, p: &Pipeline) {
-        for (_, r) in self.megaflows.iter() {
-            r.value.sync(p);
+        for mf in self.megaflows.iter() {
+            mf.sync(p);
         }
         for mf in self.uncached.drain(..) {
             mf.sync(p);
@@ -332,8 +462,8 @@ impl Datapath {
             self.stats.emc_hits += 1;
             return (mf.clone(), Source::Emc);
         }
-        if let Some(r) = self.megaflows.find_any(key) {
-            let mf = r.value.clone();
+        if let Some(mf) = self.megaflows.find(key) {
+            let mf = mf.clone();
             self.stats.megaflow_hits += 1;
             if emc_insert_due(&mut self.emc_insert_count, self.emc_insert_inv_prob) {
                 self.emc.insert(h, key, map, mf.clone());
@@ -391,10 +521,10 @@ impl Datapath {
             self.uncached.push(mf.clone());
             return (mf, Source::Uncached);
         }
-        if self.megaflows.len() >= self.limit {
+        if self.megaflows.len >= self.limit {
             self.flush_into(p);
         }
-        self.megaflows.insert(&mf.key, &mf.mask, 0, mf.clone());
+        self.megaflows.insert(mf.clone());
         self.emc.insert(h, key, map, mf.clone());
         (mf, Source::SlowPath)
     }
@@ -502,11 +632,11 @@ impl Datapath {
         }
         // A megaflow hit runs from the megaflow table; a reference is taken only when it
         // is copied into the exact-match cache.
-        if let Some(r) = self.megaflows.find_any(&parsed.key) {
+        if let Some(mf) = self.megaflows.find(&parsed.key) {
             self.stats.megaflow_hits += 1;
-            Self::run(&r.value, p, packet, parsed, vnet, now, sink);
+            Self::run(mf, p, packet, parsed, vnet, now, sink);
             if emc_insert_due(&mut self.emc_insert_count, self.emc_insert_inv_prob) {
-                self.emc.insert(h, &parsed.key, parsed.map, r.value.clone());
+                self.emc.insert(h, &parsed.key, parsed.map, mf.clone());
             }
             return Source::Megaflow;
         }

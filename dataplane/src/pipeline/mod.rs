@@ -31,7 +31,7 @@ use crate::packet::{FlowKey, FlowMask};
 pub use group::{Bucket, Group, GroupMod, GroupModCommand, GroupStats, GroupType};
 pub use matching::MatchLayout;
 pub use meter::{Band, MeterConfig, MeterMod, MeterModCommand, Meters};
-pub use xlate::{DpAction, PacketInReason, Translation};
+pub use xlate::{Actions, DpAction, FlowList, InlineVec, PacketInReason, Trace, Translation};
 
 /// Nanoseconds on the datapath's monotonic clock.
 pub type Nanos = u64;

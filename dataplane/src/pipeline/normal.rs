@@ -278,7 +278,7 @@ pub(crate) fn translate(
     p: &Pipeline,
     key: &FlowKey,
     wc: &mut FlowMask,
-    out: &mut Vec<DpAction>,
+    out: &mut super::Actions,
 ) -> Option<Learn> {
     for f in [Field::InPort, Field::EthSrc, Field::EthDst, Field::VlanVid] {
         wc.add_field(f);

@@ -8,8 +8,10 @@
 //! [`DpAction::SetField`] with the final value, TTL decrements included, so the datapath
 //! never needs to know OpenFlow. Applying the actions to bytes is `exec.rs`.
 
+use std::fmt;
 use std::sync::Arc;
 
+use arrayvec::ArrayVec;
 use fuxi_openflow::consts::{OFPP_ALL, OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_NORMAL};
 use fuxi_openflow::oxm::{FieldId, OxmTlv, Prereq};
 use fuxi_openflow::{Action, Instruction};
@@ -77,6 +79,132 @@ pub enum DpAction {
     Clone(Vec<DpAction>),
 }
 
+/// A list kept inline up to `N` items and on the heap beyond: a translation's actions, flows
+/// and trace are short (one entry per table visited, a few actions), so a megaflow holds them
+/// inside its own allocation instead of three vectors of their own.
+#[derive(Clone)]
+pub struct InlineVec<T, const N: usize>(Repr<T, N>);
+
+#[derive(Clone)]
+enum Repr<T, const N: usize> {
+    Inline(ArrayVec<T, N>),
+    Heap(Vec<T>),
+}
+
+impl<T, const N: usize> InlineVec<T, N> {
+    /// An empty list (no allocation).
+    pub const fn new() -> Self {
+        InlineVec(Repr::Inline(ArrayVec::new_const()))
+    }
+
+    /// Appends `item` (moving the list to the heap when it outgrows `N`).
+    #[inline]
+    pub fn push(&mut self, item: T) {
+        match &mut self.0 {
+            Repr::Inline(a) => {
+                if let Err(e) = a.try_push(item) {
+                    let mut v = Vec::with_capacity(2 * N.max(1));
+                    v.extend(a.drain(..));
+                    v.push(e.element());
+                    self.0 = Repr::Heap(v);
+                }
+            }
+            Repr::Heap(v) => v.push(item),
+        }
+    }
+
+    /// The items, as a vector.
+    pub fn into_vec(self) -> Vec<T> {
+        match self.0 {
+            Repr::Inline(a) => a.into_iter().collect(),
+            Repr::Heap(v) => v,
+        }
+    }
+
+    /// Whether the items spilled to the heap.
+    pub fn spilled(&self) -> bool {
+        matches!(self.0, Repr::Heap(_))
+    }
+}
+
+impl<T, const N: usize> Default for InlineVec<T, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, const N: usize> std::ops::Deref for InlineVec<T, N> {
+    type Target = [T];
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        match &self.0 {
+            Repr::Inline(a) => a,
+            Repr::Heap(v) => v,
+        }
+    }
+}
+
+impl<T, const N: usize> std::ops::DerefMut for InlineVec<T, N> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [T] {
+        match &mut self.0 {
+            Repr::Inline(a) => a,
+            Repr::Heap(v) => v,
+        }
+    }
+}
+
+impl<'a, T, const N: usize> IntoIterator for &'a InlineVec<T, N> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<T, const N: usize> FromIterator<T> for InlineVec<T, N> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut v = Self::new();
+        for x in iter {
+            v.push(x);
+        }
+        v
+    }
+}
+
+impl<T: fmt::Debug, const N: usize> fmt::Debug for InlineVec<T, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<T: PartialEq, const N: usize> PartialEq for InlineVec<T, N> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Eq, const N: usize> Eq for InlineVec<T, N> {}
+
+impl<T: PartialEq, const N: usize> PartialEq<Vec<T>> for InlineVec<T, N> {
+    fn eq(&self, other: &Vec<T>) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: std::hash::Hash, const N: usize> std::hash::Hash for InlineVec<T, N> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
+/// A translation's datapath actions.
+pub type Actions = InlineVec<DpAction, 4>;
+/// The counters of the flows a translation went through.
+pub type FlowList = InlineVec<Arc<FlowStats>, 4>;
+/// The tables a translation visited.
+pub type Trace = InlineVec<TraceStep, 4>;
+
 /// One table visit, for tracing.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct TraceStep {
@@ -90,15 +218,15 @@ pub struct TraceStep {
 #[derive(Clone, Debug)]
 pub struct Translation {
     /// What to do to the packet.
-    pub actions: Vec<DpAction>,
+    pub actions: Actions,
     /// Every key bit the outcome depended on.
     pub wc: FlowMask,
     /// Counters of every flow the packet matched.
-    pub flows: Vec<Arc<FlowStats>>,
+    pub flows: FlowList,
     /// Counters of every group the packet went through, with the buckets it took.
     pub groups: Vec<(Arc<GroupStats>, Vec<usize>)>,
     /// Tables visited.
-    pub trace: Vec<TraceStep>,
+    pub trace: Trace,
     /// False when the outcome depends on something the key does not hold (headers exposed
     /// by pop_mpls), so it must not be cached.
     pub cacheable: bool,
@@ -202,9 +330,9 @@ struct Ctx<'a> {
     p: &'a Pipeline,
     key: FlowKey,
     wc: FlowMask,
-    flows: Vec<Arc<FlowStats>>,
+    flows: FlowList,
     groups: Vec<(Arc<GroupStats>, Vec<usize>)>,
-    trace: Vec<TraceStep>,
+    trace: Trace,
     cacheable: bool,
     table_id: u8,
     cookie: u64,
@@ -275,13 +403,13 @@ impl Ctx<'_> {
         self.key.get(Field::VlanVid) & u128::from(OFPVID_PRESENT) != 0
     }
 
-    fn set(&mut self, out: &mut Vec<DpAction>, f: Field, v: u128) {
+    fn set(&mut self, out: &mut Actions, f: Field, v: u128) {
         self.key.set(f, v);
         out.push(DpAction::SetField(f, v));
     }
 
     /// Applies one action immediately (apply-actions, action set, bucket).
-    fn action(&mut self, a: &Action, out: &mut Vec<DpAction>) {
+    fn action(&mut self, a: &Action, out: &mut Actions) {
         if self.stop {
             return;
         }
@@ -461,7 +589,7 @@ impl Ctx<'_> {
         self.key = parse(&bytes, meta).key;
     }
 
-    fn invalid_ttl(&mut self, out: &mut Vec<DpAction>) {
+    fn invalid_ttl(&mut self, out: &mut Actions) {
         if self.p.config.invalid_ttl_to_controller {
             out.push(DpAction::Controller {
                 reason: PacketInReason::InvalidTtl,
@@ -473,7 +601,7 @@ impl Ctx<'_> {
         self.stop = true;
     }
 
-    fn output(&mut self, port: u32, max_len: u16, out: &mut Vec<DpAction>) {
+    fn output(&mut self, port: u32, max_len: u16, out: &mut Actions) {
         self.unwc(Field::InPort);
         let in_port = self.key.get(Field::InPort) as u32;
         match port {
@@ -515,7 +643,7 @@ impl Ctx<'_> {
                 .is_some_and(|s| matches!(s.flow, Some((0, _))))
     }
 
-    fn group(&mut self, id: u32, out: &mut Vec<DpAction>) {
+    fn group(&mut self, id: u32, out: &mut Actions) {
         let Some(g) = self.p.groups.get(&id) else {
             return;
         };
@@ -534,7 +662,7 @@ impl Ctx<'_> {
         self.groups.push((g.stats.clone(), buckets.clone()));
         for i in buckets {
             let saved = self.key;
-            let mut sub = Vec::new();
+            let mut sub = Actions::new();
             self.depth += 1;
             for a in &g.buckets[i].actions {
                 self.action(a, &mut sub);
@@ -543,7 +671,7 @@ impl Ctx<'_> {
             self.key = saved;
             self.stop = false;
             if !sub.is_empty() {
-                out.push(DpAction::Clone(sub));
+                out.push(DpAction::Clone(sub.into_vec()));
             }
         }
     }
@@ -632,7 +760,7 @@ fn inst_rank(i: &Instruction) -> u8 {
 
 impl Ctx<'_> {
     /// Runs the packet through the tables from `table` on (spec §5.1), then its action set.
-    fn run_tables(&mut self, mut table: u8, out: &mut Vec<DpAction>) {
+    fn run_tables(&mut self, mut table: u8, out: &mut Actions) {
         let p = self.p;
         let mut set = ActionSet::default();
         loop {
@@ -703,9 +831,9 @@ impl Pipeline {
             p: self,
             key: *key,
             wc: FlowKey::ZERO,
-            flows: Vec::new(),
+            flows: FlowList::new(),
             groups: Vec::new(),
-            trace: Vec::new(),
+            trace: Trace::new(),
             cacheable: true,
             table_id: 0,
             cookie: 0,
@@ -721,7 +849,7 @@ impl Pipeline {
         cx
     }
 
-    fn finish(cx: Ctx<'_>, actions: Vec<DpAction>) -> Translation {
+    fn finish(cx: Ctx<'_>, actions: Actions) -> Translation {
         Translation {
             actions,
             wc: cx.wc,
@@ -738,7 +866,7 @@ impl Pipeline {
     /// came from) is only needed to see under an MPLS label that a flow pops.
     pub fn translate(&self, key: &FlowKey, packet: Option<&[u8]>) -> Translation {
         let mut cx = self.ctx(key, packet);
-        let mut out = Vec::new();
+        let mut out = Actions::new();
         cx.run_tables(0, &mut out);
         Self::finish(cx, out)
     }
@@ -753,7 +881,7 @@ impl Pipeline {
         packet: Option<&[u8]>,
     ) -> Translation {
         let mut cx = self.ctx(key, packet);
-        let mut out = Vec::new();
+        let mut out = Actions::new();
         for a in actions {
             match a {
                 Action::Output {
