@@ -375,17 +375,39 @@ struct BatchSink<'a> {
     in_len: usize,
 }
 
-impl Sink for BatchSink<'_> {
-    fn output(&mut self, port: u32, _queue: Option<u32>, tunnel_id: u64, packet: &[u8]) {
+impl BatchSink<'_> {
+    /// A fresh output slot on `port` with the metadata of an output of `len` bytes.
+    fn slot(&mut self, port: u32, tunnel_id: u64, len: usize) -> &mut Packet {
+        let (vnet, in_len) = (self.vnet, self.in_len);
         let p = self.out.slot(port);
-        p.data.extend_from_slice(packet);
-        p.vnet = self.vnet;
+        p.vnet = vnet;
         p.tunnel_id = tunnel_id;
         // A pushed (popped) VLAN or MPLS header moves the L4 offsets by what it added.
-        let delta = packet.len() as isize - self.in_len as isize;
+        let delta = len as isize - in_len as isize;
         if delta != 0 {
             p.vnet.shift(delta as i16 as u16);
         }
+        p
+    }
+}
+
+impl Sink for BatchSink<'_> {
+    /// The packet's last output takes its buffer (a GSO super-frame is 64 KiB: not copied
+    /// here; the slot's spare buffer goes back to the receive batch instead).
+    fn output_last(
+        &mut self,
+        port: u32,
+        _queue: Option<u32>,
+        tunnel_id: u64,
+        packet: &mut Vec<u8>,
+    ) {
+        let p = self.slot(port, tunnel_id, packet.len());
+        std::mem::swap(&mut p.data, packet);
+    }
+
+    fn output(&mut self, port: u32, _queue: Option<u32>, tunnel_id: u64, packet: &[u8]) {
+        let p = self.slot(port, tunnel_id, packet.len());
+        p.data.extend_from_slice(packet);
     }
 
     fn packet_in(
@@ -452,7 +474,8 @@ impl Worker {
 
     /// Runs every packet of `batch` (received on `in_port`) through the pipeline published
     /// when the batch started, appending what it sends to `out`. Returns the number of
-    /// packets processed.
+    /// packets processed. The batch's packets are used up: a packet's last output takes
+    /// its buffer rather than a copy (refill the batch before reading it again).
     pub fn process_batch(
         &mut self,
         in_port: u32,
@@ -511,6 +534,43 @@ mod tests {
             b.push_copy(&Packet::from_frame(f));
         }
         b
+    }
+
+    #[test]
+    fn the_last_output_takes_the_buffer_and_earlier_ones_copy() {
+        let mut e = Engine::default();
+        let two = FlowMod::add(
+            0,
+            100,
+            Match::all().with(Oxm::in_port(1)),
+            vec![Instruction::ApplyActions(vec![
+                Action::output(3),
+                Action::output(2),
+            ])],
+        );
+        e.flow_mod(&two, 0).unwrap();
+        e.flow_mod(&fwd(4, 2), 0).unwrap();
+        e.publish();
+        let mut w = Worker::new(e.reader());
+        let mut big = frame(1);
+        big.resize(9000, 0x5a);
+        for (in_port, ports) in [(4, vec![2]), (1, vec![3, 2])] {
+            let mut b = batch_of(&[big.clone()]);
+            let buf = b.as_slice()[0].data.as_ptr();
+            let mut out = Output::new();
+            w.process_batch(in_port, &mut b, 0, &mut out);
+            let sent: Vec<(u32, bool)> = out
+                .per_port()
+                .map(|(p, v)| {
+                    assert_eq!(v.len(), 1);
+                    assert_eq!(v[0].data, big, "port {p}");
+                    (p, v[0].data.as_ptr() == buf)
+                })
+                .collect();
+            // Only the last output (port 2) holds the received buffer itself.
+            let want: Vec<(u32, bool)> = ports.iter().map(|&p| (p, p == 2)).collect();
+            assert_eq!(sent, want);
+        }
     }
 
     #[test]

@@ -16,6 +16,13 @@ pub trait Sink {
     /// Send `packet` out of `port`, on `queue` if one was set, with the tunnel key
     /// `tunnel_id` (0: none) for tunnel ports.
     fn output(&mut self, port: u32, queue: Option<u32>, tunnel_id: u64, packet: &[u8]);
+    /// As [`Sink::output`] for the packet's last use: the sink may take the buffer
+    /// (leaving any buffer, contents unspecified, in its place) instead of copying it. By
+    /// default it copies.
+    #[inline(always)]
+    fn output_last(&mut self, port: u32, queue: Option<u32>, tunnel_id: u64, packet: &mut Vec<u8>) {
+        self.output(port, queue, tunnel_id, packet);
+    }
     /// Send `packet` (the agent cuts it to `max_len`) to the controller.
     fn packet_in(
         &mut self,
@@ -31,6 +38,10 @@ impl<T: Sink + ?Sized> Sink for &mut T {
     #[inline(always)]
     fn output(&mut self, port: u32, queue: Option<u32>, tunnel_id: u64, packet: &[u8]) {
         (**self).output(port, queue, tunnel_id, packet);
+    }
+    #[inline(always)]
+    fn output_last(&mut self, port: u32, queue: Option<u32>, tunnel_id: u64, packet: &mut Vec<u8>) {
+        (**self).output_last(port, queue, tunnel_id, packet);
     }
     #[inline(always)]
     fn packet_in(
@@ -195,11 +206,16 @@ impl FastActions {
         Some(f)
     }
 
-    /// Applies them to `packet` (its tunnel id `tunnel_id`), sending to `sink`.
+    /// Applies them to `packet` (its tunnel id `tunnel_id`), sending to `sink`; a last
+    /// output hands the buffer over ([`Sink::output_last`]): the packet is used up.
     #[inline]
-    pub fn run(&self, packet: &mut [u8], tunnel_id: u64, sink: &mut impl Sink) {
-        for op in self.ops.iter().take(usize::from(self.n)) {
+    pub fn run(&self, packet: &mut Vec<u8>, tunnel_id: u64, sink: &mut impl Sink) {
+        let n = usize::from(self.n);
+        for (i, op) in self.ops.iter().take(n).enumerate() {
             match *op {
+                FastOp::Output(port) if i + 1 == n => {
+                    sink.output_last(port, None, tunnel_id, packet)
+                }
                 FastOp::Mac(at, mac) => {
                     let at = usize::from(at);
                     if let Some(d) = packet.get_mut(at..at + 6) {
