@@ -1,15 +1,28 @@
-//! [`VxlanPort`]: userspace VXLAN (RFC 7348) over a UDP socket, one port per remote
-//! endpoint. The VNI is the packet's `tunnel_id` (TUNNEL_ID in OpenFlow): set on
-//! receive from the header, taken from the packet on send.
+//! [`VxlanPort`]: userspace VXLAN (RFC 7348) over UDP, one port per remote endpoint. The
+//! VNI is the packet's `tunnel_id` (TUNNEL_ID in OpenFlow): set on receive from the
+//! header, taken from the packet on send.
+//!
+//! The ports of one local address (in one network namespace) share one UDP socket, so any
+//! number of remote endpoints can use UDP 4789 on one switch, as the kernel's and Open
+//! vSwitch's tunnels do. Datagrams are told apart by their source IP address (not the
+//! source port: a sender may pick it per flow, as Linux does): whichever port reads the
+//! socket keeps the datagrams of its own remote, queues those of another port's remote in
+//! that port's inbox and wakes it, and drops the rest (counted as its `rx_dropped`).
+//! Each port's pollable descriptor is an epoll set of the shared socket and its inbox's
+//! eventfd, so a datapath thread sleeping on it wakes for both.
 //!
 //! Offload cannot follow a packet into a tunnel, so GSO frames are segmented and partial
 //! checksums completed in software before encapsulation. The outer UDP source port is
-//! the socket's (one per port); the outer checksum is left to the kernel's UDP socket.
+//! the socket's; the outer checksum is left to the kernel's UDP socket.
 //! [`encap`] and [`decap`] are pure functions.
 
+#![allow(unsafe_code)]
+
+use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use super::offload::software_offload;
 use super::{Packet, PacketBatch, Port, PortStats};
@@ -19,6 +32,8 @@ pub const VXLAN_PORT: u16 = 4789;
 /// VXLAN header length.
 pub const VXLAN_HDR_LEN: usize = 8;
 const FLAG_I: u8 = 0x08;
+/// Datagrams an inbox holds for a port whose thread has not read them yet.
+const INBOX_MAX: usize = 1024;
 
 /// Write the VXLAN header for `vni` (low 24 bits) and `frame` into `out` (cleared first).
 pub fn encap(vni: u32, frame: &[u8], out: &mut Vec<u8>) {
@@ -38,11 +53,139 @@ pub fn decap(dgram: &[u8]) -> Option<(u32, &[u8])> {
     Some((vni, &dgram[VXLAN_HDR_LEN..]))
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Inner frames (with their VNI) read for a port by another port, and the eventfd that
+/// tells its thread.
+#[derive(Debug)]
+struct Inbox {
+    frames: Mutex<VecDeque<(u32, Vec<u8>)>>,
+    event: OwnedFd,
+}
+
+impl Inbox {
+    fn new() -> io::Result<Inbox> {
+        // SAFETY: plain syscall; the fd is checked and owned right away.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Inbox {
+            frames: Mutex::new(VecDeque::new()),
+            // SAFETY: `fd` is a fresh descriptor nobody else owns.
+            event: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Queues a frame and wakes the owner; false if the inbox is full.
+    fn push(&self, vni: u32, frame: &[u8]) -> bool {
+        let mut q = lock(&self.frames);
+        if q.len() >= INBOX_MAX {
+            return false;
+        }
+        q.push_back((vni, frame.to_vec()));
+        drop(q);
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to an eventfd we own. A full counter
+        // (EAGAIN) still leaves it readable, which is all the wake-up needs.
+        unsafe { libc::write(self.event.as_raw_fd(), one.as_ptr().cast(), 8) };
+        true
+    }
+
+    /// Clears the wake-up (before the queue is drained, so a push after this wakes
+    /// again).
+    fn clear(&self) {
+        let mut b = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a live buffer from an eventfd we own;
+        // EAGAIN (nothing pending) is fine.
+        unsafe { libc::read(self.event.as_raw_fd(), b.as_mut_ptr().cast(), 8) };
+    }
+}
+
+/// One UDP socket and the inboxes of the ports that use it, by remote IP.
+#[derive(Debug)]
+struct Shared {
+    sock: UdpSocket,
+    ports: Mutex<HashMap<IpAddr, Arc<Inbox>>>,
+    key: (u64, u64, SocketAddr),
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let mut r = lock(registry());
+        if r.get(&self.key).is_some_and(|w| w.strong_count() == 0) {
+            r.remove(&self.key);
+        }
+    }
+}
+
+type Registry = Mutex<HashMap<(u64, u64, SocketAddr), Weak<Shared>>>;
+
+/// Open sockets by (network namespace device and inode, local address).
+fn registry() -> &'static Registry {
+    static R: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    R.get_or_init(Registry::default)
+}
+
+/// The calling thread's network namespace (device, inode).
+fn netns_id() -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net").map_or((0, 0), |m| (m.dev(), m.ino()))
+}
+
+/// The socket bound to `local` in this namespace: the one other ports use, or a new one.
+fn shared_socket(local: SocketAddr) -> io::Result<Arc<Shared>> {
+    let (dev, ino) = netns_id();
+    let mut r = lock(registry());
+    // A port bound to port 0 gets its own socket (nothing to share with).
+    if local.port() != 0
+        && let Some(s) = r.get(&(dev, ino, local)).and_then(Weak::upgrade)
+    {
+        return Ok(s);
+    }
+    let sock = UdpSocket::bind(local)?;
+    sock.set_nonblocking(true)?;
+    let key = (dev, ino, sock.local_addr()?);
+    let s = Arc::new(Shared {
+        sock,
+        ports: Mutex::new(HashMap::new()),
+        key,
+    });
+    r.insert(key, Arc::downgrade(&s));
+    Ok(s)
+}
+
+/// An epoll set of `fds` (level-triggered, readable).
+fn epoll_of(fds: &[RawFd]) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the fd is checked and owned right away.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `ep` is a fresh descriptor nobody else owns.
+    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+    for &fd in fds {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: fd as u64,
+        };
+        // SAFETY: `ep` and `fd` are open descriptors; `ev` is a live epoll_event.
+        if unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(ep)
+}
+
 /// A VXLAN tunnel to one remote endpoint as a [`Port`].
 #[derive(Debug)]
 pub struct VxlanPort {
     name: String,
-    sock: UdpSocket,
+    shared: Arc<Shared>,
+    inbox: Arc<Inbox>,
+    epoll: OwnedFd,
     remote: SocketAddr,
     buf: Vec<u8>,
     segs: Vec<Packet>,
@@ -50,13 +193,28 @@ pub struct VxlanPort {
 }
 
 impl VxlanPort {
-    /// Bind `local` (e.g. `0.0.0.0:4789`) and tunnel to `remote`.
+    /// A tunnel to `remote` from `local` (e.g. `0.0.0.0:4789`): on the socket other ports
+    /// of `local` in this network namespace use, or on a new one bound to it. Another
+    /// port of the same socket with the same remote IP address is refused (AddrInUse).
     pub fn new(name: &str, local: SocketAddr, remote: SocketAddr) -> io::Result<VxlanPort> {
-        let sock = UdpSocket::bind(local)?;
-        sock.set_nonblocking(true)?;
+        let shared = shared_socket(local)?;
+        let inbox = Arc::new(Inbox::new()?);
+        {
+            let mut ports = lock(&shared.ports);
+            if ports.contains_key(&remote.ip()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("a VXLAN port to {} on {local} exists", remote.ip()),
+                ));
+            }
+            ports.insert(remote.ip(), inbox.clone());
+        }
+        let epoll = epoll_of(&[shared.sock.as_raw_fd(), inbox.event.as_raw_fd()])?;
         Ok(VxlanPort {
             name: name.to_string(),
-            sock,
+            shared,
+            inbox,
+            epoll,
             remote,
             buf: vec![0; 65536],
             segs: Vec::new(),
@@ -66,7 +224,12 @@ impl VxlanPort {
 
     /// The local address the socket is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.local_addr()
+        self.shared.sock.local_addr()
+    }
+
+    /// Whether this port and `other` send and receive on the same UDP socket.
+    pub fn shares_socket_with(&self, other: &VxlanPort) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// The remote endpoint.
@@ -77,7 +240,7 @@ impl VxlanPort {
     fn send_one(&mut self, vni: u32, frame: &[u8]) -> bool {
         let mut b = std::mem::take(&mut self.buf);
         encap(vni, frame, &mut b);
-        let r = self.sock.send_to(&b, self.remote);
+        let r = self.shared.sock.send_to(&b, self.remote);
         self.buf = b;
         match r {
             Ok(_) => {
@@ -97,6 +260,18 @@ impl VxlanPort {
     }
 }
 
+impl Drop for VxlanPort {
+    fn drop(&mut self) {
+        let mut ports = lock(&self.shared.ports);
+        if ports
+            .get(&self.remote.ip())
+            .is_some_and(|i| Arc::ptr_eq(i, &self.inbox))
+        {
+            ports.remove(&self.remote.ip());
+        }
+    }
+}
+
 impl Port for VxlanPort {
     fn name(&self) -> &str {
         &self.name
@@ -106,30 +281,57 @@ impl Port for VxlanPort {
         self.stats
     }
 
+    /// An epoll set of the shared socket and this port's inbox: readable when either is.
     fn as_raw_fd(&self) -> Option<RawFd> {
-        Some(self.sock.as_raw_fd())
+        Some(self.epoll.as_raw_fd())
     }
 
     fn recv_batch(&mut self, out: &mut PacketBatch) -> io::Result<usize> {
         let mut n = 0;
+        // First what other ports read for this one.
+        self.inbox.clear();
+        {
+            let mut q = lock(&self.inbox.frames);
+            while out.room() > 0 {
+                let Some((vni, frame)) = q.pop_front() else {
+                    break;
+                };
+                let p = out.push().expect("room checked");
+                p.data.extend_from_slice(&frame);
+                p.tunnel_id = u64::from(vni);
+                self.stats.rx_packets += 1;
+                self.stats.rx_bytes += frame.len() as u64;
+                n += 1;
+            }
+            if !q.is_empty() {
+                // Not all fitted: stay readable.
+                drop(q);
+                let one = 1u64.to_ne_bytes();
+                // SAFETY: as in `Inbox::push`.
+                unsafe { libc::write(self.inbox.event.as_raw_fd(), one.as_ptr().cast(), 8) };
+            }
+        }
         if self.buf.len() < 65536 {
             self.buf.resize(65536, 0);
         }
         while out.room() > 0 {
-            let (len, from) = match self.sock.recv_from(&mut self.buf) {
+            let (len, from) = match self.shared.sock.recv_from(&mut self.buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
             };
-            if from.ip() != self.remote.ip() {
-                self.stats.rx_dropped += 1;
-                continue;
-            }
             let Some((vni, frame)) = decap(&self.buf[..len]) else {
                 self.stats.rx_dropped += 1;
                 continue;
             };
+            if from.ip() != self.remote.ip() {
+                let other = lock(&self.shared.ports).get(&from.ip()).cloned();
+                if !other.is_some_and(|o| o.push(vni, frame)) {
+                    self.stats.rx_dropped += 1;
+                }
+                continue;
+            }
             let p = out.push().expect("room checked");
             p.data.extend_from_slice(frame);
             p.tunnel_id = u64::from(vni);

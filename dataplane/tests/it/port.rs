@@ -1095,3 +1095,115 @@ fn port_afpacket_tx_ring_sends_batches_and_gso() {
     }
     assert_eq!(bytes, pattern(3000));
 }
+
+/// Whether `fd` is readable now (poll with no wait).
+#[allow(unsafe_code)]
+fn readable(fd: std::os::fd::RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd, count 1, no wait.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
+
+/// Two VXLAN ports to two remotes share one UDP socket on 127.0.0.1:4789: each gets only
+/// its remote's datagrams whichever of them reads the socket (the other's wait in its
+/// inbox, and its descriptor turns readable), a third sender's are dropped and counted,
+/// both send from the shared socket, a remote taken twice is refused, and the socket
+/// closes with its last port.
+#[test]
+fn port_vxlan_ports_share_one_socket_demultiplexed_by_remote() {
+    use std::net::UdpSocket;
+    let ns = format!("fnvx{}", std::process::id() % 100_000);
+    let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+    sh(&format!("ip netns add {ns}"));
+    sh(&format!("ip -n {ns} link set lo up"));
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+        }
+    }
+    let _del = Del(ns.clone());
+    netns::run_in(&ns, || {
+        let sa = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        let local = sa("127.0.0.1:4789");
+        let mut a = VxlanPort::new("vxa", local, sa("127.0.0.2:4789")).unwrap();
+        let mut b = VxlanPort::new("vxb", local, sa("127.0.0.3:4789")).unwrap();
+        assert!(a.shares_socket_with(&b));
+        assert_eq!(a.local_addr().unwrap(), local);
+        let again = VxlanPort::new("vxa2", local, sa("127.0.0.2:4789"));
+        assert_eq!(
+            again.err().map(|e| e.kind()),
+            Some(std::io::ErrorKind::AddrInUse)
+        );
+        // Peers: .2 and .3 (the remotes), .4 (nobody's), each from its own port.
+        let p2 = UdpSocket::bind("127.0.0.2:4789").unwrap();
+        let p3 = UdpSocket::bind("127.0.0.3:40000").unwrap();
+        let p4 = UdpSocket::bind("127.0.0.4:4789").unwrap();
+        let mut d = Vec::new();
+        for i in 0..3 {
+            vxlan::encap(2, &raw_frame(i, 60), &mut d);
+            p2.send_to(&d, local).unwrap();
+            vxlan::encap(3, &raw_frame(10 + i, 60), &mut d);
+            p3.send_to(&d, local).unwrap();
+        }
+        vxlan::encap(4, &raw_frame(20, 60), &mut d);
+        p4.send_to(&d, local).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // a reads the whole socket: keeps .2's, queues .3's for b, drops .4's.
+        let mut batch = PacketBatch::new();
+        assert_eq!(a.recv_batch(&mut batch).unwrap(), 3);
+        let got: Vec<(u64, Vec<u8>)> = batch
+            .iter()
+            .map(|p| (p.tunnel_id, p.data.clone()))
+            .collect();
+        let want: Vec<(u64, Vec<u8>)> = (0..3).map(|i| (2, raw_frame(i, 60))).collect();
+        assert_eq!(got, want);
+        assert_eq!(a.stats().rx_dropped, 1);
+        assert!(!readable(a.as_raw_fd().unwrap()), "a: nothing left");
+        assert!(readable(b.as_raw_fd().unwrap()), "b was not woken");
+        batch.clear();
+        assert_eq!(b.recv_batch(&mut batch).unwrap(), 3);
+        let got: Vec<(u64, Vec<u8>)> = batch
+            .iter()
+            .map(|p| (p.tunnel_id, p.data.clone()))
+            .collect();
+        let want: Vec<(u64, Vec<u8>)> = (0..3).map(|i| (3, raw_frame(10 + i, 60))).collect();
+        assert_eq!(got, want);
+        assert_eq!(b.stats().rx_packets, 3);
+        assert!(!readable(b.as_raw_fd().unwrap()), "b: still readable");
+        // Sending: from the shared socket to each port's remote.
+        let mut one = [Packet {
+            tunnel_id: 77,
+            ..Packet::from_frame(&raw_frame(5, 60))
+        }];
+        assert_eq!(a.send_batch(&mut one).unwrap(), 1);
+        assert_eq!(b.send_batch(&mut one).unwrap(), 1);
+        let mut buf = [0u8; 2048];
+        p2.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        p3.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let (n, from) = p2.recv_from(&mut buf).unwrap();
+        assert_eq!(from, local);
+        assert_eq!(
+            vxlan::decap(&buf[..n]).map(|(v, f)| (v, f.to_vec())),
+            Some((77, raw_frame(5, 60)))
+        );
+        // b sends to 127.0.0.3:4789, where nobody listens; p3 (port 40000) gets nothing,
+        // but a peer on .3:4789 would: bind one now and send again.
+        let p3b = UdpSocket::bind("127.0.0.3:4789").unwrap();
+        p3b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(b.send_batch(&mut one).unwrap(), 1);
+        let (n, from) = p3b.recv_from(&mut buf).unwrap();
+        assert_eq!((n, from), (8 + 60, local));
+        // A port gone frees its remote; the last one frees the socket.
+        drop(a);
+        let c = VxlanPort::new("vxc", local, sa("127.0.0.2:4789")).unwrap();
+        assert!(c.shares_socket_with(&b));
+        drop((b, c));
+        assert!(UdpSocket::bind(local).is_ok(), "socket still open");
+    })
+    .unwrap();
+}

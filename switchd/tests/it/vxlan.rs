@@ -168,3 +168,122 @@ fn vxlan_between_two_switches_carries_tunnel_id() {
     drop((sa, sb));
     let _ = std::fs::remove_file(&sock);
 }
+
+/// Three switches in a star: A has two VXLAN ports (to B and to C) that share UDP 4789 on
+/// one socket; B and C each have one back to A. Every switch forwards with
+/// `actions=normal`, so hosts h1 (on A), h2 (on B) and h3 (on C) reach each other, h2 ↔ h3
+/// through A's two tunnel ports. Namespaces `fn…`. Needs root.
+#[test]
+fn two_vxlan_ports_share_udp_4789_on_one_switch() {
+    if !root_or_skip() {
+        return;
+    }
+    let id = std::process::id() % 100_000;
+    let sw: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|s| format!("fnvx{id}{s}"))
+        .collect();
+    let hosts: Vec<String> = (1..=3).map(|i| format!("fnvx{id}h{i}")).collect();
+    struct Cleanup(Vec<String>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for ns in &self.0 {
+                let _ = sh_ok(&format!("ip netns del {ns}"));
+            }
+        }
+    }
+    let all: Vec<String> = sw.iter().chain(&hosts).cloned().collect();
+    drop(Cleanup(all.clone()));
+    let _cleanup = Cleanup(all.clone());
+    for ns in &all {
+        sh(&format!("ip netns add {ns}"));
+        sh(&format!("ip -n {ns} link set lo up"));
+        let _ = sh_ok(&format!(
+            "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
+        ));
+    }
+    // Underlay: A–B on 192.168.81.0/24, A–C on 192.168.82.0/24.
+    for (k, peer) in [(1usize, &sw[1]), (2, &sw[2])] {
+        let a = &sw[0];
+        sh(&format!(
+            "ip -n {a} link add u{k} type veth peer name u0 netns {peer}"
+        ));
+        sh(&format!("ip -n {a} addr add 192.168.8{k}.1/24 dev u{k}"));
+        sh(&format!("ip -n {a} link set u{k} up"));
+        sh(&format!("ip -n {peer} addr add 192.168.8{k}.2/24 dev u0"));
+        sh(&format!("ip -n {peer} link set u0 up"));
+    }
+    for (i, (h, s)) in hosts.iter().zip(&sw).enumerate() {
+        let i = i + 1;
+        sh(&format!(
+            "ip -n {h} link add v{i} type veth peer name s1 netns {s}"
+        ));
+        sh(&format!(
+            "ip -n {h} link set v{i} address 02:00:00:00:00:0{i}"
+        ));
+        sh(&format!("ip -n {h} addr add 10.9.0.{i}/24 dev v{i}"));
+        sh(&format!("ip -n {h} link set v{i} up"));
+        sh(&format!("ip -n {s} link set s1 up"));
+        for j in (1..=3).filter(|&j| j != i) {
+            sh(&format!(
+                "ip -n {h} neigh add 10.9.0.{j} lladdr 02:00:00:00:00:0{j} dev v{i}"
+            ));
+        }
+    }
+    let sa = Switchd::start_in(
+        Some(&sw[0]),
+        &[
+            "--port",
+            "s1=1",
+            "--port",
+            "vb=2:vxlan:192.168.81.2",
+            "--port",
+            "vc=3:vxlan:192.168.82.2",
+            "--threads",
+            "2",
+        ],
+    );
+    let sb = Switchd::start_in(
+        Some(&sw[1]),
+        &["--port", "s1=1", "--port", "va=2:vxlan:192.168.81.1"],
+    );
+    let sc = Switchd::start_in(
+        Some(&sw[2]),
+        &["--port", "s1=1", "--port", "va=2:vxlan:192.168.82.1"],
+    );
+    // Both of A's tunnel ports are bound to 0.0.0.0:4789: one socket.
+    let udp = sh_out(&format!("ip netns exec {} ss -uanp", sw[0]));
+    let on_4789 = udp.lines().filter(|l| l.contains(":4789 ")).count();
+    assert_eq!(on_4789, 1, "{udp}");
+    for (ns, sd) in [(&sw[0], &sa), (&sw[1], &sb), (&sw[2], &sc)] {
+        ofctl_ok_in(
+            Some(ns),
+            &["add-flow", &sd.target, "priority=0,actions=normal"],
+        );
+    }
+    let ping = |from: usize, to: usize| {
+        (0..4).any(|_| {
+            sh_ok(&format!(
+                "ip netns exec {} ping -c 1 -W 1 10.9.0.{to}",
+                hosts[from - 1]
+            ))
+        })
+    };
+    assert!(ping(1, 2), "h1 → h2 over A's first tunnel");
+    assert!(ping(1, 3), "h1 → h3 over A's second tunnel");
+    assert!(ping(2, 3), "h2 → h3 through A's two tunnels");
+    assert!(ping(3, 2), "h3 → h2");
+    // Both of A's tunnel ports received (whichever thread read the shared socket).
+    for port in ["2", "3"] {
+        let d = ofctl_ok_in(Some(&sw[0]), &["dump-ports", &sa.target, port]);
+        assert!(!d.contains("rx pkts=0,"), "port {port}: {d}");
+    }
+}
+
+fn sh_out(cmd: &str) -> String {
+    let o = std::process::Command::new("bash")
+        .args(["-c", cmd])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
