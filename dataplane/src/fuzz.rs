@@ -1,7 +1,8 @@
 //! Bodies of the dataplane's cargo-fuzz targets, so each target in `fuzz/` is a one-liner.
 //! Each function panics only when an invariant breaks; any input is otherwise fine.
 //!
-//! - [`parse_packet`]: the parser on arbitrary bytes.
+//! - [`parse_packet`]: the parser on arbitrary bytes (its fast path checked against the
+//!   general parser).
 //! - [`flow_table`]: an operation-sequence fuzzer for the pipeline and caches: flow-mods,
 //!   group-mods, port changes and packets decoded from the bytes; checks that the caches give
 //!   what a full translation gives, and runs the actions on the packet bytes.
@@ -21,6 +22,10 @@ use crate::pipeline::{
 /// Parses `data` as an Ethernet frame and checks the layout's invariants.
 pub fn parse_packet(data: &[u8]) {
     let p = parse(data, RxMeta::port(1));
+    // The fast path for the common shape gives what the general parser gives.
+    let mut general = crate::packet::Parsed::default();
+    crate::packet::parse::parse_general(data, RxMeta::port(1), &mut general);
+    assert_eq!(p, general, "the fast path and the general parser disagree");
     assert_eq!(
         p.key.nonzero_map() & !p.map,
         0,
