@@ -17,6 +17,9 @@
 //!   table which flow matched and its actions, then the final flow and the datapath
 //!   actions, as `ovs-appctl ofproto/trace` prints them; also `"steps"` and `"actions"`.
 //!
+//! - `{"cmd":"fdb-show"}` → the MAC table the NORMAL action learned: `"entries"` (port,
+//!   vlan, mac, age in seconds) and `"text"` as `ovs-appctl fdb/show` prints it.
+//!
 //! Replies are `{"ok":true,...}` or `{"ok":false,"error":"..."}`.
 
 use std::sync::Arc;
@@ -122,6 +125,25 @@ fn handle_inner(sw: &Switch, line: &str) -> Result<Value> {
             }))
         }
         "list-ports" => Ok(json!({"ok": true, "ports": ports()})),
+        "fdb-show" => {
+            let now = sw.now();
+            let p = sw.engine().published();
+            let mut text = String::from(" port  VLAN  MAC                Age\n");
+            let mut entries = Vec::new();
+            for e in p.mac_table.entries() {
+                let b = e.mac.to_be_bytes();
+                let mac = format!(
+                    "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                    b[2], b[3], b[4], b[5], b[6], b[7]
+                );
+                let age = now.saturating_sub(e.seen) / 1_000_000_000;
+                let port = fuxi_openflow::consts::reserved_port_name(e.port)
+                    .map_or_else(|| e.port.to_string(), str::to_string);
+                text.push_str(&format!("{port:>5}  {:>4}  {mac}  {age:>3}\n", e.vlan));
+                entries.push(json!({"port": e.port, "vlan": e.vlan, "mac": mac, "age": age}));
+            }
+            Ok(json!({"ok": true, "entries": entries, "text": text}))
+        }
         "add-port" => {
             let name = req["name"].as_str().context("add-port needs \"name\"")?;
             let kind = match req["type"].as_str().unwrap_or("afpacket") {

@@ -53,7 +53,8 @@ fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn hosts_ping_through_actions_normal_and_learned_unicast_stays_unicast() {
-    let Some((topo, sd)) = setup("nrm", 3, &[]) else {
+    let mgmt = std::env::temp_dir().join(format!("fn-nrm-{}.mgmt", std::process::id()));
+    let Some((topo, sd)) = setup("nrm", 3, &["--mgmt", mgmt.to_str().unwrap()]) else {
         return;
     };
     let ns = topo.sw.as_str();
@@ -79,6 +80,31 @@ fn hosts_ping_through_actions_normal_and_learned_unicast_stays_unicast() {
         packets_of(&dump, "actions=NORMAL").unwrap_or(0) >= 12,
         "{dump}"
     );
+    // The MAC table, as ovs-appctl fdb/show would list it.
+    let r = crate::mgmt::ask(&mgmt, r#"{"cmd":"fdb-show"}"#);
+    assert_eq!(r["ok"], true, "{r}");
+    let learned: Vec<(u64, String)> = r["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["port"].as_u64().unwrap(),
+                e["mac"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(u64, String)> = (1..=3)
+        .map(|i| (i, format!("02:00:00:00:00:0{i}")))
+        .collect();
+    assert_eq!(learned, want, "{r}");
+    let text = r["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(" port  VLAN  MAC                Age\n"),
+        "{text}"
+    );
+    assert!(text.contains("    2     0  02:00:00:00:00:02"), "{text}");
+    let _ = std::fs::remove_file(&mgmt);
 }
 
 #[test]
