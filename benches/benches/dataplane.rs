@@ -512,7 +512,8 @@ fn build(mods: &[FlowMod]) -> Pipeline {
 
 /// Instruction counting: `FUXI_BENCH_PROFILE=<case>:<rounds>` (case `emc_1flow`,
 /// `exact_10k`, `masks20_100k` or `slow_path`) sets the case up, runs its replay cycle twice
-/// to reach steady state, then runs `rounds` rounds in [`profiled_rounds`] and exits, before
+/// to reach steady state (for `slow_path`, until the megaflow cache has been flushed once),
+/// then runs `rounds` rounds in [`profiled_rounds`] and exits, before
 /// any benchmark. Under `valgrind --tool=callgrind --collect-atstart=no
 /// --toggle-collect=*profiled_rounds*` the count divided by `rounds × 32` is the
 /// instructions per packet of a round (receive, process, sink).
@@ -550,6 +551,12 @@ fn profile_hook(_: &mut Criterion) {
         }
     };
     for _ in 0..(2 * frames / BATCH).max(100) {
+        rig.round(&p, &mut touch);
+    }
+    // The slow path's steady state has flushed the full megaflow cache at least once (the
+    // flushed megaflows are reused): profile `MEGAFLOW_LIMIT / 32` rounds for one flush per
+    // profile, as in a long run.
+    while slow && rig.dp.stats.flushes == 0 {
         rig.round(&p, &mut touch);
     }
     let before = rig.dp.stats;

@@ -238,10 +238,17 @@ impl Megaflows {
         self.subtables.iter().filter(|s| !s.map.is_empty()).count()
     }
 
-    fn clear(&mut self) {
+    /// Drops every megaflow; those no one else holds go to `pool`, to be reused.
+    fn clear(&mut self, pool: &mut Vec<Arc<Megaflow>>) {
         for st in &mut self.subtables {
-            st.map.clear();
+            for (_, b) in st.map.drain() {
+                match b {
+                    MfBucket::One(m) => pool.push(m),
+                    MfBucket::Many(v) => pool.extend(v),
+                }
+            }
         }
+        pool.retain(|m| Arc::strong_count(m) == 1);
         self.len = 0;
     }
 }
@@ -338,6 +345,10 @@ pub struct Datapath {
     pub stats: CacheStats,
     /// Results of uncacheable translations since the last sync (their counts still count).
     uncached: Vec<Arc<Megaflow>>,
+    /// Megaflows dropped by the last flush, reused by translations: the slow path then
+    /// allocates nothing (a megaflow is cache-line aligned, which glibc's malloc serves
+    /// through its slow `memalign` path: ≈ 700 instructions).
+    pool: Vec<Arc<Megaflow>>,
     /// Per-batch scratch: parsed packets and their key hashes.
     parsed: Vec<Parsed>,
     hashes: Vec<u64>,
@@ -378,6 +389,7 @@ impl Datapath {
             limit: MEGAFLOW_LIMIT,
             stats: CacheStats::default(),
             uncached: Vec::new(),
+            pool: Vec::new(),
             parsed: vec![Parsed::default(); BATCH],
             hashes: vec![0; BATCH],
         }
@@ -429,7 +441,7 @@ impl Datapath {
     /// Drops every cached entry without syncing counts.
     pub fn flush(&mut self) {
         self.emc.clear();
-        self.megaflows.clear();
+        self.megaflows.clear(&mut self.pool);
         self.stats.flushes += 1;
     }
 
@@ -495,7 +507,7 @@ impl Datapath {
             }
         }
         let fast = FastActions::compile(&t.actions);
-        let mf = Arc::new(Megaflow {
+        let mf = Megaflow {
             key: key.masked(&t.wc),
             mask: t.wc,
             actions: t.actions,
@@ -509,7 +521,17 @@ impl Datapath {
             synced: (AtomicU64::new(0), AtomicU64::new(0)),
             fast,
             learn: t.learn,
-        });
+        };
+        let mf = match self.pool.pop() {
+            Some(mut reused) => match Arc::get_mut(&mut reused) {
+                Some(m) => {
+                    *m = mf;
+                    reused
+                }
+                None => Arc::new(mf),
+            },
+            None => Arc::new(mf),
+        };
         if !t.cacheable {
             self.stats.uncacheable += 1;
             // Kept only so its counts reach the flows at the next sync (bounded).
