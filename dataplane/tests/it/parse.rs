@@ -349,7 +349,11 @@ pub fn frame_strategy() -> impl Strategy<Value = Frame> {
                 ttl,
             }
         }),
+        // Any Ethernet II type but the tag protocol ids, which would make the payload a tag.
         (0x0600u16.., prop::collection::vec(any::<u8>(), 0..20))
+            .prop_filter("a VLAN TPID is not an L3 type", |(t, _)| {
+                ![0x8100, 0x88a8, 0x9100].contains(t)
+            })
             .prop_map(|(ethertype, payload)| L3::Other { ethertype, payload }),
     ];
     (any::<[u8; 6]>(), any::<[u8; 6]>(), vlans, l3).prop_map(|(dst, src, vlans, l3)| Frame {
