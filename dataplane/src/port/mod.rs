@@ -309,20 +309,14 @@ pub struct MemPort {
 }
 
 /// [`MemPort::replay`]'s frames: `area` holds them back to back, each at a 64-byte
-/// boundary of memory; `frames` says where and with what metadata.
+/// boundary of memory; `frames` says where (16 bytes a frame), and `meta` holds each
+/// frame's tunnel id and offload header only if some frame has one (empty otherwise).
 #[derive(Debug, Default)]
 struct Replay {
     area: Vec<u8>,
-    frames: Vec<ReplayFrame>,
+    frames: Vec<(usize, usize)>,
+    meta: Vec<(u64, VnetHdr)>,
     next: usize,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ReplayFrame {
-    start: usize,
-    len: usize,
-    tunnel_id: u64,
-    vnet: VnetHdr,
 }
 
 impl Replay {
@@ -340,16 +334,20 @@ impl Replay {
             let start = area.len();
             area.extend_from_slice(&p.data);
             area.resize(start + up(p.data.len()), 0);
-            frames.push(ReplayFrame {
-                start,
-                len: p.data.len(),
-                tunnel_id: p.tunnel_id,
-                vnet: p.vnet,
-            });
+            frames.push((start, p.data.len()));
         }
+        let plain = pkts
+            .iter()
+            .all(|p| p.tunnel_id == 0 && p.vnet == VnetHdr::default());
+        let meta = if plain {
+            Vec::new()
+        } else {
+            pkts.iter().map(|p| (p.tunnel_id, p.vnet)).collect()
+        };
         Replay {
             area,
             frames,
+            meta,
             next: 0,
         }
     }
@@ -443,19 +441,23 @@ impl Port for MemPort {
                 out.pkts.resize_with(BATCH, Packet::default);
             }
             for p in out.pkts.iter_mut().take(BATCH).skip(out.len) {
-                let Some(f) = r.frames.get(r.next) else { break };
-                let Some(frame) = r.area.get(f.start..f.start + f.len) else {
+                let Some(&(start, len)) = r.frames.get(r.next) else {
+                    break;
+                };
+                let Some(frame) = r.area.get(start..start + len) else {
                     break;
                 };
                 p.data.clear();
                 p.data.extend_from_slice(frame);
-                p.vnet = f.vnet;
-                p.tunnel_id = f.tunnel_id;
+                match r.meta.get(r.next) {
+                    Some(&(tunnel_id, vnet)) => (p.tunnel_id, p.vnet) = (tunnel_id, vnet),
+                    None => (p.tunnel_id, p.vnet) = (0, VnetHdr::default()),
+                }
                 r.next += 1;
                 if r.next == r.frames.len() {
                     r.next = 0;
                 }
-                bytes += f.len as u64;
+                bytes += len as u64;
                 n += 1;
             }
             out.len += n;
@@ -544,9 +546,10 @@ mod tests {
             .collect();
         let mut port = MemPort::new("r");
         port.replay(frames.clone());
-        for f in &port.replay.frames {
-            assert_eq!((port.replay.area.as_ptr() as usize + f.start) % 64, 0);
+        for &(start, _) in &port.replay.frames {
+            assert_eq!((port.replay.area.as_ptr() as usize + start) % 64, 0);
         }
+        assert_eq!(port.replay.meta.len(), frames.len());
         let mut batch = PacketBatch::new();
         let mut seen = 0;
         let mut bytes = 0;
@@ -568,6 +571,21 @@ mod tests {
         batch.push_copy(&frames[0]);
         assert_eq!(port.recv_batch(&mut batch).unwrap(), BATCH - 1);
         assert_eq!(batch.as_slice()[1], frames[seen % frames.len()]);
+        // Frames without metadata keep none (and are received with none).
+        let plain: Vec<Packet> = frames.iter().map(|f| Packet::from_frame(&f.data)).collect();
+        port.replay(plain.clone());
+        assert!(port.replay.meta.is_empty());
+        let mut k = 0;
+        for _ in 0..2 {
+            batch.clear();
+            assert_eq!(port.recv_batch(&mut batch).unwrap(), BATCH);
+            for pkt in batch.as_mut_slice() {
+                assert_eq!(*pkt, plain[k % plain.len()], "packet {k}");
+                k += 1;
+                pkt.tunnel_id = 9;
+                pkt.vnet.flags = 1;
+            }
+        }
         // An empty list turns replay off.
         port.replay(Vec::new());
         batch.clear();
