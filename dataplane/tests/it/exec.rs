@@ -98,8 +98,9 @@ fn verify(b: &[u8]) -> Result<(), String> {
         }
     }
     if let Some((at, pseudo, l4, end)) = l4_info(b) {
-        if b[at..at + 2] == [0, 0] {
-            return Err("zero l4 checksum".into());
+        // Zero is "no checksum" only for UDP; TCP, ICMP and SCTP may compute to it.
+        if b[at..at + 2] == [0, 0] && p.layout.layers.has(Layers::UDP) {
+            return Err("zero udp checksum".into());
         }
         if fold(sum16(&b[l4..end], pseudo.unwrap_or(0))) != 0xffff {
             return Err(format!("l4 checksum at {at}"));
