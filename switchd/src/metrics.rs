@@ -16,7 +16,9 @@
 //!   sum(rate(fuxi_cache_hits_total[1m]))` the hit rate per level. Copied from the
 //!   datapath threads every 100 ms;
 //! - `fuxi_upcalls_uncacheable_total{thread}`, `fuxi_cache_flushes_total{thread}`,
-//!   `fuxi_packet_ins_total{thread}`, `fuxi_packet_ins_dropped_total{thread}`;
+//!   `fuxi_packet_ins_total{thread}`, `fuxi_packet_ins_dropped_total{thread}`,
+//!   `fuxi_datapath_sleeps_total{thread}` (times the thread slept in poll(2): 0 in
+//!   `poll_mode = "always"`);
 //! - `fuxi_table_flows{table}`, `fuxi_table_lookups_total{table}`,
 //!   `fuxi_table_matched_total{table}` — for table 0 and every table that has flows or
 //!   has seen a lookup;
@@ -68,6 +70,8 @@ pub struct ThreadSnap {
     pub packet_ins: u64,
     /// Packet-ins dropped.
     pub packet_ins_dropped: u64,
+    /// Sleeps in poll(2).
+    pub sleeps: u64,
 }
 
 impl ThreadSnap {
@@ -81,6 +85,7 @@ impl ThreadSnap {
             flushes: c.flushes.load(r),
             packet_ins: c.packet_ins.load(r),
             packet_ins_dropped: c.packet_ins_dropped.load(r),
+            sleeps: c.sleeps.load(r),
         }
     }
 }
@@ -236,7 +241,7 @@ pub fn render(s: &Snapshot) -> String {
         }),
     );
     type GetT = fn(&ThreadSnap) -> u64;
-    let thread_counters: [(&str, &str, GetT); 4] = [
+    let thread_counters: [(&str, &str, GetT); 5] = [
         (
             "fuxi_upcalls_uncacheable_total",
             "Upcalls whose result could not be cached.",
@@ -256,6 +261,11 @@ pub fn render(s: &Snapshot) -> String {
             "fuxi_packet_ins_dropped_total",
             "Packet-ins dropped: the control plane's queue was full.",
             |t| t.packet_ins_dropped,
+        ),
+        (
+            "fuxi_datapath_sleeps_total",
+            "Times the datapath thread slept in poll(2) because its ports had nothing.",
+            |t| t.sleeps,
         ),
     ];
     for (name, help, get) in thread_counters {

@@ -116,7 +116,7 @@ fn parse_exposition(text: &str) -> Samples {
 }
 
 /// GET /metrics: status 200, the right content type, and the parsed body.
-fn scrape(ns: Option<&str>, port: u16) -> Samples {
+pub(crate) fn scrape(ns: Option<&str>, port: u16) -> Samples {
     let r = http_in(
         ns,
         port,
