@@ -444,11 +444,19 @@ impl Port for MemPort {
                 let Some(&(start, len)) = r.frames.get(r.next) else {
                     break;
                 };
-                let Some(frame) = r.area.get(start..start + len) else {
-                    break;
-                };
                 p.data.clear();
-                p.data.extend_from_slice(frame);
+                // A frame of up to a line is copied as its whole (padded) line: a
+                // fixed-size copy, inlined, then cut to the frame's length.
+                if let Some(line) = r.area.get(start..).and_then(|a| a.first_chunk::<64>())
+                    && len <= 64
+                {
+                    p.data.extend_from_slice(line);
+                    p.data.truncate(len);
+                } else if let Some(frame) = r.area.get(start..start + len) {
+                    p.data.extend_from_slice(frame);
+                } else {
+                    break;
+                }
                 match r.meta.get(r.next) {
                     Some(&(tunnel_id, vnet)) => (p.tunnel_id, p.vnet) = (tunnel_id, vnet),
                     None => (p.tunnel_id, p.vnet) = (0, VnetHdr::default()),
