@@ -35,7 +35,9 @@
 //! let mut frame = vec![0xff; 6];
 //! frame.extend([2, 0, 0, 0, 0, 1, 0x88, 0xb5]); // an Ethernet header, local ethertype
 //! assert_eq!(dp.process(&p, &mut frame.clone(), RxMeta::port(1), 0, &mut out), Source::SlowPath);
-//! assert_eq!(dp.process(&p, &mut frame, RxMeta::port(1), 1, &mut out), Source::Emc);
+//! // The megaflow the first packet installed; one hit in 100 is also copied into the
+//! // exact-match cache (OVS's `emc-insert-inv-prob`).
+//! assert_eq!(dp.process(&p, &mut frame, RxMeta::port(1), 1, &mut out), Source::Megaflow);
 //! assert_eq!(out.outputs.len(), 2);
 //! assert_eq!(out.outputs[0].0, 2);
 //! dp.sync_stats(&p); // flow and table counters now include both packets

@@ -290,7 +290,8 @@ pub const MEGAFLOW_LIMIT: usize = 200_000;
 /// A megaflow hit is copied into the exact-match cache once in this many (as OVS's
 /// `emc-insert-inv-prob`, default 100): a flow that keeps coming gets its entry soon, while
 /// traffic of one-packet microflows does not pay for an insert (and an eviction) per packet.
-/// Translations (slow path) are always inserted.
+/// Translations (slow path) go in on the same terms, as in OVS: a slow path that sees a new
+/// microflow per packet would otherwise evict an entry for every one.
 pub const EMC_INSERT_INV_PROB: u32 = 100;
 
 /// Whether this megaflow hit should be copied into the exact-match cache (one in `inv`).
@@ -547,7 +548,9 @@ impl Datapath {
             self.flush_into(p);
         }
         self.megaflows.insert(mf.clone());
-        self.emc.insert(h, key, map, mf.clone());
+        if emc_insert_due(&mut self.emc_insert_count, self.emc_insert_inv_prob) {
+            self.emc.insert(h, key, map, mf.clone());
+        }
         (mf, Source::SlowPath)
     }
 

@@ -388,6 +388,8 @@ fn hit_paths_and_invalidation() {
     )
     .unwrap();
     let mut dp = Datapath::new();
+    // Every translation and megaflow hit goes into the exact-match cache (default: 1 in 100).
+    dp.set_emc_insert_inv_prob(1);
     let mut rec = Recorder::default();
     let spec = |src| PktSpec {
         in_port: 1,
