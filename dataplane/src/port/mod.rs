@@ -231,8 +231,9 @@ pub struct PortStats {
 ///   [`BATCH`]) and returns how many; `Ok(0)` means "nothing now": wait for
 ///   [`Port::as_raw_fd`] to be readable (poll/epoll, level-triggered) or poll again.
 /// - `send_batch` never blocks. It returns how many packets were accepted; the others
-///   were dropped and counted in `tx_dropped`/`tx_errors` (a datapath does not queue). Packets may be modified in place (software checksum completion when the
-///   port cannot carry offload metadata), so pass them as `&mut`.
+///   were dropped and counted in `tx_dropped`/`tx_errors` (a datapath does not queue).
+///   Packets may be modified in place (software checksum completion when the port cannot
+///   carry offload metadata), so pass them as `&mut`.
 /// - A packet whose `vnet` asks for offload (GSO, partial checksum) is sent as is by a
 ///   port where [`Port::offloads`] is true; any other port finishes the work in software
 ///   (checksum completion; TCP segmentation of GSO frames) before it leaves.
