@@ -49,9 +49,10 @@ struct Slot<T> {
     rule: Option<Rule<T>>,
 }
 
-/// Hasher for keys that are already hashes.
+/// Hasher for keys that are already hashes (the classifier's index and the megaflow
+/// cache's table).
 #[derive(Default, Clone, Copy, Debug)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {

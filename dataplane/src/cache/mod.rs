@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 mod emc;
 
+use crate::classifier::IdHasher;
 use crate::packet::{Field, FlowKey, FlowMask, Parsed, RxMeta, parse_into};
 use crate::pipeline::exec::{FastActions, L4Csum, Sink, execute_with};
 use crate::pipeline::normal::Learn;
@@ -117,24 +118,6 @@ impl Megaflow {
     }
 }
 
-/// Hasher for keys that are already hashes.
-#[derive(Default, Clone, Copy, Debug)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// Megaflows with one masked-key hash (almost always one: no allocation).
 #[derive(Debug)]
 enum MfBucket {
@@ -214,14 +197,10 @@ impl Megaflows {
             }
             Entry::Occupied(mut e) => {
                 let b = e.get_mut();
-                let mut v = std::mem::replace(b, MfBucket::Many(Vec::new()));
-                if let MfBucket::One(first) = v {
-                    v = MfBucket::Many(vec![first]);
+                match b {
+                    MfBucket::Many(list) => list.push(mf),
+                    MfBucket::One(first) => *b = MfBucket::Many(vec![first.clone(), mf]),
                 }
-                if let MfBucket::Many(list) = &mut v {
-                    list.push(mf);
-                }
-                *b = v;
             }
         }
         self.len += 1;

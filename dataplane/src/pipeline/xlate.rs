@@ -120,11 +120,6 @@ impl<T, const N: usize> InlineVec<T, N> {
             Repr::Heap(v) => v,
         }
     }
-
-    /// Whether the items spilled to the heap.
-    pub fn spilled(&self) -> bool {
-        matches!(self.0, Repr::Heap(_))
-    }
 }
 
 impl<T, const N: usize> Default for InlineVec<T, N> {
