@@ -79,19 +79,23 @@ impl Inbox {
         })
     }
 
-    /// Queues a frame and wakes the owner; false if the inbox is full.
+    /// Queues a frame; false if the inbox is full. The reader wakes the owner once per
+    /// batch ([`Inbox::wake`]), not per frame.
     fn push(&self, vni: u32, frame: &[u8]) -> bool {
         let mut q = lock(&self.frames);
         if q.len() >= INBOX_MAX {
             return false;
         }
         q.push_back((vni, frame.to_vec()));
-        drop(q);
+        true
+    }
+
+    /// Makes the owner's descriptor readable.
+    fn wake(&self) {
         let one = 1u64.to_ne_bytes();
         // SAFETY: writes 8 bytes from a live buffer to an eventfd we own. A full counter
         // (EAGAIN) still leaves it readable, which is all the wake-up needs.
         unsafe { libc::write(self.event.as_raw_fd(), one.as_ptr().cast(), 8) };
-        true
     }
 
     /// Clears the wake-up (before the queue is drained, so a push after this wakes
@@ -189,6 +193,8 @@ pub struct VxlanPort {
     remote: SocketAddr,
     buf: Vec<u8>,
     segs: Vec<Packet>,
+    /// Inboxes this read queued frames in, woken once at its end.
+    to_wake: Vec<Arc<Inbox>>,
     stats: PortStats,
 }
 
@@ -218,6 +224,7 @@ impl VxlanPort {
             remote,
             buf: vec![0; 65536],
             segs: Vec::new(),
+            to_wake: Vec::new(),
             stats: PortStats::default(),
         })
     }
@@ -306,20 +313,23 @@ impl Port for VxlanPort {
             if !q.is_empty() {
                 // Not all fitted: stay readable.
                 drop(q);
-                let one = 1u64.to_ne_bytes();
-                // SAFETY: as in `Inbox::push`.
-                unsafe { libc::write(self.inbox.event.as_raw_fd(), one.as_ptr().cast(), 8) };
+                self.inbox.wake();
             }
         }
+        // (Sending encapsulates into the same buffer, which may leave it shorter.)
         if self.buf.len() < 65536 {
             self.buf.resize(65536, 0);
         }
+        let mut failed = None;
         while out.room() > 0 {
             let (len, from) = match self.shared.sock.recv_from(&mut self.buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return if n > 0 { Ok(n) } else { Err(e) },
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             };
             let Some((vni, frame)) = decap(&self.buf[..len]) else {
                 self.stats.rx_dropped += 1;
@@ -327,8 +337,13 @@ impl Port for VxlanPort {
             };
             if from.ip() != self.remote.ip() {
                 let other = lock(&self.shared.ports).get(&from.ip()).cloned();
-                if !other.is_some_and(|o| o.push(vni, frame)) {
-                    self.stats.rx_dropped += 1;
+                match other {
+                    Some(o) if o.push(vni, frame) => {
+                        if !self.to_wake.iter().any(|w| Arc::ptr_eq(w, &o)) {
+                            self.to_wake.push(o);
+                        }
+                    }
+                    _ => self.stats.rx_dropped += 1,
                 }
                 continue;
             }
@@ -339,7 +354,13 @@ impl Port for VxlanPort {
             self.stats.rx_bytes += frame.len() as u64;
             n += 1;
         }
-        Ok(n)
+        for o in self.to_wake.drain(..) {
+            o.wake();
+        }
+        match failed {
+            Some(e) if n == 0 => Err(e),
+            _ => Ok(n),
+        }
     }
 
     /// Accepted counts from the front, as the [`Port`] contract says: the first packet
