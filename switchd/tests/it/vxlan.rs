@@ -6,6 +6,34 @@
 
 use crate::util::*;
 
+/// A fresh namespace with loopback up and IPv6 off (no router solicitations on the wire).
+fn add_ns(ns: &str) {
+    sh(&format!("ip netns add {ns}"));
+    sh(&format!("ip -n {ns} link set lo up"));
+    let _ = sh_ok(&format!(
+        "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
+    ));
+}
+
+/// Host `i` in namespace `h`: 10.9.0.i, MAC 02:00:00:00:00:0i on `vi`, whose peer is the
+/// port `s1` in switch namespace `s`; static neighbours for the other hosts 1..=`n`.
+fn attach_host(h: &str, s: &str, i: usize, n: usize) {
+    sh(&format!(
+        "ip -n {h} link add v{i} type veth peer name s1 netns {s}"
+    ));
+    sh(&format!(
+        "ip -n {h} link set v{i} address 02:00:00:00:00:0{i}"
+    ));
+    sh(&format!("ip -n {h} addr add 10.9.0.{i}/24 dev v{i}"));
+    sh(&format!("ip -n {h} link set v{i} up"));
+    sh(&format!("ip -n {s} link set s1 up"));
+    for j in (1..=n).filter(|&j| j != i) {
+        sh(&format!(
+            "ip -n {h} neigh add 10.9.0.{j} lladdr 02:00:00:00:00:0{j} dev v{i}"
+        ));
+    }
+}
+
 /// Namespaces `fxsm…`: switch A and B, hosts 1 (on A) and 2 (on B). Removed on drop.
 struct TwoSwitches {
     sw: [String; 2],
@@ -21,11 +49,7 @@ impl TwoSwitches {
         };
         t.cleanup();
         for ns in t.sw.iter().chain(&t.hosts) {
-            sh(&format!("ip netns add {ns}"));
-            sh(&format!("ip -n {ns} link set lo up"));
-            let _ = sh_ok(&format!(
-                "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
-            ));
+            add_ns(ns);
         }
         let [a, b] = &t.sw;
         // The underlay.
@@ -38,20 +62,7 @@ impl TwoSwitches {
         }
         // Hosts: 10.9.0.i on vi, switch end s1 in its switch's namespace.
         for (i, (h, s)) in t.hosts.iter().zip(&t.sw).enumerate() {
-            let i = i + 1;
-            let j = 3 - i;
-            sh(&format!(
-                "ip -n {h} link add v{i} type veth peer name s1 netns {s}"
-            ));
-            sh(&format!(
-                "ip -n {h} link set v{i} address 02:00:00:00:00:0{i}"
-            ));
-            sh(&format!("ip -n {h} addr add 10.9.0.{i}/24 dev v{i}"));
-            sh(&format!("ip -n {h} link set v{i} up"));
-            sh(&format!("ip -n {s} link set s1 up"));
-            sh(&format!(
-                "ip -n {h} neigh add 10.9.0.{j} lladdr 02:00:00:00:00:0{j} dev v{i}"
-            ));
+            attach_host(h, s, i + 1, 2);
         }
         t
     }
@@ -196,11 +207,7 @@ fn two_vxlan_ports_share_udp_4789_on_one_switch() {
     drop(Cleanup(all.clone()));
     let _cleanup = Cleanup(all.clone());
     for ns in &all {
-        sh(&format!("ip netns add {ns}"));
-        sh(&format!("ip -n {ns} link set lo up"));
-        let _ = sh_ok(&format!(
-            "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1"
-        ));
+        add_ns(ns);
     }
     // Underlay: A–B on 192.168.81.0/24, A–C on 192.168.82.0/24.
     for (k, peer) in [(1usize, &sw[1]), (2, &sw[2])] {
@@ -214,21 +221,7 @@ fn two_vxlan_ports_share_udp_4789_on_one_switch() {
         sh(&format!("ip -n {peer} link set u0 up"));
     }
     for (i, (h, s)) in hosts.iter().zip(&sw).enumerate() {
-        let i = i + 1;
-        sh(&format!(
-            "ip -n {h} link add v{i} type veth peer name s1 netns {s}"
-        ));
-        sh(&format!(
-            "ip -n {h} link set v{i} address 02:00:00:00:00:0{i}"
-        ));
-        sh(&format!("ip -n {h} addr add 10.9.0.{i}/24 dev v{i}"));
-        sh(&format!("ip -n {h} link set v{i} up"));
-        sh(&format!("ip -n {s} link set s1 up"));
-        for j in (1..=3).filter(|&j| j != i) {
-            sh(&format!(
-                "ip -n {h} neigh add 10.9.0.{j} lladdr 02:00:00:00:00:0{j} dev v{i}"
-            ));
-        }
+        attach_host(h, s, i + 1, 3);
     }
     let sa = Switchd::start_in(
         Some(&sw[0]),
