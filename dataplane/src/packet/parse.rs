@@ -337,8 +337,10 @@ fn parse_fast(p: &[u8], meta: &RxMeta, out: &mut Parsed) -> bool {
         return false;
     }
     // The L4 header must end inside the datagram (Ethernet padding is not L4 data).
-    let end = p.len().min(14 + usize::from(be16([h[16], h[17]])));
     let proto = h[23];
+    let end = p
+        .len()
+        .min(14 + ipv4_total(p.len() - 14, be16([h[16], h[17]]), proto));
     let (l4_layer, l7, flags) = match proto {
         ipproto::UDP if end >= 42 => (Layers::UDP, 42u16, 0u64),
         ipproto::TCP => {
@@ -503,11 +505,23 @@ fn set_ip_proto(key: &mut FlowKey, proto: u8) {
     *w = (*w & !(0xff << 24)) | (u64::from(proto) << 24);
 }
 
+/// An IPv4 datagram's length from its total length field. A TCP super-frame above 64 KiB
+/// (BIG TCP: GSO from a device with `gso_ipv4_max_size` over 64 KiB) has 0 there, and is
+/// the rest of the frame, as Linux reads it; no frame on a wire is that long.
+#[inline(always)]
+fn ipv4_total(rest: usize, tot_len: u16, proto: u8) -> usize {
+    if tot_len == 0 && rest > 0xffff && proto == ipproto::TCP {
+        rest
+    } else {
+        usize::from(tot_len)
+    }
+}
+
 #[inline]
 fn parse_ipv4(p: &[u8], l3: usize, key: &mut FlowKey, lay: &mut Layout) {
     let Some(h) = arr::<20>(p, l3) else { return };
     let ihl = usize::from(h[0] & 0x0f) * 4;
-    let total = usize::from(be16([h[2], h[3]]));
+    let total = ipv4_total(p.len() - l3, be16([h[2], h[3]]), h[9]);
     if h[0] >> 4 != 4 || ihl < 20 || p.len() < l3 + ihl || total < ihl {
         return;
     }

@@ -12,6 +12,12 @@
 //! - `PACKET_VNET_HDR` both ways: a GSO super-frame or a CHECKSUM_PARTIAL packet is
 //!   received with its [`VnetHdr`] and sent on unchanged (the kernel segments or
 //!   checksums it only if the egress device cannot).
+//! - BIG TCP (a sending host with `gso_ipv4_max_size`/`gso_max_size` above 64 KiB):
+//!   super-frames up to 512 KiB pass whole with `recvmmsg`; the receive buffers start at
+//!   64 KiB and grow the first time a frame comes truncated (that frame is counted in
+//!   `rx_dropped`; TCP sends it again). An IPv4 BIG TCP frame has `tot_len` 0; the
+//!   offload code works from the frame length, so it segments such a frame correctly.
+//!   The rx ring (256 KiB blocks) drops frames that do not fit a block.
 //! - own transmissions are not looped back (`PACKET_IGNORE_OUTGOING`, and
 //!   `PACKET_OUTGOING` frames are skipped), the interface is put in promiscuous mode
 //!   (`PACKET_MR_PROMISC`, undone by the kernel when the socket closes), the fd is
@@ -36,8 +42,13 @@ const SOL_PACKET: libc::c_int = 263;
 const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 const PACKET_RX_RING: libc::c_int = 5;
 const PACKET_AUXDATA: libc::c_int = 8;
-/// Biggest frame `recvmmsg` reads: 64 KiB GSO frame plus Ethernet and VLAN headers.
+/// Biggest frame `recvmmsg` reads at first: a 64 KiB GSO frame plus Ethernet and VLAN
+/// headers.
 const MAX_FRAME: usize = 65536 + 18;
+/// Biggest frame once a bigger one was seen: BIG TCP super-frames go up to the kernel's
+/// `GSO_MAX_SIZE` (512 KiB; `gso_ipv4_max_size`/`gso_max_size` above 64 KiB on the
+/// sending host's device), plus Ethernet and VLAN headers.
+const BIG_FRAME: usize = (512 << 10) + 18;
 const PACKET_STATISTICS: libc::c_int = 6;
 const PACKET_VERSION: libc::c_int = 10;
 const PACKET_VNET_HDR: libc::c_int = 15;
@@ -162,6 +173,9 @@ pub struct AfPacketPort {
     tx: Option<TxRing>,
     /// Receive with `recvmmsg` (no rx ring).
     mmsg: bool,
+    /// Receive buffer size for `recvmmsg`: [`MAX_FRAME`], or [`BIG_FRAME`] after a frame
+    /// came truncated (a BIG TCP super-frame; that one is dropped, TCP sends it again).
+    max_frame: usize,
 }
 
 /// A TPACKET_V2 tx ring on its own socket (bound with protocol 0, so it receives
@@ -448,6 +462,7 @@ impl AfPacketPort {
             ring: ring.cast(),
             ring_len,
             mmsg: cfg.rx_mmsg,
+            max_frame: MAX_FRAME,
             block_size: cfg.block_size as usize,
             block_nr: cfg.block_nr as usize,
             cur: 0,
@@ -534,7 +549,7 @@ impl AfPacketPort {
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
         for k in 0..room {
             let p = out.push().expect("room checked");
-            p.data.reserve(MAX_FRAME);
+            p.data.reserve(self.max_frame);
             let spare = p.data.spare_capacity_mut();
             iov[2 * k] = libc::iovec {
                 iov_base: hdrs[k].as_mut_ptr().cast(),
@@ -574,6 +589,12 @@ impl AfPacketPort {
             let m = &msgs[k];
             let len = m.msg_len as usize;
             if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len < VNET_HDR_LEN + 14 {
+                if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 && self.max_frame < BIG_FRAME {
+                    // A super-frame above 64 KiB (BIG TCP on the sender): make room for
+                    // the biggest the kernel builds from the next call on. Buffers that
+                    // never see one keep their size until they are reused here.
+                    self.max_frame = BIG_FRAME;
+                }
                 self.stats.rx_dropped += 1;
                 continue;
             }

@@ -735,6 +735,31 @@ fn ipv4_bad_header_stops_at_l2_and_padding_is_not_l4() {
     assert!(p.layout.layers.has(Layers::IPV4) && !p.layout.layers.has(Layers::UDP));
 }
 
+/// A BIG TCP super-frame (IPv4 total length 0, over 64 KiB, as Linux sends it with
+/// GSO above 64 KiB) is IPv4 and TCP; total length 0 on anything else stays a bad header.
+#[test]
+fn ipv4_big_tcp_total_length_zero() {
+    let tcp = L4::Tcp {
+        sp: 12345,
+        dp: 80,
+        flags: 0x010,
+        opt_words: 0,
+    };
+    for (l4, big, ok) in [
+        (tcp.clone(), 70_000, true),
+        (tcp, 1000, false),
+        (L4::Udp { sp: 7, dp: 9 }, 70_000, false),
+    ] {
+        let mut b = base(v4(l4)).render();
+        b.resize(b.len() + big, 0x5a);
+        b[16..18].copy_from_slice(&[0, 0]);
+        let p = parse(&b, RxMeta::port(1));
+        assert_eq!(p.layout.layers.has(Layers::IPV4), ok, "{big}");
+        assert_eq!(p.layout.layers.has(Layers::TCP), ok, "{big}");
+        assert_eq!(p.key.get(Field::TcpDst), if ok { 80 } else { 0 });
+    }
+}
+
 #[test]
 fn icmpv4_type_code() {
     let p = parse(
