@@ -240,23 +240,11 @@ impl Emc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU64;
 
     fn mf(tag: u64) -> Arc<Megaflow> {
         Arc::new(Megaflow {
-            key: FlowKey::ZERO,
-            mask: FlowKey::ZERO,
-            actions: Default::default(),
-            flows: Default::default(),
-            trace: Default::default(),
-            groups: Vec::new(),
             generation: tag,
-            packets: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            used: AtomicU64::new(0),
-            synced: (AtomicU64::new(0), AtomicU64::new(0)),
-            fast: None,
-            learn: None,
+            ..Megaflow::empty()
         })
     }
 

@@ -20,7 +20,7 @@ use std::collections::hash_map::Entry;
 use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 mod emc;
 
@@ -28,16 +28,23 @@ use crate::classifier::IdHasher;
 use crate::packet::{Field, FlowKey, FlowMask, Parsed, RxMeta, parse_into};
 use crate::pipeline::exec::{FastActions, L4Csum, Sink, execute_with};
 use crate::pipeline::normal::Learn;
-use crate::pipeline::{Actions, FlowList, GroupStats, Nanos, Pipeline, Trace};
+use crate::pipeline::xlate::{Record, TraceStep};
+use crate::pipeline::{Actions, FlowList, FlowStats, GroupStats, InlineVec, Nanos, Pipeline};
 use crate::port::offload::VnetHdr;
 use crate::port::{BATCH, Packet};
 use emc::Emc;
 
-/// A megaflow: every packet equal to `key` under `mask` gets `actions`.
+/// The tables a megaflow's translation visited, each with whether a flow matched there.
+pub type TableTrace = InlineVec<(u8, bool), 4>;
+
+/// A megaflow: every packet equal to `key` under its subtable's mask gets `actions`.
 ///
 /// Laid out (`repr(C)`, 64-byte aligned) so that what every packet of an exact-match hit
 /// touches — the three counters and the compact actions — is the struct's first cache line
-/// (the `Arc`'s reference counts sit in the line before it).
+/// (the `Arc`'s reference counts sit in the line before it), and a sync that finds no new
+/// packet reads that line only. The key follows (what a megaflow lookup compares), then
+/// what a translation writes and a sync with new packets reads. The mask is its subtable's
+/// (not repeated per megaflow): a translation writes 9 lines, not 14.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct Megaflow {
@@ -50,31 +57,89 @@ pub struct Megaflow {
     /// `actions` in compact form, if they are only Ethernet address rewrites and outputs:
     /// the packet path runs them without the general action interpreter.
     fast: Option<FastActions>,
+    /// The low 32 bits of `packets` at the last sync (whether there is anything to sync;
+    /// 2^32 packets between two syncs, at least a second apart, cannot happen).
+    synced_lo: AtomicU32,
     /// The masked key.
     pub key: FlowKey,
-    /// The mask: every bit the translation depended on.
-    pub mask: FlowMask,
-    /// Datapath actions.
-    pub actions: Actions,
+    /// (packets, bytes) already added to the flow and table counters.
+    synced: (AtomicU64, AtomicU64),
+    /// Pipeline generation it was built at.
+    pub generation: u64,
     /// Counters of the OpenFlow flows the translation went through.
     pub flows: FlowList,
     /// Tables visited (their lookup/matched counters are credited per packet).
-    pub trace: Trace,
+    pub trace: TableTrace,
     /// Groups and buckets the translation went through.
     pub groups: Vec<(Arc<GroupStats>, Vec<usize>)>,
-    /// Pipeline generation it was built at.
-    pub generation: u64,
-    /// (packets, bytes) already added to the flow and table counters.
-    synced: (AtomicU64, AtomicU64),
     /// What the translation learned through NORMAL: its MAC entry is refreshed when the
     /// megaflow's counts are synced.
     pub learn: Option<Learn>,
+    /// Datapath actions.
+    pub actions: Actions,
 }
 
-// The hot part (counters and compact actions) fits the first cache line.
-const _: () = assert!(std::mem::offset_of!(Megaflow, key) <= 64);
+// The hot part (counters, compact actions, sync mark) is the first cache line.
+const _: () = assert!(std::mem::offset_of!(Megaflow, key) == 64);
+
+/// Where a translation into a megaflow records what it went through.
+struct MfRecord<'a> {
+    flows: &'a mut FlowList,
+    trace: &'a mut TableTrace,
+    groups: &'a mut Vec<(Arc<GroupStats>, Vec<usize>)>,
+}
+
+impl Record for MfRecord<'_> {
+    #[inline]
+    fn flow(&mut self, stats: &Arc<FlowStats>) {
+        self.flows.push(stats.clone());
+    }
+    #[inline]
+    fn step(&mut self, step: TraceStep) {
+        self.trace.push((step.table_id, step.flow.is_some()));
+    }
+    fn group(&mut self, stats: &Arc<GroupStats>, buckets: &[usize]) {
+        self.groups.push((stats.clone(), buckets.to_vec()));
+    }
+}
 
 impl Megaflow {
+    /// A megaflow with nothing in it (matches nothing until a translation fills it).
+    fn empty() -> Megaflow {
+        Megaflow {
+            packets: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            used: AtomicU64::new(0),
+            fast: None,
+            synced_lo: AtomicU32::new(0),
+            key: FlowKey::ZERO,
+            synced: (AtomicU64::new(0), AtomicU64::new(0)),
+            generation: 0,
+            flows: FlowList::new(),
+            trace: TableTrace::new(),
+            groups: Vec::new(),
+            learn: None,
+            actions: Actions::new(),
+        }
+    }
+
+    /// Empties a megaflow for reuse, as [`Megaflow::empty`] would make it (the lists keep
+    /// no allocation; every line written is one a translation writes anyway).
+    fn reset(&mut self) {
+        *self.packets.get_mut() = 0;
+        *self.bytes.get_mut() = 0;
+        *self.used.get_mut() = 0;
+        self.fast = None;
+        *self.synced_lo.get_mut() = 0;
+        *self.synced.0.get_mut() = 0;
+        *self.synced.1.get_mut() = 0;
+        self.flows.clear();
+        self.trace.clear();
+        self.groups.clear();
+        self.learn = None;
+        self.actions.clear();
+    }
+
     /// Counts one packet. Only the datapath that owns the megaflow calls this, so plain
     /// load/store (no locked instruction) is enough.
     #[inline]
@@ -86,14 +151,22 @@ impl Megaflow {
     }
 
     /// Adds the counts since the last sync to the OpenFlow flows and tables it went through.
+    #[inline]
     fn sync(&self, p: &Pipeline) {
         let r = Ordering::Relaxed;
-        let (packets, bytes) = (self.packets.load(r), self.bytes.load(r));
-        let dp = packets - self.synced.0.load(r);
-        let db = bytes - self.synced.1.load(r);
-        if dp == 0 {
+        let packets = self.packets.load(r);
+        if packets as u32 == self.synced_lo.load(r) {
             return;
         }
+        self.sync_counts(p, packets);
+    }
+
+    fn sync_counts(&self, p: &Pipeline, packets: u64) {
+        let r = Ordering::Relaxed;
+        let bytes = self.bytes.load(r);
+        let dp = packets - self.synced.0.load(r);
+        let db = bytes - self.synced.1.load(r);
+        self.synced_lo.store(packets as u32, r);
         self.synced.0.store(packets, r);
         self.synced.1.store(bytes, r);
         let used = self.used.load(r);
@@ -107,10 +180,10 @@ impl Megaflow {
             g.add(buckets, dp, db);
         }
         // Flows of an older generation may be gone; tables are always there.
-        for step in &self.trace {
-            if let Some(t) = p.tables.get(usize::from(step.table_id)) {
+        for &(table_id, matched) in &self.trace {
+            if let Some(t) = p.tables.get(usize::from(table_id)) {
                 t.lookups.fetch_add(dp, r);
-                if step.flow.is_some() {
+                if matched {
                     t.matched.fetch_add(dp, r);
                 }
             }
@@ -135,7 +208,8 @@ impl MfBucket {
     }
 }
 
-/// The megaflows of one mask: masked-key hash → megaflows.
+/// The megaflows of one mask (theirs: a megaflow does not repeat it): masked-key hash →
+/// megaflows.
 #[derive(Debug)]
 struct MfSubtable {
     mask: FlowMask,
@@ -146,7 +220,7 @@ struct MfSubtable {
 
 /// The megaflow cache: tuple space search over megaflows, which never overlap in outcome
 /// (any match will do: no priorities), are only added one by one and dropped all at once.
-/// Each megaflow holds its own key and mask, so an entry is a hash and a pointer; one
+/// Each megaflow holds its own masked key, so an entry is a hash and a pointer; one
 /// thread owns the table, so nothing is shared or copied on write. A flush keeps the
 /// subtables and their hash maps' capacity (the same masks come back).
 #[derive(Debug, Default)]
@@ -176,14 +250,14 @@ impl Megaflows {
         None
     }
 
-    /// Adds `mf` (its key already masked by its mask).
-    fn insert(&mut self, mf: Arc<Megaflow>) {
-        let i = match self.subtables.iter().position(|s| s.mask == mf.mask) {
+    /// Adds `mf` under `mask` (its key already masked by it).
+    fn insert(&mut self, mf: Arc<Megaflow>, mask: &FlowMask) {
+        let i = match self.subtables.iter().position(|s| s.mask == *mask) {
             Some(i) => i,
             None => {
                 self.subtables.push(MfSubtable {
-                    mask: mf.mask,
-                    words: mf.mask.nonzero_words(),
+                    mask: *mask,
+                    words: mask.nonzero_words(),
                     map: HashMap::default(),
                 });
                 self.subtables.len() - 1
@@ -217,7 +291,8 @@ impl Megaflows {
         self.subtables.iter().filter(|s| !s.map.is_empty()).count()
     }
 
-    /// Drops every megaflow; those no one else holds go to `pool`, to be reused.
+    /// Drops every megaflow into `pool`, to be reused (those someone else still holds are
+    /// dropped when their turn comes: checking here would read one more line of each).
     fn clear(&mut self, pool: &mut Vec<Arc<Megaflow>>) {
         for st in &mut self.subtables {
             for (_, b) in st.map.drain() {
@@ -227,7 +302,6 @@ impl Megaflows {
                 }
             }
         }
-        pool.retain(|m| Arc::strong_count(m) == 1);
         self.len = 0;
     }
 }
@@ -475,8 +549,20 @@ impl Datapath {
         packet: Option<&[u8]>,
     ) -> (Arc<Megaflow>, Source) {
         self.stats.misses += 1;
-        let t = p.translate(key, packet);
-        if p.learn(&t, self.now) {
+        let mut mf = self.fresh_megaflow();
+        let m = Arc::get_mut(&mut mf).expect("a fresh megaflow is not shared");
+        // Written in place: the translation's lists go straight into the megaflow.
+        let rec = MfRecord {
+            flows: &mut m.flows,
+            trace: &mut m.trace,
+            groups: &mut m.groups,
+        };
+        let t = p.translate_into(key, packet, &mut m.actions, rec);
+        m.key = key.masked(&t.wc);
+        m.generation = self.generation;
+        m.learn = t.learn;
+        m.fast = FastActions::compile(&m.actions);
+        if t.learn.is_some_and(|l| p.mac_table.learn(l, self.now)) {
             // Cached outcomes may depend on what was just learned. This translation's
             // already counts it as learned: it may be cached once the rest is gone, unless
             // someone else changed the table too (then the next check flushes again).
@@ -486,32 +572,6 @@ impl Datapath {
                 self.mac_version = v;
             }
         }
-        let fast = FastActions::compile(&t.actions);
-        let mf = Megaflow {
-            key: key.masked(&t.wc),
-            mask: t.wc,
-            actions: t.actions,
-            flows: t.flows,
-            trace: t.trace,
-            groups: t.groups,
-            generation: self.generation,
-            packets: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            used: AtomicU64::new(0),
-            synced: (AtomicU64::new(0), AtomicU64::new(0)),
-            fast,
-            learn: t.learn,
-        };
-        let mf = match self.pool.pop() {
-            Some(mut reused) => match Arc::get_mut(&mut reused) {
-                Some(m) => {
-                    *m = mf;
-                    reused
-                }
-                None => Arc::new(mf),
-            },
-            None => Arc::new(mf),
-        };
         if !t.cacheable {
             self.stats.uncacheable += 1;
             // Kept only so its counts reach the flows at the next sync (bounded).
@@ -526,11 +586,22 @@ impl Datapath {
         if self.megaflows.len >= self.limit {
             self.flush_into(p);
         }
-        self.megaflows.insert(mf.clone());
+        self.megaflows.insert(mf.clone(), &t.wc);
         if emc_insert_due(&mut self.emc_insert_count, self.emc_insert_inv_prob) {
             self.emc.insert(h, key, map, mf.clone());
         }
         (mf, Source::SlowPath)
+    }
+
+    /// An empty megaflow: one the last flush dropped, or a new one.
+    fn fresh_megaflow(&mut self) -> Arc<Megaflow> {
+        while let Some(mut mf) = self.pool.pop() {
+            if let Some(m) = Arc::get_mut(&mut mf) {
+                m.reset();
+                return mf;
+            }
+        }
+        Arc::new(Megaflow::empty())
     }
 
     /// Runs one received packet through parse → caches → actions, at `now`, crediting flow
@@ -646,6 +717,10 @@ impl Datapath {
         }
         let (mf, source) = self.translate(p, &parsed.key, parsed.map, h, Some(packet));
         Self::run(&mf, p, packet, parsed, vnet, now, sink);
+        // Its flows, tables and groups are hot now: credit them at once (as OVS does for
+        // the packet of an upcall), so a sync finds nothing new in a megaflow that saw no
+        // other packet and reads one line of it, not all.
+        mf.sync(p);
         source
     }
 

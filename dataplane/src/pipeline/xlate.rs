@@ -113,6 +113,15 @@ impl<T, const N: usize> InlineVec<T, N> {
         }
     }
 
+    /// Drops every item; a list on the heap goes back inline (its allocation is freed).
+    #[inline]
+    pub fn clear(&mut self) {
+        match &mut self.0 {
+            Repr::Inline(a) => a.clear(),
+            Repr::Heap(_) => self.0 = Repr::Inline(ArrayVec::new_const()),
+        }
+    }
+
     /// The items, as a vector.
     pub fn into_vec(self) -> Vec<T> {
         match self.0 {
@@ -207,6 +216,50 @@ pub struct TraceStep {
     pub table_id: u8,
     /// The matched flow's (priority, cookie), or None on a table miss.
     pub flow: Option<(u16, u64)>,
+}
+
+/// Where a translation writes what the packet went through, besides its actions: the
+/// flows it matched, the tables it visited and the groups it took. A [`Translation`]
+/// keeps all of it; a datapath's megaflow keeps what its counters need, written in place
+/// ([`Pipeline::translate_into`]) instead of built in a `Translation` and copied.
+pub trait Record {
+    /// A flow matched (its counters).
+    fn flow(&mut self, stats: &Arc<FlowStats>);
+    /// A table was visited (`step.flow`: what matched, if anything).
+    fn step(&mut self, step: TraceStep);
+    /// A group was applied, through these buckets.
+    fn group(&mut self, stats: &Arc<GroupStats>, buckets: &[usize]);
+}
+
+/// What [`Pipeline::translate_into`] returns besides what it recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    /// Every key bit the outcome depended on.
+    pub wc: FlowMask,
+    /// False when the outcome depends on something the key does not hold (headers exposed
+    /// by pop_mpls), so it must not be cached.
+    pub cacheable: bool,
+    /// What an output to NORMAL learned.
+    pub learn: Option<super::normal::Learn>,
+}
+
+/// A [`Translation`]'s record: everything.
+struct Full<'a> {
+    flows: &'a mut FlowList,
+    trace: &'a mut Trace,
+    groups: &'a mut Vec<(Arc<GroupStats>, Vec<usize>)>,
+}
+
+impl Record for Full<'_> {
+    fn flow(&mut self, stats: &Arc<FlowStats>) {
+        self.flows.push(stats.clone());
+    }
+    fn step(&mut self, step: TraceStep) {
+        self.trace.push(step);
+    }
+    fn group(&mut self, stats: &Arc<GroupStats>, buckets: &[usize]) {
+        self.groups.push((stats.clone(), buckets.to_vec()));
+    }
 }
 
 /// The outcome of translating one packet.
@@ -321,13 +374,13 @@ impl ActionSet {
 /// Group recursion limit (chains are loop-checked at group-mod time; this bounds depth).
 const MAX_GROUP_DEPTH: u32 = 16;
 
-struct Ctx<'a> {
+struct Ctx<'a, R> {
     p: &'a Pipeline,
     key: FlowKey,
     wc: FlowMask,
-    flows: FlowList,
-    groups: Vec<(Arc<GroupStats>, Vec<usize>)>,
-    trace: Trace,
+    rec: R,
+    /// Priority of the flow being executed.
+    priority: u16,
     cacheable: bool,
     table_id: u8,
     cookie: u64,
@@ -346,7 +399,7 @@ struct Ctx<'a> {
 const IP_TYPES: [u128; 2] = [0x0800, 0x86dd];
 const MPLS_TYPES: [u128; 2] = [0x8847, 0x8848];
 
-impl Ctx<'_> {
+impl<R: Record> Ctx<'_, R> {
     fn unwc(&mut self, f: Field) {
         self.wc.add_field(f);
     }
@@ -631,11 +684,7 @@ impl Ctx<'_> {
 
     /// Whether the current flow is a table-miss flow (priority 0, matches everything).
     fn table_miss_flow(&self) -> bool {
-        self.last_flow_wildcards_all
-            && self
-                .trace
-                .last()
-                .is_some_and(|s| matches!(s.flow, Some((0, _))))
+        self.last_flow_wildcards_all && self.priority == 0
     }
 
     fn group(&mut self, id: u32, out: &mut Actions) {
@@ -654,7 +703,7 @@ impl Ctx<'_> {
                 .collect(),
             GroupType::Select => self.select_bucket(id).into_iter().collect(),
         };
-        self.groups.push((g.stats.clone(), buckets.clone()));
+        self.rec.group(&g.stats, &buckets);
         for i in buckets {
             let saved = self.key;
             let mut sub = Actions::new();
@@ -753,7 +802,7 @@ fn inst_rank(i: &Instruction) -> u8 {
     }
 }
 
-impl Ctx<'_> {
+impl<R: Record> Ctx<'_, R> {
     /// Runs the packet through the tables from `table` on (spec §5.1), then its action set.
     fn run_tables(&mut self, mut table: u8, out: &mut Actions) {
         let p = self.p;
@@ -765,20 +814,21 @@ impl Ctx<'_> {
             let Some((_, rule)) = t.flows.lookup(&self.key, &mut self.wc) else {
                 // Table miss without a table-miss flow: drop (spec §5.4); the action set is
                 // discarded with the packet.
-                self.trace.push(TraceStep {
+                self.rec.step(TraceStep {
                     table_id: table,
                     flow: None,
                 });
                 return;
             };
             let e = &rule.value;
-            self.flows.push(e.stats.clone());
-            self.trace.push(TraceStep {
+            self.rec.flow(&e.stats);
+            self.rec.step(TraceStep {
                 table_id: table,
                 flow: Some((e.priority, e.cookie)),
             });
             self.table_id = table;
             self.cookie = e.cookie;
+            self.priority = e.priority;
             self.last_flow_wildcards_all = rule.mask.is_zero();
             let mut next = None;
             for inst in in_rank_order(&e.instructions) {
@@ -821,14 +871,13 @@ impl Ctx<'_> {
 }
 
 impl Pipeline {
-    fn ctx<'a>(&'a self, key: &FlowKey, packet: Option<&'a [u8]>) -> Ctx<'a> {
+    fn ctx<'a, R: Record>(&'a self, key: &FlowKey, packet: Option<&'a [u8]>, rec: R) -> Ctx<'a, R> {
         let mut cx = Ctx {
             p: self,
             key: *key,
             wc: FlowKey::ZERO,
-            flows: FlowList::new(),
-            groups: Vec::new(),
-            trace: Trace::new(),
+            rec,
+            priority: 0,
             cacheable: true,
             table_id: 0,
             cookie: 0,
@@ -844,26 +893,61 @@ impl Pipeline {
         cx
     }
 
-    fn finish(cx: Ctx<'_>, actions: Actions) -> Translation {
+    /// Runs `f` on a context recording into a new [`Translation`], which it returns.
+    fn translation(
+        &self,
+        key: &FlowKey,
+        packet: Option<&[u8]>,
+        f: impl FnOnce(&mut Ctx<'_, Full<'_>>, &mut Actions),
+    ) -> Translation {
+        let mut flows = FlowList::new();
+        let mut trace = Trace::new();
+        let mut groups = Vec::new();
+        let mut actions = Actions::new();
+        let rec = Full {
+            flows: &mut flows,
+            trace: &mut trace,
+            groups: &mut groups,
+        };
+        let mut cx = self.ctx(key, packet, rec);
+        f(&mut cx, &mut actions);
+        let (wc, cacheable, final_key, learn) = (cx.wc, cx.cacheable, cx.key, cx.learn);
         Translation {
             actions,
-            wc: cx.wc,
-            flows: cx.flows,
-            groups: cx.groups,
-            trace: cx.trace,
-            cacheable: cx.cacheable,
-            final_key: cx.key,
-            learn: cx.learn,
+            wc,
+            flows,
+            groups,
+            trace,
+            cacheable,
+            final_key,
+            learn,
         }
     }
 
     /// Translates a packet with this key, starting at table 0. `packet` (the bytes the key
     /// came from) is only needed to see under an MPLS label that a flow pops.
     pub fn translate(&self, key: &FlowKey, packet: Option<&[u8]>) -> Translation {
-        let mut cx = self.ctx(key, packet);
-        let mut out = Actions::new();
-        cx.run_tables(0, &mut out);
-        Self::finish(cx, out)
+        self.translation(key, packet, |cx, out| cx.run_tables(0, out))
+    }
+
+    /// [`Pipeline::translate`] writing the actions into `actions` and the rest into `rec`
+    /// (both as they are: a caller reusing them clears them first), for a caller that keeps
+    /// them in place (a datapath's megaflow), without building a [`Translation`].
+    #[inline]
+    pub fn translate_into(
+        &self,
+        key: &FlowKey,
+        packet: Option<&[u8]>,
+        actions: &mut Actions,
+        rec: impl Record,
+    ) -> Outcome {
+        let mut cx = self.ctx(key, packet, rec);
+        cx.run_tables(0, actions);
+        Outcome {
+            wc: cx.wc,
+            cacheable: cx.cacheable,
+            learn: cx.learn,
+        }
     }
 
     /// Translates a packet-out: `actions` applied in order to the packet with `key` (its
@@ -875,21 +959,20 @@ impl Pipeline {
         actions: &[Action],
         packet: Option<&[u8]>,
     ) -> Translation {
-        let mut cx = self.ctx(key, packet);
-        let mut out = Actions::new();
-        for a in actions {
-            match a {
-                Action::Output {
-                    port: fuxi_openflow::consts::OFPP_TABLE,
-                    ..
-                } => {
-                    cx.run_tables(0, &mut out);
-                    cx.stop = false;
+        self.translation(key, packet, |cx, out| {
+            for a in actions {
+                match a {
+                    Action::Output {
+                        port: fuxi_openflow::consts::OFPP_TABLE,
+                        ..
+                    } => {
+                        cx.run_tables(0, out);
+                        cx.stop = false;
+                    }
+                    a => cx.action(a, out),
                 }
-                a => cx.action(a, &mut out),
             }
-        }
-        Self::finish(cx, out)
+        })
     }
 }
 
