@@ -19,7 +19,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use crate::packet::{FlowKey, FlowMask};
+use crate::packet::{FlowKey, FlowMask, KEY_WORDS};
 
 /// Identifies a rule in one [`Classifier`]; stays valid until the rule is removed.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -28,11 +28,81 @@ pub struct RuleId {
     generation: u32,
 }
 
+/// Key words a rule keeps inline; a mask with more non-zero words keeps them boxed.
+const INLINE_WORDS: usize = 4;
+
+/// A rule's masked key as stored: only the words its mask has non-zero, in word order (the
+/// rest are zero by definition). An exact 5-tuple uses 3 of the key's 18 words: 32 bytes
+/// stored instead of 144.
+#[derive(Clone, Debug)]
+enum KeyWords {
+    Inline([u64; INLINE_WORDS]),
+    Boxed(Box<[u64]>),
+}
+
+impl KeyWords {
+    /// `key`'s words at `words` (the non-zero words of the mask `key` is masked with).
+    fn new(key: &FlowKey, words: &[u8]) -> KeyWords {
+        let at = |i: u8| key.w.get(usize::from(i)).copied().unwrap_or(0);
+        if words.len() <= INLINE_WORDS {
+            let mut w = [0; INLINE_WORDS];
+            for (v, &i) in w.iter_mut().zip(words) {
+                *v = at(i);
+            }
+            KeyWords::Inline(w)
+        } else {
+            KeyWords::Boxed(words.iter().map(|&i| at(i)).collect())
+        }
+    }
+
+    #[inline(always)]
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            KeyWords::Inline(w) => w,
+            KeyWords::Boxed(w) => w,
+        }
+    }
+
+    /// Whether `(key & mask) == self` (`words`: the non-zero words of `mask`, the ones
+    /// stored).
+    #[inline(always)]
+    fn matches(&self, key: &FlowKey, mask: &FlowMask, words: &[u8]) -> bool {
+        let mut diff = 0;
+        for (&i, &v) in words.iter().zip(self.as_slice()) {
+            let i = usize::from(i);
+            if i < KEY_WORDS {
+                diff |= (key.w[i] & mask.w[i]) ^ v;
+            }
+        }
+        diff == 0
+    }
+
+    /// Whether `self` holds exactly the words of `key` (already masked) at `words`.
+    fn equals(&self, key: &FlowKey, words: &[u8]) -> bool {
+        words
+            .iter()
+            .zip(self.as_slice())
+            .all(|(&i, &v)| key.w.get(usize::from(i)) == Some(&v))
+    }
+
+    /// The whole masked key, given its mask.
+    fn expand(&self, mask: &FlowMask) -> FlowKey {
+        let mut key = FlowKey::ZERO;
+        let mut stored = self.as_slice().iter();
+        for (k, &m) in key.w.iter_mut().zip(&mask.w) {
+            if m != 0 {
+                *k = stored.next().copied().unwrap_or(0);
+            }
+        }
+        key
+    }
+}
+
 /// A rule as stored.
 #[derive(Clone, Debug)]
 pub struct Rule<T> {
-    /// The match value, already masked.
-    pub key: FlowKey,
+    /// The match value, already masked, as its mask's non-zero words ([`Rule::key`]).
+    key: KeyWords,
     /// The match mask (shared by every rule of its subtable).
     pub mask: Arc<FlowMask>,
     /// Higher wins.
@@ -41,6 +111,13 @@ pub struct Rule<T> {
     pub seq: u64,
     /// What the owner attached.
     pub value: T,
+}
+
+impl<T> Rule<T> {
+    /// The match value, already masked.
+    pub fn key(&self) -> FlowKey {
+        self.key.expand(&self.mask)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -506,7 +583,7 @@ impl<T> Classifier<T> {
             };
             for &j in bucket.as_slice() {
                 let r = rule_at(&self.chunks, j);
-                if key.matches_words(&st.mask, &r.key, &st.words) {
+                if r.key.matches(key, &st.mask, &st.words) {
                     if best.is_none_or(|(_, b)| better((r.priority, r.seq), (b.priority, b.seq))) {
                         best = Some((j, r));
                     }
@@ -536,7 +613,7 @@ impl<T> Classifier<T> {
             };
             for &j in bucket.as_slice() {
                 let r = rule_at(&self.chunks, j);
-                if key.matches_words(&st.mask, &r.key, &st.words) {
+                if r.key.matches(key, &st.mask, &st.words) {
                     return Some(r);
                 }
             }
@@ -554,7 +631,7 @@ impl<T> Classifier<T> {
         let key = key.masked(mask);
         let st = self.subtables.iter().find(|s| *s.mask == *mask)?;
         let h = key.hash_masked(&st.mask, &st.words);
-        let j = exact_in(&self.chunks, st.map.get(&h)?, &key, priority)?;
+        let j = exact_in(&self.chunks, st.map.get(&h)?, &key, &st.words, priority)?;
         Some(RuleId {
             index: j,
             generation: self.generation(j),
@@ -608,7 +685,7 @@ impl<T: Clone> Classifier<T> {
         let old = st
             .map
             .get(&h)
-            .and_then(|b| exact_in(&self.chunks, b, &key, priority));
+            .and_then(|b| exact_in(&self.chunks, b, &key, &st.words, priority));
         let Some(j) = old else {
             return (self.insert_at(st_idx, key, h, priority, value), None);
         };
@@ -618,11 +695,12 @@ impl<T: Clone> Classifier<T> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let mask = st.mask.clone();
+        let stored = KeyWords::new(&key, &st.words);
         let slot = self.slot_mut(j).expect("bucket points at a used slot");
         slot.generation = slot.generation.wrapping_add(1);
         let generation = slot.generation;
         let old = slot.rule.replace(Rule {
-            key,
+            key: stored,
             mask,
             priority,
             seq,
@@ -685,7 +763,7 @@ impl<T: Clone> Classifier<T> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let rule = Rule {
-            key,
+            key: KeyWords::new(&key, &self.subtables[st_idx].words),
             mask: self.subtables[st_idx].mask.clone(),
             priority,
             seq,
@@ -789,8 +867,9 @@ impl<T: Clone> Classifier<T> {
         self.len -= 1;
         let st_idx = self.subtables.iter().position(|s| s.mask == rule.mask)?;
         let st = Arc::make_mut(&mut self.subtables[st_idx]);
+        let key = rule.key();
         for stage in st.stages.iter_mut().filter(|s| s.only.is_none()) {
-            let h = rule.key.hash_masked(&stage.mask, &stage.words);
+            let h = key.hash_masked(&stage.mask, &stage.words);
             if let Some(n) = stage.counts.get_mut(&h) {
                 *n -= 1;
                 if *n == 0 {
@@ -798,7 +877,7 @@ impl<T: Clone> Classifier<T> {
                 }
             }
         }
-        let h = rule.key.hash_masked(&st.mask, &st.words);
+        let h = key.hash_masked(&st.mask, &st.words);
         if let Some(bucket) = st.map.get_mut(&h)
             && bucket.remove(id.index)
         {
@@ -848,16 +927,18 @@ fn rule_at<T>(chunks: &[Arc<Vec<Slot<T>>>], index: u32) -> &Rule<T> {
         .expect("classifier bucket points at a free slot")
 }
 
-/// The oldest rule in `bucket` with masked key `key` and `priority`.
+/// The oldest rule in `bucket` with masked key `key` (`words`: its subtable's) and
+/// `priority`.
 fn exact_in<T>(
     chunks: &[Arc<Vec<Slot<T>>>],
     bucket: &Bucket,
     key: &FlowKey,
+    words: &[u8],
     priority: u32,
 ) -> Option<u32> {
     bucket.as_slice().iter().copied().find(|&j| {
         let r = rule_at(chunks, j);
-        r.key == *key && r.priority == priority
+        r.priority == priority && r.key.equals(key, words)
     })
 }
 
@@ -1202,6 +1283,54 @@ mod tests {
                 assert_eq!(got, (i < *n).then_some(i), "snapshot of {n}, rule {i}");
             }
         }
+    }
+
+    #[test]
+    fn keys_are_stored_as_their_masks_words() {
+        // 3 words (inline) and 7 words (boxed): found, rebuilt, replaced and removed alike.
+        let small = mask(&[Field::EthType, Field::Ipv4Src, Field::UdpDst]);
+        let big = mask(&[
+            Field::InPort,
+            Field::Metadata,
+            Field::EthType,
+            Field::Ipv6Src,
+            Field::Ipv6Dst,
+        ]);
+        assert_eq!(
+            (small.nonzero_words().len(), big.nonzero_words().len()),
+            (3, 7)
+        );
+        let k = key(&[
+            (Field::InPort, 3),
+            (Field::Metadata, 0xfeed),
+            (Field::EthType, 0x86dd),
+            (Field::Ipv4Src, 0x0a00_0001),
+            (Field::UdpDst, 53),
+            (Field::Ipv6Src, 0x2001_0db8 << 96 | 1),
+            (Field::Ipv6Dst, 0xfe80 << 112 | 2),
+            (Field::TcpFlags, 0x12),
+        ]);
+        let mut c = Classifier::new();
+        for (m, prio) in [(small, 5), (big, 9)] {
+            let id = c.insert(&k, &m, prio, prio);
+            assert_eq!(c.get(id).unwrap().key(), k.masked(&m));
+            assert_eq!(c.find_exact(&k, &m, prio), Some(id));
+            let mut other = k;
+            other.set(Field::Ipv6Dst, 3);
+            other.set(Field::UdpDst, 54);
+            assert_eq!(c.find_exact(&other, &m, prio), None);
+        }
+        let mut wc = FlowKey::ZERO;
+        assert_eq!(c.lookup(&k, &mut wc).unwrap().1.value, 9);
+        let mut miss = k;
+        miss.set(Field::Ipv6Src, 7);
+        assert_eq!(c.lookup(&miss, &mut wc).unwrap().1.value, 5);
+        let (id, old) = c.replace(&k, &big, 9, 10);
+        assert_eq!(old.map(|r| (r.key(), r.value)), Some((k.masked(&big), 9)));
+        assert_eq!(c.lookup(&k, &mut wc).unwrap().1.value, 10);
+        assert_eq!(c.remove(id).map(|r| r.key()), Some(k.masked(&big)));
+        assert_eq!(c.lookup(&k, &mut wc).unwrap().1.value, 5);
+        assert_eq!(c.subtable_count(), 1);
     }
 
     #[test]

@@ -285,7 +285,7 @@ fn trace(sw: &Switch, flow: &str) -> Result<Value> {
                     cands
                         .iter()
                         .find(|r| {
-                            key.masked(&r.mask) == r.key || t.final_key.masked(&r.mask) == r.key
+                            key.masked(&r.mask) == r.key() || t.final_key.masked(&r.mask) == r.key()
                         })
                         .or(cands.first())
                         .copied()

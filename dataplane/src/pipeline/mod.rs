@@ -194,7 +194,7 @@ impl FlowEntry {
 impl Rule<FlowEntry> {
     /// The flow's match as added (rebuilt from the rule's key and mask).
     pub fn flow_match(&self) -> Match {
-        self.value.to_match(&self.key, &self.mask)
+        self.value.to_match(&self.key(), &self.mask)
     }
 }
 
@@ -595,7 +595,7 @@ impl Pipeline {
                     .collect()
             } else {
                 cls.iter()
-                    .filter(|(_, r)| matching::covered_by(&r.key, &r.mask, key, mask))
+                    .filter(|(_, r)| matching::covered_by(&r.key(), &r.mask, key, mask))
                     .map(|(id, _)| id)
                     .collect()
             };
@@ -642,7 +642,7 @@ impl Pipeline {
                 // entries have the same priority" (§6.4): an identical entry overlaps too.
                 if fm.flags & flags::CHECK_OVERLAP != 0 {
                     let clash = cls.iter().any(|(_, r)| {
-                        r.priority == prio && matching::overlaps(&r.key, &r.mask, &key, &mask)
+                        r.priority == prio && matching::overlaps(&r.key(), &r.mask, &key, &mask)
                     });
                     if clash {
                         return Err(ErrorCode::FLOW_MOD_OVERLAP);

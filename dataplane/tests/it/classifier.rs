@@ -154,7 +154,7 @@ proptest! {
             prop_assert_eq!(c.len(), model.len());
             for (id, k, m, prio, seq) in &model {
                 let r = c.get(*id).expect("rule still in the clone");
-                prop_assert_eq!((r.key, r.priority, r.value), (k.masked(m), *prio, *seq));
+                prop_assert_eq!((r.key(), r.priority, r.value), (k.masked(m), *prio, *seq));
             }
             for vals in [[0u8; 6], [1; 6], [2; 6], [3; 6], flips] {
                 let k = small_key(&vals);
