@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 mod emc;
 
 use crate::classifier::IdHasher;
-use crate::packet::{Field, FlowKey, FlowMask, Parsed, RxMeta, parse_into};
+use crate::packet::{Field, FlowKey, FlowMask, KEY_WORDS, Parsed, RxMeta, parse_into};
 use crate::pipeline::exec::{FastActions, L4Csum, Sink, execute_with};
 use crate::pipeline::normal::Learn;
 use crate::pipeline::xlate::{Record, TraceStep};
@@ -42,9 +42,9 @@ pub type TableTrace = InlineVec<(u8, bool), 4>;
 /// Laid out (`repr(C)`, 64-byte aligned) so that what every packet of an exact-match hit
 /// touches — the three counters and the compact actions — is the struct's first cache line
 /// (the `Arc`'s reference counts sit in the line before it), and a sync that finds no new
-/// packet reads that line only. The key follows (what a megaflow lookup compares), then
-/// what a translation writes and a sync with new packets reads. The mask is its subtable's
-/// (not repeated per megaflow): a translation writes 9 lines, not 14.
+/// packet reads that line only. The key follows (what a megaflow lookup compares), compacted
+/// to its mask's words (one line for up to 8), then what a translation writes and a sync
+/// with new packets reads. The mask is its subtable's (not repeated per megaflow).
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct Megaflow {
@@ -60,8 +60,9 @@ pub struct Megaflow {
     /// The low 32 bits of `packets` at the last sync (whether there is anything to sync;
     /// 2^32 packets between two syncs, at least a second apart, cannot happen).
     synced_lo: AtomicU32,
-    /// The masked key.
-    pub key: FlowKey,
+    /// The masked key, compacted: word `j` is the key's word `words[j]` of its subtable
+    /// (the non-zero words of the mask, in order); the rest is unused.
+    key: [u64; KEY_WORDS],
     /// (packets, bytes) already added to the flow and table counters.
     synced: (AtomicU64, AtomicU64),
     /// Pipeline generation it was built at.
@@ -112,7 +113,7 @@ impl Megaflow {
             used: AtomicU64::new(0),
             fast: None,
             synced_lo: AtomicU32::new(0),
-            key: FlowKey::ZERO,
+            key: [0; KEY_WORDS],
             synced: (AtomicU64::new(0), AtomicU64::new(0)),
             generation: 0,
             flows: FlowList::new(),
@@ -191,6 +192,32 @@ impl Megaflow {
     }
 }
 
+/// Whether `key` under `mask` equals a compacted key `kw` (`words`: the non-zero words of
+/// `mask`; `kw[j]` is word `words[j]`).
+#[inline(always)]
+fn matches_compact(key: &FlowKey, mask: &FlowMask, words: &[u8], kw: &[u64; KEY_WORDS]) -> bool {
+    let mut diff = 0;
+    for (&i, &v) in words.iter().zip(kw) {
+        let i = usize::from(i);
+        if i < KEY_WORDS {
+            diff |= (key.w[i] & mask.w[i]) ^ v;
+        }
+    }
+    diff == 0
+}
+
+/// `key` under `mask`, compacted to the non-zero words of `mask` (in order) in `out`.
+#[inline]
+fn compact_into(key: &FlowKey, mask: &FlowMask, out: &mut [u64; KEY_WORDS]) {
+    let mut j = 0;
+    for i in 0..KEY_WORDS {
+        if mask.w[i] != 0 {
+            out[j] = key.w[i] & mask.w[i];
+            j += 1;
+        }
+    }
+}
+
 /// Megaflows with one masked-key hash (almost always one: no allocation).
 #[derive(Debug)]
 enum MfBucket {
@@ -242,7 +269,7 @@ impl Megaflows {
                 continue;
             };
             for mf in bucket.as_slice() {
-                if key.matches_words(&st.mask, &mf.key, &st.words) {
+                if matches_compact(key, &st.mask, &st.words, &mf.key) {
                     return Some(mf);
                 }
             }
@@ -250,8 +277,8 @@ impl Megaflows {
         None
     }
 
-    /// Adds `mf` under `mask` (its key already masked by it).
-    fn insert(&mut self, mf: Arc<Megaflow>, mask: &FlowMask) {
+    /// Adds `mf`, the megaflow of `key` under `mask` (its key already compacted).
+    fn insert(&mut self, mf: Arc<Megaflow>, key: &FlowKey, mask: &FlowMask) {
         let i = match self.subtables.iter().position(|s| s.mask == *mask) {
             Some(i) => i,
             None => {
@@ -264,7 +291,7 @@ impl Megaflows {
             }
         };
         let st = &mut self.subtables[i];
-        let h = mf.key.hash_masked(&st.mask, &st.words);
+        let h = key.hash_masked(&st.mask, &st.words);
         match st.map.entry(h) {
             Entry::Vacant(e) => {
                 e.insert(MfBucket::One(mf));
@@ -558,7 +585,7 @@ impl Datapath {
             groups: &mut m.groups,
         };
         let t = p.translate_into(key, packet, &mut m.actions, rec);
-        m.key = key.masked(&t.wc);
+        compact_into(key, &t.wc, &mut m.key);
         m.generation = self.generation;
         m.learn = t.learn;
         m.fast = FastActions::compile(&m.actions);
@@ -586,7 +613,7 @@ impl Datapath {
         if self.megaflows.len >= self.limit {
             self.flush_into(p);
         }
-        self.megaflows.insert(mf.clone(), &t.wc);
+        self.megaflows.insert(mf.clone(), key, &t.wc);
         if emc_insert_due(&mut self.emc_insert_count, self.emc_insert_inv_prob) {
             self.emc.insert(h, key, map, mf.clone());
         }

@@ -379,8 +379,6 @@ struct Ctx<'a, R> {
     key: FlowKey,
     wc: FlowMask,
     rec: R,
-    /// Priority of the flow being executed.
-    priority: u16,
     cacheable: bool,
     table_id: u8,
     cookie: u64,
@@ -390,7 +388,8 @@ struct Ctx<'a, R> {
     packet: Option<&'a [u8]>,
     /// Group nesting depth.
     depth: u32,
-    /// Whether the flow being executed wildcards every field (a table-miss flow).
+    /// Whether the flow being executed has priority 0 and wildcards every field (a
+    /// table-miss flow).
     last_flow_wildcards_all: bool,
     /// What NORMAL learned.
     learn: Option<super::normal::Learn>,
@@ -684,7 +683,7 @@ impl<R: Record> Ctx<'_, R> {
 
     /// Whether the current flow is a table-miss flow (priority 0, matches everything).
     fn table_miss_flow(&self) -> bool {
-        self.last_flow_wildcards_all && self.priority == 0
+        self.last_flow_wildcards_all
     }
 
     fn group(&mut self, id: u32, out: &mut Actions) {
@@ -789,6 +788,15 @@ fn in_rank_order(insts: &[Instruction]) -> impl Iterator<Item = &Instruction> {
     slots.into_iter().flatten().chain(spill)
 }
 
+/// Whether `insts` are already in execution order, each type once (what a validated
+/// flow-mod gives): [`in_rank_order`] would return them as they are.
+#[inline]
+fn ranks_increase(insts: &[Instruction]) -> bool {
+    insts
+        .windows(2)
+        .all(|w| inst_rank(&w[0]) < inst_rank(&w[1]))
+}
+
 /// Instruction execution order (spec §5.9).
 fn inst_rank(i: &Instruction) -> u8 {
     match i {
@@ -803,6 +811,39 @@ fn inst_rank(i: &Instruction) -> u8 {
 }
 
 impl<R: Record> Ctx<'_, R> {
+    /// Executes one instruction of a flow (the action set and the next table are the
+    /// caller's, for the end of the flow).
+    #[inline(always)]
+    fn instruction(
+        &mut self,
+        inst: &Instruction,
+        out: &mut Actions,
+        set: &mut ActionSet,
+        next: &mut Option<u8>,
+    ) {
+        match inst {
+            Instruction::Meter(m) => out.push(DpAction::Meter(*m)),
+            Instruction::ApplyActions(acts) => {
+                for a in acts {
+                    self.action(a, out);
+                }
+            }
+            Instruction::ClearActions => *set = ActionSet::default(),
+            Instruction::WriteActions(acts) => {
+                for a in acts {
+                    set.write(a);
+                }
+            }
+            Instruction::WriteMetadata { metadata, mask } => {
+                let md = self.key.get(Field::Metadata) as u64;
+                let v = (md & !mask) | (metadata & mask);
+                self.key.set(Field::Metadata, u128::from(v));
+            }
+            Instruction::GotoTable(t) => *next = Some(*t),
+            Instruction::Experimenter { .. } => {}
+        }
+    }
+
     /// Runs the packet through the tables from `table` on (spec §5.1), then its action set.
     fn run_tables(&mut self, mut table: u8, out: &mut Actions) {
         let p = self.p;
@@ -828,30 +869,18 @@ impl<R: Record> Ctx<'_, R> {
             });
             self.table_id = table;
             self.cookie = e.cookie;
-            self.priority = e.priority;
-            self.last_flow_wildcards_all = rule.mask.is_zero();
+            // Only a priority-0 flow can be a table-miss flow: no need to scan other masks.
+            self.last_flow_wildcards_all = e.priority == 0 && rule.mask.is_zero();
             let mut next = None;
-            for inst in in_rank_order(&e.instructions) {
-                match inst {
-                    Instruction::Meter(m) => out.push(DpAction::Meter(*m)),
-                    Instruction::ApplyActions(acts) => {
-                        for a in acts {
-                            self.action(a, out);
-                        }
-                    }
-                    Instruction::ClearActions => set = ActionSet::default(),
-                    Instruction::WriteActions(acts) => {
-                        for a in acts {
-                            set.write(a);
-                        }
-                    }
-                    Instruction::WriteMetadata { metadata, mask } => {
-                        let md = self.key.get(Field::Metadata) as u64;
-                        let v = (md & !mask) | (metadata & mask);
-                        self.key.set(Field::Metadata, u128::from(v));
-                    }
-                    Instruction::GotoTable(t) => next = Some(*t),
-                    Instruction::Experimenter { .. } => {}
+            let insts = &e.instructions[..];
+            if ranks_increase(insts) {
+                // As validated flow-mods give them: no reordering needed.
+                for inst in insts {
+                    self.instruction(inst, out, &mut set, &mut next);
+                }
+            } else {
+                for inst in in_rank_order(insts) {
+                    self.instruction(inst, out, &mut set, &mut next);
                 }
             }
             if self.stop {
@@ -877,7 +906,6 @@ impl Pipeline {
             key: *key,
             wc: FlowKey::ZERO,
             rec,
-            priority: 0,
             cacheable: true,
             table_id: 0,
             cookie: 0,
@@ -1001,5 +1029,14 @@ mod tests {
         let got: Vec<&Instruction> = in_rank_order(&dup).collect();
         assert_eq!(got, [&dup[1], &dup[0], &dup[2]]);
         assert_eq!(in_rank_order(&[]).count(), 0);
+        // Already ordered lists skip the reordering; anything else does not.
+        let ordered = [
+            Instruction::ApplyActions(vec![Action::output(2)]),
+            Instruction::GotoTable(3),
+        ];
+        assert!(ranks_increase(&ordered) && ranks_increase(&[]));
+        assert!(!ranks_increase(&insts) && !ranks_increase(&dup));
+        let same = [Instruction::ClearActions, Instruction::ClearActions];
+        assert!(!ranks_increase(&same));
     }
 }
