@@ -33,7 +33,7 @@ use crate::pipeline::{
     FlowMod, FlowRemoved, GroupMod, MeterMod, Nanos, PacketInReason, Pipeline, PortState,
 };
 use crate::port::offload::VnetHdr;
-use crate::port::{Packet, PacketBatch};
+use crate::port::{Packet, PacketBatch, RxPacket};
 
 /// A snapshot that was replaced while datapaths may still credit its table counters:
 /// the snapshot and, per table, the (lookups, matched) already carried into its successor.
@@ -440,13 +440,13 @@ impl Sinks for OutputSinks<'_> {
         = BatchSink<'a>
     where
         Self: 'a;
-    fn sink<'a>(&'a mut self, pkt: &Packet, in_port: u32) -> BatchSink<'a> {
+    fn sink<'a, P: RxPacket>(&'a mut self, pkt: &P, in_port: u32) -> BatchSink<'a> {
         BatchSink {
             out: self.out,
             in_port,
-            vnet: pkt.vnet,
-            tunnel_id: pkt.tunnel_id,
-            in_len: pkt.data.len(),
+            vnet: *pkt.vnet(),
+            tunnel_id: pkt.tunnel_id(),
+            in_len: pkt.frame().len(),
         }
     }
 }

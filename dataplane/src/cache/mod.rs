@@ -31,7 +31,7 @@ use crate::pipeline::normal::Learn;
 use crate::pipeline::xlate::{Record, TraceStep};
 use crate::pipeline::{Actions, FlowList, FlowStats, GroupStats, InlineVec, Nanos, Pipeline};
 use crate::port::offload::VnetHdr;
-use crate::port::{BATCH, Packet};
+use crate::port::{BATCH, RxPacket};
 use emc::Emc;
 
 /// The tables a megaflow's translation visited, each with whether a flow matched there.
@@ -394,7 +394,7 @@ pub trait Sinks {
     where
         Self: 'a;
     /// The sink for `pkt` (as received on `in_port`), asked for just before its actions run.
-    fn sink<'a>(&'a mut self, pkt: &Packet, in_port: u32) -> Self::Sink<'a>;
+    fn sink<'a, P: RxPacket>(&'a mut self, pkt: &P, in_port: u32) -> Self::Sink<'a>;
 }
 
 impl<T: Sink> Sinks for T {
@@ -403,7 +403,7 @@ impl<T: Sink> Sinks for T {
     where
         T: 'a;
     #[inline(always)]
-    fn sink<'a>(&'a mut self, _: &Packet, _: u32) -> &'a mut T {
+    fn sink<'a, P: RxPacket>(&'a mut self, _: &P, _: u32) -> &'a mut T {
         self
     }
 }
@@ -430,9 +430,10 @@ pub struct Datapath {
     /// allocates nothing (a megaflow is cache-line aligned, which glibc's malloc serves
     /// through its slow `memalign` path: ≈ 700 instructions).
     pool: Vec<Arc<Megaflow>>,
-    /// Per-batch scratch: parsed packets and their key hashes.
+    /// Per-batch scratch: parsed packets.
     parsed: Vec<Parsed>,
-    hashes: Vec<u64>,
+    /// The copy a borrowed frame ([`crate::port::Frame`]) is rewritten in (copy on write).
+    scratch: Vec<u8>,
 }
 
 impl fmt::Debug for Datapath {
@@ -472,7 +473,7 @@ impl Datapath {
             uncached: Vec::new(),
             pool: Vec::new(),
             parsed: vec![Parsed::default(); BATCH],
-            hashes: vec![0; BATCH],
+            scratch: Vec::new(),
         }
     }
 
@@ -660,7 +661,12 @@ impl Datapath {
         self.now = now;
         self.check_generation(p);
         let h = parsed.key.hash_map(parsed.map);
-        self.process_parsed(p, packet, &parsed, h, emc::NO_HINT, vnet, now, sink)
+        let mut pkt = VecPacket { data: packet, vnet };
+        let mut hits = 0;
+        let source =
+            self.process_parsed(p, &mut pkt, &parsed, h, emc::NO_HINT, now, &mut hits, sink);
+        self.stats.emc_hits += hits;
+        source
     }
 
     /// Runs a batch of packets received on `in_port` (as [`Datapath::process_vnet`] does
@@ -668,23 +674,28 @@ impl Datapath {
     /// `sinks` gives for it. Parses and hashes every packet first, then reads the
     /// exact-match cache lines they need, so that the cache misses of a batch overlap
     /// instead of stalling one packet after another.
-    pub fn process_batch<S: Sinks>(
+    ///
+    /// The packets are [`crate::port::Packet`]s (buffers of their own: rewritten in place,
+    /// a last output takes the buffer) or borrowed [`crate::port::Frame`]s (zero-copy
+    /// receive: a packet that is only forwarded is not copied; one whose actions rewrite
+    /// it is copied first and the copy rewritten).
+    pub fn process_batch<S: Sinks, P: RxPacket>(
         &mut self,
         p: &Pipeline,
         in_port: u32,
-        pkts: &mut [Packet],
+        pkts: &mut [P],
         now: Nanos,
         sinks: &mut S,
     ) {
         self.now = now;
         self.check_generation(p);
         let mut parsed = std::mem::take(&mut self.parsed);
-        let mut hashes = std::mem::take(&mut self.hashes);
         parsed.resize(BATCH, Parsed::default());
-        hashes.resize(BATCH, 0);
+        let mut hits = 0;
         for chunk in pkts.chunks_mut(BATCH) {
+            let mut hashes = [0u64; BATCH];
             for ((pkt, pp), h) in chunk.iter().zip(parsed.iter_mut()).zip(hashes.iter_mut()) {
-                parse_into(&pkt.data, pkt.rx_meta(in_port), pp);
+                parse_into(pkt.frame(), pkt.rx_meta(in_port), pp);
                 *h = pp.key.hash_map(pp.map);
             }
             // The buckets' signatures, the entry and its megaflow's first line, per packet.
@@ -704,46 +715,47 @@ impl Datapath {
                 .zip(hints.iter())
             {
                 let mut sink = sinks.sink(pkt, in_port);
-                self.process_parsed(p, &mut pkt.data, pp, h, hint, &pkt.vnet, now, &mut sink);
+                self.process_parsed(p, pkt, pp, h, hint, now, &mut hits, &mut sink);
             }
         }
+        self.stats.emc_hits += hits;
         self.parsed = parsed;
-        self.hashes = hashes;
     }
 
     /// Caches → actions for a parsed packet whose key hash is `h` (generation checked;
     /// `hint`: the exact-match entry to try first, from `Emc::probe`, or `emc::NO_HINT`).
+    /// An exact-match hit adds one to `emc_hits` (the caller adds it to the stats).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn process_parsed(
+    fn process_parsed<P: RxPacket>(
         &mut self,
         p: &Pipeline,
-        packet: &mut Vec<u8>,
+        pkt: &mut P,
         parsed: &Parsed,
         h: u64,
         hint: u32,
-        vnet: &VnetHdr,
         now: Nanos,
+        emc_hits: &mut u64,
         sink: &mut impl Sink,
     ) -> Source {
         // An exact-match hit executes straight from the cache entry.
         if let Some(mf) = self.emc.find_hinted(hint, h, &parsed.key, parsed.map) {
-            self.stats.emc_hits += 1;
-            Self::run(mf, p, packet, parsed, vnet, now, sink);
+            *emc_hits += 1;
+            Self::run(mf, p, pkt, &mut self.scratch, parsed, now, sink);
             return Source::Emc;
         }
         // A megaflow hit runs from the megaflow table; a reference is taken only when it
         // is copied into the exact-match cache.
         if let Some(mf) = self.megaflows.find(&parsed.key) {
             self.stats.megaflow_hits += 1;
-            Self::run(mf, p, packet, parsed, vnet, now, sink);
+            Self::run(mf, p, pkt, &mut self.scratch, parsed, now, sink);
             if emc_insert_due(&mut self.emc_insert_count, self.emc_insert_inv_prob) {
                 self.emc.insert(h, &parsed.key, parsed.map, mf.clone());
             }
             return Source::Megaflow;
         }
-        let (mf, source) = self.translate(p, &parsed.key, parsed.map, h, Some(packet));
-        Self::run(&mf, p, packet, parsed, vnet, now, sink);
+        let (mf, source) = self.translate(p, &parsed.key, parsed.map, h, Some(pkt.frame()));
+        Self::run(&mf, p, pkt, &mut self.scratch, parsed, now, sink);
         // Its flows, tables and groups are hot now: credit them at once (as OVS does for
         // the packet of an upcall), so a sync finds nothing new in a megaflow that saw no
         // other packet and reads one line of it, not all.
@@ -751,22 +763,55 @@ impl Datapath {
         source
     }
 
+    /// Runs `mf`'s actions on `pkt` (a borrowed frame is copied into `scratch` only if
+    /// they rewrite it).
     #[inline(always)]
-    fn run(
+    fn run<P: RxPacket>(
         mf: &Megaflow,
         p: &Pipeline,
-        packet: &mut Vec<u8>,
+        pkt: &mut P,
+        scratch: &mut Vec<u8>,
         parsed: &Parsed,
-        vnet: &VnetHdr,
         now: Nanos,
         sink: &mut impl Sink,
     ) {
-        mf.count(packet.len(), now);
+        mf.count(pkt.frame().len(), now);
         if let Some(fast) = &mf.fast {
-            fast.run(packet, parsed.key.get(Field::TunnelId) as u64, sink);
+            let tunnel_id = parsed.key.get(Field::TunnelId) as u64;
+            if !(P::BORROWED && fast.run_shared(pkt.frame(), tunnel_id, sink)) {
+                fast.run(pkt.writable(scratch), tunnel_id, sink);
+            }
         } else {
+            let vnet = *pkt.vnet();
             let csum = L4Csum::of(parsed, vnet.needs_csum(), vnet.csum_start, vnet.csum_offset);
+            let packet = pkt.writable(scratch);
             execute_with(&mf.actions, packet, parsed, csum, &p.meters, now, sink);
         }
     }
+}
+
+/// A packet of [`Datapath::process_vnet`]: a caller's buffer and its offload metadata.
+struct VecPacket<'a> {
+    data: &'a mut Vec<u8>,
+    vnet: &'a VnetHdr,
+}
+
+impl RxPacket for VecPacket<'_> {
+    #[inline(always)]
+    fn frame(&self) -> &[u8] {
+        self.data
+    }
+    #[inline(always)]
+    fn vnet(&self) -> &VnetHdr {
+        self.vnet
+    }
+    #[inline(always)]
+    fn tunnel_id(&self) -> u64 {
+        0
+    }
+    #[inline(always)]
+    fn writable<'s>(&'s mut self, _: &'s mut Vec<u8>) -> &'s mut Vec<u8> {
+        self.data
+    }
+    const BORROWED: bool = false;
 }

@@ -238,11 +238,26 @@ static MAP_HI: [u32; 32] = layer_map_table::<32>(8);
 #[inline(always)]
 fn words_of(layers: Layers, meta: &RxMeta) -> u32 {
     let l = usize::from(layers.0);
-    1 | (u32::from(meta.metadata != 0) << 1)
-        | (u32::from(meta.tunnel_id != 0) << 2)
-        | MAP_LO[l & 0xff]
-        | MAP_HI[(l >> 8) & 0x1f]
+    meta_words(meta) | MAP_LO[l & 0xff] | MAP_HI[(l >> 8) & 0x1f]
 }
+
+/// The words of [`words_of`] that the metadata decides (in_port's word always).
+#[inline(always)]
+fn meta_words(meta: &RxMeta) -> u32 {
+    1 | (u32::from(meta.metadata != 0) << 1) | (u32::from(meta.tunnel_id != 0) << 2)
+}
+
+/// [`words_of`]'s layer words, at compile time.
+const fn layer_words(layers: u16) -> u32 {
+    let lo = layer_map_table::<256>(0);
+    let hi = layer_map_table::<32>(8);
+    let l = layers as usize;
+    lo[l & 0xff] | hi[(l >> 8) & 0x1f]
+}
+
+/// The layer words of the fast path's two shapes.
+const UDP_WORDS: u32 = layer_words(Layers::ETH | Layers::IPV4 | Layers::UDP);
+const TCP_WORDS: u32 = layer_words(Layers::ETH | Layers::IPV4 | Layers::TCP);
 
 #[inline(always)]
 fn arr<const N: usize>(p: &[u8], off: usize) -> Option<&[u8; N]> {
@@ -302,8 +317,9 @@ pub fn parse(packet: &[u8], meta: RxMeta) -> Parsed {
     out
 }
 
-/// [`parse`] into a caller-owned [`Parsed`] (overwritten entirely).
-#[inline]
+/// [`parse`] into a caller-owned [`Parsed`] (overwritten entirely). The fast path is
+/// inlined into every caller (the batch loop's is the hot one), the general parser is not.
+#[inline(always)]
 pub fn parse_into(packet: &[u8], meta: RxMeta, out: &mut Parsed) {
     if !parse_fast(packet, &meta, out) {
         parse_general(packet, meta, out);
@@ -313,7 +329,7 @@ pub fn parse_into(packet: &[u8], meta: RxMeta, out: &mut Parsed) {
 /// [`parse_into`] without the fast path for the common shape: every frame goes through the
 /// general parser. Public for tests and fuzzing, which check that both paths agree.
 #[doc(hidden)]
-#[inline]
+#[inline(never)]
 pub fn parse_general(packet: &[u8], meta: RxMeta, out: &mut Parsed) {
     parse_layers(packet, &meta, out);
     out.map = words_of(out.layout.layers, &meta);
@@ -341,8 +357,8 @@ fn parse_fast(p: &[u8], meta: &RxMeta, out: &mut Parsed) -> bool {
     let end = p
         .len()
         .min(14 + ipv4_total(p.len() - 14, be16([h[16], h[17]]), proto));
-    let (l4_layer, l7, flags) = match proto {
-        ipproto::UDP if end >= 42 => (Layers::UDP, 42u16, 0u64),
+    let (l4_layer, l7, flags, words) = match proto {
+        ipproto::UDP if end >= 42 => (Layers::UDP, 42u16, 0u64, UDP_WORDS),
         ipproto::TCP => {
             let Some(t) = arr::<2>(p, 46) else {
                 return false;
@@ -355,6 +371,7 @@ fn parse_fast(p: &[u8], meta: &RxMeta, out: &mut Parsed) -> bool {
                 Layers::TCP,
                 (34 + doff) as u16,
                 u64::from(be16(*t) & 0x0fff),
+                TCP_WORDS,
             )
         }
         _ => return false,
@@ -399,7 +416,7 @@ fn parse_fast(p: &[u8], meta: &RxMeta, out: &mut Parsed) -> bool {
         l4: 34,
         l7,
     };
-    out.map = words_of(layers, meta);
+    out.map = meta_words(meta) | words;
     true
 }
 

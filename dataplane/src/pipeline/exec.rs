@@ -206,6 +206,27 @@ impl FastActions {
         Some(f)
     }
 
+    /// If they only output (no rewrite), sends `packet` (tunnel id `tunnel_id`) to each
+    /// port and returns true; otherwise does nothing and returns false. For a packet the
+    /// datapath does not own (a borrowed frame): no copy when none is needed.
+    #[inline(always)]
+    pub fn run_shared(&self, packet: &[u8], tunnel_id: u64, sink: &mut impl Sink) -> bool {
+        if let (1, FastOp::Output(port)) = (self.n, self.ops[0]) {
+            sink.output(port, None, tunnel_id, packet);
+            return true;
+        }
+        let ops = self.ops.get(..usize::from(self.n)).unwrap_or_default();
+        if ops.iter().any(|op| matches!(op, FastOp::Mac(..))) {
+            return false;
+        }
+        for op in ops {
+            if let FastOp::Output(port) = *op {
+                sink.output(port, None, tunnel_id, packet);
+            }
+        }
+        true
+    }
+
     /// Applies them to `packet` (its tunnel id `tunnel_id`), sending to `sink`; a last
     /// output hands the buffer over ([`Sink::output_last`]): the packet is used up.
     #[inline]

@@ -106,6 +106,93 @@ impl Packet {
     }
 }
 
+/// A received frame the datapath borrows where it lies, in memory its port owns (an
+/// AF_XDP UMEM chunk, a TPACKET ring block, [`MemPort`]'s replay area): zero-copy receive.
+///
+/// The bytes are a shared borrow, so nothing can rewrite them in place: when a packet's
+/// actions rewrite it, the datapath first copies it into a buffer of its own (copy on
+/// write, [`RxPacket::writable`]); a packet that is only forwarded is never copied by the
+/// datapath (its sink copies what it keeps). The port's memory is what the port received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The Ethernet frame, starting at the destination MAC.
+    pub data: &'a [u8],
+    /// Offload metadata, as [`Packet::vnet`].
+    pub vnet: VnetHdr,
+    /// Tunnel id, as [`Packet::tunnel_id`].
+    pub tunnel_id: u64,
+}
+
+/// What the datapath needs of a received packet, whether it owns its buffer ([`Packet`])
+/// or borrows it from the port ([`Frame`]).
+pub trait RxPacket {
+    /// The frame's bytes as received.
+    fn frame(&self) -> &[u8];
+    /// Offload metadata.
+    fn vnet(&self) -> &VnetHdr;
+    /// Tunnel id it was received with (0: none).
+    fn tunnel_id(&self) -> u64;
+    /// A buffer holding the frame that actions may rewrite and a sink may take over: the
+    /// packet's own buffer, or, for a borrowed frame, a copy of it put in `scratch`. Called
+    /// at most once per packet.
+    fn writable<'s>(&'s mut self, scratch: &'s mut Vec<u8>) -> &'s mut Vec<u8>;
+    /// True if [`RxPacket::writable`] has to copy (so that a packet that is only
+    /// forwarded had better not ask for it).
+    const BORROWED: bool;
+
+    /// The pipeline's receive metadata for this packet arriving on OpenFlow port
+    /// `in_port` (the tunnel id a tunnel port decapsulated it with included).
+    #[inline(always)]
+    fn rx_meta(&self, in_port: u32) -> crate::packet::RxMeta {
+        crate::packet::RxMeta {
+            tunnel_id: self.tunnel_id(),
+            ..crate::packet::RxMeta::port(in_port)
+        }
+    }
+}
+
+impl RxPacket for Packet {
+    #[inline(always)]
+    fn frame(&self) -> &[u8] {
+        &self.data
+    }
+    #[inline(always)]
+    fn vnet(&self) -> &VnetHdr {
+        &self.vnet
+    }
+    #[inline(always)]
+    fn tunnel_id(&self) -> u64 {
+        self.tunnel_id
+    }
+    #[inline(always)]
+    fn writable<'s>(&'s mut self, _: &'s mut Vec<u8>) -> &'s mut Vec<u8> {
+        &mut self.data
+    }
+    const BORROWED: bool = false;
+}
+
+impl RxPacket for Frame<'_> {
+    #[inline(always)]
+    fn frame(&self) -> &[u8] {
+        self.data
+    }
+    #[inline(always)]
+    fn vnet(&self) -> &VnetHdr {
+        &self.vnet
+    }
+    #[inline(always)]
+    fn tunnel_id(&self) -> u64 {
+        self.tunnel_id
+    }
+    #[inline]
+    fn writable<'s>(&'s mut self, scratch: &'s mut Vec<u8>) -> &'s mut Vec<u8> {
+        scratch.clear();
+        scratch.extend_from_slice(self.data);
+        scratch
+    }
+    const BORROWED: bool = true;
+}
+
 /// A batch of up to [`BATCH`] packets whose buffers are reused round after round.
 ///
 /// `recv_batch` appends to it; the engine processes `as_mut_slice()` in place and calls
@@ -312,11 +399,14 @@ pub struct MemPort {
 /// [`MemPort::replay`]'s frames: `area` holds them back to back, each at a 64-byte
 /// boundary of memory; `frames` says where (16 bytes a frame), and `meta` holds each
 /// frame's tunnel id and offload header only if some frame has one (empty otherwise).
+/// Both lists go on past the `count` frames with the first [`BATCH`] again (wrapping), so
+/// that the [`BATCH`] frames from any `next` are one run.
 #[derive(Debug, Default)]
 struct Replay {
     area: Vec<u8>,
     frames: Vec<(usize, usize)>,
     meta: Vec<(u64, VnetHdr)>,
+    count: usize,
     next: usize,
 }
 
@@ -340,15 +430,25 @@ impl Replay {
         let plain = pkts
             .iter()
             .all(|p| p.tunnel_id == 0 && p.vnet == VnetHdr::default());
-        let meta = if plain {
+        let mut meta: Vec<_> = if plain {
             Vec::new()
         } else {
             pkts.iter().map(|p| (p.tunnel_id, p.vnet)).collect()
         };
+        let count = frames.len();
+        if count > 0 {
+            for i in 0..BATCH {
+                frames.push(frames[i % count]);
+                if !meta.is_empty() {
+                    meta.push(meta[i % count]);
+                }
+            }
+        }
         Replay {
             area,
             frames,
             meta,
+            count,
             next: 0,
         }
     }
@@ -407,6 +507,36 @@ impl MemPort {
         self.replay = Replay::new(&pkts);
     }
 
+    /// Zero-copy receive (bench mode): fills `out` with the next [`BATCH`] frames of the
+    /// [`MemPort::replay`] list, borrowed where they lie in the replay area (nothing is
+    /// copied), and returns [`BATCH`] (0, and `out` untouched, when not replaying). As a zero-copy AF_XDP or
+    /// TPACKET ring port hands out frames in its own memory; the borrow ends before the
+    /// port is used again, and since it is shared nothing can change what later rounds
+    /// receive ([`Frame`]: actions that rewrite a packet work on a copy).
+    pub fn recv_frames<'a>(&'a mut self, out: &mut [Frame<'a>; BATCH]) -> usize {
+        let r = &mut self.replay;
+        let area: &'a [u8] = &r.area;
+        let Some(run) = r.frames.get(r.next..r.next + BATCH) else {
+            return 0;
+        };
+        let mut bytes = 0;
+        for (f, &(start, len)) in out.iter_mut().zip(run) {
+            f.data = area.get(start..start + len).unwrap_or_default();
+            (f.tunnel_id, f.vnet) = (0, VnetHdr::default());
+            bytes += len as u64;
+        }
+        if let Some(meta) = r.meta.get(r.next..r.next + BATCH) {
+            for (f, &(tunnel_id, vnet)) in out.iter_mut().zip(meta) {
+                (f.tunnel_id, f.vnet) = (tunnel_id, vnet);
+            }
+        }
+        r.next = (r.next + BATCH) % r.count.max(1);
+        let n = BATCH;
+        self.stats.rx_packets += n as u64;
+        self.stats.rx_bytes += bytes;
+        n
+    }
+
     /// Bench mode: `send_batch` counts packets and drops them (no queue, no copy).
     pub fn set_discard(&mut self, on: bool) {
         self.discard = on;
@@ -433,7 +563,7 @@ impl Port for MemPort {
 
     fn recv_batch(&mut self, out: &mut PacketBatch) -> io::Result<usize> {
         let mut n = 0;
-        if !self.replay.frames.is_empty() {
+        if self.replay.count != 0 {
             // As a NIC's DMA would: each frame lands in the batch's own buffer.
             let r = &mut self.replay;
             let mut bytes = 0;
@@ -463,7 +593,7 @@ impl Port for MemPort {
                     None => (p.tunnel_id, p.vnet) = (0, VnetHdr::default()),
                 }
                 r.next += 1;
-                if r.next == r.frames.len() {
+                if r.next == r.count {
                     r.next = 0;
                 }
                 bytes += len as u64;
@@ -558,7 +688,8 @@ mod tests {
         for &(start, _) in &port.replay.frames {
             assert_eq!((port.replay.area.as_ptr() as usize + start) % 64, 0);
         }
-        assert_eq!(port.replay.meta.len(), frames.len());
+        assert_eq!(port.replay.count, frames.len());
+        assert_eq!(port.replay.meta.len(), frames.len() + BATCH);
         let mut batch = PacketBatch::new();
         let mut seen = 0;
         let mut bytes = 0;
@@ -599,5 +730,69 @@ mod tests {
         port.replay(Vec::new());
         batch.clear();
         assert_eq!(port.recv_batch(&mut batch).unwrap(), 0);
+        let mut out = [Frame::default(); BATCH];
+        assert_eq!(port.recv_frames(&mut out), 0);
+    }
+
+    /// Zero-copy receive hands out the replay frames where they lie (pointers into the
+    /// replay area), in the same order as copying receive, wrapping, each with its own
+    /// metadata (none for plain frames), and counts them; the two receives share the
+    /// position in the list.
+    #[test]
+    fn recv_frames_borrows_the_replay_frames_in_order() {
+        for plain in [false, true] {
+            let frames: Vec<Packet> = [60usize, 0, 130, 64, 1]
+                .iter()
+                .enumerate()
+                .map(|(i, &len)| Packet {
+                    data: (0..len).map(|b| (b + 31 * i) as u8).collect(),
+                    vnet: VnetHdr {
+                        csum_start: if plain { 0 } else { 7 + i as u16 },
+                        ..VnetHdr::default()
+                    },
+                    tunnel_id: if plain { 0 } else { 200 + i as u64 },
+                })
+                .collect();
+            let mut port = MemPort::new("z");
+            port.replay(frames.clone());
+            let area = port.replay.area.as_ptr_range();
+            let mut seen = 0;
+            let mut bytes = 0;
+            for round in 0..5 {
+                if round == 2 {
+                    // A copying receive in between moves the same position on.
+                    let mut batch = PacketBatch::new();
+                    assert_eq!(port.recv_batch(&mut batch).unwrap(), BATCH);
+                    for pkt in batch.iter() {
+                        assert_eq!(*pkt, frames[seen % frames.len()], "packet {seen}");
+                        bytes += pkt.data.len() as u64;
+                        seen += 1;
+                    }
+                    continue;
+                }
+                let mut out = [Frame::default(); BATCH];
+                assert_eq!(port.recv_frames(&mut out), BATCH);
+                for f in &out {
+                    let want = &frames[seen % frames.len()];
+                    assert_eq!(f.data, &want.data[..], "frame {seen}");
+                    assert_eq!((f.vnet, f.tunnel_id), (want.vnet, want.tunnel_id));
+                    if !f.data.is_empty() {
+                        assert!(area.contains(&f.data.as_ptr()), "frame {seen} was copied");
+                    }
+                    bytes += f.data.len() as u64;
+                    seen += 1;
+                }
+            }
+            assert_eq!(port.stats().rx_packets, seen as u64);
+            assert_eq!(port.stats().rx_bytes, bytes);
+        }
+        // One frame: every frame of a batch is it.
+        let mut port = MemPort::new("one");
+        port.replay(vec![Packet::from_frame(&[9; 60])]);
+        for _ in 0..3 {
+            let mut out = [Frame::default(); BATCH];
+            assert_eq!(port.recv_frames(&mut out), BATCH);
+            assert!(out.iter().all(|f| f.data == [9; 60]));
+        }
     }
 }

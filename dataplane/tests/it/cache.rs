@@ -8,7 +8,7 @@ use fuxi_dataplane::pipeline::exec::{Recorder, execute};
 use fuxi_dataplane::pipeline::{
     Bucket, FlowMod, GroupMod, GroupModCommand, GroupType, Pipeline, PortState,
 };
-use fuxi_dataplane::port::Packet;
+use fuxi_dataplane::port::{Frame as RxFrame, Packet};
 use fuxi_openflow::consts::{OFPP_CONTROLLER, OFPP_NORMAL};
 use fuxi_openflow::oxm::{FieldId, OFPVID_PRESENT};
 use fuxi_openflow::{Action, Instruction, Match, Oxm};
@@ -325,7 +325,8 @@ proptest! {
     /// The batched packet path (parse all, hash all, probe, run) sends exactly what the full
     /// translation's actions send, packet by packet in order, with a tiny exact-match cache
     /// (two 4-way buckets: evictions) whose signatures all collide (every probe compares
-    /// keys) and that takes every megaflow hit.
+    /// keys) and that takes every megaflow hit; for packets of their own and for borrowed
+    /// frames alike.
     #[test]
     fn batched_processing_equals_full_translation(ops in prop::collection::vec(op(), 1..60)) {
         let mut p = pipeline();
@@ -350,8 +351,10 @@ proptest! {
                 if mine.is_empty() {
                     continue;
                 }
-                // Twice: the second round hits what the first installed.
-                for _ in 0..2 {
+                // Three times: the later rounds hit what the first installed; they take
+                // the packets as borrowed frames (zero-copy receive: a packet that is
+                // rewritten is copied first), the first as packets of their own.
+                for round in 0..3 {
                     // The reference learns on a copy of the MAC table, packet by packet, as
                     // the datapath does on the real one.
                     let mut twin = p.clone();
@@ -363,9 +366,16 @@ proptest! {
                         execute(&full.actions, &mut b.to_vec(), meta, &p.meters, 0, &mut want);
                         twin.learn(&full, 0);
                     }
-                    let mut batch: Vec<Packet> = mine.iter().map(|b| Packet::from_frame(b)).collect();
                     let mut got = Recorder::default();
-                    dp.process_batch(&p, in_port, &mut batch, 0, &mut got);
+                    if round == 0 {
+                        let mut batch: Vec<Packet> =
+                            mine.iter().map(|b| Packet::from_frame(b)).collect();
+                        dp.process_batch(&p, in_port, &mut batch, 0, &mut got);
+                    } else {
+                        let mut batch: Vec<RxFrame> =
+                            mine.iter().map(|b| RxFrame { data: b, ..RxFrame::default() }).collect();
+                        dp.process_batch(&p, in_port, &mut batch, 0, &mut got);
+                    }
                     prop_assert_eq!(twin.mac_table.entries(), p.mac_table.entries());
                     prop_assert_eq!(&got, &want);
                 }
