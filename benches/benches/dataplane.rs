@@ -1,11 +1,15 @@
 //! Dataplane throughput, one core, in-memory ports: the five cases of issue 3.
 //!
-//! Every packet case receives 32-packet batches from a [`MemPort`] in replay mode (the
-//! frame is copied into the batch's reused buffer, as a NIC would DMA it), runs the batch
-//! through [`Datapath::process_batch`] (as the engine's `Worker` does: parse → exact-match
-//! cache → megaflow cache → pipeline, then the actions, for each packet) and counts what
-//! the sink is given. Frames are 60 bytes (64 on the wire
-//! with the FCS): Ethernet + IPv4 + UDP + 18 bytes of payload.
+//! Every packet case receives 32-packet batches from a [`MemPort`] in replay mode, runs the
+//! batch through [`Datapath::process_batch`] (as the engine's `Worker` does: parse →
+//! exact-match cache → megaflow cache → pipeline, then the actions, for each packet) and
+//! counts what the sink is given. Cases (a)–(c) receive zero-copy ([`MemPort::recv_frames`]:
+//! the frames are borrowed where they lie in the port's replay area, as from an AF_XDP
+//! UMEM; a packet whose actions rewrite it is copied first, one that is only forwarded is
+//! handed to the sink as it lies); (d) receives copies ([`MemPort::recv_batch`]: each frame
+//! copied into the batch's reused buffer, as a NIC would DMA it), because it rewrites every
+//! frame before processing. Frames are 60 bytes (64 on the wire with the FCS): Ethernet +
+//! IPv4 + UDP + 18 bytes of payload.
 //!
 //! - `emc_1flow`: one flow, one packet: every packet an exact-match cache hit.
 //! - `exact_10k`: 10,000 exact 5-tuple flows, packets drawn uniformly at random from them
@@ -28,7 +32,7 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 use fuxi_dataplane::cache::Datapath;
 use fuxi_dataplane::pipeline::exec::Sink;
 use fuxi_dataplane::pipeline::{FlowMod, PacketInReason, Pipeline};
-use fuxi_dataplane::port::{BATCH, MemPort, Packet, PacketBatch, Port};
+use fuxi_dataplane::port::{BATCH, Frame, MemPort, Packet, PacketBatch, Port};
 use fuxi_openflow::{Action, FieldId, Instruction, MacAddr, Match, Oxm};
 
 /// Frame length without FCS.
@@ -123,8 +127,21 @@ impl Rig {
         }
     }
 
+    /// One zero-copy round: borrow a batch of frames from the port, process them.
     #[inline]
-    fn round(&mut self, p: &Pipeline, mut touch: impl FnMut(&mut [u8])) {
+    fn round(&mut self, p: &Pipeline) {
+        let mut frames = [Frame::default(); BATCH];
+        let n = self.rx.recv_frames(&mut frames);
+        debug_assert_eq!(n, BATCH);
+        self.now += 1_000;
+        self.dp
+            .process_batch(p, 1, &mut frames[..n], self.now, &mut self.sink);
+    }
+
+    /// One round receiving copies (each frame copied into the batch's own buffer), which
+    /// `touch` may rewrite before processing.
+    #[inline]
+    fn round_copy(&mut self, p: &Pipeline, mut touch: impl FnMut(&mut [u8])) {
         self.batch.clear();
         let n = self.rx.recv_batch(&mut self.batch).unwrap_or(0);
         debug_assert_eq!(n, BATCH);
@@ -134,6 +151,16 @@ impl Rig {
         }
         self.dp
             .process_batch(p, 1, self.batch.as_mut_slice(), self.now, &mut self.sink);
+    }
+
+    /// [`Rig::round_copy`] with `touch` if `copy`, else [`Rig::round`].
+    #[inline]
+    fn round_any(&mut self, p: &Pipeline, copy: bool, touch: impl FnMut(&mut [u8])) {
+        if copy {
+            self.round_copy(p, touch)
+        } else {
+            self.round(p)
+        }
     }
 }
 
@@ -168,7 +195,7 @@ fn emc_1flow(c: &mut Criterion) {
     let mut state = None;
     g.bench_function("emc_1flow", |b| {
         let (p, rig) = state.get_or_insert_with(emc_1flow_setup);
-        b.iter(|| rig.round(p, |_| {}))
+        b.iter(|| rig.round(p))
     });
     g.finish();
     report("emc_1flow", state);
@@ -206,7 +233,7 @@ fn exact_10k(c: &mut Criterion) {
     let mut state = None;
     g.bench_function("exact_10k", |b| {
         let (p, rig) = state.get_or_insert_with(exact_10k_setup);
-        b.iter(|| rig.round(p, |_| {}))
+        b.iter(|| rig.round(p))
     });
     g.finish();
     report("exact_10k", state);
@@ -361,7 +388,7 @@ fn masks20_100k(c: &mut Criterion) {
     let mut state = None;
     g.bench_function("masks20_100k", |b| {
         let (p, rig) = state.get_or_insert_with(masks20_100k_setup);
-        b.iter(|| rig.round(p, |_| {}))
+        b.iter(|| rig.round(p))
     });
     g.finish();
     report("masks20_100k", state);
@@ -390,7 +417,7 @@ fn slow_path(c: &mut Criterion) {
     g.bench_function("slow_path", |b| {
         let (p, rig) = state.get_or_insert_with(slow_path_setup);
         b.iter(|| {
-            rig.round(p, |f| {
+            rig.round_copy(p, |f| {
                 src = src.wrapping_add(1);
                 f[26..30].copy_from_slice(&src.to_be_bytes());
             })
@@ -511,7 +538,8 @@ fn build(mods: &[FlowMod]) -> Pipeline {
 }
 
 /// Instruction counting: `FUXI_BENCH_PROFILE=<case>:<rounds>` (case `emc_1flow`,
-/// `exact_10k`, `masks20_100k` or `slow_path`) sets the case up, runs its replay cycle twice
+/// `exact_10k`, `masks20_100k` or `slow_path`; `<case>+copy` receives copies instead of
+/// borrowing, for comparison) sets the case up, runs its replay cycle twice
 /// to reach steady state (for `slow_path`, until the megaflow cache has been flushed once),
 /// then runs `rounds` rounds in [`profiled_rounds`] and exits, before
 /// any benchmark. Under `valgrind --tool=callgrind --collect-atstart=no
@@ -522,6 +550,10 @@ fn profile_hook(_: &mut Criterion) {
         return;
     };
     let (case, rounds) = spec.split_once(':').unwrap_or((&spec, "10000"));
+    let (case, copy) = match case.strip_suffix("+copy") {
+        Some(c) => (c, true),
+        None => (case, false),
+    };
     let rounds: u64 = rounds.parse().unwrap_or(10_000);
     let (p, mut rig, frames) = match case {
         "emc_1flow" => {
@@ -543,6 +575,7 @@ fn profile_hook(_: &mut Criterion) {
         _ => panic!("FUXI_BENCH_PROFILE: unknown case {case}"),
     };
     let slow = case == "slow_path";
+    let copy = copy || slow;
     let mut src: u32 = 0x2000_0000;
     let mut touch = move |f: &mut [u8]| {
         if slow {
@@ -551,16 +584,16 @@ fn profile_hook(_: &mut Criterion) {
         }
     };
     for _ in 0..(2 * frames / BATCH).max(100) {
-        rig.round(&p, &mut touch);
+        rig.round_any(&p, copy, &mut touch);
     }
     // The slow path's steady state has flushed the full megaflow cache at least once (the
     // flushed megaflows are reused): profile `MEGAFLOW_LIMIT / 32` rounds for one flush per
     // profile, as in a long run.
     while slow && rig.dp.stats.flushes == 0 {
-        rig.round(&p, &mut touch);
+        rig.round_any(&p, copy, &mut touch);
     }
     let before = rig.dp.stats;
-    profiled_rounds(&p, &mut rig, rounds, &mut touch);
+    profiled_rounds(&p, &mut rig, rounds, copy, &mut touch);
     let s = rig.dp.stats;
     eprintln!(
         "{case}: {rounds} rounds, {} packets: {} EMC hits, {} megaflow hits, {} misses",
@@ -573,9 +606,15 @@ fn profile_hook(_: &mut Criterion) {
 }
 
 #[inline(never)]
-fn profiled_rounds(p: &Pipeline, rig: &mut Rig, rounds: u64, touch: &mut impl FnMut(&mut [u8])) {
+fn profiled_rounds(
+    p: &Pipeline,
+    rig: &mut Rig,
+    rounds: u64,
+    copy: bool,
+    touch: &mut impl FnMut(&mut [u8]),
+) {
     for _ in 0..rounds {
-        rig.round(p, &mut *touch);
+        rig.round_any(p, copy, &mut *touch);
     }
 }
 
