@@ -444,7 +444,8 @@ pub(crate) fn get_be(buf: &mut impl Buf, width: usize) -> u128 {
 }
 
 /// An OXM TLV of a class other than OpenFlow-basic (experimenter, or Open vSwitch's NXM
-/// classes 0 and 1), carried through byte for byte; other classes are refused with
+/// classes 0 and 1), or an OpenFlow-basic field this crate does not know in a match a
+/// switch reports, carried through byte for byte; other classes are refused with
 /// BAD_MATCH/BAD_FIELD when decoded. For the experimenter class the payload begins
 /// with the 32-bit experimenter id.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -520,6 +521,13 @@ impl OxmTlv {
     /// Reads one TLV. Errors are the BAD_MATCH codes; a caller decoding a set-field action
     /// maps them to its own.
     pub fn decode(buf: &mut impl Buf) -> Result<OxmTlv, DecodeError> {
+        Self::decode_as(buf, false)
+    }
+
+    /// [`OxmTlv::decode`]; with `keep_unknown`, an OpenFlow-basic field this crate does not
+    /// know (a later version's, such as Open vSwitch's PACKET_TYPE, field 44) is kept as a
+    /// [`RawOxm`] of the basic class instead of refused.
+    fn decode_as(buf: &mut impl Buf, keep_unknown: bool) -> Result<OxmTlv, DecodeError> {
         let Ok(header) = buf.try_get_u32() else {
             return fail(ErrorCode::BAD_MATCH_BAD_LEN, "truncated OXM header");
         };
@@ -534,10 +542,10 @@ impl OxmTlv {
             );
         }
         match class {
-            OFPXMC_OPENFLOW_BASIC => {
+            OFPXMC_OPENFLOW_BASIC if !keep_unknown || FieldId::from_u8(field).is_some() => {
                 Oxm::decode_payload(field, hasmask, len, buf).map(OxmTlv::Basic)
             }
-            OFPXMC_NXM_0 | OFPXMC_NXM_1 | OFPXMC_EXPERIMENTER => {
+            OFPXMC_OPENFLOW_BASIC | OFPXMC_NXM_0 | OFPXMC_NXM_1 | OFPXMC_EXPERIMENTER => {
                 if class == OFPXMC_EXPERIMENTER && len < 4 {
                     buf.advance(len);
                     return fail(
@@ -625,6 +633,21 @@ impl Match {
 
     /// Reads an `ofp_match` and its padding, then checks duplicates and prerequisites.
     pub fn decode(buf: &mut impl Buf) -> Result<Match, DecodeError> {
+        let m = Self::decode_fields(buf, false)?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// Reads a match a switch reports (flow stats, flow removed, packet-in): like
+    /// [`Match::decode`], but basic fields this crate does not know (a later version's) are
+    /// kept as raw TLVs, so that a controller can show every flow the switch has.
+    pub fn decode_reported(buf: &mut impl Buf) -> Result<Match, DecodeError> {
+        let m = Self::decode_fields(buf, true)?;
+        m.validate()?;
+        Ok(m)
+    }
+
+    fn decode_fields(buf: &mut impl Buf, keep_unknown: bool) -> Result<Match, DecodeError> {
         let (Ok(mtype), Ok(len)) = (buf.try_get_u16(), buf.try_get_u16()) else {
             return fail(ErrorCode::BAD_MATCH_BAD_LEN, "truncated match header");
         };
@@ -641,12 +664,10 @@ impl Match {
         let mut body = Buf::take(&mut *buf, len - 4);
         let mut fields = Vec::new();
         while body.has_remaining() {
-            fields.push(OxmTlv::decode(&mut body)?);
+            fields.push(OxmTlv::decode_as(&mut body, keep_unknown)?);
         }
         buf.advance(len.next_multiple_of(8) - len);
-        let m = Match { fields };
-        m.validate()?;
-        Ok(m)
+        Ok(Match { fields })
     }
 
     /// Checks every TLV's value and mask, duplicates, and prerequisites (spec §7.2.3.6).

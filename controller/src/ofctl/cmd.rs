@@ -11,18 +11,20 @@ use fuxi_openflow::msg::bundle::flags as bundle_flags;
 use fuxi_openflow::msg::port::config;
 use fuxi_openflow::msg::{
     BundleAdd, BundleControl, BundleCtrlType, FlowModCommand, FlowStats, FlowStatsRequest,
-    GroupMod, GroupModCommand, MeterMod, MeterModCommand, MultipartReplyBody as R,
-    MultipartRequest, MultipartRequestBody as Q, PacketOut, Port, PortMod, SwitchConfig,
+    GroupModCommand, MeterModCommand, MultipartReplyBody as R, MultipartRequest,
+    MultipartRequestBody as Q, PacketOut, Port, PortMod, SwitchConfig,
 };
 use fuxi_openflow::{Instruction, Match, Message};
 
-use super::conn::{Conn, ConnError, Target};
-use super::flowtext::{
-    ParseError, ParsedFlow, Usage, format_flow_for_file, format_match, no_names, parse_action_list,
-    parse_flow, parse_port,
+use fuxi_openflow::text::group::{GroupUsage, parse_group, parse_group_named};
+use fuxi_openflow::text::meter::{MeterUsage, parse_meter};
+use fuxi_openflow::text::{
+    DEFAULT_PRIORITY, FlowSpec, FlowUsage, ParseError, PortNames, format_actions, format_match,
+    no_port_names, parse_action_list_named, parse_flow_named, parse_port_named,
 };
+
+use super::conn::{Conn, ConnError, Target};
 use super::format::{self as fmt, format_async};
-use super::groupmeter::{parse_group, parse_meter};
 
 const TARGETS: &str = "\
 TARGET is tcp:HOST[:PORT] (port 6653 by default), unix:PATH, or a bridge name BR, meaning
@@ -33,8 +35,8 @@ FLOW, GROUP and METER use ovs-ofctl's syntax, e.g.
   fuxi-ofctl add-flow br0 'priority=10,ip,nw_dst=10.0.0.2,actions=output:2'
   fuxi-ofctl add-group br0 'group_id=1,type=select,bucket=output:1,bucket=output:2'
   fuxi-ofctl add-meter br0 'meter=1,kbps,band=type=drop,rate=1000'
-Only OpenFlow 1.3 is spoken. A match field whose prerequisite is missing (nw_src without ip)
-is sent as written and refused by the switch, not silently dropped.";
+Only OpenFlow 1.3 is spoken. As in ovs-ofctl, a match field whose prerequisite is missing
+(nw_src without ip) is dropped from the match, with a warning on standard error.";
 
 /// The command line.
 #[derive(Parser, Debug)]
@@ -254,15 +256,25 @@ fn mp(body: Q) -> MultipartRequest {
     MultipartRequest { flags: 0, body }
 }
 
-fn flow_request(pf: &ParsedFlow) -> FlowStatsRequest {
-    FlowStatsRequest {
-        table_id: pf.table.unwrap_or(OFPTT_ALL),
-        out_port: pf.out_port,
-        out_group: pf.out_group,
-        cookie: pf.cookie,
-        cookie_mask: pf.cookie_mask,
-        match_: pf.match_.clone(),
+/// Parses a flow as ovs-ofctl does, printing its warnings (match fields dropped for lack of
+/// prerequisites) on standard error.
+fn parse_flow(text: &str, usage: FlowUsage, names: PortNames) -> Result<FlowSpec, ParseError> {
+    let (f, warnings) = parse_flow_named(text, usage, names)?;
+    for w in warnings {
+        eprintln!("fuxi-ofctl: {text}: {w}");
     }
+    Ok(f)
+}
+
+/// A port number, reserved name or (with `names`) port name.
+fn parse_port(s: &str, names: PortNames) -> Result<u32, ParseError> {
+    parse_port_named(s, names)
+        .ok_or_else(|| ParseError::new(format!("{s}: invalid or unknown port")))
+}
+
+/// Every flow of every table.
+fn all_flows() -> FlowStatsRequest {
+    FlowSpec::new(FlowUsage::Delete).to_flow_stats_request()
 }
 
 /// Reads a flow file: one flow per line, `#` comments and blank lines skipped. Lines may
@@ -305,9 +317,11 @@ fn with_names<T>(
     cache: &mut Option<HashMap<String, u32>>,
     f: impl Fn(&dyn Fn(&str) -> Option<u32>) -> Result<T, ParseError>,
 ) -> Result<T, CmdError> {
-    match f(&no_names) {
+    match f(&no_port_names) {
         Ok(v) => Ok(v),
-        Err(e) if e.0.contains("unknown port name") => {
+        // Port names are fetched from the switch only when the text needs them (a bare
+        // `p1` action reads as an unknown action until names are known).
+        Err(e) if e.message.contains("unknown port") || e.message.contains("unknown action") => {
             if cache.is_none() {
                 let Some(c) = conn.as_deref_mut() else {
                     return Err(e.into());
@@ -364,19 +378,35 @@ impl FlowEntry {
     }
 
     fn key(&self) -> (u8, u16, String) {
-        (self.table, self.priority, format_match(&self.match_, None))
+        (self.table, self.priority, format_match(&self.match_))
     }
 
+    /// The flow as ovs-ofctl's diff-flows prints it (a line `add-flows` reads back):
+    /// `table=N priority=P,MATCH cookie=C idle_timeout=I hard_timeout=H actions=A`, each part
+    /// only when it is not the default.
     fn text(&self) -> String {
-        format_flow_for_file(
-            self.table,
-            self.cookie,
-            self.priority,
-            self.idle,
-            self.hard,
-            &self.match_,
-            &self.instructions,
-        )
+        let mut parts = Vec::new();
+        if self.table != 0 {
+            parts.push(format!("table={}", self.table));
+        }
+        let m = format_match(&self.match_);
+        match (self.priority != DEFAULT_PRIORITY, m.is_empty()) {
+            (true, true) => parts.push(format!("priority={}", self.priority)),
+            (true, false) => parts.push(format!("priority={},{m}", self.priority)),
+            (false, true) => {}
+            (false, false) => parts.push(m),
+        }
+        if self.cookie != 0 {
+            parts.push(format!("cookie={:#x}", self.cookie));
+        }
+        if self.idle != 0 {
+            parts.push(format!("idle_timeout={}", self.idle));
+        }
+        if self.hard != 0 {
+            parts.push(format!("hard_timeout={}", self.hard));
+        }
+        parts.push(format!("actions={}", format_actions(&self.instructions)));
+        parts.join(" ")
     }
 
     /// Whether the switch would need a change to go from `self` to `other`.
@@ -389,10 +419,19 @@ impl FlowEntry {
 }
 
 fn fmt_insts(i: &[Instruction]) -> String {
-    super::flowtext::format_instructions(i)
+    format_actions(i)
 }
 
 impl Ctx<'_> {
+    /// How a dump-flows or dump-aggregate filter is read: `priority` only with `--strict`.
+    fn filter_usage(&self) -> FlowUsage {
+        if self.cli.strict {
+            FlowUsage::DeleteStrict
+        } else {
+            FlowUsage::Delete
+        }
+    }
+
     fn target(&self, s: &str) -> Result<Target, CmdError> {
         let rundir = self
             .cli
@@ -495,10 +534,11 @@ impl Ctx<'_> {
             Cmd::DumpAggregate { target, flow } => {
                 let mut c = self.open(target)?;
                 let mut cache = None;
+                let usage = self.filter_usage();
                 let pf = with_names(&mut Some(&mut c), &mut cache, |n| {
-                    parse_flow(flow.as_deref().unwrap_or(""), Usage::Filter, n)
+                    parse_flow(flow.as_deref().unwrap_or(""), usage, n)
                 })?;
-                let (xid, r) = c.multipart(mp(Q::Aggregate(flow_request(&pf))))?;
+                let (xid, r) = c.multipart(mp(Q::Aggregate(pf.to_flow_stats_request())))?;
                 let R::Aggregate(a) = r.body else {
                     return other("unexpected reply");
                 };
@@ -631,10 +671,11 @@ impl Ctx<'_> {
     fn dump_flows(&mut self, target: &str, flow: Option<&str>) -> Result<(), CmdError> {
         let mut c = self.open(target)?;
         let mut cache = None;
+        let usage = self.filter_usage();
         let pf = with_names(&mut Some(&mut c), &mut cache, |n| {
-            parse_flow(flow.unwrap_or(""), Usage::Filter, n)
+            parse_flow(flow.unwrap_or(""), usage, n)
         })?;
-        let (xid, mut flows) = flows_of(&mut c, flow_request(&pf))?;
+        let (xid, mut flows) = flows_of(&mut c, pf.to_flow_stats_request())?;
         for f in [&self.cli.sort, &self.cli.rsort].into_iter().flatten() {
             if f != "priority" {
                 return other(format!("{f}: fuxi-ofctl sorts by priority only"));
@@ -666,9 +707,10 @@ impl Ctx<'_> {
                 (default_cmd, text.as_str())
             };
             let usage = match cmd {
-                FlowModCommand::Add => Usage::Add,
-                FlowModCommand::Modify | FlowModCommand::ModifyStrict => Usage::Modify,
-                _ => Usage::Filter,
+                FlowModCommand::Add => FlowUsage::Add,
+                FlowModCommand::Modify | FlowModCommand::ModifyStrict => FlowUsage::Modify,
+                FlowModCommand::Delete => FlowUsage::Delete,
+                FlowModCommand::DeleteStrict => FlowUsage::DeleteStrict,
             };
             let pf = with_names(&mut Some(&mut c), &mut cache, |n| {
                 parse_flow(text, usage, n)
@@ -695,25 +737,22 @@ impl Ctx<'_> {
         if source == "-" || Path::new(source).is_file() {
             let mut out = Vec::new();
             for (lineno, text) in read_flow_lines(source)? {
-                let pf = parse_flow(&text, Usage::Add, &no_names)
+                let pf = parse_flow(&text, FlowUsage::Add, &no_port_names)
                     .map_err(|e| CmdError::Other(format!("{source}:{lineno}: {e}")))?;
                 out.push(FlowEntry {
-                    table: pf.table.unwrap_or(0),
+                    table: pf.table_id,
                     priority: pf.priority,
                     match_: pf.match_,
                     cookie: pf.cookie,
                     idle: pf.idle_timeout,
                     hard: pf.hard_timeout,
-                    instructions: pf.instructions.unwrap_or_default(),
+                    instructions: pf.instructions,
                 });
             }
             return Ok(out);
         }
         let mut c = self.open(source)?;
-        let (_, flows) = flows_of(
-            &mut c,
-            flow_request(&parse_flow("", Usage::Filter, &no_names)?),
-        )?;
+        let (_, flows) = flows_of(&mut c, all_flows())?;
         Ok(flows.into_iter().map(FlowEntry::from_stats).collect())
     }
 
@@ -750,10 +789,7 @@ impl Ctx<'_> {
     fn replace_flows(&mut self, target: &str, file: &str) -> Result<(), CmdError> {
         let want = self.load_flows(file)?;
         let mut c = self.open(target)?;
-        let (_, have) = flows_of(
-            &mut c,
-            flow_request(&parse_flow("", Usage::Filter, &no_names)?),
-        )?;
+        let (_, have) = flows_of(&mut c, all_flows())?;
         let have: BTreeMap<_, _> = have
             .into_iter()
             .map(|f| {
@@ -800,23 +836,15 @@ impl Ctx<'_> {
         let mut c = self.open(target)?;
         let mut cache = None;
         let mut msgs = Vec::new();
+        let usage = match command {
+            GroupModCommand::Delete => GroupUsage::Delete,
+            _ => GroupUsage::Add,
+        };
         for text in texts {
-            let g = with_names(&mut Some(&mut c), &mut cache, |n| parse_group(text, n))?;
-            let group_id = match (g.group_id, command) {
-                (Some(id), _) => id,
-                (None, GroupModCommand::Delete) => OFPG_ALL,
-                (None, _) => return other("must specify a group_id"),
-            };
-            msgs.push(Message::GroupMod(GroupMod {
-                command,
-                group_type: g.group_type,
-                group_id,
-                buckets: if command == GroupModCommand::Delete {
-                    Vec::new()
-                } else {
-                    g.buckets
-                },
-            }));
+            let g = with_names(&mut Some(&mut c), &mut cache, |n| {
+                parse_group_named(text, usage, n)
+            })?;
+            msgs.push(Message::GroupMod(g.to_group_mod(command)));
         }
         self.send_mods(&mut c, msgs)
     }
@@ -829,7 +857,7 @@ impl Ctx<'_> {
     ) -> Result<(), CmdError> {
         let mut c = self.open(target)?;
         let id = match group {
-            Some(g) => parse_group(g, &no_names)?.group_id,
+            Some(g) => Some(parse_group(g, GroupUsage::Delete)?.group_id),
             None => None,
         };
         if stats {
@@ -856,20 +884,13 @@ impl Ctx<'_> {
         text: &str,
         command: MeterModCommand,
     ) -> Result<(), CmdError> {
-        let m = parse_meter(text)?;
-        let meter_id = match (m.meter_id, command) {
-            (Some(id), _) => id,
-            (None, MeterModCommand::Delete) => OFPM_ALL,
-            (None, _) => return other("must specify a meter"),
+        let usage = match command {
+            MeterModCommand::Delete => MeterUsage::Delete,
+            _ => MeterUsage::Add,
         };
+        let m = parse_meter(text, usage)?;
         let mut c = self.open(target)?;
-        let mm = MeterMod {
-            command,
-            flags: m.flags,
-            meter_id,
-            bands: m.bands,
-        };
-        c.mods_with_barrier(&[Message::MeterMod(mm)])?;
+        c.mods_with_barrier(&[Message::MeterMod(m.to_meter_mod(command))])?;
         Ok(())
     }
 
@@ -880,7 +901,7 @@ impl Ctx<'_> {
         stats: bool,
     ) -> Result<(), CmdError> {
         let id = match meter {
-            Some(m) => parse_meter(m)?.meter_id.unwrap_or(OFPM_ALL),
+            Some(m) => parse_meter(m, MeterUsage::Delete)?.meter_id,
             None => OFPM_ALL,
         };
         let mut c = self.open(target)?;
@@ -929,7 +950,7 @@ impl Ctx<'_> {
             };
         let port = with_names(&mut Some(&mut c), &mut cache, |n| parse_port(&in_port, n))?;
         let acts = with_names(&mut Some(&mut c), &mut cache, |n| {
-            parse_action_list(&actions, n)
+            parse_action_list_named(&actions, n)
         })?;
         let mut msgs = Vec::new();
         for h in hex {

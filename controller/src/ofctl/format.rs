@@ -11,9 +11,29 @@ use fuxi_openflow::msg::{
 };
 use fuxi_openflow::{FieldId, Message};
 
-use super::flowtext::{
-    format_actions, format_flow_stats, format_instructions, format_match, port_text,
+use fuxi_openflow::text::{
+    FlowSpec, format_action_list as format_actions, format_actions as format_instructions,
+    format_flow, format_port as port_text,
 };
+
+/// A match as ovs-ofctl prints it, with `priority=` in front unless it is the default.
+fn format_match(m: &fuxi_openflow::Match, priority: Option<u16>) -> String {
+    let body = fuxi_openflow::text::format_match(m);
+    match priority.filter(|p| *p != fuxi_openflow::text::DEFAULT_PRIORITY) {
+        Some(p) if body.is_empty() => format!("priority={p}"),
+        Some(p) => format!("priority={p},{body}"),
+        None => body,
+    }
+}
+
+/// One `dump-flows` line, without the leading space.
+fn format_flow_stats(fs: &fuxi_openflow::msg::FlowStats, stats: bool) -> String {
+    let mut spec = FlowSpec::from_flow_stats(fs);
+    if !stats {
+        spec.stats = None;
+    }
+    format_flow(&spec)
+}
 
 /// `OFPT_X (OF1.3) (xid=0x..):`
 pub fn head(name: &str, xid: u32) -> String {

@@ -38,7 +38,7 @@ pub const FLOWS: &[&str] = &[
     "table=3,cookie=0x99,priority=30,ip,nw_dst=10.1.0.0/255.255.0.0,actions=drop",
     "priority=31,tcp,tcp_flags=+syn-ack,actions=drop",
     "priority=32,tcp,tcp_flags=syn|ack,actions=drop",
-    "priority=33,reg0=5,reg3=0x5/0xff,in_port=1,actions=drop",
+    "priority=33,in_port=p2,actions=output:p1,p2",
 ];
 
 fn same_flows(ovs: &Ovs, filter: Option<&str>) {

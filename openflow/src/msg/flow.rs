@@ -281,7 +281,7 @@ impl FlowRemoved {
             hard_timeout: buf.u16(),
             packet_count: buf.u64(),
             byte_count: buf.u64(),
-            match_: Match::decode(buf)?,
+            match_: Match::decode_reported(buf)?,
         })
     }
 }

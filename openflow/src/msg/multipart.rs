@@ -214,7 +214,7 @@ impl FlowStats {
             cookie: b.u64(),
             packet_count: b.u64(),
             byte_count: b.u64(),
-            match_: Match::decode(&mut b)?,
+            match_: Match::decode_reported(&mut b)?,
             instructions: Instruction::decode_all(&mut b)?,
         })
     }

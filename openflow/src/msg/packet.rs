@@ -64,7 +64,7 @@ impl PacketIn {
         let reason = buf.u8();
         let table_id = buf.u8();
         let cookie = buf.u64();
-        let match_ = Match::decode(buf)?;
+        let match_ = Match::decode_reported(buf)?;
         take(
             buf,
             2,

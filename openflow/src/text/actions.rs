@@ -13,10 +13,13 @@
 use std::fmt::Write as _;
 
 use super::ParseError;
+use super::PortNames;
 use super::lex::{
     hash_hex, parse_c_uint, parse_ipv4_masked, parse_ipv6_masked, parse_mac_masked, split_kv,
 };
-use super::matches::{ETH_IP, ETH_IPV6, ETH_MPLS, ETH_MPLSM, Slot, Slots, parse_port, port_text};
+use super::matches::{
+    ETH_IP, ETH_IPV6, ETH_MPLS, ETH_MPLSM, Slot, Slots, parse_port, parse_port_named, port_text,
+};
 use crate::action::Action;
 use crate::consts::{OFPCML_NO_BUFFER, OFPP_ANY, OFPP_CONTROLLER, OFPP_MAX, reserved_port_name};
 use crate::instruction::Instruction;
@@ -25,19 +28,22 @@ use crate::oxm::{FieldId, MacAddr, Oxm, OxmTlv};
 /// What the parser knows about the packet when it reaches an action: the match, updated by
 /// the actions before it. `None` when parsing without a flow (group buckets, packet-out),
 /// where nothing is checked and VLAN-setting actions always push a tag.
-#[derive(Clone, Debug)]
-pub(crate) struct FlowState {
+#[derive(Clone)]
+pub(crate) struct FlowState<'n> {
     slots: Option<Slots>,
+    /// Port names the text may use besides numbers and reserved names.
+    names: PortNames<'n>,
     /// Parsing a `write_actions` set: only set-field prerequisites are checked.
     action_set: bool,
     /// VLAN headers the packet has at this point (Open vSwitch handles at most two).
     vlans: u8,
 }
 
-impl FlowState {
-    pub(crate) fn new(slots: Option<&Slots>) -> FlowState {
+impl<'n> FlowState<'n> {
+    pub(crate) fn new(slots: Option<&Slots>, names: PortNames<'n>) -> FlowState<'n> {
         FlowState {
             slots: slots.cloned(),
+            names,
             action_set: false,
             vlans: u8::from(slots.is_some_and(Slots::has_vlan)),
         }
@@ -217,8 +223,9 @@ const OVS_EXTENSIONS: &[&str] = &[
 pub(crate) fn parse_instructions(
     s: &str,
     slots: Option<&Slots>,
+    names: PortNames,
 ) -> Result<Vec<Instruction>, ParseError> {
-    let mut state = FlowState::new(slots);
+    let mut state = FlowState::new(slots, names);
     let items = parse_items(s, &mut state, true)?;
     let mut out: Vec<Instruction> = Vec::new();
     let mut last_rank = 0u8;
@@ -288,8 +295,12 @@ fn flush_write(out: &mut Vec<Instruction>, write: &mut Option<Vec<Action>>) {
 }
 
 /// Parses a plain action list (no instructions), e.g. a group bucket's or a packet-out's.
-pub(crate) fn parse_action_list(s: &str, slots: Option<&Slots>) -> Result<Vec<Action>, ParseError> {
-    let mut state = FlowState::new(slots);
+pub(crate) fn parse_action_list(
+    s: &str,
+    slots: Option<&Slots>,
+    names: PortNames,
+) -> Result<Vec<Action>, ParseError> {
+    let mut state = FlowState::new(slots, names);
     let items = parse_items(s, &mut state, false)?;
     let mut out = Vec::new();
     for item in items {
@@ -330,6 +341,7 @@ fn parse_items(
                 // changes.
                 let mut inner = FlowState {
                     slots: state.slots.clone(),
+                    names: state.names,
                     action_set: true,
                     vlans: state.vlans,
                 };
@@ -362,7 +374,7 @@ fn parse_items(
                     .ok_or_else(|| ParseError::new(format!("unknown table \"{value}\"")))?;
                 Item::Goto(t as u8)
             }
-            _ => Item::Apply(parse_action(&name, value, state)?),
+            _ => Item::Apply(parse_action(&name, key, value, state)?),
         };
         items.push(item);
     }
@@ -375,8 +387,8 @@ fn num(name: &str, v: &str, max: u64) -> Result<u64, ParseError> {
         .ok_or_else(|| ParseError::new(format!("{name}: invalid argument \"{v}\"")))
 }
 
-fn output(port_text_in: &str) -> Result<Action, ParseError> {
-    let port = parse_port(port_text_in)
+fn output(port_text_in: &str, names: PortNames) -> Result<Action, ParseError> {
+    let port = parse_port_named(port_text_in, names)
         .ok_or_else(|| ParseError::new(format!("{port_text_in}: output to unknown port")))?;
     if port == OFPP_ANY || (port >= OFPP_MAX && reserved_port_name(port).is_none()) {
         return Err(ParseError::new(
@@ -394,9 +406,15 @@ fn output(port_text_in: &str) -> Result<Action, ParseError> {
 }
 
 /// One action keyword; returns the actions it stands for (some forms expand to two).
-fn parse_action(name: &str, value: &str, state: &mut FlowState) -> Result<Vec<Action>, ParseError> {
+/// `name` is the keyword in lower case, `key` as written (a port name keeps its case).
+fn parse_action(
+    name: &str,
+    key: &str,
+    value: &str,
+    state: &mut FlowState,
+) -> Result<Vec<Action>, ParseError> {
     let acts = match name {
-        "output" => vec![output(value)?],
+        "output" => vec![output(value, state.names)?],
         "controller" => {
             let max_len = if value.is_empty() {
                 OFPCML_NO_BUFFER
@@ -421,9 +439,11 @@ fn parse_action(name: &str, value: &str, state: &mut FlowState) -> Result<Vec<Ac
             }]
         }
         "in_port" | "local" | "flood" | "all" | "normal" | "table" if value.is_empty() => {
-            vec![output(name)?]
+            vec![output(name, state.names)?]
         }
-        n if n.bytes().all(|b| b.is_ascii_digit()) && value.is_empty() => vec![output(n)?],
+        n if n.bytes().all(|b| b.is_ascii_digit()) && value.is_empty() => {
+            vec![output(n, state.names)?]
+        }
         "set_queue" => vec![Action::SetQueue(num(name, value, u32::MAX.into())? as u32)],
         "group" => vec![Action::Group(num(name, value, u32::MAX.into())? as u32)],
         "strip_vlan" | "pop_vlan" => vec![Action::PopVlan],
@@ -553,6 +573,10 @@ fn parse_action(name: &str, value: &str, state: &mut FlowState) -> Result<Vec<Ac
             return Err(ParseError::new(format!(
                 "{n}: Open vSwitch extension action, not available in OpenFlow 1.3"
             )));
+        }
+        // A bare port name outputs there, as in ovs-ofctl.
+        _ if value.is_empty() && (state.names)(key).is_some() => {
+            vec![output(key, state.names)?]
         }
         _ => return Err(ParseError::new(format!("unknown action {name}"))),
     };

@@ -3,10 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::ParseError;
 use super::actions::{fmt_instructions, parse_instructions};
 use super::lex::{parse_bounded, parse_c_uint, parse_decimal, split_kv};
-use super::matches::{Slots, parse_port};
+use super::matches::{Slots, parse_port_named};
+use super::{ParseError, PortNames, no_port_names};
 use crate::consts::{OFP_NO_BUFFER, OFPG_ANY, OFPP_ANY, OFPTT_ALL};
 use crate::instruction::Instruction;
 use crate::msg::flow::{FlowMod, FlowModCommand, flags};
@@ -183,6 +183,15 @@ pub fn parse_flow_verbose(
     s: &str,
     usage: FlowUsage,
 ) -> Result<(FlowSpec, Vec<String>), ParseError> {
+    parse_flow_named(s, usage, &no_port_names)
+}
+
+/// [`parse_flow_verbose`] with port names: `in_port=p1`, `out_port=p1`, `output:p1`.
+pub fn parse_flow_named(
+    s: &str,
+    usage: FlowUsage,
+    names: PortNames,
+) -> Result<(FlowSpec, Vec<String>), ParseError> {
     let mut f = FlowSpec::new(usage);
     let (match_text, actions_text) = match split_actions(s) {
         Some((m, a)) => (m, Some(a)),
@@ -233,7 +242,7 @@ pub fn parse_flow_verbose(
                 }
             }
             "out_port" if usage.is_delete() => {
-                f.out_port = parse_port(v).ok_or_else(|| {
+                f.out_port = parse_port_named(v, names).ok_or_else(|| {
                     ParseError::new(format!("{v}: invalid or unknown port for out_port"))
                 })?;
             }
@@ -277,7 +286,7 @@ pub fn parse_flow_verbose(
                         return Err(super::unknown_keyword(k));
                     }
                     f.flags |= bit;
-                } else if !slots.apply(k, v)? {
+                } else if !slots.apply(k, v, names)? {
                     return Err(super::unknown_keyword(k));
                 }
             }
@@ -304,7 +313,7 @@ pub fn parse_flow_verbose(
         (FlowUsage::Delete | FlowUsage::DeleteStrict, None) => {}
         (_, None) => return Err(ParseError::new("must specify an action")),
         (_, Some(a)) => {
-            f.instructions = parse_instructions(a, Some(&slots))?;
+            f.instructions = parse_instructions(a, Some(&slots), names)?;
             for i in &f.instructions {
                 if let Instruction::GotoTable(t) = i
                     && *t <= f.table_id

@@ -6,10 +6,10 @@
 
 use std::fmt::Write as _;
 
-use super::ParseError;
 use super::actions::{fmt_action_list, parse_action_list};
 use super::lex::{parse_c_uint, split_kv};
-use super::matches::{parse_port, port_text};
+use super::matches::{parse_port_named, port_text};
+use super::{ParseError, PortNames, no_port_names};
 use crate::consts::{OFPG_ALL, OFPG_ANY, OFPP_ANY};
 use crate::msg::group::{Bucket, GroupDesc, GroupMod, GroupModCommand, GroupType};
 
@@ -79,6 +79,15 @@ fn parse_group_id(v: &str) -> Result<u32, ParseError> {
 
 /// Parses group text.
 pub fn parse_group(s: &str, usage: GroupUsage) -> Result<GroupSpec, ParseError> {
+    parse_group_named(s, usage, &no_port_names)
+}
+
+/// [`parse_group`] with port names (`watch_port:p1`, `output:p1`).
+pub fn parse_group_named(
+    s: &str,
+    usage: GroupUsage,
+    names: PortNames,
+) -> Result<GroupSpec, ParseError> {
     // Cut the text into the group part and one part per `bucket=`.
     let mut parts = Vec::new();
     let mut rest = s;
@@ -139,7 +148,7 @@ pub fn parse_group(s: &str, usage: GroupUsage) -> Result<GroupSpec, ParseError> 
     let group_type = group_type.ok_or_else(|| ParseError::new("must specify a type"))?;
     let mut buckets = Vec::new();
     for p in parts {
-        buckets.push(parse_bucket(p, group_type)?);
+        buckets.push(parse_bucket(p, group_type, names)?);
     }
     Ok(GroupSpec {
         group_id,
@@ -148,7 +157,7 @@ pub fn parse_group(s: &str, usage: GroupUsage) -> Result<GroupSpec, ParseError> 
     })
 }
 
-fn parse_bucket(s: &str, t: GroupType) -> Result<Bucket, ParseError> {
+fn parse_bucket(s: &str, t: GroupType, names: PortNames) -> Result<Bucket, ParseError> {
     let mut b = Bucket {
         weight: if t == GroupType::Select { 1 } else { 0 },
         watch_port: OFPP_ANY,
@@ -180,8 +189,9 @@ fn parse_bucket(s: &str, t: GroupType) -> Result<Bucket, ParseError> {
                     .ok_or_else(|| ParseError::new(format!("invalid weight \"{v}\"")))?;
             }
             "watch_port" => {
-                b.watch_port = parse_port(v)
-                    .ok_or_else(|| ParseError::new(format!("{v}: invalid watch_port")))?;
+                b.watch_port = parse_port_named(v, names).ok_or_else(|| {
+                    ParseError::new(format!("{v}: invalid or unknown port for watch_port"))
+                })?;
             }
             "watch_group" => b.watch_group = parse_group_id(v)?,
             "bucket_id" => {
@@ -202,7 +212,7 @@ fn parse_bucket(s: &str, t: GroupType) -> Result<Bucket, ParseError> {
         let idx = s.len() - r.len();
         rest = &s[idx..];
     }
-    b.actions = parse_action_list(rest, None)?;
+    b.actions = parse_action_list(rest, None, names)?;
     Ok(b)
 }
 

@@ -15,11 +15,11 @@
 
 use std::fmt::Write as _;
 
-use super::ParseError;
 use super::lex::{
     fmt_ipv4_masked, fmt_ipv6_masked, fmt_mac_masked, hash_hex, parse_c_uint, parse_ipv4_masked,
     parse_ipv6_masked, parse_mac_masked,
 };
+use super::{ParseError, PortNames};
 use crate::consts::reserved_port_name;
 use crate::oxm::{FieldId, Match, OFPXMC_EXPERIMENTER, Oxm, OxmTlv, RawOxm};
 
@@ -624,7 +624,12 @@ impl Slots {
 
     /// Applies one `name=value` of match text. Returns `Ok(false)` if `name` is not a match
     /// field or shorthand.
-    pub(crate) fn apply(&mut self, name: &str, value: &str) -> Result<bool, ParseError> {
+    pub(crate) fn apply(
+        &mut self,
+        name: &str,
+        value: &str,
+        names: PortNames,
+    ) -> Result<bool, ParseError> {
         if value.is_empty()
             && let Some((dl, proto)) = shorthand(name)
         {
@@ -642,7 +647,7 @@ impl Slots {
         }
         match f.kind {
             Kind::Port => {
-                let p = parse_port(value).ok_or_else(|| {
+                let p = parse_port_named(value, names).ok_or_else(|| {
                     ParseError::new(format!("{value}: invalid or unknown port for {name}"))
                 })?;
                 self.set(f.slot, p.into(), u32::MAX.into());
@@ -976,6 +981,11 @@ pub(crate) fn parse_port(s: &str) -> Option<u32> {
     })
 }
 
+/// [`parse_port`], then `names` for anything that is neither a number nor a reserved name.
+pub(crate) fn parse_port_named(s: &str, names: PortNames) -> Option<u32> {
+    parse_port(s).or_else(|| names(s))
+}
+
 /// A port as ovs-ofctl prints it: the reserved name, or the number.
 pub(crate) fn port_text(p: u32) -> String {
     match reserved_port_name(p) {
@@ -1096,9 +1106,24 @@ fn tcp_flags_of(r: &RawOxm) -> Option<(u16, u16)> {
 /// Text of a raw TLV this module cannot name (printed so that nothing is silently lost;
 /// not parseable back).
 pub(crate) fn raw_text(r: &RawOxm) -> String {
+    if let Some((ns, ty)) = packet_type(r) {
+        return format!("packet_type=({ns},{ty:#x})");
+    }
     let hex: String = r.payload.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "oxm(class={:#06x},field={},hasmask={},payload=0x{hex})",
         r.class, r.field, r.hasmask
     )
+}
+
+/// Open vSwitch's PACKET_TYPE (OpenFlow 1.5's basic field 44, which Open vSwitch also reports
+/// in OpenFlow 1.3): (namespace, type).
+pub(crate) fn packet_type(r: &RawOxm) -> Option<(u16, u16)> {
+    const PACKET_TYPE: u8 = 44;
+    match (r.class, r.field, r.hasmask, r.payload.as_slice()) {
+        (crate::oxm::OFPXMC_OPENFLOW_BASIC, PACKET_TYPE, false, &[a, b, c, d]) => {
+            Some((u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])))
+        }
+        _ => None,
+    }
 }

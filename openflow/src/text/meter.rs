@@ -60,10 +60,27 @@ fn num32(k: &str, v: &str) -> Result<u32, ParseError> {
         .ok_or_else(|| ParseError::new(format!("invalid {k} \"{v}\"")))
 }
 
+/// Finds `bands=` (or `band=`, which ovs-ofctl takes too) at a keyword boundary: (text
+/// before, bands text).
+fn split_bands(s: &str) -> Option<(&str, &str)> {
+    let mut from = 0;
+    while let Some(i) = s[from..].find("band") {
+        let at = from + i;
+        let boundary = at == 0 || s[..at].ends_with([',', ' ', '\t']);
+        let rest = &s[at + "band".len()..];
+        let rest = rest.strip_prefix('s').unwrap_or(rest);
+        if boundary && let Some(b) = rest.strip_prefix('=') {
+            return Some((&s[..at], b));
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// Parses meter text.
 pub fn parse_meter(s: &str, usage: MeterUsage) -> Result<MeterSpec, ParseError> {
-    let (head, bands_text) = match s.find("bands=") {
-        Some(i) => (&s[..i], Some(&s[i + "bands=".len()..])),
+    let (head, bands_text) = match split_bands(s) {
+        Some((h, b)) => (h, Some(b)),
         None => (s, None),
     };
     let mut m = MeterSpec {

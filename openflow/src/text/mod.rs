@@ -29,7 +29,10 @@ pub mod meter;
 
 use std::fmt;
 
-pub use flow::{FlowSpec, FlowStatsText, FlowUsage, format_flow, parse_flow, parse_flow_verbose};
+pub use flow::{
+    DEFAULT_PRIORITY, FlowSpec, FlowStatsText, FlowUsage, format_flow, parse_flow,
+    parse_flow_named, parse_flow_verbose,
+};
 
 use crate::action::Action;
 use crate::instruction::Instruction;
@@ -42,7 +45,7 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    pub(crate) fn new(message: impl Into<String>) -> ParseError {
+    pub fn new(message: impl Into<String>) -> ParseError {
         ParseError {
             message: message.into(),
         }
@@ -57,12 +60,21 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// Resolves a port name that is neither a number nor a reserved name (`p1` → 1), as
+/// ovs-ofctl does with the switch's port descriptions.
+pub type PortNames<'a> = &'a dyn Fn(&str) -> Option<u32>;
+
+/// No port names: only numbers and reserved names are ports.
+pub fn no_port_names(_: &str) -> Option<u32> {
+    None
+}
+
 /// Parses match text (`tcp,nw_src=10.0.0.0/8,tp_dst=80`) into an OXM match in Open vSwitch's
 /// wire order. Fields whose prerequisites are missing are dropped, as ovs-ofctl does.
 pub fn parse_match(s: &str) -> Result<Match, ParseError> {
     let mut slots = matches::Slots::default();
     for (k, v) in lex::split_kv(s)? {
-        if !slots.apply(k, v)? {
+        if !slots.apply(k, v, &no_port_names)? {
             return Err(unknown_keyword(k));
         }
     }
@@ -87,6 +99,10 @@ pub fn format_match(m: &Match) -> String {
     let mut out = String::new();
     slots.format(&mut out);
     for r in raw {
+        // Ethernet, the packet type every OpenFlow 1.3 flow has: ovs-ofctl prints nothing.
+        if matches::packet_type(&r) == Some((0, 0)) {
+            continue;
+        }
         if !out.is_empty() {
             out.push(',');
         }
@@ -106,18 +122,28 @@ pub fn normalize_match(m: &Match) -> Result<Match, ParseError> {
 /// Parses an `actions=` value (without the `actions=`) into instructions, checked without a
 /// match (no prerequisite checks; VLAN-setting actions push a tag).
 pub fn parse_actions(s: &str) -> Result<Vec<Instruction>, ParseError> {
-    actions::parse_instructions(s, None)
+    actions::parse_instructions(s, None, &no_port_names)
 }
 
 /// Parses a plain action list (group buckets, packet-out): instructions are refused.
 pub fn parse_action_list(s: &str) -> Result<Vec<Action>, ParseError> {
-    actions::parse_action_list(s, None)
+    actions::parse_action_list(s, None, &no_port_names)
+}
+
+/// [`parse_action_list`] with port names (`output:p1`, or just `p1`).
+pub fn parse_action_list_named(s: &str, names: PortNames) -> Result<Vec<Action>, ParseError> {
+    actions::parse_action_list(s, None, names)
 }
 
 /// A port as ovs-ofctl reads one (reserved names case-insensitively, numbers in decimal,
 /// OpenFlow 1.0's 0xff00..=0xffff mapped to their 32-bit reserved equivalents).
 pub fn parse_port(s: &str) -> Option<u32> {
     matches::parse_port(s)
+}
+
+/// [`parse_port`], then `names`.
+pub fn parse_port_named(s: &str, names: PortNames) -> Option<u32> {
+    matches::parse_port_named(s, names)
 }
 
 /// A port as ovs-ofctl prints one (`LOCAL`, `CONTROLLER`, ... or the number).

@@ -1361,3 +1361,120 @@ fn differential_against_local_ovs_ofctl() {
     }
     std::fs::write(format!("{dir}/ours.txt"), out).unwrap();
 }
+
+#[test]
+fn port_names_resolve_where_ports_go() {
+    use fuxi_openflow::Action;
+    use fuxi_openflow::Instruction;
+    use fuxi_openflow::oxm::FieldId;
+    use text::group::{GroupUsage, parse_group_named};
+    let names = |s: &str| match s {
+        "p1" => Some(1),
+        "Uplink" => Some(7),
+        _ => None,
+    };
+    let (f, _) = text::parse_flow_named(
+        "in_port=p1,actions=output:Uplink,Uplink",
+        FlowUsage::Add,
+        &names,
+    )
+    .unwrap();
+    assert_eq!(f.match_.get(FieldId::InPort).unwrap().value, 1);
+    assert_eq!(
+        f.instructions,
+        vec![Instruction::ApplyActions(vec![
+            Action::output(7),
+            Action::output(7)
+        ])]
+    );
+    let (f, _) = text::parse_flow_named("out_port=Uplink", FlowUsage::Delete, &names).unwrap();
+    assert_eq!(f.out_port, 7);
+    // Numbers and reserved names win; unknown names are refused with "unknown port".
+    assert_eq!(text::parse_port_named("LOCAL", &names), Some(0xffff_fffe));
+    assert_eq!(text::parse_port_named("3", &names), Some(3));
+    for t in ["in_port=p9,actions=drop", "actions=output:p9", "actions=p1"] {
+        let e = parse_flow(t, FlowUsage::Add).unwrap_err();
+        assert!(e.message.contains("unknown"), "{t}: {e}");
+    }
+    assert!(
+        text::parse_flow_named("actions=p9", FlowUsage::Add, &names)
+            .unwrap_err()
+            .message
+            .contains("unknown action")
+    );
+    let g = parse_group_named(
+        "group_id=1,type=ff,bucket=watch_port:p1,output:p1",
+        GroupUsage::Add,
+        &names,
+    )
+    .unwrap();
+    assert_eq!(g.buckets[0].watch_port, 1);
+    assert_eq!(g.buckets[0].actions, vec![Action::output(1)]);
+    assert_eq!(
+        text::parse_action_list_named("output:Uplink", &names).unwrap(),
+        vec![Action::output(7)]
+    );
+}
+
+#[test]
+fn meter_bands_may_be_written_band_or_bands() {
+    use text::meter::{MeterUsage, parse_meter};
+    let a = parse_meter(
+        "meter=1,kbps,burst,band=type=drop,rate=1000,burst_size=100",
+        MeterUsage::Add,
+    )
+    .unwrap();
+    let b = parse_meter(
+        "meter=1 kbps burst bands=type=drop rate=1000 burst_size=100",
+        MeterUsage::Add,
+    )
+    .unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.bands.len(), 1);
+    // "band" inside another word is not the keyword.
+    assert!(parse_meter("meter=1,kbps,xband=type=drop,rate=1", MeterUsage::Add).is_err());
+}
+
+/// Open vSwitch 3.1 reports a flow added as `nw_src=10.0.0.1,actions=drop` (prerequisite
+/// dropped) with a PACKET_TYPE match (basic field 44) even in OpenFlow 1.3: a FLOW reply
+/// captured from it. A controller must decode and print it (as ovs-ofctl does: nothing for
+/// Ethernet); a switch still refuses the field in a flow mod.
+#[test]
+fn reported_matches_keep_fields_of_later_versions() {
+    use fuxi_openflow::Message;
+    use fuxi_openflow::msg::MultipartReplyBody;
+    let reply = unhex(
+        "0413005000000002000100000000000000400000000000033a2c940080000000000000000000000000000000\
+         00000000000000000000000000000000000000000001000c800058040000000000000000",
+    );
+    let (_, m) = Message::decode(&reply).unwrap();
+    let Message::MultipartReply(r) = &m else {
+        panic!("{m:?}")
+    };
+    let MultipartReplyBody::Flow(flows) = &r.body else {
+        panic!("{r:?}")
+    };
+    assert_eq!(m.to_vec(2), reply, "carried through byte for byte");
+    let f = FlowSpec::from_flow_stats(&flows[0]);
+    assert_eq!(
+        format_flow(&FlowSpec {
+            stats: None,
+            ..f.clone()
+        }),
+        "actions=drop"
+    );
+    // Another packet type is shown, not dropped.
+    let mut other = reply.clone();
+    other[0x48..0x4c].copy_from_slice(&[0, 1, 0x08, 0x00]);
+    let (_, m) = Message::decode(&other).unwrap();
+    let Message::MultipartReply(r) = &m else {
+        panic!()
+    };
+    let MultipartReplyBody::Flow(flows) = &r.body else {
+        panic!()
+    };
+    assert_eq!(
+        text::format_match(&flows[0].match_),
+        "packet_type=(1,0x800)"
+    );
+}
