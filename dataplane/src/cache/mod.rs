@@ -585,8 +585,9 @@ impl Datapath {
             trace: &mut m.trace,
             groups: &mut m.groups,
         };
-        let t = p.translate_into(key, packet, &mut m.actions, rec);
-        compact_into(key, &t.wc, &mut m.key);
+        let mut wc = FlowKey::ZERO;
+        let t = p.translate_into(key, packet, &mut m.actions, &mut wc, rec);
+        compact_into(key, &wc, &mut m.key);
         m.generation = self.generation;
         m.learn = t.learn;
         m.fast = FastActions::compile(&m.actions);
@@ -614,7 +615,7 @@ impl Datapath {
         if self.megaflows.len >= self.limit {
             self.flush_into(p);
         }
-        self.megaflows.insert(mf.clone(), key, &t.wc);
+        self.megaflows.insert(mf.clone(), key, &wc);
         if emc_insert_due(&mut self.emc_insert_count, self.emc_insert_inv_prob) {
             self.emc.insert(h, key, map, mf.clone());
         }

@@ -98,18 +98,27 @@ impl<T, const N: usize> InlineVec<T, N> {
     }
 
     /// Appends `item` (moving the list to the heap when it outgrows `N`).
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, item: T) {
         match &mut self.0 {
             Repr::Inline(a) => {
                 if let Err(e) = a.try_push(item) {
-                    let mut v = Vec::with_capacity(2 * N.max(1));
-                    v.extend(a.drain(..));
-                    v.push(e.element());
-                    self.0 = Repr::Heap(v);
+                    self.spill(e.element());
                 }
             }
             Repr::Heap(v) => v.push(item),
+        }
+    }
+
+    /// Moves a full inline list to the heap and appends `item`.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, item: T) {
+        if let Repr::Inline(a) = &mut self.0 {
+            let mut v = Vec::with_capacity(2 * N.max(1));
+            v.extend(a.drain(..));
+            v.push(item);
+            self.0 = Repr::Heap(v);
         }
     }
 
@@ -231,11 +240,9 @@ pub trait Record {
     fn group(&mut self, stats: &Arc<GroupStats>, buckets: &[usize]);
 }
 
-/// What [`Pipeline::translate_into`] returns besides what it recorded.
+/// What [`Pipeline::translate_into`] returns besides what it recorded and the mask.
 #[derive(Clone, Copy, Debug)]
 pub struct Outcome {
-    /// Every key bit the outcome depended on.
-    pub wc: FlowMask,
     /// False when the outcome depends on something the key does not hold (headers exposed
     /// by pop_mpls), so it must not be cached.
     pub cacheable: bool,
@@ -300,6 +307,8 @@ struct ActionSet {
     set_queue: Option<u32>,
     group: Option<u32>,
     output: Option<Action>,
+    /// Whether a write-actions instruction ran (if not, the set is empty: nothing to do).
+    written: bool,
 }
 
 impl ActionSet {
@@ -377,7 +386,8 @@ const MAX_GROUP_DEPTH: u32 = 16;
 struct Ctx<'a, R> {
     p: &'a Pipeline,
     key: FlowKey,
-    wc: FlowMask,
+    /// The caller's (zeroed) mask: every key bit the outcome depended on.
+    wc: &'a mut FlowMask,
     rec: R,
     cacheable: bool,
     table_id: u8,
@@ -664,7 +674,7 @@ impl<R: Record> Ctx<'_, R> {
             }),
             OFPP_IN_PORT => out.push(DpAction::Output(in_port)),
             OFPP_NORMAL => {
-                if let Some(l) = super::normal::translate(self.p, &self.key, &mut self.wc, out) {
+                if let Some(l) = super::normal::translate(self.p, &self.key, self.wc, out) {
                     self.learn = Some(l);
                 }
             }
@@ -833,6 +843,7 @@ impl<R: Record> Ctx<'_, R> {
                 for a in acts {
                     set.write(a);
                 }
+                set.written = true;
             }
             Instruction::WriteMetadata { metadata, mask } => {
                 let md = self.key.get(Field::Metadata) as u64;
@@ -852,7 +863,7 @@ impl<R: Record> Ctx<'_, R> {
             let Some(t) = p.tables.get(usize::from(table)) else {
                 return;
             };
-            let Some((_, rule)) = t.flows.lookup(&self.key, &mut self.wc) else {
+            let Some((_, rule)) = t.flows.lookup(&self.key, self.wc) else {
                 // Table miss without a table-miss flow: drop (spec §5.4); the action set is
                 // discarded with the packet.
                 self.rec.step(TraceStep {
@@ -889,8 +900,10 @@ impl<R: Record> Ctx<'_, R> {
             match next {
                 Some(t) if t > table && usize::from(t) < p.tables.len() => table = t,
                 _ => {
-                    for a in set.in_order() {
-                        self.action(&a, out);
+                    if set.written {
+                        for a in set.in_order() {
+                            self.action(&a, out);
+                        }
                     }
                     return;
                 }
@@ -900,11 +913,22 @@ impl<R: Record> Ctx<'_, R> {
 }
 
 impl Pipeline {
-    fn ctx<'a, R: Record>(&'a self, key: &FlowKey, packet: Option<&'a [u8]>, rec: R) -> Ctx<'a, R> {
-        let mut cx = Ctx {
+    #[inline(always)]
+    fn ctx<'a, R: Record>(
+        &'a self,
+        key: &FlowKey,
+        packet: Option<&'a [u8]>,
+        wc: &'a mut FlowMask,
+        rec: R,
+    ) -> Ctx<'a, R> {
+        *wc = FlowKey::ZERO;
+        // The input port is always part of a megaflow (outputs depend on it, and OVS does
+        // the same).
+        wc.set(Field::InPort, Field::InPort.max_value());
+        Ctx {
             p: self,
             key: *key,
-            wc: FlowKey::ZERO,
+            wc,
             rec,
             cacheable: true,
             table_id: 0,
@@ -914,11 +938,7 @@ impl Pipeline {
             depth: 0,
             last_flow_wildcards_all: false,
             learn: None,
-        };
-        // The input port is always part of a megaflow (outputs depend on it, and OVS does
-        // the same).
-        cx.unwc(Field::InPort);
-        cx
+        }
     }
 
     /// Runs `f` on a context recording into a new [`Translation`], which it returns.
@@ -932,14 +952,15 @@ impl Pipeline {
         let mut trace = Trace::new();
         let mut groups = Vec::new();
         let mut actions = Actions::new();
+        let mut wc = FlowKey::ZERO;
         let rec = Full {
             flows: &mut flows,
             trace: &mut trace,
             groups: &mut groups,
         };
-        let mut cx = self.ctx(key, packet, rec);
+        let mut cx = self.ctx(key, packet, &mut wc, rec);
         f(&mut cx, &mut actions);
-        let (wc, cacheable, final_key, learn) = (cx.wc, cx.cacheable, cx.key, cx.learn);
+        let (cacheable, final_key, learn) = (cx.cacheable, cx.key, cx.learn);
         Translation {
             actions,
             wc,
@@ -958,21 +979,22 @@ impl Pipeline {
         self.translation(key, packet, |cx, out| cx.run_tables(0, out))
     }
 
-    /// [`Pipeline::translate`] writing the actions into `actions` and the rest into `rec`
-    /// (both as they are: a caller reusing them clears them first), for a caller that keeps
-    /// them in place (a datapath's megaflow), without building a [`Translation`].
+    /// [`Pipeline::translate`] writing the actions into `actions`, the mask into `wc` and
+    /// the rest into `rec` (the lists as they are: a caller reusing them clears them first),
+    /// for a caller that keeps them in place (a datapath's megaflow), without building a
+    /// [`Translation`].
     #[inline]
     pub fn translate_into(
         &self,
         key: &FlowKey,
         packet: Option<&[u8]>,
         actions: &mut Actions,
+        wc: &mut FlowMask,
         rec: impl Record,
     ) -> Outcome {
-        let mut cx = self.ctx(key, packet, rec);
+        let mut cx = self.ctx(key, packet, wc, rec);
         cx.run_tables(0, actions);
         Outcome {
-            wc: cx.wc,
             cacheable: cx.cacheable,
             learn: cx.learn,
         }
