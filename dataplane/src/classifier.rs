@@ -107,6 +107,9 @@ pub struct Rule<T> {
     pub mask: Arc<FlowMask>,
     /// Higher wins.
     pub priority: u32,
+    /// The slot's generation (what a [`RuleId`] names along with the slot), here rather
+    /// than beside the rule: it fills padding, so a slot is no larger than its rule.
+    generation: u32,
     /// Insertion sequence number: among equal priorities, lower wins.
     pub seq: u64,
     /// What the owner attached.
@@ -120,11 +123,8 @@ impl<T> Rule<T> {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Slot<T> {
-    generation: u32,
-    rule: Option<Rule<T>>,
-}
+/// A rule's place in a chunk; a free slot's next generation is kept in the free list.
+type Slot<T> = Option<Rule<T>>;
 
 /// Hasher for keys that are already hashes (the classifier's index and the megaflow
 /// cache's table).
@@ -451,7 +451,8 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 /// took 19.7 s with a whole hash index per subtable, 0.8 s now).
 pub struct Classifier<T> {
     chunks: Vec<Arc<Vec<Slot<T>>>>,
-    free: Vec<u32>,
+    /// Free slots: (index, the generation its next rule gets).
+    free: Vec<(u32, u32)>,
     subtables: Vec<Arc<Subtable>>,
     next_seq: u64,
     len: usize,
@@ -539,12 +540,9 @@ impl<T> Classifier<T> {
 
     /// The rule `id` names, if it is still there.
     pub fn get(&self, id: RuleId) -> Option<&Rule<T>> {
-        let slot = self.slot(id.index)?;
-        if slot.generation == id.generation {
-            slot.rule.as_ref()
-        } else {
-            None
-        }
+        self.slot(id.index)?
+            .as_ref()
+            .filter(|r| r.generation == id.generation)
     }
 
     /// The highest-priority rule matching `key`. Every bit this lookup depended on is OR-ed
@@ -595,7 +593,7 @@ impl<T> Classifier<T> {
             (
                 RuleId {
                     index: j,
-                    generation: self.generation(j),
+                    generation: r.generation,
                 },
                 r,
             )
@@ -622,7 +620,9 @@ impl<T> Classifier<T> {
     }
 
     fn generation(&self, index: u32) -> u32 {
-        self.slot(index).map_or(0, |s| s.generation)
+        self.slot(index)
+            .and_then(Option::as_ref)
+            .map_or(0, |r| r.generation)
     }
 
     /// The rule with exactly this match (mask and masked key) and priority, if any (the
@@ -642,11 +642,12 @@ impl<T> Classifier<T> {
     pub fn iter(&self) -> impl Iterator<Item = (RuleId, &Rule<T>)> {
         let slots = self.chunks.iter().flat_map(|c| c.iter());
         slots.enumerate().filter_map(|(i, s)| {
+            let r = s.as_ref()?;
             let id = RuleId {
                 index: i as u32,
-                generation: s.generation,
+                generation: r.generation,
             };
-            Some((id, s.rule.as_ref()?))
+            Some((id, r))
         })
     }
 }
@@ -697,12 +698,12 @@ impl<T: Clone> Classifier<T> {
         let mask = st.mask.clone();
         let stored = KeyWords::new(&key, &st.words);
         let slot = self.slot_mut(j).expect("bucket points at a used slot");
-        slot.generation = slot.generation.wrapping_add(1);
-        let generation = slot.generation;
-        let old = slot.rule.replace(Rule {
+        let generation = slot.as_ref().map_or(0, |r| r.generation.wrapping_add(1));
+        let old = slot.replace(Rule {
             key: stored,
             mask,
             priority,
+            generation,
             seq,
             value,
         });
@@ -762,18 +763,20 @@ impl<T: Clone> Classifier<T> {
     ) -> RuleId {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let free = self.free.pop();
+        let generation = free.map_or(0, |(_, g)| g);
         let rule = Rule {
             key: KeyWords::new(&key, &self.subtables[st_idx].words),
             mask: self.subtables[st_idx].mask.clone(),
             priority,
+            generation,
             seq,
             value,
         };
-        let (index, generation) = match self.free.pop() {
-            Some(i) => {
-                let slot = self.slot_mut(i).expect("free slots exist");
-                slot.rule = Some(rule);
-                (i, slot.generation)
+        let index = match free {
+            Some((i, _)) => {
+                *self.slot_mut(i).expect("free slots exist") = Some(rule);
+                i
             }
             None => {
                 let n = self.chunks.last().map_or(CHUNK, |c| c.len());
@@ -783,11 +786,8 @@ impl<T: Clone> Classifier<T> {
                 let i = (self.chunks.len() - 1) * CHUNK + n % CHUNK;
                 let i = u32::try_from(i).expect("fewer than 2^32 rules");
                 let last = self.chunks.last_mut().expect("a chunk was pushed");
-                Arc::make_mut(last).push(Slot {
-                    generation: 0,
-                    rule: Some(rule),
-                });
-                (i, 0)
+                Arc::make_mut(last).push(Some(rule));
+                i
             }
         };
         self.len += 1;
@@ -854,16 +854,14 @@ impl<T: Clone> Classifier<T> {
     pub fn get_mut(&mut self, id: RuleId) -> Option<&mut T> {
         self.get(id)?;
         let slot = self.slot_mut(id.index)?;
-        slot.rule.as_mut().map(|r| &mut r.value)
+        slot.as_mut().map(|r| &mut r.value)
     }
 
     /// Removes rule `id` and returns it.
     pub fn remove(&mut self, id: RuleId) -> Option<Rule<T>> {
         self.get(id)?;
-        let slot = self.slot_mut(id.index)?;
-        let rule = slot.rule.take()?;
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(id.index);
+        let rule = self.slot_mut(id.index)?.take()?;
+        self.free.push((id.index, rule.generation.wrapping_add(1)));
         self.len -= 1;
         let st_idx = self.subtables.iter().position(|s| s.mask == rule.mask)?;
         let st = Arc::make_mut(&mut self.subtables[st_idx]);
@@ -907,9 +905,9 @@ impl<T: Clone> Classifier<T> {
         // after `remove`); the subtables go whole, without per-rule hash updates.
         for (c, chunk) in self.chunks.iter_mut().enumerate() {
             for (i, slot) in Arc::make_mut(chunk).iter_mut().enumerate() {
-                if slot.rule.take().is_some() {
-                    slot.generation = slot.generation.wrapping_add(1);
-                    self.free.push((c * CHUNK + i) as u32);
+                if let Some(r) = slot.take() {
+                    self.free
+                        .push(((c * CHUNK + i) as u32, r.generation.wrapping_add(1)));
                 }
             }
         }
@@ -922,7 +920,6 @@ impl<T: Clone> Classifier<T> {
 fn rule_at<T>(chunks: &[Arc<Vec<Slot<T>>>], index: u32) -> &Rule<T> {
     // Buckets only ever hold used slots.
     chunks[(index >> CHUNK_BITS) as usize][index as usize & (CHUNK - 1)]
-        .rule
         .as_ref()
         .expect("classifier bucket points at a free slot")
 }
@@ -1103,6 +1100,15 @@ mod tests {
         assert!(c.lookup(&v4, &mut wc).is_none());
         assert!(!wc.has_field(Field::IpProto));
         assert_eq!(c.lookup(&v6, &mut wc).unwrap().1.value, 6);
+    }
+
+    #[test]
+    fn a_slot_is_no_larger_than_its_rule() {
+        use std::mem::size_of;
+        assert_eq!(size_of::<Slot<[u64; 9]>>(), size_of::<Rule<[u64; 9]>>());
+        assert_eq!(size_of::<Slot<()>>(), size_of::<Rule<()>>());
+        // Key words inline (40), mask, priority and generation, sequence number.
+        assert_eq!(size_of::<Rule<()>>(), 64);
     }
 
     #[test]
