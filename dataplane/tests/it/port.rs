@@ -699,6 +699,62 @@ fn port_afpacket_recvmmsg_passes_big_tcp_frames() {
     assert_eq!(got[0].vnet.gso_size, 1448);
 }
 
+/// A BIG TCP super-frame sent on a port leaves whole: opening the port raised the device's
+/// GSO limits (`raise_gso`), else the kernel would cut it into MTU-sized segments at xmit
+/// (`skb->len` ≥ `gso_ipv4_max_size`, 64 KiB by default).
+#[test]
+fn port_afpacket_sends_big_tcp_frames_whole() {
+    let t = Topo::new();
+    let cfg = AfPacketConfig {
+        rx_mmsg: true,
+        ..AfPacketConfig::default()
+    };
+    assert!(cfg.raise_gso);
+    let mut p1 =
+        t.sw.run(move || AfPacketPort::open_with("p1", &cfg))
+            .unwrap();
+    let mut e1 =
+        t.h1.run(move || AfPacketPort::open_with("eth0", &cfg))
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !p1.link_up() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (f, v) = big_tcp4(&pattern(150_000));
+    let mut got = Vec::new();
+    let mut small = 0;
+    let mut batch = PacketBatch::new();
+    for _ in 0..2 {
+        let mut pk = [Packet {
+            data: f.clone(),
+            vnet: v,
+            tunnel_id: 0,
+        }];
+        assert_eq!(p1.send_batch(&mut pk).unwrap(), 1);
+        let d0 = e1.stats().rx_dropped;
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end && e1.stats().rx_dropped == d0 && got.is_empty() {
+            batch.clear();
+            e1.recv_batch(&mut batch).unwrap();
+            for p in batch.iter().filter(|p| p.data.len() > 1000) {
+                if p.data.len() == f.len() {
+                    got.push(p.clone());
+                } else {
+                    small += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(small, 0, "segmented on the way out");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, f);
+    assert_eq!(got[0].vnet.gso_type, GSO_TCPV4);
+}
+
 #[test]
 fn port_afpacket_link_monitor_sees_carrier_down_up() {
     let t = Topo::new();
