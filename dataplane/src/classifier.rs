@@ -574,8 +574,7 @@ impl<T> Classifier<T> {
                 wc.or_assign_words(&s.mask, &s.words);
                 continue;
             }
-            wc.or_assign_words(&st.mask, &st.words);
-            let h = key.hash_masked(&st.mask, &st.words);
+            let h = key.hash_masked_or(&st.mask, &st.words, wc);
             let Some(bucket) = st.map.get(&h) else {
                 continue;
             };

@@ -424,6 +424,21 @@ impl FlowKey {
         finish(h)
     }
 
+    /// [`FlowKey::hash_masked`], OR-ing the same words of `mask` into `wc` in the same pass
+    /// (a classifier probe: the wildcards and the hash at once).
+    #[inline]
+    pub fn hash_masked_or(&self, mask: &FlowMask, words: &[u8], wc: &mut FlowMask) -> u64 {
+        let mut h: u64 = 0x243f_6a88_85a3_08d3;
+        for &i in words {
+            let i = usize::from(i);
+            if i < KEY_WORDS {
+                wc.w[i] |= mask.w[i];
+                h = mix(h ^ (self.w[i] & mask.w[i]));
+            }
+        }
+        finish(h)
+    }
+
     /// Hash of every word (exact-match caches).
     #[inline]
     pub fn hash_full(&self) -> u64 {
@@ -616,6 +631,15 @@ mod tests {
         assert!(k2.matches(&m, &v));
         let words = m.nonzero_words();
         assert_eq!(k.hash_masked(&m, &words), k2.hash_masked(&m, &words));
+        // The fused probe hashes alike and ORs exactly the mask's words.
+        let mut wc = FlowKey::field_mask(Field::TcpDst);
+        assert_eq!(
+            k2.hash_masked_or(&m, &words, &mut wc),
+            k.hash_masked(&m, &words)
+        );
+        let mut want = m;
+        want.add_field(Field::TcpDst);
+        assert_eq!(wc, want);
         k2.set(Field::Ipv4Src, 0x0a00_0101);
         assert!(!k2.matches(&m, &v));
     }
