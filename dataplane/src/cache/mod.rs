@@ -25,7 +25,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 mod emc;
 
 use crate::classifier::IdHasher;
-use crate::packet::{Field, FlowKey, FlowMask, KEY_WORDS, Parsed, RxMeta, parse_into};
+use crate::packet::{
+    Field, FlowKey, FlowMask, KEY_WORDS, Parsed, RxMeta, parse_into, parse_into_hashed,
+};
 use crate::pipeline::exec::{FastActions, L4Csum, Sink, execute_with};
 use crate::pipeline::normal::Learn;
 use crate::pipeline::xlate::{Record, TraceStep};
@@ -696,8 +698,7 @@ impl Datapath {
         for chunk in pkts.chunks_mut(BATCH) {
             let mut hashes = [0u64; BATCH];
             for ((pkt, pp), h) in chunk.iter().zip(parsed.iter_mut()).zip(hashes.iter_mut()) {
-                parse_into(pkt.frame(), pkt.rx_meta(in_port), pp);
-                *h = pp.key.hash_map(pp.map);
+                *h = parse_into_hashed(pkt.frame(), pkt.rx_meta(in_port), pp);
             }
             // The buckets' signatures, the entry and its megaflow's first line, per packet.
             let mut hints = [emc::NO_HINT; BATCH];

@@ -8,4 +8,4 @@ pub use key::{
     ALL_WORDS, COMMON, COMMON_WORDS, Field, FlowKey, FlowMask, KEY_WORDS, OFPVID_NONE,
     OFPVID_PRESENT,
 };
-pub use parse::{Layers, Layout, Parsed, RxMeta, parse, parse_into};
+pub use parse::{Layers, Layout, Parsed, RxMeta, parse, parse_into, parse_into_hashed};

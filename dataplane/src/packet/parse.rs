@@ -326,6 +326,19 @@ pub fn parse_into(packet: &[u8], meta: RxMeta, out: &mut Parsed) {
     }
 }
 
+/// [`parse_into`], also returning `out.key.hash_map(out.map)` (the exact-match cache's
+/// hash). On the fast path the hash is taken from the words just written, before they are
+/// read back.
+#[inline(always)]
+pub fn parse_into_hashed(packet: &[u8], meta: RxMeta, out: &mut Parsed) -> u64 {
+    if parse_fast(packet, &meta, out) {
+        out.key.hash_map(out.map)
+    } else {
+        parse_general(packet, meta, out);
+        out.key.hash_map(out.map)
+    }
+}
+
 /// [`parse_into`] without the fast path for the common shape: every frame goes through the
 /// general parser. Public for tests and fuzzing, which check that both paths agree.
 #[doc(hidden)]
