@@ -526,6 +526,10 @@ impl Datapath {
     pub fn flush(&mut self) {
         self.emc.clear();
         self.megaflows.clear(&mut self.pool);
+        // Reused in address order (popped from the end), not the hash tables' order: the
+        // translations after a flush then write memory mostly in sequence.
+        self.pool
+            .sort_unstable_by_key(|m| std::cmp::Reverse(Arc::as_ptr(m) as usize));
         self.stats.flushes += 1;
     }
 
