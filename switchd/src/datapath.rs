@@ -219,6 +219,12 @@ impl Ports {
         r
     }
 
+    /// Removes every port: returns the table they were in.
+    pub fn clear(&self) -> Arc<PortTable> {
+        let _g = self.edit.lock().unwrap_or_else(PoisonError::into_inner);
+        self.table.swap(Arc::new(PortTable::new()))
+    }
+
     /// A free port number.
     pub fn free_number(&self) -> u32 {
         let t = self.table.load();

@@ -357,6 +357,10 @@ fn run(args: Args) -> Result<()> {
         let _ = t.join();
     }
     rt.shutdown_timeout(Duration::from_millis(200));
+    // Close every port now, whoever else still holds the switch (the link monitor thread is
+    // not joined, a task may outlive the runtime's shutdown): an AF_XDP port takes its XDP
+    // program off the interface when dropped, which exiting the process would not do.
+    drop(ports.clear());
     result
 }
 
