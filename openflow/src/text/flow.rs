@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::actions::{fmt_instructions, parse_instructions};
-use super::lex::{parse_bounded, parse_c_uint, parse_decimal, split_kv};
+use super::lex::{parse_bounded, parse_c_uint, parse_decimal, split_keyword, split_kv};
 use super::matches::{Slots, parse_port_named};
 use super::{ParseError, PortNames, no_port_names};
 use crate::consts::{OFP_NO_BUFFER, OFPG_ANY, OFPP_ANY, OFPTT_ALL};
@@ -157,26 +157,6 @@ pub fn parse_flow(s: &str, usage: FlowUsage) -> Result<FlowSpec, ParseError> {
     parse_flow_verbose(s, usage).map(|(f, _)| f)
 }
 
-/// Finds `actions=`/`action=` at a keyword boundary: (text before, actions value).
-fn split_actions(s: &str) -> Option<(&str, &str)> {
-    let mut from = 0;
-    while let Some(i) = s[from..].find("action") {
-        let at = from + i;
-        let boundary = at == 0
-            || s[..at]
-                .chars()
-                .next_back()
-                .is_some_and(|c| matches!(c, ',' | ' ' | '\t' | '\r' | '\n'));
-        let rest = &s[at + "action".len()..];
-        let rest = rest.strip_prefix('s').unwrap_or(rest);
-        if boundary && let Some(v) = rest.strip_prefix('=') {
-            return Some((&s[..at], v));
-        }
-        from = at + 1;
-    }
-    None
-}
-
 /// Like [`parse_flow`], also returning warnings (the match fields dropped for lack of
 /// prerequisites, which ovs-ofctl logs).
 pub fn parse_flow_verbose(
@@ -193,7 +173,7 @@ pub fn parse_flow_named(
     names: PortNames,
 ) -> Result<(FlowSpec, Vec<String>), ParseError> {
     let mut f = FlowSpec::new(usage);
-    let (match_text, actions_text) = match split_actions(s) {
+    let (match_text, actions_text) = match split_keyword(s, "action") {
         Some((m, a)) => (m, Some(a)),
         None => (s, None),
     };

@@ -281,6 +281,27 @@ pub(crate) fn hash_hex(v: u128) -> String {
     }
 }
 
+/// Finds `WORD=` or `WORDs=` (`action=`/`actions=`, `band=`/`bands=`) at a keyword boundary
+/// (the start, or after a comma or white space): (the text before it, the text after `=`).
+pub(crate) fn split_keyword<'a>(s: &'a str, word: &str) -> Option<(&'a str, &'a str)> {
+    let mut from = 0;
+    while let Some(i) = s[from..].find(word) {
+        let at = from + i;
+        let boundary = at == 0
+            || s[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| matches!(c, ',' | ' ' | '\t' | '\r' | '\n'));
+        let rest = &s[at + word.len()..];
+        let rest = rest.strip_prefix('s').unwrap_or(rest);
+        if boundary && let Some(v) = rest.strip_prefix('=') {
+            return Some((&s[..at], v));
+        }
+        from = at + 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

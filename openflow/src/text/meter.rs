@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::ParseError;
-use super::lex::{parse_c_uint, split_kv};
+use super::lex::{parse_c_uint, split_keyword, split_kv};
 use crate::consts::OFPM_ALL;
 use crate::msg::meter::{MeterBand, MeterConfig, MeterMod, MeterModCommand, flags};
 
@@ -60,26 +60,10 @@ fn num32(k: &str, v: &str) -> Result<u32, ParseError> {
         .ok_or_else(|| ParseError::new(format!("invalid {k} \"{v}\"")))
 }
 
-/// Finds `bands=` (or `band=`, which ovs-ofctl takes too) at a keyword boundary: (text
-/// before, bands text).
-fn split_bands(s: &str) -> Option<(&str, &str)> {
-    let mut from = 0;
-    while let Some(i) = s[from..].find("band") {
-        let at = from + i;
-        let boundary = at == 0 || s[..at].ends_with([',', ' ', '\t']);
-        let rest = &s[at + "band".len()..];
-        let rest = rest.strip_prefix('s').unwrap_or(rest);
-        if boundary && let Some(b) = rest.strip_prefix('=') {
-            return Some((&s[..at], b));
-        }
-        from = at + 1;
-    }
-    None
-}
-
 /// Parses meter text.
 pub fn parse_meter(s: &str, usage: MeterUsage) -> Result<MeterSpec, ParseError> {
-    let (head, bands_text) = match split_bands(s) {
+    // `bands=`, or `band=`, which ovs-ofctl takes too.
+    let (head, bands_text) = match split_keyword(s, "band") {
         Some((h, b)) => (h, Some(b)),
         None => (s, None),
     };
