@@ -41,17 +41,16 @@ enum KeyWords {
 }
 
 impl KeyWords {
-    /// `key`'s words at `words` (the non-zero words of the mask `key` is masked with).
-    fn new(key: &FlowKey, words: &[u8]) -> KeyWords {
-        let at = |i: u8| key.w.get(usize::from(i)).copied().unwrap_or(0);
-        if words.len() <= INLINE_WORDS {
-            let mut w = [0; INLINE_WORDS];
-            for (v, &i) in w.iter_mut().zip(words) {
-                *v = at(i);
-            }
-            KeyWords::Inline(w)
+    /// `key` under `mask`, compacted ([`FlowKey::compact_into`]).
+    fn new(key: &FlowKey, mask: &FlowMask) -> KeyWords {
+        let mut w = [0; KEY_WORDS];
+        let n = key.compact_into(mask, &mut w);
+        if n <= INLINE_WORDS {
+            let mut inline = [0; INLINE_WORDS];
+            inline.copy_from_slice(&w[..INLINE_WORDS]);
+            KeyWords::Inline(inline)
         } else {
-            KeyWords::Boxed(words.iter().map(|&i| at(i)).collect())
+            KeyWords::Boxed(w[..n].into())
         }
     }
 
@@ -67,22 +66,7 @@ impl KeyWords {
     /// stored).
     #[inline(always)]
     fn matches(&self, key: &FlowKey, mask: &FlowMask, words: &[u8]) -> bool {
-        let mut diff = 0;
-        for (&i, &v) in words.iter().zip(self.as_slice()) {
-            let i = usize::from(i);
-            if i < KEY_WORDS {
-                diff |= (key.w[i] & mask.w[i]) ^ v;
-            }
-        }
-        diff == 0
-    }
-
-    /// Whether `self` holds exactly the words of `key` (already masked) at `words`.
-    fn equals(&self, key: &FlowKey, words: &[u8]) -> bool {
-        words
-            .iter()
-            .zip(self.as_slice())
-            .all(|(&i, &v)| key.w.get(usize::from(i)) == Some(&v))
+        key.matches_compact(mask, words, self.as_slice())
     }
 
     /// The whole masked key, given its mask.
@@ -630,7 +614,14 @@ impl<T> Classifier<T> {
         let key = key.masked(mask);
         let st = self.subtables.iter().find(|s| *s.mask == *mask)?;
         let h = key.hash_masked(&st.mask, &st.words);
-        let j = exact_in(&self.chunks, st.map.get(&h)?, &key, &st.words, priority)?;
+        let j = exact_in(
+            &self.chunks,
+            st.map.get(&h)?,
+            &key,
+            &st.mask,
+            &st.words,
+            priority,
+        )?;
         Some(RuleId {
             index: j,
             generation: self.generation(j),
@@ -685,7 +676,7 @@ impl<T: Clone> Classifier<T> {
         let old = st
             .map
             .get(&h)
-            .and_then(|b| exact_in(&self.chunks, b, &key, &st.words, priority));
+            .and_then(|b| exact_in(&self.chunks, b, &key, &st.mask, &st.words, priority));
         let Some(j) = old else {
             return (self.insert_at(st_idx, key, h, priority, value), None);
         };
@@ -695,7 +686,7 @@ impl<T: Clone> Classifier<T> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let mask = st.mask.clone();
-        let stored = KeyWords::new(&key, &st.words);
+        let stored = KeyWords::new(&key, &st.mask);
         let slot = self.slot_mut(j).expect("bucket points at a used slot");
         let generation = slot.as_ref().map_or(0, |r| r.generation.wrapping_add(1));
         let old = slot.replace(Rule {
@@ -765,7 +756,7 @@ impl<T: Clone> Classifier<T> {
         let free = self.free.pop();
         let generation = free.map_or(0, |(_, g)| g);
         let rule = Rule {
-            key: KeyWords::new(&key, &self.subtables[st_idx].words),
+            key: KeyWords::new(&key, &self.subtables[st_idx].mask),
             mask: self.subtables[st_idx].mask.clone(),
             priority,
             generation,
@@ -923,18 +914,19 @@ fn rule_at<T>(chunks: &[Arc<Vec<Slot<T>>>], index: u32) -> &Rule<T> {
         .expect("classifier bucket points at a free slot")
 }
 
-/// The oldest rule in `bucket` with masked key `key` (`words`: its subtable's) and
-/// `priority`.
+/// The oldest rule in `bucket` with key `key` under its subtable's `mask` (`words`: the
+/// non-zero words of `mask`) and `priority`.
 fn exact_in<T>(
     chunks: &[Arc<Vec<Slot<T>>>],
     bucket: &Bucket,
     key: &FlowKey,
+    mask: &FlowMask,
     words: &[u8],
     priority: u32,
 ) -> Option<u32> {
     bucket.as_slice().iter().copied().find(|&j| {
         let r = rule_at(chunks, j);
-        r.priority == priority && r.key.equals(key, words)
+        r.priority == priority && r.key.matches(key, mask, words)
     })
 }
 

@@ -194,32 +194,6 @@ impl Megaflow {
     }
 }
 
-/// Whether `key` under `mask` equals a compacted key `kw` (`words`: the non-zero words of
-/// `mask`; `kw[j]` is word `words[j]`).
-#[inline(always)]
-fn matches_compact(key: &FlowKey, mask: &FlowMask, words: &[u8], kw: &[u64; KEY_WORDS]) -> bool {
-    let mut diff = 0;
-    for (&i, &v) in words.iter().zip(kw) {
-        let i = usize::from(i);
-        if i < KEY_WORDS {
-            diff |= (key.w[i] & mask.w[i]) ^ v;
-        }
-    }
-    diff == 0
-}
-
-/// `key` under `mask`, compacted to the non-zero words of `mask` (in order) in `out`.
-#[inline]
-fn compact_into(key: &FlowKey, mask: &FlowMask, out: &mut [u64; KEY_WORDS]) {
-    let mut j = 0;
-    for i in 0..KEY_WORDS {
-        if mask.w[i] != 0 {
-            out[j] = key.w[i] & mask.w[i];
-            j += 1;
-        }
-    }
-}
-
 /// Megaflows with one masked-key hash (almost always one: no allocation).
 #[derive(Debug)]
 enum MfBucket {
@@ -271,7 +245,7 @@ impl Megaflows {
                 continue;
             };
             for mf in bucket.as_slice() {
-                if matches_compact(key, &st.mask, &st.words, &mf.key) {
+                if key.matches_compact(&st.mask, &st.words, &mf.key) {
                     return Some(mf);
                 }
             }
@@ -593,7 +567,7 @@ impl Datapath {
         };
         let mut wc = FlowKey::ZERO;
         let t = p.translate_into(key, packet, &mut m.actions, &mut wc, rec);
-        compact_into(key, &wc, &mut m.key);
+        key.compact_into(&wc, &mut m.key);
         m.generation = self.generation;
         m.learn = t.learn;
         m.fast = FastActions::compile(&m.actions);

@@ -469,6 +469,36 @@ impl FlowKey {
         diff == 0
     }
 
+    /// `self & mask` compacted: the masked value of each non-zero word of `mask`, in word
+    /// order, from the start of `out` (the rest of `out` is left as it is). Returns how many
+    /// words that is. A megaflow and a classifier rule store their keys this way.
+    #[inline]
+    pub fn compact_into(&self, mask: &FlowMask, out: &mut [u64; KEY_WORDS]) -> usize {
+        let mut j = 0;
+        for i in 0..KEY_WORDS {
+            if mask.w[i] != 0 {
+                out[j] = self.w[i] & mask.w[i];
+                j += 1;
+            }
+        }
+        j
+    }
+
+    /// Whether `self & mask` equals `compact`, a key under `mask` compacted by
+    /// [`FlowKey::compact_into`] (`words`: the non-zero words of `mask`, in order):
+    /// [`FlowKey::matches_words`] against a compacted value.
+    #[inline(always)]
+    pub fn matches_compact(&self, mask: &FlowMask, words: &[u8], compact: &[u64]) -> bool {
+        let mut diff = 0;
+        for (&i, &v) in words.iter().zip(compact) {
+            let i = usize::from(i);
+            if i < KEY_WORDS {
+                diff |= (self.w[i] & mask.w[i]) ^ v;
+            }
+        }
+        diff == 0
+    }
+
     /// Named accessor for the hot path: Ethernet type.
     #[inline(always)]
     pub fn eth_type(&self) -> u16 {

@@ -924,7 +924,7 @@ impl Pipeline {
         *wc = FlowKey::ZERO;
         // The input port is always part of a megaflow (outputs depend on it, and OVS does
         // the same).
-        wc.set(Field::InPort, Field::InPort.max_value());
+        wc.add_field(Field::InPort);
         Ctx {
             p: self,
             key: *key,

@@ -18,7 +18,7 @@
 //!   `rx_dropped`; TCP sends it again). An IPv4 BIG TCP frame has `tot_len` 0; the
 //!   offload code works from the frame length, so it segments such a frame correctly.
 //!   The rx ring (256 KiB blocks) drops frames that do not fit a block. Opening a port
-//!   raises its device's GSO limits to its TSO limit ([`AfPacketConfig::raise_gso`]), so
+//!   raises its device's GSO limits to its TSO limit ([`AfPacketConfig::raise_gso`], through [`super::netlink::raise_gso`]), so
 //!   such frames also leave whole.
 //! - own transmissions are not looped back (`PACKET_IGNORE_OUTGOING`, and
 //!   `PACKET_OUTGOING` frames are skipped), the interface is put in promiscuous mode
@@ -402,111 +402,6 @@ pub(crate) fn if_mac(fd: RawFd, name: &str) -> io::Result<[u8; 6]> {
     Ok(mac)
 }
 
-const NETLINK_ROUTE: libc::c_int = 0;
-const RTM_NEWLINK: u16 = 16;
-const RTM_GETLINK: u16 = 18;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLMSG_ERROR: u16 = 2;
-const IFLA_GSO_MAX_SIZE: u16 = 41;
-const IFLA_TSO_MAX_SIZE: u16 = 59;
-const IFLA_GSO_IPV4_MAX_SIZE: u16 = 63;
-/// The kernel's `GSO_MAX_SIZE`.
-const GSO_MAX: u32 = 512 << 10;
-
-/// An rtnetlink request about `ifindex` (nlmsghdr, ifinfomsg, u32 attributes); returns
-/// the first reply message (header included).
-fn rtnl(ifindex: libc::c_int, ty: u16, flags: u16, attrs: &[(u16, u32)]) -> io::Result<Vec<u8>> {
-    let mut m = Vec::with_capacity(32 + 8 * attrs.len());
-    let len = 32 + 8 * attrs.len() as u32;
-    m.extend_from_slice(&len.to_ne_bytes());
-    m.extend_from_slice(&ty.to_ne_bytes());
-    m.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
-    m.extend_from_slice(&[0; 8]); // seq, pid
-    m.extend_from_slice(&[0; 4]); // ifi_family, pad, ifi_type
-    m.extend_from_slice(&ifindex.to_ne_bytes());
-    m.extend_from_slice(&[0; 8]); // ifi_flags, ifi_change
-    for (t, v) in attrs {
-        m.extend_from_slice(&8u16.to_ne_bytes());
-        m.extend_from_slice(&t.to_ne_bytes());
-        m.extend_from_slice(&v.to_ne_bytes());
-    }
-    // SAFETY: plain syscall; the returned fd is checked and owned right away.
-    let raw = cvt(unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            NETLINK_ROUTE,
-        )
-    })?;
-    // SAFETY: `raw` is a fresh fd nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: `m` is a live buffer of the length passed; the kernel only reads it.
-    let r = unsafe { libc::send(fd.as_raw_fd(), m.as_ptr().cast(), m.len(), 0) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut buf = vec![0u8; 16 << 10];
-    // SAFETY: `buf` is writable for its length; the kernel writes at most that.
-    let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(r as usize);
-    Ok(buf)
-}
-
-/// `u32` attribute `want` of an `RTM_NEWLINK` reply (after the 16-byte nlmsghdr and the
-/// 16-byte ifinfomsg).
-fn link_attr_u32(msg: &[u8], want: u16) -> Option<u32> {
-    let mut a = msg.get(32..)?;
-    while a.len() >= 4 {
-        let len = usize::from(u16::from_ne_bytes([a[0], a[1]]));
-        let ty = u16::from_ne_bytes([a[2], a[3]]) & 0x3fff;
-        if len < 4 || len > a.len() {
-            return None;
-        }
-        if ty == want && len >= 8 {
-            return Some(u32::from_ne_bytes([a[4], a[5], a[6], a[7]]));
-        }
-        a = a.get((len + 3) & !3..).unwrap_or_default();
-    }
-    None
-}
-
-/// See [`AfPacketConfig::raise_gso`].
-fn raise_gso(ifindex: libc::c_int) -> io::Result<()> {
-    let reply = rtnl(ifindex, RTM_GETLINK, 0, &[])?;
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "no link attributes");
-    let tso = link_attr_u32(&reply, IFLA_TSO_MAX_SIZE)
-        .ok_or_else(bad)?
-        .min(GSO_MAX);
-    let gso = link_attr_u32(&reply, IFLA_GSO_MAX_SIZE).ok_or_else(bad)?;
-    let gso4 = link_attr_u32(&reply, IFLA_GSO_IPV4_MAX_SIZE).ok_or_else(bad)?;
-    if gso >= tso && gso4 >= tso {
-        return Ok(());
-    }
-    let ack = rtnl(
-        ifindex,
-        RTM_NEWLINK,
-        NLM_F_ACK,
-        &[
-            (IFLA_GSO_MAX_SIZE, tso.max(gso)),
-            (IFLA_GSO_IPV4_MAX_SIZE, tso.max(gso4)),
-        ],
-    )?;
-    match ack.get(4..6).map(|t| u16::from_ne_bytes([t[0], t[1]])) {
-        Some(NLMSG_ERROR) => match ack.get(16..20) {
-            Some(e) if i32::from_ne_bytes([e[0], e[1], e[2], e[3]]) == 0 => Ok(()),
-            Some(e) => Err(io::Error::from_raw_os_error(-i32::from_ne_bytes([
-                e[0], e[1], e[2], e[3],
-            ]))),
-            None => Err(bad()),
-        },
-        _ => Err(bad()),
-    }
-}
-
 impl AfPacketPort {
     /// Open `name` (in the current thread's network namespace) with default settings.
     pub fn open(name: &str) -> io::Result<AfPacketPort> {
@@ -599,7 +494,7 @@ impl AfPacketPort {
         if cfg.raise_gso {
             // Best effort: an older kernel or a device without the attributes keeps its
             // sizes, which only matters for BIG TCP senders.
-            let _ = raise_gso(ifindex);
+            let _ = super::netlink::raise_gso(ifindex);
         }
         if cfg.promisc {
             let mreq = PacketMreq {

@@ -90,15 +90,6 @@ impl Packet {
         self.tunnel_id = 0;
     }
 
-    /// The pipeline's receive metadata for this packet arriving on OpenFlow port
-    /// `in_port` (the tunnel id a tunnel port decapsulated it with included).
-    pub fn rx_meta(&self, in_port: u32) -> crate::packet::RxMeta {
-        crate::packet::RxMeta {
-            tunnel_id: self.tunnel_id,
-            ..crate::packet::RxMeta::port(in_port)
-        }
-    }
-
     /// True if the packet still needs offload work (checksum or segmentation) done by
     /// whoever transmits it.
     pub fn needs_offload(&self) -> bool {

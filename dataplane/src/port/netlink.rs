@@ -68,6 +68,22 @@ fn u32_at(b: &[u8], o: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(o..o + 4)?.try_into().ok()?))
 }
 
+/// The attributes (type, value) of a link message's body (`msg`: after the nlmsghdr,
+/// starting with the ifinfomsg); a malformed one ends the walk.
+fn link_attrs(msg: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut attrs = msg.get(IFINFO_LEN..).unwrap_or_default();
+    std::iter::from_fn(move || {
+        let alen = usize::from(u16_at(attrs, 0)?);
+        let aty = u16_at(attrs, 2)? & 0x3fff;
+        if alen < 4 || alen > attrs.len() {
+            return None;
+        }
+        let val = &attrs[4..alen];
+        attrs = attrs.get((alen + 3) & !3..).unwrap_or_default();
+        Some((aty, val))
+    })
+}
+
 /// Parse every link message in one netlink datagram (host byte order, as the kernel
 /// sends it), appending one event per `RTM_NEWLINK`/`RTM_DELLINK`. Other messages are
 /// skipped; a truncated message ends the parse. Returns true if `NLMSG_DONE` was seen
@@ -96,14 +112,7 @@ pub fn parse_link_messages(mut buf: &[u8], out: &mut Vec<LinkEvent>) -> bool {
                 operstate: None,
                 deleted: ty == RTM_DELLINK,
             };
-            let mut attrs = &msg[IFINFO_LEN..];
-            while attrs.len() >= 4 {
-                let alen = usize::from(u16_at(attrs, 0).unwrap_or(0));
-                let aty = u16_at(attrs, 2).unwrap_or(0) & 0x3fff;
-                if alen < 4 || alen > attrs.len() {
-                    break;
-                }
-                let val = &attrs[4..alen];
+            for (aty, val) in link_attrs(msg) {
                 match aty {
                     IFLA_IFNAME => {
                         let s = val.split(|&c| c == 0).next().unwrap_or(&[]);
@@ -112,7 +121,6 @@ pub fn parse_link_messages(mut buf: &[u8], out: &mut Vec<LinkEvent>) -> bool {
                     IFLA_OPERSTATE => ev.operstate = val.first().copied(),
                     _ => {}
                 }
-                attrs = attrs.get((alen + 3) & !3..).unwrap_or(&[]);
             }
             out.push(ev);
         }
@@ -223,5 +231,97 @@ impl LinkMonitor {
 impl AsRawFd for LinkMonitor {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+const NLM_F_ACK: u16 = 4;
+const NLMSG_ERROR: u16 = 2;
+const IFLA_GSO_MAX_SIZE: u16 = 41;
+const IFLA_TSO_MAX_SIZE: u16 = 59;
+const IFLA_GSO_IPV4_MAX_SIZE: u16 = 63;
+/// The kernel's `GSO_MAX_SIZE`.
+const GSO_MAX: u32 = 512 << 10;
+
+/// One rtnetlink request about link `ifindex` (nlmsghdr, ifinfomsg, u32 attributes) on a
+/// socket of its own; returns the first reply message (header included).
+fn link_request(
+    ifindex: libc::c_int,
+    ty: u16,
+    flags: u16,
+    attrs: &[(u16, u32)],
+) -> io::Result<Vec<u8>> {
+    let len = NLMSG_HDR + IFINFO_LEN + 8 * attrs.len();
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&(len as u32).to_ne_bytes());
+    m.extend_from_slice(&ty.to_ne_bytes());
+    m.extend_from_slice(&(libc::NLM_F_REQUEST as u16 | flags).to_ne_bytes());
+    m.extend_from_slice(&[0; 8]); // seq, pid
+    m.extend_from_slice(&[0; 4]); // ifi_family, pad, ifi_type
+    m.extend_from_slice(&ifindex.to_ne_bytes());
+    m.extend_from_slice(&[0; 8]); // ifi_flags, ifi_change
+    for (t, v) in attrs {
+        m.extend_from_slice(&8u16.to_ne_bytes());
+        m.extend_from_slice(&t.to_ne_bytes());
+        m.extend_from_slice(&v.to_ne_bytes());
+    }
+    // SAFETY: plain syscall; the returned fd is checked and owned right away.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh fd nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: `m` is a live buffer of the length passed; the kernel only reads it.
+    let r = unsafe { libc::send(fd.as_raw_fd(), m.as_ptr().cast(), m.len(), 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = vec![0u8; 16 << 10];
+    // SAFETY: `buf` is writable for its length; the kernel writes at most that.
+    let r = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(r as usize);
+    Ok(buf)
+}
+
+/// Raises link `ifindex`'s `gso_max_size` and `gso_ipv4_max_size` to its `tso_max_size`
+/// (at most the kernel's 512 KiB) where they are lower (see
+/// [`super::afpacket::AfPacketConfig::raise_gso`]).
+pub(crate) fn raise_gso(ifindex: libc::c_int) -> io::Result<()> {
+    let reply = link_request(ifindex, RTM_GETLINK, 0, &[])?;
+    let attr = |want: u16| {
+        let msg = reply.get(NLMSG_HDR..)?;
+        link_attrs(msg)
+            .find(|(t, v)| *t == want && v.len() >= 4)
+            .and_then(|(_, v)| u32_at(v, 0))
+    };
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "no link attributes");
+    let tso = attr(IFLA_TSO_MAX_SIZE).ok_or_else(bad)?.min(GSO_MAX);
+    let gso = attr(IFLA_GSO_MAX_SIZE).ok_or_else(bad)?;
+    let gso4 = attr(IFLA_GSO_IPV4_MAX_SIZE).ok_or_else(bad)?;
+    if gso >= tso && gso4 >= tso {
+        return Ok(());
+    }
+    let ack = link_request(
+        ifindex,
+        RTM_NEWLINK,
+        NLM_F_ACK,
+        &[
+            (IFLA_GSO_MAX_SIZE, tso.max(gso)),
+            (IFLA_GSO_IPV4_MAX_SIZE, tso.max(gso4)),
+        ],
+    )?;
+    match (u16_at(&ack, 4), u32_at(&ack, NLMSG_HDR)) {
+        (Some(NLMSG_ERROR), Some(0)) => Ok(()),
+        (Some(NLMSG_ERROR), Some(e)) => Err(io::Error::from_raw_os_error(-(e as i32))),
+        _ => Err(bad()),
     }
 }

@@ -653,22 +653,3 @@ fn logical_switch_megaflows_stay_coarse() {
     assert_eq!(p.tables[0].lookups.load(r), 203);
     assert_eq!(p.tables[0].matched.load(r), 202);
 }
-
-/// The flow-table fuzz target's checks (cache, batch and borrowed-frame batch against the
-/// full pipeline) on deterministic pseudo-random inputs, so they run with the tests.
-#[test]
-fn flow_table_fuzz_target_on_random_inputs() {
-    let mut x: u64 = 0x243f_6a88_85a3_08d3;
-    for n in 0..3000usize {
-        let len = 16 + n % 400;
-        let data: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        fuxi_dataplane::fuzz::flow_table(&data);
-    }
-}

@@ -19,7 +19,7 @@ use fuxi_dataplane::port::offload::{
 };
 use fuxi_dataplane::port::tap::TapPort;
 use fuxi_dataplane::port::vxlan::{self, VxlanPort};
-use fuxi_dataplane::port::{BATCH, MemPort, Packet, PacketBatch, Port, netns};
+use fuxi_dataplane::port::{BATCH, MemPort, Packet, PacketBatch, Port, RxPacket, netns};
 
 // ---------------------------------------------------------------------------------------
 // Frames.
