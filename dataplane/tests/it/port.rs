@@ -653,6 +653,38 @@ fn veth_rx_tx(rx_mmsg: bool) {
     assert_eq!(batch.as_slice()[0].data, tagged);
 }
 
+/// Sends `frame` (with `vnet`) on `tx` until `rx` receives frames over 1,000 bytes (at
+/// most twice: a first one may be dropped, counted in `rx_dropped`); returns those.
+fn send_big_until_received(
+    tx: &mut dyn Port,
+    rx: &mut dyn Port,
+    frame: &[u8],
+    vnet: VnetHdr,
+) -> Vec<Packet> {
+    let mut got = Vec::new();
+    let mut batch = PacketBatch::new();
+    for _ in 0..2 {
+        let mut pk = [Packet {
+            data: frame.to_vec(),
+            vnet,
+            tunnel_id: 0,
+        }];
+        assert_eq!(tx.send_batch(&mut pk).unwrap(), 1);
+        let d0 = rx.stats().rx_dropped;
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end && rx.stats().rx_dropped == d0 && got.is_empty() {
+            batch.clear();
+            rx.recv_batch(&mut batch).unwrap();
+            got.extend(batch.iter().filter(|p| p.data.len() > 1000).cloned());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if !got.is_empty() {
+            break;
+        }
+    }
+    got
+}
+
 /// A BIG TCP super-frame (150 KB, IPv4 total length 0) arrives whole at a recvmmsg port:
 /// the first one is dropped (truncated, counted) and makes the receive buffers grow, the
 /// next passes with its offload metadata. (Written into a TAP device with its vnet header:
@@ -671,27 +703,7 @@ fn port_afpacket_recvmmsg_passes_big_tcp_frames() {
         .run(move || AfPacketPort::open_with("fxbig0", &cfg))
         .unwrap();
     let (f, v) = big_tcp4(&pattern(150_000));
-    let mut got = Vec::new();
-    let mut batch = PacketBatch::new();
-    for _ in 0..2 {
-        let mut pk = [Packet {
-            data: f.clone(),
-            vnet: v,
-            tunnel_id: 0,
-        }];
-        assert_eq!(tap.send_batch(&mut pk).unwrap(), 1);
-        let d0 = rx.stats().rx_dropped;
-        let end = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < end && rx.stats().rx_dropped == d0 && got.is_empty() {
-            batch.clear();
-            rx.recv_batch(&mut batch).unwrap();
-            got.extend(batch.iter().filter(|p| p.data.len() > 1000).cloned());
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if !got.is_empty() {
-            break;
-        }
-    }
+    let got = send_big_until_received(tap.as_mut(), &mut rx, &f, v);
     assert_eq!(rx.stats().rx_dropped, 1, "the first one grows the buffers");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].data, f);
@@ -721,34 +733,9 @@ fn port_afpacket_sends_big_tcp_frames_whole() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let (f, v) = big_tcp4(&pattern(150_000));
-    let mut got = Vec::new();
-    let mut small = 0;
-    let mut batch = PacketBatch::new();
-    for _ in 0..2 {
-        let mut pk = [Packet {
-            data: f.clone(),
-            vnet: v,
-            tunnel_id: 0,
-        }];
-        assert_eq!(p1.send_batch(&mut pk).unwrap(), 1);
-        let d0 = e1.stats().rx_dropped;
-        let end = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < end && e1.stats().rx_dropped == d0 && got.is_empty() {
-            batch.clear();
-            e1.recv_batch(&mut batch).unwrap();
-            for p in batch.iter().filter(|p| p.data.len() > 1000) {
-                if p.data.len() == f.len() {
-                    got.push(p.clone());
-                } else {
-                    small += 1;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if !got.is_empty() {
-            break;
-        }
-    }
+    let all = send_big_until_received(&mut p1, &mut e1, &f, v);
+    let (got, segments): (Vec<_>, Vec<_>) = all.into_iter().partition(|p| p.data.len() == f.len());
+    let small = segments.len();
     assert_eq!(small, 0, "segmented on the way out");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].data, f);
