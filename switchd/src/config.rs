@@ -103,6 +103,9 @@ pub struct FileConfig {
     /// Adaptive mode: µs of busy-polling after the last packet before sleeping (200;
     /// unused by "always").
     pub spin_us: Option<u64>,
+    /// Adaptive mode: the longest the busy-poll window grows to when packets keep
+    /// arriving soon after the thread went to sleep (µs; `spin_us` = never grows).
+    pub spin_max_us: Option<u64>,
     /// Prometheus `/metrics` listener "IP:PORT" (default: none).
     pub metrics: Option<String>,
 }
@@ -121,11 +124,17 @@ pub enum FailMode {
 /// How a datapath thread waits when its ports have nothing to receive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PollMode {
-    /// Keep polling for `spin` after the last round that found a packet, then sleep in
-    /// poll(2) on the ports' descriptors: an idle switch uses no CPU.
+    /// Keep polling for a window after the last round that found a packet, then sleep in
+    /// poll(2) on the ports' descriptors: an idle switch uses no CPU. The window starts at
+    /// `spin` and doubles, up to `spin_max`, each time packets wake the thread within
+    /// `spin_max` of the last ones (traffic whose gaps a longer window would have covered);
+    /// it falls back to `spin` when a gap is longer or a sleep ends with nothing
+    /// (as KVM grows and shrinks its halt-polling window).
     Adaptive {
-        /// The busy-poll window.
+        /// The busy-poll window it starts from and falls back to.
         spin: Duration,
+        /// The longest the window grows to.
+        spin_max: Duration,
     },
     /// Never sleep (Open vSwitch PMD style): a thread takes its whole core, idle or not,
     /// and no packet waits for a wake-up.
@@ -135,7 +144,10 @@ pub enum PollMode {
 /// The default busy-poll window of [`PollMode::Adaptive`].
 pub const DEFAULT_SPIN: Duration = Duration::from_micros(200);
 
-/// The longest busy-poll window `spin_us` accepts (1 s).
+/// The default longest busy-poll window of [`PollMode::Adaptive`].
+pub const DEFAULT_SPIN_MAX: Duration = Duration::from_millis(20);
+
+/// The longest busy-poll window `spin_us` and `spin_max_us` accept (1 s).
 pub const MAX_SPIN_US: u64 = 1_000_000;
 
 /// The validated configuration the daemon runs with.
@@ -394,8 +406,21 @@ impl FileConfig {
             Some(us) if us <= MAX_SPIN_US => Duration::from_micros(us),
             Some(us) => bail!("key `spin_us`: {us} is above {MAX_SPIN_US} (1 s)"),
         };
+        let spin_max = match self.spin_max_us {
+            None => DEFAULT_SPIN_MAX.max(spin),
+            Some(us) if us > MAX_SPIN_US => {
+                bail!("key `spin_max_us`: {us} is above {MAX_SPIN_US} (1 s)")
+            }
+            Some(us) if Duration::from_micros(us) < spin => {
+                bail!(
+                    "key `spin_max_us`: {us} is below spin_us ({})",
+                    spin.as_micros()
+                )
+            }
+            Some(us) => Duration::from_micros(us),
+        };
         let poll_mode = match self.poll_mode.as_deref() {
-            None | Some("adaptive") => PollMode::Adaptive { spin },
+            None | Some("adaptive") => PollMode::Adaptive { spin, spin_max },
             Some("always") => PollMode::Always,
             Some(o) => bail!("key `poll_mode`: `{o}` is not adaptive or always"),
         };
@@ -448,7 +473,10 @@ mod tests {
         assert!(c.cpus.is_empty(), "threads are not pinned by default");
         assert_eq!(
             c.poll_mode,
-            PollMode::Adaptive { spin: DEFAULT_SPIN },
+            PollMode::Adaptive {
+                spin: DEFAULT_SPIN,
+                spin_max: DEFAULT_SPIN_MAX
+            },
             "datapath threads sleep when idle by default"
         );
         // The commented-out examples (`# key = value` with a lower-case key) parse too.
@@ -559,26 +587,46 @@ mod tests {
                 .validate()
                 .map(|c| c.poll_mode)
         };
-        assert_eq!(mode("").unwrap(), PollMode::Adaptive { spin: DEFAULT_SPIN });
+        let adaptive = |spin_us: u64, max_us: u64| PollMode::Adaptive {
+            spin: Duration::from_micros(spin_us),
+            spin_max: Duration::from_micros(max_us),
+        };
+        assert_eq!(
+            mode("").unwrap(),
+            PollMode::Adaptive {
+                spin: DEFAULT_SPIN,
+                spin_max: DEFAULT_SPIN_MAX
+            }
+        );
         assert_eq!(mode("poll_mode = \"always\"\n").unwrap(), PollMode::Always);
         // The window is an adaptive-mode setting; "always" never sleeps, so it is unused.
         assert_eq!(
             mode("poll_mode = \"always\"\nspin_us = 5\n").unwrap(),
             PollMode::Always
         );
+        let max = DEFAULT_SPIN_MAX.as_micros() as u64;
         assert_eq!(
             mode("poll_mode = \"adaptive\"\nspin_us = 0\n").unwrap(),
-            PollMode::Adaptive {
-                spin: Duration::ZERO
-            }
+            adaptive(0, max)
         );
+        assert_eq!(mode("spin_us = 1500\n").unwrap(), adaptive(1500, max));
+        // A window above the default longest one is its own longest.
         assert_eq!(
-            mode("spin_us = 1500\n").unwrap(),
-            PollMode::Adaptive {
-                spin: Duration::from_micros(1500)
-            }
+            mode("spin_us = 900000\n").unwrap(),
+            adaptive(900_000, 900_000)
         );
+        // spin_max_us = spin_us: a window that never grows.
+        assert_eq!(
+            mode("spin_us = 300\nspin_max_us = 300\n").unwrap(),
+            adaptive(300, 300)
+        );
+        assert_eq!(mode("spin_max_us = 5000\n").unwrap(), adaptive(200, 5000));
         for (text, key) in [
+            (
+                "spin_max_us = 100\n",
+                "key `spin_max_us`: 100 is below spin_us (200)",
+            ),
+            ("spin_max_us = 1000001\n", "key `spin_max_us`"),
             ("poll_mode = \"pmd\"\n", "key `poll_mode`"),
             ("spin_us = 1000001\n", "key `spin_us`"),
         ] {

@@ -8,10 +8,13 @@
 //! A datapath thread runs to completion: receive up to 32 packets per port, run them
 //! through the engine worker, send per output port, hand packet-ins to the control plane.
 //! How it waits is [`PollMode`]: adaptive (the default) busy-polls under load — after a
-//! round that found packets it keeps polling its ports for the spin window (200 µs) before
-//! it sleeps in poll(2) on their descriptors (50 ms at most), so packets that follow within
-//! that window pay no sleep and wake-up, and an idle switch still uses no CPU; always
-//! never sleeps (a whole core per thread, no wake-up on any packet's path). With `cpus`
+//! round that found packets it keeps polling its ports for the spin window before it
+//! sleeps in poll(2) on their descriptors (50 ms at most), so packets that follow within
+//! that window pay no sleep and wake-up, and an idle switch still uses no CPU. The window
+//! starts at 200 µs and grows, up to 20 ms, while packets keep waking the thread soon after
+//! it slept ([`SpinWindow`]): traffic with gaps under 20 ms (a ping every 10 ms) keeps the
+//! thread polling, at the price of its core. Always never sleeps (a whole core per thread,
+//! no wake-up on any packet's path). With `cpus`
 //! configured, thread i pins itself to `cpus[i % len]` (sched_setaffinity) before its
 //! first round.
 
@@ -257,6 +260,8 @@ pub struct ThreadCounters {
     pub packet_ins_dropped: AtomicU64,
     /// Times the thread slept in poll(2) because its ports had nothing.
     pub sleeps: AtomicU64,
+    /// The adaptive busy-poll window after the last sleep (µs; 0 in always mode).
+    pub spin_window_us: AtomicU64,
 }
 
 impl ThreadCounters {
@@ -339,6 +344,45 @@ fn pin_to(cpu: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The busy-poll window of [`PollMode::Adaptive`]: how long a datapath thread keeps
+/// polling after the last packet before it sleeps.
+///
+/// It starts at `base`. When packets wake the thread up within `max` of the last ones,
+/// a longer window would have caught them without the wake-up (a cross-CPU wake-up of an
+/// idle core: ~100 µs of round-trip time on a KVM guest), so it doubles, up to `max`; when
+/// they come later than that, or a sleep ends with nothing, it falls back to `base`. So
+/// traffic whose gaps are shorter than `max` (a ping every 10 ms) keeps the thread
+/// polling, sparser traffic pays the wake-up, and an idle switch sleeps after one window.
+/// KVM grows and shrinks its halt-polling window the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SpinWindow {
+    base: Duration,
+    max: Duration,
+    cur: Duration,
+}
+
+impl SpinWindow {
+    /// Where a window of 0 starts growing from.
+    const GROW_START: Duration = Duration::from_micros(50);
+
+    fn new(base: Duration, max: Duration) -> SpinWindow {
+        SpinWindow {
+            base,
+            max: max.max(base),
+            cur: base,
+        }
+    }
+
+    /// A sleep ended: woken by packets `Some(gap)` after the last ones, or `None`
+    /// (timed out, or a port failed).
+    fn slept(&mut self, woken_after: Option<Duration>) {
+        self.cur = match woken_after {
+            Some(gap) if gap <= self.max => (self.cur.max(Self::GROW_START) * 2).min(self.max),
+            _ => self.base,
+        };
+    }
+}
+
 /// Starts datapath thread `ctx.id`.
 pub fn spawn(ctx: DatapathCtx) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -362,8 +406,8 @@ fn run(ctx: DatapathCtx) {
     // Adaptive: how long to keep polling after the last packet (under load, where the gaps
     // between batches are shorter, the thread never sleeps; after a burst it spins this
     // long, then costs nothing). Always: forever.
-    let spin = match ctx.poll_mode {
-        PollMode::Adaptive { spin } => Some(spin),
+    let mut window = match ctx.poll_mode {
+        PollMode::Adaptive { spin, spin_max } => Some(SpinWindow::new(spin, spin_max)),
         PollMode::Always => None,
     };
     tracing::debug!(thread = ctx.id, poll_mode = ?ctx.poll_mode, "datapath thread running");
@@ -406,7 +450,13 @@ fn run(ctx: DatapathCtx) {
         }
         if busy {
             last_busy = Instant::now();
-        } else if spin.is_none_or(|spin| last_busy.elapsed() < spin) {
+            continue;
+        }
+        let Some(window) = window.as_mut() else {
+            std::hint::spin_loop();
+            continue;
+        };
+        if last_busy.elapsed() < window.cur {
             // Busy-poll: more packets are likely to follow the ones just handled.
             std::hint::spin_loop();
         } else {
@@ -429,7 +479,13 @@ fn run(ctx: DatapathCtx) {
             let bad = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
             if n > 0 && pollfds.iter().any(|p| p.revents & bad != 0) {
                 std::thread::sleep(Duration::from_millis(50));
+                window.slept(None);
+            } else {
+                window.slept((n > 0).then(|| last_busy.elapsed()));
             }
+            ctx.counters
+                .spin_window_us
+                .store(window.cur.as_micros() as u64, Ordering::Relaxed);
         }
     }
     worker.sync_stats();
@@ -473,11 +529,46 @@ mod tests {
         let dur = Duration::from_millis(300);
         assert_eq!(sleeps_while_idle(PollMode::Always, dur), 0);
         // Idle from the start: the window passes, then every poll(2) sleeps (≤ 50 ms each).
+        let adaptive = |spin, spin_max| PollMode::Adaptive { spin, spin_max };
         let spin = Duration::from_micros(200);
-        let n = sleeps_while_idle(PollMode::Adaptive { spin }, dur);
+        let n = sleeps_while_idle(adaptive(spin, Duration::from_millis(20)), dur);
         assert!((2..=7).contains(&n), "{n} sleeps in 300 ms");
         // A window longer than the test: it never gets to sleep.
         let spin = Duration::from_secs(1);
-        assert_eq!(sleeps_while_idle(PollMode::Adaptive { spin }, dur), 0);
+        assert_eq!(sleeps_while_idle(adaptive(spin, spin), dur), 0);
+    }
+
+    #[test]
+    fn the_spin_window_grows_while_packets_come_back_soon_and_shrinks_when_idle() {
+        let us = Duration::from_micros;
+        let mut w = SpinWindow::new(us(200), us(20_000));
+        assert_eq!(w.cur, us(200));
+        // A ping every 10 ms: each wake-up 10 ms after the last packet doubles the window
+        // until it covers the gap (then the thread stops sleeping).
+        let mut grown = vec![];
+        while w.cur < us(10_000) {
+            w.slept(Some(us(10_000)));
+            grown.push(w.cur.as_micros());
+        }
+        assert_eq!(grown, [400, 800, 1600, 3200, 6400, 12_800]);
+        // It never passes the longest window.
+        w.slept(Some(us(15_000)));
+        w.slept(Some(us(15_000)));
+        assert_eq!(w.cur, us(20_000));
+        // A gap longer than the longest window: back to the start.
+        w.slept(Some(us(20_001)));
+        assert_eq!(w.cur, us(200));
+        // So is a sleep that ended with nothing (the 50 ms poll timeout).
+        w.slept(Some(us(300)));
+        assert_eq!(w.cur, us(400));
+        w.slept(None);
+        assert_eq!(w.cur, us(200));
+        // A window of 0 grows from 50 µs; a longest window of the base never grows.
+        let mut w = SpinWindow::new(us(0), us(1000));
+        w.slept(Some(us(10)));
+        assert_eq!(w.cur, us(100));
+        let mut w = SpinWindow::new(us(200), us(200));
+        w.slept(Some(us(10)));
+        assert_eq!(w.cur, us(200));
     }
 }

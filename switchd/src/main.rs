@@ -84,6 +84,11 @@ struct Args {
     /// datapath thread sleeps (default 200).
     #[arg(long)]
     spin_us: Option<u64>,
+    /// Adaptive poll mode: the longest the busy-poll window grows to (microseconds,
+    /// default 20000) while packets keep waking the thread soon after it slept; equal to
+    /// --spin-us: a fixed window.
+    #[arg(long)]
+    spin_max_us: Option<u64>,
     /// Prometheus /metrics listener, IP:PORT (default: none).
     #[arg(long)]
     metrics: Option<String>,
@@ -200,6 +205,9 @@ fn load_config(args: &Args) -> Result<config::Config> {
     }
     if let Some(m) = &args.poll_mode {
         fc.poll_mode = Some(m.clone());
+    }
+    if let Some(us) = args.spin_max_us {
+        fc.spin_max_us = Some(us);
     }
     if let Some(us) = args.spin_us {
         fc.spin_us = Some(us);

@@ -18,7 +18,8 @@
 //! - `fuxi_upcalls_uncacheable_total{thread}`, `fuxi_cache_flushes_total{thread}`,
 //!   `fuxi_packet_ins_total{thread}`, `fuxi_packet_ins_dropped_total{thread}`,
 //!   `fuxi_datapath_sleeps_total{thread}` (times the thread slept in poll(2): 0 in
-//!   `poll_mode = "always"`);
+//!   `poll_mode = "always"`), `fuxi_datapath_spin_window_seconds{thread}` (gauge: the
+//!   adaptive busy-poll window after the thread's last sleep);
 //! - `fuxi_table_flows{table}`, `fuxi_table_lookups_total{table}`,
 //!   `fuxi_table_matched_total{table}` — for table 0 and every table that has flows or
 //!   has seen a lookup;
@@ -72,6 +73,8 @@ pub struct ThreadSnap {
     pub packet_ins_dropped: u64,
     /// Sleeps in poll(2).
     pub sleeps: u64,
+    /// Adaptive busy-poll window (µs).
+    pub spin_window_us: u64,
 }
 
 impl ThreadSnap {
@@ -86,6 +89,7 @@ impl ThreadSnap {
             packet_ins: c.packet_ins.load(r),
             packet_ins_dropped: c.packet_ins_dropped.load(r),
             sleeps: c.sleeps.load(r),
+            spin_window_us: c.spin_window_us.load(r),
         }
     }
 }
@@ -277,6 +281,17 @@ pub fn render(s: &Snapshot) -> String {
             s.threads.iter().enumerate().map(|(i, t)| (th(i), get(t))),
         );
     }
+    family(
+        &mut o,
+        "fuxi_datapath_spin_window_seconds",
+        "gauge",
+        "How long the datapath thread busy-polls after the last packet before it sleeps \
+         (adaptive poll mode; grows while packets keep waking it soon after it slept).",
+        s.threads
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (th(i), t.spin_window_us as f64 / 1e6)),
+    );
     let tl = |t: u8| format!("table=\"{t}\"");
     family(
         &mut o,
