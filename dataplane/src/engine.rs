@@ -33,7 +33,7 @@ use crate::pipeline::{
     FlowMod, FlowRemoved, GroupMod, MeterMod, Nanos, PacketInReason, Pipeline, PortState,
 };
 use crate::port::offload::VnetHdr;
-use crate::port::{Packet, PacketBatch, RxPacket};
+use crate::port::{BATCH, Frame, Packet, PacketBatch, RxPacket};
 
 /// A snapshot that was replaced while datapaths may still credit its table counters:
 /// the snapshot and, per table, the (lookups, matched) already carried into its successor.
@@ -305,12 +305,37 @@ pub struct PacketInEvent {
 
 /// What a batch produced: packets per output port and packet-ins. Buffers are reused
 /// across batches ([`Output::clear`]).
+///
+/// A port's outputs are packets of the output's own ([`Output::per_port`]) and, for a batch
+/// of borrowed frames ([`Worker::process_frames`]), frames of that batch sent unchanged
+/// from where their port lent them (zero-copy); [`Output::send`] hands both out in order.
 #[derive(Debug, Default)]
 pub struct Output {
-    /// (port, packets) for every port that has packets to send, in first-output order.
-    ports: Vec<(u32, Vec<Packet>, usize)>,
-    /// Packet-ins, in order.
+    /// Every port that had outputs, in first-output order.
+    ports: Vec<PortOut>,
+    /// Packets-ins, in order.
     pub packet_ins: Vec<PacketInEvent>,
+}
+
+/// One output port's share of a batch.
+#[derive(Debug, Default)]
+struct PortOut {
+    port: u32,
+    /// Owned packets: the first `n` are this batch's.
+    pkts: Vec<Packet>,
+    n: usize,
+    /// Lent frames, in output order, each after the owned packets output before it.
+    lent: Vec<Lent>,
+}
+
+/// An output of a borrowed frame unchanged: frame `index` of the batch, which lies at
+/// `addr`, sent after the port's first `before` owned packets, with this tunnel id.
+#[derive(Clone, Copy, Debug)]
+struct Lent {
+    index: u32,
+    before: u32,
+    addr: usize,
+    tunnel_id: u64,
 }
 
 impl Output {
@@ -321,41 +346,111 @@ impl Output {
 
     /// Forgets every packet and packet-in, keeping buffers.
     pub fn clear(&mut self) {
-        for (_, _, n) in &mut self.ports {
-            *n = 0;
+        for po in &mut self.ports {
+            po.n = 0;
+            po.lent.clear();
         }
         self.packet_ins.clear();
     }
 
-    fn slot(&mut self, port: u32) -> &mut Packet {
-        let i = match self.ports.iter().position(|(p, _, _)| *p == port) {
+    fn port(&mut self, port: u32) -> &mut PortOut {
+        let i = match self.ports.iter().position(|po| po.port == port) {
             Some(i) => i,
             None => {
-                self.ports.push((port, Vec::new(), 0));
+                self.ports.push(PortOut {
+                    port,
+                    ..PortOut::default()
+                });
                 self.ports.len() - 1
             }
         };
-        let (_, v, n) = &mut self.ports[i];
-        if *n == v.len() {
-            v.push(Packet::default());
+        &mut self.ports[i]
+    }
+
+    fn slot(&mut self, port: u32) -> &mut Packet {
+        let po = self.port(port);
+        if po.n == po.pkts.len() {
+            po.pkts.push(Packet::default());
         }
-        let p = &mut v[*n];
+        let p = &mut po.pkts[po.n];
         p.reset();
-        *n += 1;
+        po.n += 1;
         p
     }
 
-    /// Ports with packets and their packets, to hand to each port's `send_batch`.
+    fn lend(&mut self, port: u32, index: u32, addr: usize, tunnel_id: u64) {
+        let po = self.port(port);
+        let before = po.n as u32;
+        po.lent.push(Lent {
+            index,
+            before,
+            addr,
+            tunnel_id,
+        });
+    }
+
+    /// Ports with packets of their own and those packets, to hand to each port's
+    /// `send_batch`. Frames lent by a port ([`Worker::process_frames`]) are not among
+    /// them: send a batch of those with [`Output::send`].
     pub fn per_port(&mut self) -> impl Iterator<Item = (u32, &mut [Packet])> {
         self.ports
             .iter_mut()
-            .filter(|(_, _, n)| *n > 0)
-            .map(|(p, v, n)| (*p, &mut v[..*n]))
+            .filter(|po| po.n > 0)
+            .map(|po| (po.port, &mut po.pkts[..po.n]))
+    }
+
+    /// Hands every output to its port, each port's in the order they were output: runs
+    /// of owned packets to `owned` (for the port's `send_batch`), runs of frames of
+    /// `frames` (the batch given to [`Worker::process_frames`]; empty for
+    /// [`Worker::process_batch`]) sent unchanged to `lent` (for the port's `send_frames`),
+    /// at most [`BATCH`] at a time.
+    pub fn send<'f>(
+        &mut self,
+        frames: &[Frame<'f>],
+        mut owned: impl FnMut(u32, &mut [Packet]),
+        mut lent: impl FnMut(u32, &[Frame<'f>]),
+    ) {
+        let mut run = [Frame::default(); BATCH];
+        for po in &mut self.ports {
+            let mut done = 0;
+            let mut i = 0;
+            while i < po.lent.len() {
+                let before = po.lent[i].before as usize;
+                if before > done {
+                    owned(po.port, &mut po.pkts[done..before]);
+                    done = before;
+                }
+                let mut k = 0;
+                while let Some(l) = po.lent.get(i)
+                    && l.before as usize == before
+                    && k < BATCH
+                {
+                    // Only the frame it was made from (a batch other than the one
+                    // processed sends nothing).
+                    if let Some(f) = frames.get(l.index as usize)
+                        && f.data.as_ptr() as usize == l.addr
+                    {
+                        run[k] = Frame {
+                            tunnel_id: l.tunnel_id,
+                            ..*f
+                        };
+                        k += 1;
+                    }
+                    i += 1;
+                }
+                if k > 0 {
+                    lent(po.port, &run[..k]);
+                }
+            }
+            if po.n > done {
+                owned(po.port, &mut po.pkts[done..po.n]);
+            }
+        }
     }
 
     /// Number of packets to send, all ports together.
     pub fn len(&self) -> usize {
-        self.ports.iter().map(|(_, _, n)| n).sum()
+        self.ports.iter().map(|po| po.n + po.lent.len()).sum()
     }
 
     /// True if nothing is to be sent and no packet-in was made.
@@ -373,6 +468,10 @@ struct BatchSink<'a> {
     tunnel_id: u64,
     /// Length of the frame as received (header pushes and pops move offload offsets).
     in_len: usize,
+    /// For a borrowed frame: its index in the batch and its address. An output of exactly
+    /// those bytes (same address, same length: the frame unchanged, since nothing can
+    /// write a borrowed frame) is sent from where it lies instead of copied.
+    lent: Option<(u32, usize)>,
 }
 
 impl BatchSink<'_> {
@@ -406,6 +505,13 @@ impl Sink for BatchSink<'_> {
     }
 
     fn output(&mut self, port: u32, _queue: Option<u32>, tunnel_id: u64, packet: &[u8]) {
+        if let Some((index, addr)) = self.lent
+            && packet.as_ptr() as usize == addr
+            && packet.len() == self.in_len
+        {
+            self.out.lend(port, index, addr, tunnel_id);
+            return;
+        }
         let p = self.slot(port, tunnel_id, packet.len());
         p.data.extend_from_slice(packet);
     }
@@ -433,6 +539,9 @@ impl Sink for BatchSink<'_> {
 /// The sinks of a batch: each packet's outputs carry its offload metadata.
 struct OutputSinks<'a> {
     out: &'a mut Output,
+    /// Index in the batch of the next packet (the sink of every packet is asked for
+    /// once, in order).
+    next: u32,
 }
 
 impl Sinks for OutputSinks<'_> {
@@ -441,7 +550,10 @@ impl Sinks for OutputSinks<'_> {
     where
         Self: 'a;
     fn sink<'a, P: RxPacket>(&'a mut self, pkt: &P, in_port: u32) -> BatchSink<'a> {
+        let index = self.next;
+        self.next += 1;
         BatchSink {
+            lent: P::BORROWED.then(|| (index, pkt.frame().as_ptr() as usize)),
             out: self.out,
             in_port,
             vnet: *pkt.vnet(),
@@ -490,9 +602,34 @@ impl Worker {
             in_port,
             batch.as_mut_slice(),
             now,
-            &mut OutputSinks { out },
+            &mut OutputSinks { out, next: 0 },
         );
         n
+    }
+
+    /// As [`Worker::process_batch`] for frames borrowed from their port
+    /// ([`crate::port::Port::recv_borrowed`]): an output of a frame its actions leave
+    /// unchanged is sent from where it lies (a lent output: [`Output::send`] with the same
+    /// `frames`); a frame they rewrite is copied first, the copy rewritten and output.
+    pub fn process_frames(
+        &mut self,
+        in_port: u32,
+        frames: &[Frame<'_>],
+        now: Nanos,
+        out: &mut Output,
+    ) -> usize {
+        let p = self.reader.load();
+        let mut pkts = [Frame::default(); BATCH];
+        for (c, chunk) in frames.chunks(BATCH).enumerate() {
+            pkts[..chunk.len()].copy_from_slice(chunk);
+            let mut sinks = OutputSinks {
+                out: &mut *out,
+                next: (c * BATCH) as u32,
+            };
+            self.dp
+                .process_batch(&p, in_port, &mut pkts[..chunk.len()], now, &mut sinks);
+        }
+        frames.len()
     }
 
     /// Adds the counts this worker accumulated to the OpenFlow counters (call at least once
@@ -570,6 +707,115 @@ mod tests {
             // Only the last output (port 2) holds the received buffer itself.
             let want: Vec<(u32, bool)> = ports.iter().map(|&p| (p, p == 2)).collect();
             assert_eq!(sent, want);
+        }
+    }
+
+    /// Borrowed frames: an output of a frame left unchanged is lent (sent from where it
+    /// lies, every output of it), a rewritten one is a copy of the output's own, and each
+    /// port gets its outputs in order, lent and owned runs interleaved as output.
+    #[test]
+    fn unchanged_borrowed_frames_are_lent_and_rewritten_ones_copied_in_order() {
+        let mut e = Engine::default();
+        let to =
+            |dst: u8, actions: Vec<Action>| {
+                FlowMod::add(
+                    0,
+                    200,
+                    Match::all().with(Oxm::in_port(1)).with(Oxm::eth_dst(
+                        fuxi_openflow::oxm::MacAddr([0, 0, 0, 0, 0, dst]),
+                    )),
+                    vec![Instruction::ApplyActions(actions)],
+                )
+            };
+        e.flow_mod(&to(2, vec![Action::output(2)]), 0).unwrap();
+        let rewrite = Action::set_field(Oxm::eth_dst(fuxi_openflow::oxm::MacAddr([
+            0, 0, 0, 0, 0, 9,
+        ])));
+        e.flow_mod(&to(3, vec![rewrite, Action::output(2)]), 0)
+            .unwrap();
+        e.flow_mod(&to(4, vec![Action::output(2), Action::output(3)]), 0)
+            .unwrap();
+        e.publish();
+        let mut w = Worker::new(e.reader());
+        // A B C D: A and C to port 2 unchanged, B rewritten to port 2, D to 2 and 3.
+        let mut bytes: Vec<Vec<u8>> = [2u8, 3, 2, 4].iter().map(|&d| frame(d)).collect();
+        bytes[2][20] = 0xcc; // C differs from A
+        let vnet = VnetHdr {
+            flags: 1,
+            csum_start: 14,
+            csum_offset: 6,
+            ..VnetHdr::default()
+        };
+        let frames: Vec<Frame<'_>> = bytes
+            .iter()
+            .map(|b| Frame {
+                data: b,
+                vnet,
+                tunnel_id: 0,
+            })
+            .collect();
+        for round in 0..2 {
+            let mut out = Output::new();
+            assert_eq!(w.process_frames(1, &frames, 0, &mut out), 4);
+            assert_eq!(out.len(), 5, "round {round}");
+            // (port, lent, frames as sent, whether each lies in an input frame)
+            type Sent = (u32, bool, Vec<Vec<u8>>, Vec<bool>);
+            let mut sends: Vec<Sent> = Vec::new();
+            let inputs: Vec<*const u8> = bytes.iter().map(|b| b.as_ptr()).collect();
+            let mut lent_vnets = Vec::new();
+            let sends_cell = std::cell::RefCell::new(&mut sends);
+            out.send(
+                &frames,
+                |port, pkts| {
+                    sends_cell.borrow_mut().push((
+                        port,
+                        false,
+                        pkts.iter().map(|p| p.data.clone()).collect(),
+                        pkts.iter()
+                            .map(|p| inputs.contains(&p.data.as_ptr()))
+                            .collect(),
+                    ))
+                },
+                |port, fr| {
+                    lent_vnets.extend(fr.iter().map(|f| f.vnet));
+                    sends_cell.borrow_mut().push((
+                        port,
+                        true,
+                        fr.iter().map(|f| f.data.to_vec()).collect(),
+                        fr.iter()
+                            .map(|f| inputs.contains(&f.data.as_ptr()))
+                            .collect(),
+                    ))
+                },
+            );
+            let mut b2 = bytes[1].clone();
+            b2[5] = 9;
+            let (a, c, d) = (bytes[0].clone(), bytes[2].clone(), bytes[3].clone());
+            assert_eq!(
+                sends,
+                vec![
+                    (2, true, vec![a], vec![true]),
+                    (2, false, vec![b2], vec![false]),
+                    (2, true, vec![c, d.clone()], vec![true, true]),
+                    (3, true, vec![d], vec![true]),
+                ],
+                "round {round}"
+            );
+            assert!(lent_vnets.iter().all(|v| *v == vnet));
+            // Owned packets alone, as before: only B.
+            assert_eq!(out.per_port().map(|(_, v)| v.len()).sum::<usize>(), 1);
+            // Handed another batch (not the one processed), lent outputs send nothing.
+            let copies = bytes.clone();
+            let other: Vec<Frame<'_>> = frames
+                .iter()
+                .zip(&copies)
+                .map(|(f, b)| Frame { data: b, ..*f })
+                .collect();
+            let mut lent_sent = 0;
+            out.send(&other, |_, _| {}, |_, fr| lent_sent += fr.len());
+            assert_eq!(lent_sent, 0);
+            out.clear();
+            assert!(out.is_empty());
         }
     }
 

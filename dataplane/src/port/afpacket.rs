@@ -5,7 +5,13 @@
 //!   VLAN tags the kernel stripped are put back into the frame. Or, with
 //!   [`AfPacketConfig::rx_mmsg`], `recvmmsg` straight into the packet buffers: no
 //!   block-retire latency (≈0.08 ms vs 0.5–1.8 ms ping RTT through a forwarder), faster
-//!   TCP, fewer small-packet pps (see [`super::fwd`] for the numbers).
+//!   TCP, fewer small-packet pps (see [`super::fwd`] for the numbers). Or, with
+//!   [`AfPacketConfig::rx_zc`], a TPACKET_V2 ring whose frames are lent out
+//!   ([`Port::recv_borrowed`]) and sent by egress ports straight from the ring
+//!   ([`Port::send_frames`]): the kernel's copy into the ring runs where the packet
+//!   arrives (on veth: in the sending host's softirq), so the switch's core does one copy
+//!   per frame instead of two, with per-frame status (no block-retire delay). A slot stays
+//!   the receiver's until the [`BorrowedBatch`] holding it is released.
 //! - tx: `sendmmsg` batches of up to 32 with `PACKET_QDISC_BYPASS` (default), or a
 //!   TPACKET_V2 mmap tx ring on a second, send-only socket
 //!   ([`AfPacketConfig::tx_ring_frames`]).
@@ -17,7 +23,9 @@
 //!   64 KiB and grow the first time a frame comes truncated (that frame is counted in
 //!   `rx_dropped`; TCP sends it again). An IPv4 BIG TCP frame has `tot_len` 0; the
 //!   offload code works from the frame length, so it segments such a frame correctly.
-//!   The rx ring (256 KiB blocks) drops frames that do not fit a block. Opening a port
+//!   The rx ring (256 KiB blocks) drops frames that do not fit a block; the `rx_zc` ring
+//!   (64 KiB frames) switches the port to `recvmmsg` with big buffers the first time one
+//!   comes truncated (a spare socket takes over the port's descriptor number). Opening a port
 //!   raises its device's GSO limits to its TSO limit ([`AfPacketConfig::raise_gso`], through [`super::netlink::raise_gso`]), so
 //!   such frames also leave whole.
 //! - own transmissions are not looped back (`PACKET_IGNORE_OUTGOING`, and
@@ -35,10 +43,11 @@
 use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::offload::{VNET_HDR_LEN, VnetHdr};
-use super::{BATCH, Packet, PacketBatch, Port, PortStats};
+use super::{BATCH, BorrowedBatch, Frame, Packet, PacketBatch, Port, PortStats, SlotOwner};
 
 const SOL_PACKET: libc::c_int = 263;
 const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
@@ -74,6 +83,27 @@ const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
 const TP_STATUS_VLAN_VALID: u32 = 0x10;
 const TP_STATUS_VLAN_TPID_VALID: u32 = 0x40;
+/// A `rx_zc` ring frame lent out: not `TP_STATUS_KERNEL` (so the kernel leaves it alone)
+/// and without `TP_STATUS_USER` (which the kernel sets on every frame it fills), so the
+/// receiver does not take it for a new one when it comes round the ring again.
+const TP_STATUS_LENT: u32 = 1 << 27;
+
+/// TPACKET_V2 rx ring (zero-copy receive): blocks of 1 MiB, each holding
+/// [`ZC_PER_BLOCK`] frames of [`ZC_FRAME`] bytes: a 64 KiB GSO frame plus Ethernet and
+/// VLAN headers after the frame's own headers (`tpacket2_hdr`, `sockaddr_ll`, the
+/// virtio-net header: the MAC header starts at byte 76).
+const ZC_BLOCK: usize = 1 << 20;
+const ZC_PER_BLOCK: usize = 15;
+const ZC_FRAME: usize = (ZC_BLOCK / ZC_PER_BLOCK) & !15;
+/// Offsets inside `struct tpacket2_hdr` (then `sockaddr_ll` at 32: `sll_pkttype` is byte
+/// 42; the kernel puts the MAC header at `tp_mac` ≥ 52 + 10 (vnet header) + 14).
+const H2_LEN: usize = 4;
+const H2_SNAPLEN: usize = 8;
+const H2_MAC: usize = 12;
+const H2_VLAN_TCI: usize = 24;
+const H2_VLAN_TPID: usize = 26;
+const H2_PKTTYPE: usize = 32 + 10;
+const H2_MIN_MAC: usize = 32 + 20 + VNET_HDR_LEN;
 
 /// Offsets inside `struct tpacket_block_desc` (version, offset_to_priv, then
 /// `tpacket_hdr_v1`: block_status, num_pkts, offset_to_first_pkt, ...).
@@ -152,6 +182,14 @@ pub struct AfPacketConfig {
     /// fuxi-switchd without it (the kernel's segments overflow and the frames are lost),
     /// 12.5 with the switch's ports raised. The setting stays after the port closes.
     pub raise_gso: bool,
+    /// Receive through a TPACKET_V2 ring whose frames the datapath borrows
+    /// ([`Port::recv_borrowed`]) and egress ports send from directly
+    /// ([`Port::send_frames`]): the kernel's copy into the ring runs where the packet
+    /// arrives (the sending host's softirq on veth), so the switch's core does one copy
+    /// per frame (the send) instead of two. Takes precedence over `rx_mmsg`.
+    pub rx_zc: bool,
+    /// Blocks of 1 MiB (15 frames each) of the `rx_zc` ring.
+    pub zc_blocks: u32,
 }
 
 impl Default for AfPacketConfig {
@@ -166,6 +204,8 @@ impl Default for AfPacketConfig {
             raise_gso: true,
             rx_mmsg: false,
             rcvbuf: 8 << 20,
+            rx_zc: false,
+            zc_blocks: 16,
         }
     }
 }
@@ -192,6 +232,73 @@ pub struct AfPacketPort {
     /// Receive buffer size for `recvmmsg`: [`MAX_FRAME`], or [`BIG_FRAME`] after a frame
     /// came truncated (a BIG TCP super-frame; that one is dropped, TCP sends it again).
     max_frame: usize,
+    /// The TPACKET_V2 rx ring whose frames are lent out (`rx_zc`).
+    zc: Option<ZcRing>,
+    /// Where `recv_batch` borrows frames of `zc` before copying them.
+    zc_copy: BorrowedBatch,
+    /// `rx_zc`: a second socket, set up for `recvmmsg` but bound to no protocol (so it
+    /// receives nothing), that takes over the first time a frame does not fit a ring
+    /// frame (BIG TCP), keeping the port's descriptor number.
+    spare: Option<OwnedFd>,
+    promisc: bool,
+}
+
+/// A TPACKET_V2 rx ring's mapping, shared with the [`BorrowedBatch`]es that hold frames
+/// in it (so it stays mapped until the last of them lets go).
+#[derive(Debug)]
+struct RingMap {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; every access to a frame's status word is
+// atomic, and a frame's bytes are only read while its status says user space owns it.
+unsafe impl Send for RingMap {}
+// SAFETY: as above.
+unsafe impl Sync for RingMap {}
+
+impl Drop for RingMap {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was created in `open_with` with this length; this is its
+        // last owner, so nothing uses it after this point.
+        unsafe {
+            libc::munmap(self.ptr.cast(), self.len);
+        }
+    }
+}
+
+impl RingMap {
+    /// Frame `slot`'s header (`slot` < the ring's frame count).
+    fn frame(&self, slot: usize) -> *mut u8 {
+        let off = slot / ZC_PER_BLOCK * ZC_BLOCK + slot % ZC_PER_BLOCK * ZC_FRAME;
+        debug_assert!(off + ZC_FRAME <= self.len);
+        // SAFETY: callers pass slot < frame count, so the frame lies inside the mapping.
+        unsafe { self.ptr.add(off) }
+    }
+
+    fn status(&self, slot: usize) -> &AtomicU32 {
+        // SAFETY: the status word starts the frame, 16-byte aligned inside the mapping,
+        // lives as long as `self`, and the kernel touches it only as a u32: an atomic.
+        unsafe { &*(self.frame(slot) as *const AtomicU32) }
+    }
+}
+
+impl SlotOwner for RingMap {
+    fn release(&self, slots: &[u32]) {
+        for &s in slots {
+            self.status(s as usize)
+                .store(TP_STATUS_KERNEL, Ordering::Release);
+        }
+    }
+}
+
+/// The rx ring of an `rx_zc` port and where the next frame is read.
+#[derive(Debug)]
+struct ZcRing {
+    map: Arc<RingMap>,
+    owner: Arc<dyn SlotOwner>,
+    frames: usize,
+    head: usize,
 }
 
 /// A TPACKET_V2 tx ring on its own socket (bound with protocol 0, so it receives
@@ -375,6 +482,68 @@ pub(crate) fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     Ok(ifr)
 }
 
+/// A packet socket (protocol 0: receives nothing until bound) set up for `recvmmsg`.
+fn mmsg_socket(cfg: &AfPacketConfig) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the returned fd is checked and owned right away.
+    let raw = cvt(unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: `raw` is a fresh fd nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    setsockopt(raw, SOL_PACKET, PACKET_VNET_HDR, &1 as &libc::c_int)?;
+    setsockopt(raw, SOL_PACKET, PACKET_QDISC_BYPASS, &1 as &libc::c_int)?;
+    setsockopt(raw, SOL_PACKET, PACKET_IGNORE_OUTGOING, &1 as &libc::c_int)?;
+    let sndbuf = cfg.sndbuf as libc::c_int;
+    if setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
+        setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf)?;
+    }
+    set_mmsg_options(raw, cfg)?;
+    Ok(fd)
+}
+
+/// What a `recvmmsg` socket needs: VLAN tags through `PACKET_AUXDATA`, the receive buffer.
+fn set_mmsg_options(raw: RawFd, cfg: &AfPacketConfig) -> io::Result<()> {
+    setsockopt(raw, SOL_PACKET, PACKET_AUXDATA, &1 as &libc::c_int)?;
+    let rcvbuf = cfg.rcvbuf as libc::c_int;
+    if setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
+        setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf)?;
+    }
+    Ok(())
+}
+
+/// Put `ifindex` in promiscuous mode for as long as socket `raw` lives.
+fn add_promisc(raw: RawFd, ifindex: libc::c_int) -> io::Result<()> {
+    let mreq = PacketMreq {
+        ifindex,
+        type_: PACKET_MR_PROMISC,
+        alen: 0,
+        address: [0; 8],
+    };
+    setsockopt(raw, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)
+}
+
+/// Bind packet socket `raw` to `ifindex` and `protocol` (host order; 0: receive nothing).
+fn bind_to(raw: RawFd, ifindex: libc::c_int, protocol: u16) -> io::Result<()> {
+    // SAFETY: `sockaddr_ll` is plain old data; all-zero is valid.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = protocol.to_be();
+    sll.sll_ifindex = ifindex;
+    // SAFETY: `sll` is a valid sockaddr_ll of the length passed.
+    cvt(unsafe {
+        libc::bind(
+            raw,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
 /// `ioctl(fd, req, &mut ifreq)`.
 pub(crate) fn ifreq_ioctl(fd: RawFd, req: libc::Ioctl, ifr: &mut libc::ifreq) -> io::Result<()> {
     // SAFETY: the interface ioctls used here read and write only within the `ifreq`.
@@ -426,7 +595,8 @@ impl AfPacketPort {
         // SAFETY: SIOCGIFINDEX filled the `ifru_ifindex` member.
         let ifindex = unsafe { ifr.ifr_ifru.ifru_ifindex };
 
-        setsockopt(raw, SOL_PACKET, PACKET_VERSION, &TPACKET_V3)?;
+        let version = if cfg.rx_zc { TPACKET_V2 } else { TPACKET_V3 };
+        setsockopt(raw, SOL_PACKET, PACKET_VERSION, &version)?;
         setsockopt(raw, SOL_PACKET, PACKET_VNET_HDR, &1 as &libc::c_int)?;
         setsockopt(raw, SOL_PACKET, PACKET_QDISC_BYPASS, &1 as &libc::c_int)?;
         setsockopt(raw, SOL_PACKET, PACKET_IGNORE_OUTGOING, &1 as &libc::c_int)?;
@@ -434,12 +604,43 @@ impl AfPacketPort {
         if setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
             setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf)?;
         }
-        let (ring, ring_len) = if cfg.rx_mmsg {
-            setsockopt(raw, SOL_PACKET, PACKET_AUXDATA, &1 as &libc::c_int)?;
-            let rcvbuf = cfg.rcvbuf as libc::c_int;
-            if setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
-                setsockopt(raw, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf)?;
+        let mut zc = None;
+        let mut spare = None;
+        let (ring, ring_len) = if cfg.rx_zc {
+            spare = Some(mmsg_socket(cfg)?);
+            let blocks = cfg.zc_blocks.max(1);
+            let frames = blocks * ZC_PER_BLOCK as u32;
+            let req = [ZC_BLOCK as u32, blocks, ZC_FRAME as u32, frames]; // tpacket_req
+            setsockopt(raw, SOL_PACKET, PACKET_RX_RING, &req)?;
+            let len = ZC_BLOCK * blocks as usize;
+            // SAFETY: maps the ring the kernel just allocated for this socket; checked,
+            // and unmapped once when the last `Arc<RingMap>` goes (`RingMap::drop`).
+            let ptr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_POPULATE,
+                    raw,
+                    0,
+                )
+            };
+            if ptr == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
             }
+            let map = Arc::new(RingMap {
+                ptr: ptr.cast(),
+                len,
+            });
+            zc = Some(ZcRing {
+                owner: map.clone(),
+                map,
+                frames: frames as usize,
+                head: 0,
+            });
+            (std::ptr::null_mut(), 0)
+        } else if cfg.rx_mmsg {
+            set_mmsg_options(raw, cfg)?;
             (std::ptr::null_mut(), 0)
         } else {
             let frame_size = 2048u32;
@@ -479,6 +680,10 @@ impl AfPacketPort {
             ring_len,
             mmsg: cfg.rx_mmsg,
             max_frame: MAX_FRAME,
+            zc,
+            zc_copy: BorrowedBatch::new(),
+            spare,
+            promisc: cfg.promisc,
             block_size: cfg.block_size as usize,
             block_nr: cfg.block_nr as usize,
             cur: 0,
@@ -497,28 +702,34 @@ impl AfPacketPort {
             let _ = super::netlink::raise_gso(ifindex);
         }
         if cfg.promisc {
-            let mreq = PacketMreq {
-                ifindex,
-                type_: PACKET_MR_PROMISC,
-                alen: 0,
-                address: [0; 8],
-            };
-            setsockopt(raw, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq)?;
+            add_promisc(raw, ifindex)?;
         }
-        // SAFETY: `sockaddr_ll` is plain old data; all-zero is valid.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ETH_P_ALL.to_be();
-        sll.sll_ifindex = ifindex;
-        // SAFETY: `sll` is a valid sockaddr_ll of the length passed.
-        cvt(unsafe {
-            libc::bind(
-                raw,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })?;
+        bind_to(raw, ifindex, ETH_P_ALL)?;
         Ok(port)
+    }
+
+    /// `rx_zc` → `recvmmsg` (see `spare`): the spare socket starts receiving, the ring's
+    /// stops, and the spare takes the port's descriptor number (so whoever polls it need
+    /// not know). The ring stays mapped until the last batch holding frames of it lets go.
+    fn leave_ring(&mut self) -> io::Result<()> {
+        let Some(spare) = self.spare.take() else {
+            return Ok(());
+        };
+        let ifindex = self.ifindex as libc::c_int;
+        if self.promisc {
+            add_promisc(spare.as_raw_fd(), ifindex)?;
+        }
+        bind_to(spare.as_raw_fd(), ifindex, ETH_P_ALL)?;
+        bind_to(self.fd.as_raw_fd(), ifindex, 0)?;
+        // SAFETY: both descriptors are open and ours; dup2 atomically makes the port's
+        // number refer to the spare socket (closing the ring socket's reference) and
+        // `spare`'s own number is closed when it drops below.
+        cvt(unsafe { libc::dup2(spare.as_raw_fd(), self.fd.as_raw_fd()) })?;
+        self.zc = None;
+        self.zc_copy.release();
+        self.mmsg = true;
+        self.max_frame = BIG_FRAME;
+        Ok(())
     }
 
     fn block(&self, i: usize) -> *mut u8 {
@@ -554,6 +765,190 @@ impl AfPacketPort {
 }
 
 impl AfPacketPort {
+    /// Lend up to `out.room()` frames of the `rx_zc` ring (see [`Port::recv_borrowed`]).
+    fn recv_zc(&mut self, out: &mut BorrowedBatch, max: usize) -> io::Result<usize> {
+        let Some(zc) = &mut self.zc else {
+            return Ok(0);
+        };
+        out.begin(&zc.owner);
+        let mut n = 0;
+        let mut big = false;
+        while out.room() > 0 && n < max {
+            let slot = zc.head;
+            let st = zc.map.status(slot).load(Ordering::Acquire);
+            if st & TP_STATUS_USER == 0 {
+                break;
+            }
+            zc.head = (slot + 1) % zc.frames;
+            let h = zc.map.frame(slot);
+            // SAFETY (reads below): the frame is ours (TP_STATUS_USER seen with Acquire:
+            // the kernel wrote it before and leaves it alone until we hand it back), and
+            // every offset read lies in its header (< H2_MIN_MAC ≤ ZC_FRAME).
+            let (len, snaplen, mac, tci, tpid, pkttype) = unsafe {
+                (
+                    (h.add(H2_LEN) as *const u32).read_unaligned() as usize,
+                    (h.add(H2_SNAPLEN) as *const u32).read_unaligned() as usize,
+                    usize::from((h.add(H2_MAC) as *const u16).read_unaligned()),
+                    (h.add(H2_VLAN_TCI) as *const u16).read_unaligned(),
+                    (h.add(H2_VLAN_TPID) as *const u16).read_unaligned(),
+                    *h.add(H2_PKTTYPE),
+                )
+            };
+            let vlan = st & TP_STATUS_VLAN_VALID != 0;
+            let ok = mac >= H2_MIN_MAC + if vlan { 4 } else { 0 }
+                && mac + snaplen <= ZC_FRAME
+                && snaplen == len
+                && snaplen >= 14;
+            if pkttype == PACKET_OUTGOING || !ok {
+                if pkttype != PACKET_OUTGOING {
+                    self.stats.rx_dropped += 1;
+                }
+                zc.map
+                    .status(slot)
+                    .store(TP_STATUS_KERNEL, Ordering::Release);
+                if snaplen < len && self.spare.is_some() {
+                    // A frame bigger than a ring frame (BIG TCP on the sender): from the
+                    // next receive on, `recvmmsg` with buffers that fit it.
+                    big = true;
+                    break;
+                }
+                continue;
+            }
+            // SAFETY: [mac - 10, mac + snaplen) lies in this frame (checked above), which
+            // is ours until released.
+            let mut vnet = VnetHdr::from_bytes(unsafe {
+                &*(h.add(mac - VNET_HDR_LEN) as *const [u8; VNET_HDR_LEN])
+            });
+            let (start, flen) = if vlan {
+                // Put the tag the kernel took off back in place: the MAC addresses move
+                // 4 bytes down (over the vnet header, read above), the tag follows them.
+                let tpid = if st & TP_STATUS_VLAN_TPID_VALID != 0 {
+                    tpid
+                } else {
+                    0x8100
+                };
+                // SAFETY: [mac - 4, mac + 12) is inside this frame (mac ≥ H2_MIN_MAC + 4),
+                // ours to write until released; `copy` handles the overlap.
+                unsafe {
+                    std::ptr::copy(h.add(mac), h.add(mac - 4), 12);
+                    (h.add(mac + 8) as *mut [u8; 2]).write(tpid.to_be_bytes());
+                    (h.add(mac + 10) as *mut [u8; 2]).write(tci.to_be_bytes());
+                }
+                vnet.shift(4);
+                (mac - 4, snaplen + 4)
+            } else {
+                (mac, snaplen)
+            };
+            // SAFETY: the range lies in the frame (checked above); the mapping lives as
+            // long as `zc.owner`'s Arc, which `out` holds, and the bytes do not change
+            // until the slot is released through `out`, which drops this slice first.
+            let data: &'static [u8] = unsafe { std::slice::from_raw_parts(h.add(start), flen) };
+            zc.map.status(slot).store(TP_STATUS_LENT, Ordering::Relaxed);
+            out.push(
+                Frame {
+                    data,
+                    vnet,
+                    tunnel_id: 0,
+                },
+                slot as u32,
+            );
+            self.stats.rx_packets += 1;
+            self.stats.rx_bytes += flen as u64;
+            n += 1;
+        }
+        if big {
+            // Switch now, so that what the sender sends next is not lost in the ring.
+            self.leave_ring()?;
+        }
+        Ok(n)
+    }
+
+    /// `sendmmsg` `n` frames (`get(i)`: frame `i`'s bytes and offload header), 32 per
+    /// call; returns how many were accepted and counts the rest.
+    fn send_mmsg<'a>(
+        &mut self,
+        n: usize,
+        get: impl Fn(usize) -> (&'a [u8], VnetHdr),
+    ) -> io::Result<usize> {
+        let mut sent = 0;
+        let mut i = 0;
+        let mut again = 0;
+        while i < n {
+            let end = n.min(i + BATCH);
+            let mut hdrs = [[0u8; VNET_HDR_LEN]; BATCH];
+            // SAFETY: iovec/mmsghdr are plain old data; all-zero is valid.
+            let mut iov: [libc::iovec; 2 * BATCH] = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            let mut lens = [0usize; BATCH];
+            for k in 0..end - i {
+                let (data, vnet) = get(i + k);
+                hdrs[k] = vnet.to_bytes();
+                lens[k] = data.len();
+                iov[2 * k] = libc::iovec {
+                    iov_base: hdrs[k].as_mut_ptr().cast(),
+                    iov_len: VNET_HDR_LEN,
+                };
+                iov[2 * k + 1] = libc::iovec {
+                    iov_base: data.as_ptr() as *mut libc::c_void,
+                    iov_len: data.len(),
+                };
+                msgs[k].msg_hdr.msg_iov = &mut iov[2 * k];
+                msgs[k].msg_hdr.msg_iovlen = 2;
+            }
+            // SAFETY: every msg points at two iovecs over live buffers (`hdrs`, the
+            // frames' bytes, borrowed for 'a) that outlive the call; the kernel only
+            // reads them.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    (end - i) as libc::c_uint,
+                    0,
+                )
+            };
+            if r > 0 {
+                let r = r as usize;
+                for len in &lens[..r] {
+                    self.stats.tx_packets += 1;
+                    self.stats.tx_bytes += *len as u64;
+                }
+                sent += r;
+                i += r;
+                again = 0;
+                continue;
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::ENOBUFS) if again < 64 => {
+                    // The socket's send budget is in flight; it frees within
+                    // microseconds on veth. Yield briefly rather than drop a TCP burst.
+                    again += 1;
+                    std::thread::yield_now();
+                }
+                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => {
+                    self.stats.tx_dropped += (n - i) as u64;
+                    break;
+                }
+                Some(libc::EINTR) => {}
+                Some(libc::ENXIO) | Some(libc::ENODEV) | Some(libc::ENETDOWN) => {
+                    // Link down or device gone: drop the rest, report once.
+                    self.stats.tx_dropped += (n - i) as u64;
+                    if err.raw_os_error() == Some(libc::ENODEV) {
+                        return Err(err);
+                    }
+                    break;
+                }
+                _ => {
+                    // This one packet was refused (too big, bad vnet header): skip it.
+                    self.stats.tx_errors += 1;
+                    i += 1;
+                }
+            }
+        }
+        Ok(sent)
+    }
+
     /// `recvmmsg` straight into the batch's buffers (vnet header in its own iovec, the
     /// VLAN tag from the `PACKET_AUXDATA` control message).
     fn recv_mmsg(&mut self, out: &mut PacketBatch) -> io::Result<usize> {
@@ -732,6 +1127,17 @@ impl Port for AfPacketPort {
     }
 
     fn recv_batch(&mut self, out: &mut PacketBatch) -> io::Result<usize> {
+        if self.zc.is_some() {
+            // Copying receive from the lending ring (for callers that do not borrow).
+            let mut b = std::mem::take(&mut self.zc_copy);
+            let n = self.recv_zc(&mut b, out.room());
+            for f in b.frames() {
+                out.push_frame(f.data, f.vnet, f.tunnel_id);
+            }
+            b.release();
+            self.zc_copy = b;
+            return n;
+        }
         if self.mmsg {
             return self.recv_mmsg(out);
         }
@@ -822,78 +1228,26 @@ impl Port for AfPacketPort {
             self.stats.tx_dropped += (pkts.len() - sent) as u64 - big;
             return Ok(sent);
         }
-        let mut sent = 0;
-        let mut i = 0;
-        let mut again = 0;
-        while i < pkts.len() {
-            let chunk = &pkts[i..pkts.len().min(i + BATCH)];
-            let mut hdrs = [[0u8; VNET_HDR_LEN]; BATCH];
-            // SAFETY: iovec/mmsghdr are plain old data; all-zero is valid.
-            let mut iov: [libc::iovec; 2 * BATCH] = unsafe { std::mem::zeroed() };
-            // SAFETY: as above.
-            let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-            for (k, p) in chunk.iter().enumerate() {
-                hdrs[k] = p.vnet.to_bytes();
-                iov[2 * k] = libc::iovec {
-                    iov_base: hdrs[k].as_mut_ptr().cast(),
-                    iov_len: VNET_HDR_LEN,
-                };
-                iov[2 * k + 1] = libc::iovec {
-                    iov_base: p.data.as_ptr() as *mut libc::c_void,
-                    iov_len: p.data.len(),
-                };
-                msgs[k].msg_hdr.msg_iov = &mut iov[2 * k];
-                msgs[k].msg_hdr.msg_iovlen = 2;
-            }
-            // SAFETY: every msg points at two iovecs over live buffers (`hdrs`, the
-            // packets' data) that outlive the call; the kernel only reads them.
-            let r = unsafe {
-                libc::sendmmsg(
-                    self.fd.as_raw_fd(),
-                    msgs.as_mut_ptr(),
-                    chunk.len() as libc::c_uint,
-                    0,
-                )
-            };
-            if r > 0 {
-                let r = r as usize;
-                for p in &chunk[..r] {
-                    self.stats.tx_packets += 1;
-                    self.stats.tx_bytes += p.data.len() as u64;
-                }
-                sent += r;
-                i += r;
-                again = 0;
-                continue;
-            }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::ENOBUFS) if again < 64 => {
-                    // The socket's send budget is in flight; it frees within
-                    // microseconds on veth. Yield briefly rather than drop a TCP burst.
-                    again += 1;
-                    std::thread::yield_now();
-                }
-                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => {
-                    self.stats.tx_dropped += (pkts.len() - i) as u64;
-                    break;
-                }
-                Some(libc::EINTR) => {}
-                Some(libc::ENXIO) | Some(libc::ENODEV) | Some(libc::ENETDOWN) => {
-                    // Link down or device gone: drop the rest, report once.
-                    self.stats.tx_dropped += (pkts.len() - i) as u64;
-                    if err.raw_os_error() == Some(libc::ENODEV) {
-                        return Err(err);
-                    }
-                    break;
-                }
-                _ => {
-                    // This one packet was refused (too big, bad vnet header): skip it.
-                    self.stats.tx_errors += 1;
-                    i += 1;
-                }
-            }
+        self.send_mmsg(pkts.len(), |i| (&pkts[i].data, pkts[i].vnet))
+    }
+
+    fn recv_borrowed(&mut self, out: &mut BorrowedBatch) -> Option<io::Result<usize>> {
+        self.zc.as_ref()?;
+        Some(self.recv_zc(out, BATCH))
+    }
+
+    fn send_frames(&mut self, frames: &[Frame<'_>]) -> io::Result<usize> {
+        if self.tx.is_some() {
+            let mut pk: Vec<Packet> = frames
+                .iter()
+                .map(|f| Packet {
+                    data: f.data.to_vec(),
+                    vnet: f.vnet,
+                    tunnel_id: f.tunnel_id,
+                })
+                .collect();
+            return self.send_batch(&mut pk);
         }
-        Ok(sent)
+        self.send_mmsg(frames.len(), |i| (frames[i].data, frames[i].vnet))
     }
 }

@@ -184,6 +184,94 @@ impl RxPacket for Frame<'_> {
     const BORROWED: bool = true;
 }
 
+/// Memory a port lends out with [`BorrowedBatch`]: hands slots back to the port (or the
+/// kernel) once the frames in them are no longer needed.
+pub trait SlotOwner: Send + Sync + std::fmt::Debug {
+    /// Give these slots back, in this order.
+    fn release(&self, slots: &[u32]);
+}
+
+/// Frames received without a copy (zero-copy receive), borrowed where a port's receive
+/// ring holds them ([`Port::recv_borrowed`]).
+///
+/// The ring memory stays alive as long as the batch holds frames in it (the batch keeps its
+/// owner in an `Arc`, so the port's lock need not be held), and the slots stay the
+/// receiver's until [`BorrowedBatch::release`] (or the next receive into the batch, or
+/// dropping it) hands them back, in the order received. So an egress port may send
+/// straight from them ([`Port::send_frames`]) while the ingress port is unlocked.
+#[derive(Debug, Default)]
+pub struct BorrowedBatch {
+    owner: Option<std::sync::Arc<dyn SlotOwner>>,
+    /// The frames; the `'static` is a lie kept inside: they live as long as `owner` holds
+    /// the memory and their slots are not released, and are only handed out borrowed
+    /// from `&self` (see [`BorrowedBatch::frames`]).
+    frames: Vec<Frame<'static>>,
+    slots: Vec<u32>,
+}
+
+impl BorrowedBatch {
+    /// An empty batch.
+    pub fn new() -> BorrowedBatch {
+        BorrowedBatch {
+            owner: None,
+            frames: Vec::with_capacity(BATCH),
+            slots: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// The frames, in the order received.
+    pub fn frames(&self) -> &[Frame<'_>] {
+        &self.frames
+    }
+
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Room left before the batch holds [`BATCH`] frames.
+    pub fn room(&self) -> usize {
+        BATCH.saturating_sub(self.frames.len())
+    }
+
+    /// Hand every slot back to its owner (in order) and forget the frames (and the
+    /// owner: its memory may go once nothing else holds it).
+    pub fn release(&mut self) {
+        self.frames.clear();
+        if let Some(o) = self.owner.take()
+            && !self.slots.is_empty()
+        {
+            o.release(&self.slots);
+        }
+        self.slots.clear();
+    }
+
+    /// Start filling the batch from `owner`'s memory: releases what it held.
+    pub(crate) fn begin(&mut self, owner: &std::sync::Arc<dyn SlotOwner>) {
+        self.release();
+        self.owner = Some(owner.clone());
+    }
+
+    /// Append a frame lying in slot `slot` of the owner given to [`BorrowedBatch::begin`].
+    /// The caller (a port) guarantees that `frame.data` stays valid and unchanged until
+    /// the slot is released, and that the owner's `Arc` keeps that memory mapped.
+    pub(crate) fn push(&mut self, frame: Frame<'static>, slot: u32) {
+        self.frames.push(frame);
+        self.slots.push(slot);
+    }
+}
+
+impl Drop for BorrowedBatch {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// A batch of up to [`BATCH`] packets whose buffers are reused round after round.
 ///
 /// `recv_batch` appends to it; the engine processes `as_mut_slice()` in place and calls
@@ -362,6 +450,31 @@ pub trait Port: Send + std::fmt::Debug {
 
     /// Send packets; returns how many were accepted (from the front).
     fn send_batch(&mut self, pkts: &mut [Packet]) -> io::Result<usize>;
+
+    /// Zero-copy receive: borrow up to `out.room()` frames where the port's ring holds
+    /// them (releasing what `out` held first); `None` if this port cannot (or, for now,
+    /// does not: e.g. after falling back to copying receive) lend frames, in which case
+    /// [`Port::recv_batch`] is the way to receive.
+    fn recv_borrowed(&mut self, out: &mut BorrowedBatch) -> Option<io::Result<usize>> {
+        let _ = out;
+        None
+    }
+
+    /// Send frames that are not the caller's to modify (borrowed from a receive ring);
+    /// returns how many were accepted (from the front). By default a copy of each is
+    /// sent with [`Port::send_batch`].
+    fn send_frames(&mut self, frames: &[Frame<'_>]) -> io::Result<usize> {
+        let mut sent = 0;
+        let mut batch = PacketBatch::new();
+        for chunk in frames.chunks(BATCH) {
+            batch.clear();
+            for f in chunk {
+                batch.push_frame(f.data, f.vnet, f.tunnel_id);
+            }
+            sent += self.send_batch(batch.as_mut_slice())?;
+        }
+        Ok(sent)
+    }
 }
 
 /// An in-memory port: packets sent on it go to its `tx` queue (or to its peer's rx queue

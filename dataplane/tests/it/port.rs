@@ -19,7 +19,9 @@ use fuxi_dataplane::port::offload::{
 };
 use fuxi_dataplane::port::tap::TapPort;
 use fuxi_dataplane::port::vxlan::{self, VxlanPort};
-use fuxi_dataplane::port::{BATCH, MemPort, Packet, PacketBatch, Port, RxPacket, netns};
+use fuxi_dataplane::port::{
+    BATCH, BorrowedBatch, MemPort, Packet, PacketBatch, Port, RxPacket, netns,
+};
 
 // ---------------------------------------------------------------------------------------
 // Frames.
@@ -525,7 +527,7 @@ impl Topo {
 }
 
 /// Open an AF_PACKET port in `ns`; `FUXI_TX_RING=N` selects the mmap tx ring,
-/// `FUXI_RX_MMSG=1` recvmmsg instead of the rx ring.
+/// `FUXI_RX_MMSG=1` recvmmsg instead of the rx ring, `FUXI_RX_ZC=1` the lending ring.
 fn open(ns: &Ns, ifname: &'static str) -> AfPacketPort {
     let cfg = AfPacketConfig {
         tx_ring_frames: std::env::var("FUXI_TX_RING")
@@ -533,6 +535,7 @@ fn open(ns: &Ns, ifname: &'static str) -> AfPacketPort {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
         rx_mmsg: std::env::var_os("FUXI_RX_MMSG").is_some(),
+        rx_zc: std::env::var_os("FUXI_RX_ZC").is_some(),
         ..AfPacketConfig::default()
     };
     ns.run(move || AfPacketPort::open_with(ifname, &cfg))
@@ -590,20 +593,28 @@ fn counter(ns: &Ns, ifname: &str, c: &str) -> u64 {
 
 #[test]
 fn port_afpacket_veth_rx_tx_batches_no_loopback() {
-    veth_rx_tx(false);
+    veth_rx_tx(AfPacketConfig::default());
 }
 
 #[test]
 fn port_afpacket_recvmmsg_rx_tx_batches_no_loopback() {
-    veth_rx_tx(true);
+    veth_rx_tx(AfPacketConfig {
+        rx_mmsg: true,
+        ..AfPacketConfig::default()
+    });
 }
 
-fn veth_rx_tx(rx_mmsg: bool) {
-    let t = Topo::new();
-    let cfg = AfPacketConfig {
-        rx_mmsg,
+/// The lending ring, received by copy (`recv_batch`).
+#[test]
+fn port_afpacket_zc_rx_tx_batches_no_loopback() {
+    veth_rx_tx(AfPacketConfig {
+        rx_zc: true,
         ..AfPacketConfig::default()
-    };
+    });
+}
+
+fn veth_rx_tx(cfg: AfPacketConfig) {
+    let t = Topo::new();
     let mut p1 =
         t.sw.run(move || AfPacketPort::open_with("p1", &cfg))
             .unwrap();
@@ -740,6 +751,217 @@ fn port_afpacket_sends_big_tcp_frames_whole() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].data, f);
     assert_eq!(got[0].vnet.gso_type, GSO_TCPV4);
+}
+
+fn zc_cfg(blocks: u32) -> AfPacketConfig {
+    AfPacketConfig {
+        rx_zc: true,
+        zc_blocks: blocks,
+        ..AfPacketConfig::default()
+    }
+}
+
+fn wait_link(p: &dyn Port) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !p.link_up() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(p.link_up(), "{} has no carrier", p.name());
+}
+
+/// Borrow from `p` until `want` frames were lent or `t` passed; `each` sees every batch
+/// before it is released.
+fn recv_lent(p: &mut dyn Port, want: usize, t: Duration, mut each: impl FnMut(&BorrowedBatch)) {
+    let mut lent = BorrowedBatch::new();
+    let mut got = 0;
+    let end = Instant::now() + t;
+    while got < want && Instant::now() < end {
+        let n = p.recv_borrowed(&mut lent).expect("a lending port").unwrap();
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        got += n;
+        each(&lent);
+        lent.release();
+    }
+}
+
+/// Zero-copy: frames an `rx_zc` port (p1) lends are sent by p2 straight from p1's ring
+/// (`send_frames`) and reach h2 byte-exact with their offload header: a GSO super-frame
+/// with a partial checksum, a VLAN-tagged frame (its tag put back in the ring frame), a
+/// plain one.
+#[test]
+fn port_afpacket_zc_lent_frames_go_out_unchanged() {
+    let t = Topo::new();
+    let mut p1 =
+        t.sw.run(|| AfPacketPort::open_with("p1", &zc_cfg(4)))
+            .unwrap();
+    let mmsg = AfPacketConfig {
+        rx_mmsg: true,
+        ..AfPacketConfig::default()
+    };
+    let mut p2 =
+        t.sw.run(move || AfPacketPort::open_with("p2", &mmsg))
+            .unwrap();
+    let mut e1 =
+        t.h1.run(move || AfPacketPort::open_with("eth0", &mmsg))
+            .unwrap();
+    let mut e2 =
+        t.h2.run(move || AfPacketPort::open_with("eth0", &mmsg))
+            .unwrap();
+    wait_link(&p1);
+    wait_link(&p2);
+    // A p1 with nothing received lends nothing (and is a lending port).
+    let mut lent = BorrowedBatch::new();
+    assert_eq!(p1.recv_borrowed(&mut lent).unwrap().unwrap(), 0);
+    let mut gso = tcp4(&pattern(3000), 1);
+    gso[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    let mut v = make_partial(&mut gso, 14, 34, 16, false);
+    v.gso_type = GSO_TCPV4;
+    v.gso_size = 1000;
+    v.hdr_len = 54;
+    let mut tagged = raw_frame(7, 200);
+    tagged.splice(12..12, [0x81, 0x00, 0x20, 0x2a]);
+    let plain = raw_frame(8, 1514);
+    let mut pk = [
+        Packet {
+            data: gso.clone(),
+            vnet: v,
+            tunnel_id: 0,
+        },
+        Packet::from_frame(&tagged),
+        Packet::from_frame(&plain),
+    ];
+    assert_eq!(e1.send_batch(&mut pk).unwrap(), 3);
+    let mut seen = Vec::new();
+    recv_lent(&mut p1, 3, Duration::from_secs(3), |lent| {
+        seen.extend(lent.frames().iter().map(|f| (f.data.to_vec(), f.vnet)));
+        assert_eq!(p2.send_frames(lent.frames()).unwrap(), lent.len());
+    });
+    assert_eq!(seen.len(), 3, "lent: {seen:?}");
+    assert_eq!(p2.stats().tx_packets, 3);
+    // What p1 lent is what h1 sent, offload header included (hdr_len is the kernel's).
+    let same = |a: &VnetHdr, b: &VnetHdr| {
+        (a.flags, a.gso_type, a.gso_size, a.csum_start, a.csum_offset)
+            == (b.flags, b.gso_type, b.gso_size, b.csum_start, b.csum_offset)
+    };
+    assert_eq!(seen[0].0, gso);
+    assert!(same(&seen[0].1, &v), "{:?} vs {v:?}", seen[0].1);
+    assert_eq!(seen[1].0, tagged);
+    assert_eq!(seen[2].0, plain);
+    // And h2 gets it all, as sent.
+    let mut got: Vec<Packet> = Vec::new();
+    let mut batch = PacketBatch::new();
+    let end = Instant::now() + Duration::from_secs(3);
+    while got.len() < 3 && Instant::now() < end {
+        batch.clear();
+        e2.recv_batch(&mut batch).unwrap();
+        got.extend(
+            batch
+                .iter()
+                .filter(|p| p.data == gso || p.data == tagged || p.data == plain)
+                .cloned(),
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].data, gso);
+    assert!(same(&got[0].vnet, &v), "{:?} vs {v:?}", got[0].vnet);
+    assert_eq!(got[1].data, tagged);
+    assert_eq!(got[2].data, plain);
+}
+
+/// The ring's frames are the receiver's until released: with 10 of a 15-frame ring held,
+/// only 5 more are received (the rest dropped by the kernel, counted); once released, far
+/// more frames than the ring holds pass in order (slots go back, the ring never stalls).
+#[test]
+fn port_afpacket_zc_slots_go_back_when_released() {
+    let t = Topo::new();
+    let mut p1 =
+        t.sw.run(|| AfPacketPort::open_with("p1", &zc_cfg(1)))
+            .unwrap();
+    let mmsg = AfPacketConfig {
+        rx_mmsg: true,
+        ..AfPacketConfig::default()
+    };
+    let mut e1 =
+        t.h1.run(move || AfPacketPort::open_with("eth0", &mmsg))
+            .unwrap();
+    wait_link(&p1);
+    let settle = || std::thread::sleep(Duration::from_millis(50));
+    let (mut held, mut more) = (BorrowedBatch::new(), BorrowedBatch::new());
+    send_all(&mut e1, (0..10).map(|i| raw_frame(i, 60)));
+    settle();
+    assert_eq!(p1.recv_borrowed(&mut held).unwrap().unwrap(), 10);
+    let d0 = p1.stats().rx_dropped;
+    send_all(&mut e1, (10..20).map(|i| raw_frame(i, 60)));
+    settle();
+    assert_eq!(p1.recv_borrowed(&mut more).unwrap().unwrap(), 5);
+    let marks = |b: &BorrowedBatch| -> Vec<u32> {
+        b.frames().iter().filter_map(|f| marker(f.data)).collect()
+    };
+    assert_eq!(marks(&more), (10..15).collect::<Vec<_>>());
+    assert_eq!(marks(&held), (0..10).collect::<Vec<_>>());
+    assert_eq!(p1.stats().rx_dropped - d0, 5, "ring full: the kernel drops");
+    // Still held: nothing new.
+    assert_eq!(p1.recv_borrowed(&mut more).unwrap().unwrap(), 0);
+    held.release();
+    more.release();
+    let mut got = Vec::new();
+    for round in 0..20u32 {
+        send_all(
+            &mut e1,
+            (round * 10..round * 10 + 10).map(|i| raw_frame(1000 + i, 100)),
+        );
+        recv_lent(&mut p1, 10, Duration::from_secs(2), |b| {
+            got.extend(marks(b))
+        });
+    }
+    assert_eq!(got, (1000..1200).collect::<Vec<_>>());
+}
+
+/// A frame bigger than a ring frame (a 150 KB BIG TCP super-frame) makes an `rx_zc` port
+/// fall back to `recvmmsg` with big buffers: the first is dropped (counted), the next
+/// passes whole; from then on the port lends nothing, keeps its descriptor (readable when
+/// something arrives) and receives small frames too.
+#[test]
+fn port_afpacket_zc_falls_back_to_recvmmsg_for_big_tcp() {
+    let ns = Ns::new("zcbig");
+    let tap = ns.run(|| TapPort::open("fxzc0")).unwrap();
+    tap.set_admin_up(true).unwrap();
+    let mut tap: Box<dyn Port> = Box::new(tap);
+    let mut rx = ns
+        .run(|| AfPacketPort::open_with("fxzc0", &zc_cfg(2)))
+        .unwrap();
+    let fd = rx.as_raw_fd().unwrap();
+    let mut lent = BorrowedBatch::new();
+    assert!(rx.recv_borrowed(&mut lent).is_some());
+    let (f, v) = big_tcp4(&pattern(150_000));
+    let got = send_big_until_received(tap.as_mut(), &mut rx, &f, v);
+    assert_eq!(rx.stats().rx_dropped, 1, "the first one makes it fall back");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, f);
+    assert_eq!(got[0].vnet.gso_type, GSO_TCPV4);
+    assert_eq!(got[0].vnet.gso_size, 1448);
+    assert!(rx.recv_borrowed(&mut lent).is_none());
+    assert_eq!(rx.as_raw_fd(), Some(fd));
+    assert!(!readable(fd));
+    let small = tcp4(&pattern(100), 9);
+    assert_eq!(
+        tap.send_batch(&mut [Packet::from_frame(&small)]).unwrap(),
+        1
+    );
+    let end = Instant::now() + Duration::from_secs(2);
+    while !readable(fd) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut batch = PacketBatch::new();
+    while batch.is_empty() && Instant::now() < end {
+        rx.recv_batch(&mut batch).unwrap();
+    }
+    assert_eq!(batch.as_slice()[0].data, small);
+    assert_eq!(rx.stats().rx_dropped, 1);
 }
 
 #[test]
