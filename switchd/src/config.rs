@@ -96,7 +96,8 @@ pub struct FileConfig {
     pub ports: Vec<PortConfig>,
     /// Management socket path (default /run/fuxi/BRIDGE.mgmt; "" for none).
     pub mgmt: Option<String>,
-    /// How AF_PACKET ports receive: "mmsg" (recvmmsg, default) or "ring" (TPACKET_V3).
+    /// How AF_PACKET ports receive: "mmsg" (recvmmsg, default), "ring" (TPACKET_V3) or
+    /// "zc" (a TPACKET_V2 ring whose frames are forwarded without a copy of the switch's).
     pub rx_mode: Option<String>,
     /// How datapath threads wait for packets: "adaptive" (default) or "always".
     pub poll_mode: Option<String>,
@@ -119,6 +120,20 @@ pub enum FailMode {
     /// `fail_open_delay`), a priority-0 `actions=NORMAL` flow in table 0 makes the switch
     /// a learning switch; it goes when a controller connects (Open vSwitch's fail-open).
     Standalone,
+}
+
+/// How AF_PACKET ports receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RxMode {
+    /// `recvmmsg` into the switch's buffers.
+    #[default]
+    Mmsg,
+    /// A TPACKET_V3 ring, copied out of.
+    Ring,
+    /// A TPACKET_V2 ring whose frames the datapath borrows and egress ports send from
+    /// (`AfPacketConfig::rx_zc`); falls back to `recvmmsg` on a port that receives a
+    /// frame bigger than a ring frame (BIG TCP).
+    Zc,
 }
 
 /// How a datapath thread waits when its ports have nothing to receive.
@@ -177,8 +192,8 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     /// Management socket path, if any.
     pub mgmt: Option<String>,
-    /// AF_PACKET ports receive with recvmmsg instead of the TPACKET_V3 ring.
-    pub rx_mmsg: bool,
+    /// How AF_PACKET ports receive.
+    pub rx_mode: RxMode,
     /// How datapath threads wait for packets.
     pub poll_mode: PollMode,
     /// Prometheus `/metrics` listener, if any.
@@ -396,10 +411,11 @@ impl FileConfig {
                 bail!("key `ports[{i}].name`: `{}` is used twice", p.name);
             }
         }
-        let rx_mmsg = match self.rx_mode.as_deref() {
-            Some("ring") => false,
-            None | Some("mmsg") => true,
-            Some(o) => bail!("key `rx_mode`: `{o}` is not ring or mmsg"),
+        let rx_mode = match self.rx_mode.as_deref() {
+            Some("ring") => RxMode::Ring,
+            None | Some("mmsg") => RxMode::Mmsg,
+            Some("zc") => RxMode::Zc,
+            Some(o) => bail!("key `rx_mode`: `{o}` is not mmsg, ring or zc"),
         };
         let spin = match self.spin_us {
             None => DEFAULT_SPIN,
@@ -450,7 +466,7 @@ impl FileConfig {
             threads,
             ports,
             mgmt,
-            rx_mmsg,
+            rx_mode,
             poll_mode,
         })
     }

@@ -36,10 +36,10 @@ use fuxi_dataplane::engine::{Output, PacketInEvent, Reader, Worker};
 use fuxi_dataplane::port::afpacket::{AfPacketConfig, AfPacketPort};
 use fuxi_dataplane::port::tap::TapPort;
 use fuxi_dataplane::port::vxlan::VxlanPort;
-use fuxi_dataplane::port::{Packet, PacketBatch, Port, PortStats};
+use fuxi_dataplane::port::{BorrowedBatch, Frame, Packet, PacketBatch, Port, PortStats};
 use fuxi_openflow::msg::port::config as pcfg;
 
-use crate::config::{PollMode, PortConfig, PortType};
+use crate::config::{PollMode, PortConfig, PortType, RxMode};
 
 /// One port of the bridge.
 pub struct PortSlot {
@@ -79,11 +79,12 @@ impl fmt::Debug for PortSlot {
 
 impl PortSlot {
     /// Opens the port a configuration entry describes.
-    pub fn open(cfg: &PortConfig, thread: usize, rx_mmsg: bool) -> Result<PortSlot> {
+    pub fn open(cfg: &PortConfig, thread: usize, rx_mode: RxMode) -> Result<PortSlot> {
         let port: Box<dyn Port> = match cfg.port_type {
             PortType::Afpacket => {
                 let ac = AfPacketConfig {
-                    rx_mmsg,
+                    rx_mmsg: rx_mode == RxMode::Mmsg,
+                    rx_zc: rx_mode == RxMode::Zc,
                     ..AfPacketConfig::default()
                 };
                 Box::new(
@@ -154,6 +155,22 @@ impl PortSlot {
         let mut port = self.lock();
         while sent < pkts.len() {
             match port.send_batch(&mut pkts[sent..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sent += n,
+            }
+        }
+        sent
+    }
+
+    /// As [`PortSlot::send`] for frames borrowed from a receive ring (sent unchanged).
+    pub fn send_frames(&self, frames: &[Frame<'_>]) -> usize {
+        if self.config.load(Ordering::Relaxed) & (pcfg::PORT_DOWN | pcfg::NO_FWD) != 0 {
+            return 0;
+        }
+        let mut sent = 0;
+        let mut port = self.lock();
+        while sent < frames.len() {
+            match port.send_frames(&frames[sent..]) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => sent += n,
             }
@@ -399,6 +416,9 @@ fn run(ctx: DatapathCtx) {
     }
     let mut worker = Worker::new(ctx.reader.clone());
     let mut batch = PacketBatch::new();
+    // Frames a port lends (zero-copy receive): held from the receive to the end of the
+    // sends, then handed back; the port is not locked meanwhile.
+    let mut lent = BorrowedBatch::new();
     let mut out = Output::new();
     let mut pollfds: Vec<libc::pollfd> = Vec::new();
     let mut last_sync = Instant::now();
@@ -415,23 +435,46 @@ fn run(ctx: DatapathCtx) {
         let table = ctx.ports.load();
         let mut busy = false;
         for slot in table.values().filter(|s| s.thread == ctx.id) {
-            batch.clear();
-            let n = slot.lock().recv_batch(&mut batch).unwrap_or(0);
+            let (n, borrowed) = {
+                let mut port = slot.lock();
+                match port.recv_borrowed(&mut lent) {
+                    Some(r) => (r.unwrap_or(0), true),
+                    None => {
+                        batch.clear();
+                        (port.recv_batch(&mut batch).unwrap_or(0), false)
+                    }
+                }
+            };
             if n == 0 {
                 continue;
             }
             busy = true;
             if slot.config.load(Ordering::Relaxed) & (pcfg::PORT_DOWN | pcfg::NO_RECV) != 0 {
+                lent.release();
                 continue;
             }
             out.clear();
             let now = nanos_since(ctx.start);
-            worker.process_batch(slot.ofport, &mut batch, now, &mut out);
-            for (port, pkts) in out.per_port() {
-                if let Some(dst) = table.get(&port) {
-                    dst.send(pkts);
-                }
+            if borrowed {
+                worker.process_frames(slot.ofport, lent.frames(), now, &mut out);
+            } else {
+                worker.process_batch(slot.ofport, &mut batch, now, &mut out);
             }
+            out.send(
+                lent.frames(),
+                |port, pkts| {
+                    if let Some(dst) = table.get(&port) {
+                        dst.send(pkts);
+                    }
+                },
+                |port, frames| {
+                    if let Some(dst) = table.get(&port) {
+                        dst.send_frames(frames);
+                    }
+                },
+            );
+            // The ring slots go back only now that every output of them was sent.
+            lent.release();
             let no_pi = slot.config.load(Ordering::Relaxed) & pcfg::NO_PACKET_IN != 0;
             for pi in out.packet_ins.drain(..) {
                 if !no_pi {

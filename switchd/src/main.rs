@@ -70,8 +70,9 @@ struct Args {
     #[arg(long)]
     mgmt: Option<String>,
     /// How AF_PACKET ports receive: mmsg (recvmmsg, the default: no block-retire delay;
-    /// ~0.08 ms ping RTT through the switch here) or ring (TPACKET_V3 mmap ring: up to
-    /// 1 ms per hop when traffic is sparse).
+    /// ~0.08 ms ping RTT through the switch here), ring (TPACKET_V3 mmap ring: up to
+    /// 1 ms per hop when traffic is sparse) or zc (TPACKET_V2 ring, frames forwarded
+    /// from where the kernel put them: one copy per frame on the switch's core, not two).
     #[arg(long)]
     rx_mode: Option<String>,
     /// How datapath threads wait for packets: adaptive (the default: busy-poll for
@@ -249,7 +250,7 @@ fn run(args: Args) -> Result<()> {
     let ports = Arc::new(Ports::default());
     let mut pipeline = Pipeline::new();
     for (i, pc) in cfg.ports.iter().enumerate() {
-        let slot = PortSlot::open(pc, i % cfg.threads, cfg.rx_mmsg)?;
+        let slot = PortSlot::open(pc, i % cfg.threads, cfg.rx_mode)?;
         pipeline.set_port(slot.ofport, PortState { live: slot.live() });
         tracing::info!(port = %slot.name, ofport = slot.ofport, "port added");
         ports.add(slot)?;

@@ -191,7 +191,7 @@ fn handle_inner(sw: &Switch, line: &str) -> Result<Value> {
                 pc.local = Some(local.to_string());
             }
             let thread = ofport as usize % sw.cfg.threads;
-            let slot = sw.ports.add(PortSlot::open(&pc, thread, sw.cfg.rx_mmsg)?)?;
+            let slot = sw.ports.add(PortSlot::open(&pc, thread, sw.cfg.rx_mode)?)?;
             {
                 let mut e = sw.engine();
                 e.set_port(ofport, PortState { live: slot.live() });
