@@ -30,8 +30,8 @@ use crate::packet::{
 };
 use crate::pipeline::exec::{FastActions, L4Csum, Sink, execute_with};
 use crate::pipeline::normal::Learn;
-use crate::pipeline::xlate::{Record, TraceStep};
-use crate::pipeline::{Actions, FlowList, FlowStats, GroupStats, InlineVec, Nanos, Pipeline};
+use crate::pipeline::xlate::{Recorder, TraceStep};
+use crate::pipeline::{Actions, FlowList, GroupStats, InlineVec, Nanos, Pipeline};
 use crate::port::offload::VnetHdr;
 use crate::port::{BATCH, RxPacket};
 use emc::Emc;
@@ -85,24 +85,11 @@ pub struct Megaflow {
 // The hot part (counters, compact actions, sync mark) is the first cache line.
 const _: () = assert!(std::mem::offset_of!(Megaflow, key) == 64);
 
-/// Where a translation into a megaflow records what it went through.
-struct MfRecord<'a> {
-    flows: &'a mut FlowList,
-    trace: &'a mut TableTrace,
-    groups: &'a mut Vec<(Arc<GroupStats>, Vec<usize>)>,
-}
-
-impl Record for MfRecord<'_> {
+/// What a megaflow keeps of a table visit: the table, and whether a flow matched.
+impl From<TraceStep> for (u8, bool) {
     #[inline]
-    fn flow(&mut self, stats: &Arc<FlowStats>) {
-        self.flows.push(stats.clone());
-    }
-    #[inline]
-    fn step(&mut self, step: TraceStep) {
-        self.trace.push((step.table_id, step.flow.is_some()));
-    }
-    fn group(&mut self, stats: &Arc<GroupStats>, buckets: &[usize]) {
-        self.groups.push((stats.clone(), buckets.to_vec()));
+    fn from(step: TraceStep) -> (u8, bool) {
+        (step.table_id, step.flow.is_some())
     }
 }
 
@@ -560,7 +547,7 @@ impl Datapath {
         let mut mf = self.fresh_megaflow();
         let m = Arc::get_mut(&mut mf).expect("a fresh megaflow is not shared");
         // Written in place: the translation's lists go straight into the megaflow.
-        let rec = MfRecord {
+        let rec = Recorder {
             flows: &mut m.flows,
             trace: &mut m.trace,
             groups: &mut m.groups,

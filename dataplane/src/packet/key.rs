@@ -414,25 +414,31 @@ impl FlowKey {
     /// Hash of `self & mask` over the listed words (the non-zero words of `mask`).
     #[inline]
     pub fn hash_masked(&self, mask: &FlowMask, words: &[u8]) -> u64 {
-        let mut h: u64 = 0x243f_6a88_85a3_08d3;
-        for &i in words {
-            let i = usize::from(i);
-            if i < KEY_WORDS {
-                h = mix(h ^ (self.w[i] & mask.w[i]));
-            }
-        }
-        finish(h)
+        self.hash_masked_into(mask, words, None)
     }
 
     /// [`FlowKey::hash_masked`], OR-ing the same words of `mask` into `wc` in the same pass
     /// (a classifier probe: the wildcards and the hash at once).
     #[inline]
     pub fn hash_masked_or(&self, mask: &FlowMask, words: &[u8], wc: &mut FlowMask) -> u64 {
+        self.hash_masked_into(mask, words, Some(wc))
+    }
+
+    /// The loop of both: inlined into each, where `wc` is a constant `None` or `Some`.
+    #[inline(always)]
+    fn hash_masked_into(
+        &self,
+        mask: &FlowMask,
+        words: &[u8],
+        mut wc: Option<&mut FlowMask>,
+    ) -> u64 {
         let mut h: u64 = 0x243f_6a88_85a3_08d3;
         for &i in words {
             let i = usize::from(i);
             if i < KEY_WORDS {
-                wc.w[i] |= mask.w[i];
+                if let Some(wc) = wc.as_deref_mut() {
+                    wc.w[i] |= mask.w[i];
+                }
                 h = mix(h ^ (self.w[i] & mask.w[i]));
             }
         }

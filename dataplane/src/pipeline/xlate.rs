@@ -250,24 +250,35 @@ pub struct Outcome {
     pub learn: Option<super::normal::Learn>,
 }
 
-/// A [`Translation`]'s record: everything.
-struct Full<'a> {
-    flows: &'a mut FlowList,
-    trace: &'a mut Trace,
-    groups: &'a mut Vec<(Arc<GroupStats>, Vec<usize>)>,
+/// A [`Record`] into lists: the flows and groups as they are, each table visited as an
+/// `E` — the whole [`TraceStep`] for a [`Translation`], what a megaflow keeps of it for
+/// another.
+#[derive(Debug)]
+pub struct Recorder<'a, E> {
+    /// Counters of the flows matched.
+    pub flows: &'a mut FlowList,
+    /// Tables visited.
+    pub trace: &'a mut InlineVec<E, 4>,
+    /// Groups applied, with their buckets.
+    pub groups: &'a mut Vec<(Arc<GroupStats>, Vec<usize>)>,
 }
 
-impl Record for Full<'_> {
+impl<E: From<TraceStep>> Record for Recorder<'_, E> {
+    #[inline]
     fn flow(&mut self, stats: &Arc<FlowStats>) {
         self.flows.push(stats.clone());
     }
+    #[inline]
     fn step(&mut self, step: TraceStep) {
-        self.trace.push(step);
+        self.trace.push(step.into());
     }
     fn group(&mut self, stats: &Arc<GroupStats>, buckets: &[usize]) {
         self.groups.push((stats.clone(), buckets.to_vec()));
     }
 }
+
+/// A [`Translation`]'s record: everything.
+type Full<'a> = Recorder<'a, TraceStep>;
 
 /// The outcome of translating one packet.
 #[derive(Clone, Debug)]
