@@ -194,9 +194,10 @@ pub struct AfPacketConfig {
     /// TCP x1 −9 % (11.0 vs 12.15 Gbit/s, and more retransmits: 190–765 vs 0–360 per
     /// 10 s), x4 +5 % (13.98 vs 13.28), 64 B UDP +52 % (0.337 vs 0.22 Mpps), ping median
     /// 44 vs 54 µs. One stream is not bound by the switch's core, and the copy moved onto
-    /// the sender's (CPU 0 then 90–100 % busy), so it slows the sender; hence not the
-    /// default. Rings smaller than 16 blocks drop under four streams (2–4 blocks:
-    /// 2·10⁵–9·10⁵ retransmits per 8 s).
+    /// the sender's (CPU 0 then 90–100 % busy), so it slows the sender; a third run with
+    /// other work on the machine (load 2.2–2.9, CPU 0 shared) was worse still: x1 10.88 vs
+    /// 10.99, x4 8.91 vs 11.85, 64 B +8 %. Hence not the default. Rings smaller than 16
+    /// blocks drop under four streams (2–4 blocks: 2·10⁵–9·10⁵ retransmits per 8 s).
     pub rx_zc: bool,
     /// Blocks of 1 MiB (15 frames each) of the `rx_zc` ring.
     pub zc_blocks: u32,
