@@ -875,13 +875,16 @@ impl AfPacketPort {
     }
 
     /// `sendmmsg` `n` frames (`get(i)`: frame `i`'s bytes and offload header), 32 per
-    /// call; returns how many were accepted and counts the rest.
+    /// call. Every frame is consumed: sent, or counted in `tx_errors` (refused) or
+    /// `tx_dropped` (no room even after yielding, link down); so it returns `n` (as the
+    /// AF_XDP port does), and a caller that retries the rest never sends a frame twice.
+    /// Before, it returned the frames sent, and a caller retrying from there sent again
+    /// what followed a refused frame.
     fn send_mmsg<'a>(
         &mut self,
         n: usize,
         get: impl Fn(usize) -> (&'a [u8], VnetHdr),
     ) -> io::Result<usize> {
-        let mut sent = 0;
         let mut i = 0;
         let mut again = 0;
         while i < n {
@@ -924,7 +927,6 @@ impl AfPacketPort {
                     self.stats.tx_packets += 1;
                     self.stats.tx_bytes += *len as u64;
                 }
-                sent += r;
                 i += r;
                 again = 0;
                 continue;
@@ -957,7 +959,7 @@ impl AfPacketPort {
                 }
             }
         }
-        Ok(sent)
+        Ok(n)
     }
 
     /// `recvmmsg` straight into the batch's buffers (vnet header in its own iovec, the
@@ -1237,7 +1239,8 @@ impl Port for AfPacketPort {
             self.stats.tx_packets += (sent as u64).saturating_sub(bad);
             self.stats.tx_errors += big + bad;
             self.stats.tx_dropped += (pkts.len() - sent) as u64 - big;
-            return Ok(sent);
+            // Consumed, as with sendmmsg (see `send_mmsg`).
+            return Ok(pkts.len());
         }
         self.send_mmsg(pkts.len(), |i| (&pkts[i].data, pkts[i].vnet))
     }

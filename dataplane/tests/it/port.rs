@@ -872,6 +872,40 @@ fn port_afpacket_zc_lent_frames_go_out_unchanged() {
     assert_eq!(got[2].data, plain);
 }
 
+/// A frame the kernel refuses in the middle of a batch (GSO without a segment size) is
+/// counted as an error and the batch still counts as consumed, so a caller that retries
+/// from the return value sends nothing twice; the frames around it arrive once each.
+#[test]
+fn port_afpacket_refused_frame_is_counted_and_the_batch_consumed() {
+    let t = Topo::new();
+    let mmsg = AfPacketConfig {
+        rx_mmsg: true,
+        ..AfPacketConfig::default()
+    };
+    let mut p1 =
+        t.sw.run(move || AfPacketPort::open_with("p1", &mmsg))
+            .unwrap();
+    let mut e1 =
+        t.h1.run(move || AfPacketPort::open_with("eth0", &mmsg))
+            .unwrap();
+    wait_link(&p1);
+    let mut bad = tcp4(&pattern(3000), 1);
+    let mut v = make_partial(&mut bad, 14, 34, 16, false);
+    v.gso_type = GSO_TCPV4; // gso_size 0: EINVAL
+    let mut pk = vec![Packet::from_frame(&raw_frame(1, 60))];
+    pk.push(Packet {
+        data: bad,
+        vnet: v,
+        tunnel_id: 0,
+    });
+    pk.push(Packet::from_frame(&raw_frame(3, 60)));
+    assert_eq!(p1.send_batch(&mut pk).unwrap(), 3);
+    let st = p1.stats();
+    assert_eq!((st.tx_packets, st.tx_errors, st.tx_dropped), (2, 1, 0));
+    let (got, _) = recv_marked(&mut e1, 3, Duration::from_millis(300));
+    assert_eq!(got, vec![1, 3]);
+}
+
 /// The ring's frames are the receiver's until released: with 10 of a 15-frame ring held,
 /// only 5 more are received (the rest dropped by the kernel, counted); once released, far
 /// more frames than the ring holds pass in order (slots go back, the ring never stalls).
