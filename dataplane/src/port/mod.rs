@@ -448,7 +448,10 @@ pub trait Port: Send + std::fmt::Debug {
     /// Receive up to `out.room()` packets, appending them to `out`.
     fn recv_batch(&mut self, out: &mut PacketBatch) -> io::Result<usize>;
 
-    /// Send packets; returns how many were accepted (from the front).
+    /// Send packets; returns how many were consumed from the front: sent, or counted in
+    /// `tx_dropped`/`tx_errors`. A caller offers the rest again (a port that cannot take
+    /// more right now returns fewer), so a packet counted as dropped must be consumed, or
+    /// the packets after it would go out twice.
     fn send_batch(&mut self, pkts: &mut [Packet]) -> io::Result<usize>;
 
     /// Zero-copy receive: borrow up to `out.room()` frames where the port's ring holds

@@ -169,7 +169,6 @@ impl Port for TapPort {
     }
 
     fn send_batch(&mut self, pkts: &mut [Packet]) -> io::Result<usize> {
-        let mut sent = 0;
         for p in pkts.iter() {
             let hdr = p.vnet.to_bytes();
             let iov = [
@@ -195,8 +194,8 @@ impl Port for TapPort {
             }
             self.stats.tx_packets += 1;
             self.stats.tx_bytes += p.data.len() as u64;
-            sent += 1;
         }
-        Ok(sent)
+        // Every frame was written or counted: the whole batch is consumed.
+        Ok(pkts.len())
     }
 }

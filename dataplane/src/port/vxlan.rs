@@ -394,9 +394,10 @@ impl Port for VxlanPort {
                 went
             };
             if !went {
-                // `send_one` counted this one.
+                // `send_one` counted this one; the rest are dropped (and consumed: a
+                // caller must not offer them again).
                 self.stats.tx_dropped += (total - i - 1) as u64;
-                return Ok(i);
+                return Ok(total);
             }
         }
         Ok(total)

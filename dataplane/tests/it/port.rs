@@ -1094,6 +1094,24 @@ fn port_afpacket_tcp_stream_through_forwarder() {
 // ---------------------------------------------------------------------------------------
 // TAP and VXLAN.
 
+/// A frame the tap refuses (shorter than an Ethernet header: EINVAL) in the middle of a
+/// batch is counted and the batch still counts as consumed, so a caller that retries from
+/// the return value sends nothing twice.
+#[test]
+fn port_tap_refused_frame_is_counted_and_the_batch_consumed() {
+    let ns = Ns::new("tapbad");
+    let mut tap = ns.run(|| TapPort::open("fxtapb0")).unwrap();
+    tap.set_admin_up(true).unwrap();
+    let mut pk = vec![
+        Packet::from_frame(&raw_frame(1, 60)),
+        Packet::from_frame(&[0xff; 10]),
+        Packet::from_frame(&raw_frame(3, 60)),
+    ];
+    assert_eq!(tap.send_batch(&mut pk).unwrap(), 3);
+    let st = tap.stats();
+    assert_eq!((st.tx_packets, st.tx_errors, st.tx_dropped), (2, 1, 0));
+}
+
 #[test]
 fn port_tap_read_write_against_kernel_stack() {
     let ns = Ns::new("tap");
