@@ -227,8 +227,8 @@ pub struct AfPacketPort {
     name: String,
     fd: OwnedFd,
     ifindex: u32,
-    ring: *mut u8,
-    ring_len: usize,
+    /// The TPACKET_V3 rx ring (neither `mmsg` nor `zc`).
+    v3: Option<RingMap>,
     block_size: usize,
     block_nr: usize,
     /// Block being read, packets left in it, offset of the next one.
@@ -254,8 +254,9 @@ pub struct AfPacketPort {
     promisc: bool,
 }
 
-/// A TPACKET_V2 rx ring's mapping, shared with the [`BorrowedBatch`]es that hold frames
-/// in it (so it stays mapped until the last of them lets go).
+/// A ring the kernel allocated for a packet socket, mapped; unmapped when dropped. A
+/// TPACKET_V2 rx ring's is shared with the [`BorrowedBatch`]es that hold frames in it (so
+/// it stays mapped until the last of them lets go).
 #[derive(Debug)]
 struct RingMap {
     ptr: *mut u8,
@@ -270,7 +271,7 @@ unsafe impl Sync for RingMap {}
 
 impl Drop for RingMap {
     fn drop(&mut self) {
-        // SAFETY: the mapping was created in `open_with` with this length; this is its
+        // SAFETY: the mapping was created in `RingMap::map` with this length; this is its
         // last owner, so nothing uses it after this point.
         unsafe {
             libc::munmap(self.ptr.cast(), self.len);
@@ -279,6 +280,29 @@ impl Drop for RingMap {
 }
 
 impl RingMap {
+    /// Maps the `len` bytes of ring (rx, or tx after it) the kernel just allocated for `fd`.
+    fn map(fd: RawFd, len: usize) -> io::Result<RingMap> {
+        // SAFETY: maps memory the kernel allocated for this socket; the result is checked,
+        // and unmapped once when the `RingMap` is dropped.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RingMap {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
     /// Frame `slot`'s header (`slot` < the ring's frame count).
     fn frame(&self, slot: usize) -> *mut u8 {
         let off = slot / ZC_PER_BLOCK * ZC_BLOCK + slot % ZC_PER_BLOCK * ZC_FRAME;
@@ -317,61 +341,23 @@ struct ZcRing {
 #[derive(Debug)]
 struct TxRing {
     fd: OwnedFd,
-    ring: *mut u8,
+    map: RingMap,
     frames: usize,
     head: usize,
 }
 
-impl Drop for TxRing {
-    fn drop(&mut self) {
-        // SAFETY: the mapping was created in `TxRing::open` with this length and is not
-        // used after this point.
-        unsafe {
-            libc::munmap(self.ring.cast(), self.frames * TX_FRAME);
-        }
-    }
-}
-
 impl TxRing {
-    fn open(ifindex: libc::c_int, frames: u32, sndbuf: libc::c_int) -> io::Result<TxRing> {
-        // SAFETY: plain syscall; the returned fd is checked and owned right away.
-        let raw = cvt(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        })?;
-        // SAFETY: `raw` is a fresh fd nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    fn open(ifindex: libc::c_int, frames: u32, sndbuf: usize) -> io::Result<TxRing> {
+        let fd = packet_socket(sndbuf)?;
+        let raw = fd.as_raw_fd();
         setsockopt(raw, SOL_PACKET, PACKET_VERSION, &TPACKET_V2)?;
-        setsockopt(raw, SOL_PACKET, PACKET_VNET_HDR, &1 as &libc::c_int)?;
-        setsockopt(raw, SOL_PACKET, PACKET_QDISC_BYPASS, &1 as &libc::c_int)?;
         setsockopt(raw, SOL_PACKET, PACKET_LOSS, &1 as &libc::c_int)?;
-        if setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
-            setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf)?;
-        }
         let req = [TX_FRAME as u32, frames, TX_FRAME as u32, frames]; // tpacket_req
         setsockopt(raw, SOL_PACKET, PACKET_TX_RING, &req)?;
-        let len = frames as usize * TX_FRAME;
-        // SAFETY: maps the tx ring the kernel just allocated for this socket; checked,
-        // unmapped once in Drop.
-        let ring = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                raw,
-                0,
-            )
-        };
-        if ring == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let map = RingMap::map(raw, frames as usize * TX_FRAME)?;
         let tx = TxRing {
             fd,
-            ring: ring.cast(),
+            map,
             frames: frames as usize,
             head: 0,
         };
@@ -393,7 +379,7 @@ impl TxRing {
     fn status(&self, i: usize) -> &AtomicU32 {
         // SAFETY: frame `i` < frames starts page-aligned inside the mapping; its first
         // word is the status the kernel and we hand back and forth.
-        unsafe { &*(self.ring.add(i * TX_FRAME) as *const AtomicU32) }
+        unsafe { &*(self.map.ptr.add(i * TX_FRAME) as *const AtomicU32) }
     }
 
     fn kick(&self) -> io::Result<()> {
@@ -432,7 +418,7 @@ impl TxRing {
             // SAFETY: the frame is ours (status AVAILABLE/WRONG_FORMAT, seen with
             // Acquire) and `TX_DATA_OFF + 10 + len` ≤ TX_FRAME was checked above.
             unsafe {
-                let h = self.ring.add(f);
+                let h = self.map.ptr.add(f);
                 (h.add(4) as *mut u32).write_unaligned((VNET_HDR_LEN + p.data.len()) as u32);
                 let d = h.add(TX_DATA_OFF);
                 std::ptr::copy_nonoverlapping(p.vnet.to_bytes().as_ptr(), d, VNET_HDR_LEN);
@@ -495,6 +481,15 @@ pub(crate) fn ifreq(name: &str) -> io::Result<libc::ifreq> {
 
 /// A packet socket (protocol 0: receives nothing until bound) set up for `recvmmsg`.
 fn mmsg_socket(cfg: &AfPacketConfig) -> io::Result<OwnedFd> {
+    let fd = packet_socket(cfg.sndbuf)?;
+    set_mmsg_options(fd.as_raw_fd(), cfg)?;
+    Ok(fd)
+}
+
+/// A non-blocking packet socket of protocol 0 (it receives nothing until bound), with
+/// what every socket of a port has: vnet headers both ways, the qdisc bypass, its own
+/// transmissions not looped back, `sndbuf` bytes of send buffer.
+fn packet_socket(sndbuf: usize) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall; the returned fd is checked and owned right away.
     let raw = cvt(unsafe {
         libc::socket(
@@ -508,11 +503,10 @@ fn mmsg_socket(cfg: &AfPacketConfig) -> io::Result<OwnedFd> {
     setsockopt(raw, SOL_PACKET, PACKET_VNET_HDR, &1 as &libc::c_int)?;
     setsockopt(raw, SOL_PACKET, PACKET_QDISC_BYPASS, &1 as &libc::c_int)?;
     setsockopt(raw, SOL_PACKET, PACKET_IGNORE_OUTGOING, &1 as &libc::c_int)?;
-    let sndbuf = cfg.sndbuf as libc::c_int;
+    let sndbuf = sndbuf as libc::c_int;
     if setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
         setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf)?;
     }
-    set_mmsg_options(raw, cfg)?;
     Ok(fd)
 }
 
@@ -591,16 +585,8 @@ impl AfPacketPort {
     /// Open `name` with the given ring and socket settings.
     pub fn open_with(name: &str, cfg: &AfPacketConfig) -> io::Result<AfPacketPort> {
         // Protocol 0: receive nothing until bound, so the ring holds only this port.
-        // SAFETY: plain syscall; the returned fd is checked and owned right away.
-        let raw = cvt(unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        })?;
-        // SAFETY: `raw` is a fresh fd nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = packet_socket(cfg.sndbuf)?;
+        let raw = fd.as_raw_fd();
         let mut ifr = ifreq(name)?;
         ifreq_ioctl(raw, libc::SIOCGIFINDEX, &mut ifr)?;
         // SAFETY: SIOCGIFINDEX filled the `ifru_ifindex` member.
@@ -608,51 +594,25 @@ impl AfPacketPort {
 
         let version = if cfg.rx_zc { TPACKET_V2 } else { TPACKET_V3 };
         setsockopt(raw, SOL_PACKET, PACKET_VERSION, &version)?;
-        setsockopt(raw, SOL_PACKET, PACKET_VNET_HDR, &1 as &libc::c_int)?;
-        setsockopt(raw, SOL_PACKET, PACKET_QDISC_BYPASS, &1 as &libc::c_int)?;
-        setsockopt(raw, SOL_PACKET, PACKET_IGNORE_OUTGOING, &1 as &libc::c_int)?;
-        let sndbuf = cfg.sndbuf as libc::c_int;
-        if setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
-            setsockopt(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf)?;
-        }
         let mut zc = None;
         let mut spare = None;
-        let (ring, ring_len) = if cfg.rx_zc {
+        let v3 = if cfg.rx_zc {
             spare = Some(mmsg_socket(cfg)?);
             let blocks = cfg.zc_blocks.max(1);
             let frames = blocks * ZC_PER_BLOCK as u32;
             let req = [ZC_BLOCK as u32, blocks, ZC_FRAME as u32, frames]; // tpacket_req
             setsockopt(raw, SOL_PACKET, PACKET_RX_RING, &req)?;
-            let len = ZC_BLOCK * blocks as usize;
-            // SAFETY: maps the ring the kernel just allocated for this socket; checked,
-            // and unmapped once when the last `Arc<RingMap>` goes (`RingMap::drop`).
-            let ptr = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_POPULATE,
-                    raw,
-                    0,
-                )
-            };
-            if ptr == libc::MAP_FAILED {
-                return Err(io::Error::last_os_error());
-            }
-            let map = Arc::new(RingMap {
-                ptr: ptr.cast(),
-                len,
-            });
+            let map = Arc::new(RingMap::map(raw, ZC_BLOCK * blocks as usize)?);
             zc = Some(ZcRing {
                 owner: map.clone(),
                 map,
                 frames: frames as usize,
                 head: 0,
             });
-            (std::ptr::null_mut(), 0)
+            None
         } else if cfg.rx_mmsg {
             set_mmsg_options(raw, cfg)?;
-            (std::ptr::null_mut(), 0)
+            None
         } else {
             let frame_size = 2048u32;
             let req = TpacketReq3 {
@@ -665,30 +625,16 @@ impl AfPacketPort {
                 feature_req_word: 0,
             };
             setsockopt(raw, SOL_PACKET, PACKET_RX_RING, &req)?;
-            let ring_len = cfg.block_size as usize * cfg.block_nr as usize;
-            // SAFETY: maps the ring the kernel just allocated for this socket; the result is
-            // checked, and unmapped exactly once in Drop.
-            let ring = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    ring_len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_POPULATE,
-                    raw,
-                    0,
-                )
-            };
-            if ring == libc::MAP_FAILED {
-                return Err(io::Error::last_os_error());
-            }
-            (ring, ring_len)
+            Some(RingMap::map(
+                raw,
+                cfg.block_size as usize * cfg.block_nr as usize,
+            )?)
         };
         let port = AfPacketPort {
             name: name.to_string(),
             fd,
             ifindex: ifindex as u32,
-            ring: ring.cast(),
-            ring_len,
+            v3,
             mmsg: cfg.rx_mmsg,
             max_frame: MAX_FRAME,
             zc,
@@ -704,7 +650,7 @@ impl AfPacketPort {
             kernel_drops: Cell::new(0),
             tx: match cfg.tx_ring_frames {
                 0 => None,
-                n => Some(TxRing::open(ifindex, n, sndbuf)?),
+                n => Some(TxRing::open(ifindex, n, cfg.sndbuf)?),
             },
         };
         if cfg.raise_gso {
@@ -744,8 +690,10 @@ impl AfPacketPort {
     }
 
     fn block(&self, i: usize) -> *mut u8 {
-        // SAFETY: i < block_nr, so the offset stays inside the mapping.
-        unsafe { self.ring.add(i * self.block_size) }
+        let ring = self.v3.as_ref().map_or(std::ptr::null_mut(), |m| m.ptr);
+        // SAFETY: only called with a V3 ring, and i < block_nr, so the offset stays
+        // inside the mapping.
+        unsafe { ring.add(i * self.block_size) }
     }
 
     fn block_status(&self, i: usize) -> &AtomicU32 {
@@ -1071,18 +1019,6 @@ impl AfPacketPort {
         }
         out.len = keep;
         Ok(keep - start)
-    }
-}
-
-impl Drop for AfPacketPort {
-    fn drop(&mut self) {
-        if self.ring_len > 0 {
-            // SAFETY: the mapping was created in `open_with` with this length and is
-            // not used after this point.
-            unsafe {
-                libc::munmap(self.ring.cast(), self.ring_len);
-            }
-        }
     }
 }
 
