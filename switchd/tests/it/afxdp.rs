@@ -49,15 +49,6 @@ fn link(ns: &str, dev: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn flows(ns: &str, t: &str) {
-    for f in [
-        "priority=10,in_port=1,actions=output:2",
-        "priority=10,in_port=2,actions=output:1",
-    ] {
-        ofctl_ok_in(Some(ns), &["add-flow", t, f]);
-    }
-}
-
 #[test]
 fn afxdp_ports_forward_and_drop_with_counters() {
     let Some((topo, sd)) = setup("xd", None) else {
@@ -69,7 +60,7 @@ fn afxdp_ports_forward_and_drop_with_counters() {
         assert!(l.contains("prog/xdp"), "no XDP program on {dev}: {l}");
     }
     assert!(!topo.ping(1, 2), "ping passed with no flows");
-    flows(ns, t);
+    forward_1_2(Some(ns), t);
     assert!(
         topo.ping_eventually(1, 2),
         "ping through output flows failed"
@@ -137,7 +128,7 @@ fn afxdp_generic_mode_carries_full_frames_and_tcp() {
     let (ns, t) = (topo.sw.as_str(), sd.target.as_str());
     let l = link(ns, "s1");
     assert!(l.contains("xdpgeneric"), "not in generic mode: {l}");
-    flows(ns, t);
+    forward_1_2(Some(ns), t);
     assert!(
         topo.ping_eventually(1, 2),
         "ping through output flows failed"
@@ -201,7 +192,7 @@ fn afxdp_port_added_and_removed_at_runtime() {
         &["--port", "s1=1:afxdp", "--mgmt", sock.to_str().unwrap()],
     );
     let (ns, t) = (topo.sw.as_str(), sd.target.as_str());
-    flows(ns, t);
+    forward_1_2(Some(ns), t);
     assert!(!topo.ping(1, 2), "ping passed without port 2");
     let ask = |req: &str| crate::mgmt::ask(&sock, req);
     let r = ask(r#"{"cmd":"add-port","name":"s2","ofport":2,"type":"afxdp","xdp_mode":"turbo"}"#);

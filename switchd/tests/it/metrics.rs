@@ -191,14 +191,7 @@ fn metrics_count_traffic_per_port_and_cache_level() {
     let m = format!("127.0.0.1:{mport}");
     let sd = Switchd::start_in(ns, &["--port", "s1=1", "--port", "s2=2", "--metrics", &m]);
     let t = sd.target.as_str();
-    ofctl_ok_in(
-        ns,
-        &["add-flow", t, "priority=10,in_port=1,actions=output:2"],
-    );
-    ofctl_ok_in(
-        ns,
-        &["add-flow", t, "priority=10,in_port=2,actions=output:1"],
-    );
+    forward_1_2(ns, t);
     let before = scrape(ns, mport);
     assert!(
         topo.ping_eventually(1, 2),

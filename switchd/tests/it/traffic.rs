@@ -16,14 +16,7 @@ fn forwarding_counters_and_a_drop_flow() {
     let ns = Some(topo.sw.as_str());
     let t = sd.target.as_str();
     assert!(!topo.ping(1, 2), "ping passed with no flows");
-    ofctl_ok_in(
-        ns,
-        &["add-flow", t, "priority=10,in_port=1,actions=output:2"],
-    );
-    ofctl_ok_in(
-        ns,
-        &["add-flow", t, "priority=10,in_port=2,actions=output:1"],
-    );
+    forward_1_2(ns, t);
     assert!(
         topo.ping_eventually(1, 2),
         "ping through forwarding flows failed"
@@ -310,14 +303,7 @@ fn ports_added_and_removed_at_runtime_through_the_management_socket() {
     );
     let ns = Some(topo.sw.as_str());
     let t = sd.target.as_str();
-    ofctl_ok_in(
-        ns,
-        &["add-flow", t, "priority=10,in_port=1,actions=output:2"],
-    );
-    ofctl_ok_in(
-        ns,
-        &["add-flow", t, "priority=10,in_port=2,actions=output:1"],
-    );
+    forward_1_2(ns, t);
     assert!(!topo.ping(1, 2), "ping passed without port 2");
     let ask = |req: &str| -> serde_json::Value {
         let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
@@ -468,8 +454,7 @@ fn always_poll_forwards_and_never_lets_its_thread_sleep() {
             ],
         );
         let t = sd.target.as_str();
-        ofctl_ok_in(ns, &["add-flow", t, "in_port=1,actions=output:2"]);
-        ofctl_ok_in(ns, &["add-flow", t, "in_port=2,actions=output:1"]);
+        forward_1_2(ns, t);
         assert!(topo.ping_eventually(1, 2), "{mode}: no ping");
         // No traffic for 1 s: an adaptive thread sleeps, an always-polling one never does
         // (counters reach /metrics every 100 ms).
@@ -501,14 +486,7 @@ fn zc_rx_mode_forwards_lent_and_rewritten_packets() {
     );
     let t = sd.target.as_str();
     let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
-    ofctl_ok_in(
-        ns,
-        &["add-flow", t, "priority=10,in_port=1,actions=output:2"],
-    );
-    ofctl_ok_in(
-        ns,
-        &["add-flow", t, "priority=10,in_port=2,actions=output:1"],
-    );
+    forward_1_2(ns, t);
     assert!(topo.ping_eventually(1, 2), "no ping through lent frames");
     assert!(topo.ping(2, 1));
     let mut srv = std::process::Command::new("ip")

@@ -153,6 +153,16 @@ pub fn ofctl_ok_in(ns: Option<&str>, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Installs the two flows (priority 10) that forward between ports 1 and 2.
+pub fn forward_1_2(ns: Option<&str>, t: &str) {
+    for f in [
+        "priority=10,in_port=1,actions=output:2",
+        "priority=10,in_port=2,actions=output:1",
+    ] {
+        ofctl_ok_in(ns, &["add-flow", t, f]);
+    }
+}
+
 /// [`ofctl_ok_in`] outside any namespace.
 pub fn ofctl_ok(args: &[&str]) -> String {
     ofctl_ok_in(None, args)
