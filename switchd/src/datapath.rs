@@ -148,31 +148,30 @@ impl PortSlot {
 
     /// Sends packets unless the port is down or NO_FWD; returns how many went.
     pub fn send(&self, pkts: &mut [Packet]) -> usize {
-        if self.config.load(Ordering::Relaxed) & (pcfg::PORT_DOWN | pcfg::NO_FWD) != 0 {
-            return 0;
-        }
-        let mut sent = 0;
-        let mut port = self.lock();
-        while sent < pkts.len() {
-            match port.send_batch(&mut pkts[sent..]) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => sent += n,
-            }
-        }
-        sent
+        self.send_from(pkts.len(), |port, from| port.send_batch(&mut pkts[from..]))
     }
 
     /// As [`PortSlot::send`] for frames borrowed from a receive ring (sent unchanged).
     pub fn send_frames(&self, frames: &[Frame<'_>]) -> usize {
+        self.send_from(frames.len(), |port, from| port.send_frames(&frames[from..]))
+    }
+
+    /// Offers `n` packets to the port, `send(port, from)` sending those from `from` on,
+    /// until all are taken or the port takes none; nothing if the port may not forward.
+    fn send_from(
+        &self,
+        n: usize,
+        mut send: impl FnMut(&mut dyn Port, usize) -> std::io::Result<usize>,
+    ) -> usize {
         if self.config.load(Ordering::Relaxed) & (pcfg::PORT_DOWN | pcfg::NO_FWD) != 0 {
             return 0;
         }
         let mut sent = 0;
         let mut port = self.lock();
-        while sent < frames.len() {
-            match port.send_frames(&frames[sent..]) {
+        while sent < n {
+            match send(port.as_mut(), sent) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => sent += n,
+                Ok(k) => sent += k,
             }
         }
         sent
