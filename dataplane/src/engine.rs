@@ -53,6 +53,8 @@ pub struct Engine {
     /// The master differs from the published snapshot.
     dirty: bool,
     publications: u64,
+    /// Told the published generation and MAC table version after every publish.
+    on_publish: Option<Box<dyn FnMut(u64, u64) + Send>>,
 }
 
 impl fmt::Debug for Engine {
@@ -110,7 +112,16 @@ impl Engine {
             meters_dirty: false,
             dirty: false,
             publications: 0,
+            on_publish: None,
         }
+    }
+
+    /// Calls `f(generation, mac_version)` of the published snapshot after every
+    /// [`Engine::publish`], also one that had nothing new to show (an expiry may have aged
+    /// MAC entries out): what caches outside the datapaths (the kernel flow table,
+    /// [`crate::cache::kernel`]) need to drop what went stale before a barrier is answered.
+    pub fn on_publish(&mut self, f: Box<dyn FnMut(u64, u64) + Send>) {
+        self.on_publish = Some(f);
     }
 
     /// A handle for a datapath thread (or anything else that reads the published snapshot).
@@ -220,6 +231,14 @@ impl Engine {
     /// `load` sees the new snapshot (a barrier may be answered). Does nothing if nothing
     /// changed.
     pub fn publish(&mut self) {
+        self.publish_snapshot();
+        if let Some(f) = self.on_publish.as_mut() {
+            let cur = self.current.load();
+            f(cur.generation(), cur.mac_table.version());
+        }
+    }
+
+    fn publish_snapshot(&mut self) {
         self.reap();
         if !self.dirty {
             return;

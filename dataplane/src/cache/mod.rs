@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 mod emc;
+pub mod kernel;
 
 use crate::classifier::IdHasher;
 use crate::packet::{
@@ -35,6 +36,7 @@ use crate::pipeline::{Actions, FlowList, GroupStats, InlineVec, Nanos, Pipeline}
 use crate::port::offload::VnetHdr;
 use crate::port::{BATCH, RxPacket};
 use emc::Emc;
+use kernel::{KernelFlows, kernel_key, kernel_output};
 
 /// The tables a megaflow's translation visited, each with whether a flow matched there.
 pub type TableTrace = InlineVec<(u8, bool), 4>;
@@ -67,6 +69,8 @@ pub struct Megaflow {
     key: [u64; KEY_WORDS],
     /// (packets, bytes) already added to the flow and table counters.
     synced: (AtomicU64, AtomicU64),
+    /// The port the kernel may forward its packets to ([`kernel::kernel_output`]).
+    pub kernel_out: Option<u32>,
     /// Pipeline generation it was built at.
     pub generation: u64,
     /// Counters of the OpenFlow flows the translation went through.
@@ -104,6 +108,7 @@ impl Megaflow {
             synced_lo: AtomicU32::new(0),
             key: [0; KEY_WORDS],
             synced: (AtomicU64::new(0), AtomicU64::new(0)),
+            kernel_out: None,
             generation: 0,
             flows: FlowList::new(),
             trace: TableTrace::new(),
@@ -123,6 +128,7 @@ impl Megaflow {
         *self.synced_lo.get_mut() = 0;
         *self.synced.0.get_mut() = 0;
         *self.synced.1.get_mut() = 0;
+        self.kernel_out = None;
         self.flows.clear();
         self.trace.clear();
         self.groups.clear();
@@ -138,6 +144,15 @@ impl Megaflow {
         self.packets.store(self.packets.load(r) + 1, r);
         self.bytes.store(self.bytes.load(r) + len as u64, r);
         self.used.store(now, r);
+    }
+
+    /// Adds `packets` packets of `bytes` bytes in all, the last at `now`, that were
+    /// forwarded for it elsewhere (by the kernel). Only its datapath thread may call this.
+    pub fn credit(&self, packets: u64, bytes: u64, now: Nanos) {
+        let r = Ordering::Relaxed;
+        self.packets.store(self.packets.load(r) + packets, r);
+        self.bytes.store(self.bytes.load(r) + bytes, r);
+        self.used.store(self.used.load(r).max(now), r);
     }
 
     /// Adds the counts since the last sync to the OpenFlow flows and tables it went through.
@@ -397,6 +412,8 @@ pub struct Datapath {
     parsed: Vec<Parsed>,
     /// The copy a borrowed frame ([`crate::port::Frame`]) is rewritten in (copy on write).
     scratch: Vec<u8>,
+    /// The kernel flow table in front of the caches, if any.
+    kernel: Option<Box<dyn KernelFlows>>,
 }
 
 impl fmt::Debug for Datapath {
@@ -437,6 +454,21 @@ impl Datapath {
             pool: Vec::new(),
             parsed: vec![Parsed::default(); BATCH],
             scratch: Vec::new(),
+            kernel: None,
+        }
+    }
+
+    /// Puts a kernel flow table in front of the caches: microflows that only forward are
+    /// offered to it ([`kernel`]).
+    pub fn set_kernel(&mut self, k: Box<dyn KernelFlows>) {
+        self.kernel = Some(k);
+    }
+
+    /// Credits what the kernel forwarded to the megaflows (call before
+    /// [`Datapath::sync_stats`], with the time now).
+    pub fn harvest_kernel(&mut self, now: Nanos) {
+        if let Some(k) = self.kernel.as_mut() {
+            k.harvest(now);
         }
     }
 
@@ -479,12 +511,23 @@ impl Datapath {
 
     /// Drops every cached entry (counts are synced first, into `p`'s tables).
     fn flush_into(&mut self, p: &Pipeline) {
+        if let Some(k) = self.kernel.as_mut() {
+            k.clear(self.now, p.generation(), p.mac_table.version());
+        }
         self.sync_stats(p);
-        self.flush();
+        self.drop_caches();
     }
 
     /// Drops every cached entry without syncing counts.
     pub fn flush(&mut self) {
+        if let Some(k) = self.kernel.as_mut() {
+            k.clear(self.now, self.generation, self.mac_version);
+        }
+        self.drop_caches();
+    }
+
+    /// Drops both caches.
+    fn drop_caches(&mut self) {
         self.emc.clear();
         self.megaflows.clear(&mut self.pool);
         // Reused in address order (popped from the end), not the hash tables' order: the
@@ -558,6 +601,7 @@ impl Datapath {
         m.generation = self.generation;
         m.learn = t.learn;
         m.fast = FastActions::compile(&m.actions);
+        m.kernel_out = kernel_output(&m.actions, &wc, key.get(Field::InPort) as u32);
         if t.learn.is_some_and(|l| p.mac_table.learn(l, self.now)) {
             // Cached outcomes may depend on what was just learned. This translation's
             // already counts it as learned: it may be cached once the rest is gone, unless
@@ -706,8 +750,10 @@ impl Datapath {
         sink: &mut impl Sink,
     ) -> Source {
         // An exact-match hit executes straight from the cache entry.
+        let tag = kernel::tag(self.generation, self.mac_version);
         if let Some(mf) = self.emc.find_hinted(hint, h, &parsed.key, parsed.map) {
             *emc_hits += 1;
+            Self::offer(&mut self.kernel, mf, parsed, pkt.frame(), tag);
             Self::run(mf, p, pkt, &mut self.scratch, parsed, now, sink);
             return Source::Emc;
         }
@@ -715,6 +761,7 @@ impl Datapath {
         // is copied into the exact-match cache.
         if let Some(mf) = self.megaflows.find(&parsed.key) {
             self.stats.megaflow_hits += 1;
+            Self::offer(&mut self.kernel, mf, parsed, pkt.frame(), tag);
             Self::run(mf, p, pkt, &mut self.scratch, parsed, now, sink);
             if emc_insert_due(&mut self.emc_insert_count, self.emc_insert_inv_prob) {
                 self.emc.insert(h, &parsed.key, parsed.map, mf.clone());
@@ -722,12 +769,35 @@ impl Datapath {
             return Source::Megaflow;
         }
         let (mf, source) = self.translate(p, &parsed.key, parsed.map, h, Some(pkt.frame()));
+        if source == Source::SlowPath {
+            // Tagged as translated: a flush in the translation (a MAC learned) moved the tag.
+            let tag = kernel::tag(self.generation, self.mac_version);
+            Self::offer(&mut self.kernel, &mf, parsed, pkt.frame(), tag);
+        }
         Self::run(&mf, p, pkt, &mut self.scratch, parsed, now, sink);
         // Its flows, tables and groups are hot now: credit them at once (as OVS does for
         // the packet of an upcall), so a sync finds nothing new in a megaflow that saw no
         // other packet and reads one line of it, not all.
         mf.sync(p);
         source
+    }
+
+    /// Offers the microflow of `frame` to the kernel flow table, if there is one and the
+    /// megaflow `mf` (translated at `tag`) may be forwarded there.
+    #[inline(always)]
+    fn offer(
+        kernel: &mut Option<Box<dyn KernelFlows>>,
+        mf: &Arc<Megaflow>,
+        parsed: &Parsed,
+        frame: &[u8],
+        tag: u64,
+    ) {
+        if let Some(k) = kernel
+            && let Some(out) = mf.kernel_out
+            && let Some(key) = kernel_key(parsed.key.get(Field::InPort) as u32, frame)
+        {
+            k.offer(&key, mf, out, tag);
+        }
     }
 
     /// Runs `mf`'s actions on `pkt` (a borrowed frame is copied into `scratch` only if

@@ -1,0 +1,228 @@
+//! The kernel flow table: a cache level in front of the exact-match cache, kept by the
+//! kernel (no I/O here: this is what the datapath decides; `port::bpf` does the I/O).
+//!
+//! A userspace switch copies every byte it forwards twice more than the kernel's bridge
+//! does (into its receive ring, out of its buffer), which caps TCP through it near half the
+//! bridge's rate. So, as Open vSwitch's kernel datapath holds megaflows the kernel runs
+//! without asking `ovs-vswitchd`, a datapath may hand the kernel a *microflow* whose
+//! megaflow only forwards it: a program on the input port's ingress (tcx) looks the packet
+//! up in a hash map of [`KernelKey`]s and redirects a hit to the output port's device, GSO
+//! super-frames and partial checksums untouched, and the port's packet socket skips it.
+//! Everything else — a miss, a packet the program does not understand — goes the userspace
+//! way as before, and the result is the same as if it had.
+//!
+//! Which microflows: the key is the input port and the frame's first [`WINDOW`] bytes with
+//! the bytes that change from packet to packet of one flow zeroed (IPv4 total length,
+//! identification and header checksum; IPv6 payload length), for untagged IPv4 without
+//! options and IPv6 without extension headers carrying TCP, UDP or SCTP ([`kernel_key`];
+//! the program computes the same bytes). Every field the parser gives such a packet, TCP
+//! flags aside, comes from those bytes, so two packets with one key have one flow key
+//! wherever the megaflow's mask looks, unless the mask covers TCP flags: such a megaflow
+//! stays in userspace ([`kernel_output`]), as does one that does anything but output the
+//! packet unchanged to one port other than its input.
+//!
+//! Staleness: an entry is tagged with the pipeline generation and MAC table version its
+//! megaflow was translated at ([`tag`]); the program forwards only entries whose tag is the
+//! one the kernel was last told is current, which the control plane updates as it publishes
+//! and a datapath as it learns. So a flow-mod, a port change or a MAC move stops the kernel
+//! using what it made stale at once (before a barrier reply), while the datapath drops its
+//! entries when it drops its caches, crediting their counts first.
+
+use std::sync::Arc;
+
+use fuxi_openflow::consts::OFPP_MAX;
+
+use super::Megaflow;
+use crate::packet::{Field, FlowMask};
+use crate::pipeline::Nanos;
+use crate::pipeline::xlate::DpAction;
+
+/// Bytes of a key: the input port (4, host byte order), the masked window, 2 of padding.
+pub const KEY_LEN: usize = 64;
+/// Frame bytes a key covers: Ethernet, IPv6 and the L4 ports (IPv4 needs 38).
+pub const WINDOW: usize = 58;
+/// Frame bytes an IPv4 key covers (the rest of its window is zero).
+pub const WINDOW_V4: usize = 38;
+/// Where the frame starts in a key.
+pub const FRAME_AT: usize = 4;
+
+/// A kernel flow table key.
+pub type KernelKey = [u8; KEY_LEN];
+
+/// IP protocols whose ports sit right after an IPv4 header without options or an IPv6
+/// header, the only L4 fields a flow key takes from them (TCP flags aside).
+pub fn l4_with_ports(proto: u8) -> bool {
+    matches!(proto, 6 | 17 | 132)
+}
+
+/// The kernel key of `frame` received on `in_port`, if the kernel may forward it: untagged
+/// IPv4 without options or IPv6 without extension headers, carrying TCP, UDP or SCTP, at
+/// least as long as the bytes the key covers.
+pub fn kernel_key(in_port: u32, frame: &[u8]) -> Option<KernelKey> {
+    let mut k = [0u8; KEY_LEN];
+    k[..FRAME_AT].copy_from_slice(&in_port.to_ne_bytes());
+    let at = |off: usize| FRAME_AT + off;
+    match frame.get(12..14)? {
+        [0x08, 0x00] => {
+            let f = frame.get(..WINDOW_V4)?;
+            if f[14] != 0x45 || !l4_with_ports(f[23]) {
+                return None;
+            }
+            k[at(0)..at(WINDOW_V4)].copy_from_slice(f);
+            k[at(16)..at(20)].fill(0); // total length, identification
+            k[at(24)..at(26)].fill(0); // header checksum
+        }
+        [0x86, 0xdd] => {
+            let f = frame.get(..WINDOW)?;
+            if !l4_with_ports(f[20]) {
+                return None;
+            }
+            k[at(0)..at(WINDOW)].copy_from_slice(f);
+            k[at(18)..at(20)].fill(0); // payload length
+        }
+        _ => return None,
+    }
+    Some(k)
+}
+
+/// The port the kernel may forward a megaflow's packets to: its actions output the packet
+/// unchanged to one port, not its input port nor a reserved one, and its mask (`wc`) does
+/// not cover TCP flags (the one field of a keyed packet outside its key).
+pub fn kernel_output(actions: &[DpAction], wc: &FlowMask, in_port: u32) -> Option<u32> {
+    match actions {
+        [DpAction::Output(p)] if *p <= OFPP_MAX && *p != in_port => {
+            (wc.get(Field::TcpFlags) == 0).then_some(*p)
+        }
+        _ => None,
+    }
+}
+
+/// The tag of entries translated at pipeline `generation` and MAC table `mac_version`.
+pub fn tag(generation: u64, mac_version: u64) -> u64 {
+    (generation & 0xffff_ffff) | (mac_version << 32)
+}
+
+/// The kernel side of a datapath's caches (implemented where I/O is allowed).
+pub trait KernelFlows: Send {
+    /// A packet with `key` was forwarded by `mf` (translated at `tag`) to `out_port` alone:
+    /// the kernel may forward the rest of its microflow. Called for every such packet that
+    /// reaches userspace: keeps what it was offered and does nothing the second time.
+    fn offer(&mut self, key: &KernelKey, mf: &Arc<Megaflow>, out_port: u32, tag: u64);
+    /// Credits what the kernel forwarded since the last call to the entries' megaflows (as
+    /// used at `now`), and drops entries idle for long. May do nothing if called again soon.
+    fn harvest(&mut self, now: Nanos);
+    /// The datapath drops its caches: credit every entry's counts, then drop them all. The
+    /// pipeline is at least at `generation` and the MAC table at `mac_version`: entries
+    /// tagged older are stale everywhere.
+    fn clear(&mut self, now: Nanos, generation: u64, mac_version: u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(proto: u8) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        f.extend([
+            0x45, 0x10, 0, 60, 0x12, 0x34, 0x40, 0, 64, proto, 0xab, 0xcd,
+        ]);
+        f.extend([10, 0, 0, 1, 10, 0, 0, 2, 0x30, 0x39, 0, 80]);
+        f.extend([0xee; 20]); // TCP seq, ack, flags, window, checksum
+        f
+    }
+
+    fn v6(nh: u8) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+        f.extend([0x60, 0x01, 0x23, 0x45, 0, 20, nh, 64]);
+        f.extend([0xfd; 16]);
+        f.extend([0xfe; 16]);
+        f.extend([0x30, 0x39, 0, 80]);
+        f.extend([0xee; 20]);
+        f
+    }
+
+    #[test]
+    fn the_key_is_the_port_and_the_frame_head_without_the_bytes_that_change_per_packet() {
+        let f = v4(6);
+        let k = kernel_key(7, &f).unwrap();
+        assert_eq!(k[..4], 7u32.to_ne_bytes());
+        assert_eq!(k[4..20], f[..16]);
+        assert_eq!(k[20..24], [0; 4]);
+        assert_eq!(k[24..28], f[20..24]);
+        assert_eq!(k[28..30], [0; 2]);
+        assert_eq!(k[30..42], f[26..38]);
+        assert!(k[42..].iter().all(|&b| b == 0));
+        // Another packet of the flow: other length, id, checksum, TCP header past the ports.
+        let mut g = f.clone();
+        g[16..20].copy_from_slice(&[5, 220, 0x99, 0x99]);
+        g[24..26].copy_from_slice(&[1, 2]);
+        g[38..].fill(0x11);
+        assert_eq!(kernel_key(7, &g), Some(k));
+        // Another port, address, port, TTL, TOS or DF bit: another key.
+        assert_ne!(kernel_key(8, &f), Some(k));
+        for byte in [15, 20, 22, 29, 33, 37] {
+            let mut g = f.clone();
+            g[byte] ^= 1;
+            assert_ne!(kernel_key(7, &g), Some(k), "byte {byte}");
+        }
+        let f = v6(17);
+        let k = kernel_key(1, &f).unwrap();
+        assert_eq!(k[4..22], f[..18]);
+        assert_eq!(k[22..24], [0; 2]);
+        assert_eq!(k[24..62], f[20..58]);
+        let mut g = f.clone();
+        g[18..20].copy_from_slice(&[9, 9]);
+        g[58..].fill(0);
+        assert_eq!(kernel_key(1, &g), Some(k));
+        g[17] ^= 1; // flow label
+        assert_ne!(kernel_key(1, &g), Some(k));
+    }
+
+    #[test]
+    fn only_plain_tcp_udp_and_sctp_frames_have_a_key() {
+        for p in [6, 17, 132] {
+            assert!(kernel_key(1, &v4(p)).is_some());
+            assert!(kernel_key(1, &v6(p)).is_some());
+        }
+        for p in [1, 47, 50, 58, 0] {
+            assert!(kernel_key(1, &v4(p)).is_none(), "ipv4 proto {p}");
+            assert!(kernel_key(1, &v6(p)).is_none(), "ipv6 next header {p}");
+        }
+        let mut opts = v4(6);
+        opts[14] = 0x46;
+        assert!(kernel_key(1, &opts).is_none());
+        assert!(kernel_key(1, &v4(6)[..37]).is_none());
+        assert!(kernel_key(1, &v6(6)[..57]).is_none());
+        let mut tagged = v4(6);
+        tagged.splice(12..12, [0x81, 0x00, 0, 5]);
+        assert!(kernel_key(1, &tagged).is_none());
+        let mut arp = v4(6);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert!(kernel_key(1, &arp).is_none());
+    }
+
+    #[test]
+    fn only_a_single_plain_output_to_another_port_goes_to_the_kernel() {
+        let wc = FlowMask::field_mask(Field::Ipv4Dst);
+        assert_eq!(kernel_output(&[DpAction::Output(2)], &wc, 1), Some(2));
+        assert_eq!(kernel_output(&[DpAction::Output(1)], &wc, 1), None);
+        assert_eq!(
+            kernel_output(&[DpAction::Output(OFPP_MAX + 1)], &wc, 1),
+            None
+        );
+        assert_eq!(kernel_output(&[], &wc, 1), None);
+        let two = [DpAction::Output(2), DpAction::Output(3)];
+        assert_eq!(kernel_output(&two, &wc, 1), None);
+        let rewrite = [DpAction::SetField(Field::EthDst, 5), DpAction::Output(2)];
+        assert_eq!(kernel_output(&rewrite, &wc, 1), None);
+        let flags = FlowMask::field_mask(Field::TcpFlags);
+        assert_eq!(kernel_output(&[DpAction::Output(2)], &flags, 1), None);
+    }
+
+    #[test]
+    fn tags_differ_when_either_version_does() {
+        assert_ne!(tag(1, 0), tag(2, 0));
+        assert_ne!(tag(1, 0), tag(1, 1));
+        assert_eq!(tag(5, 3), 5 | (3 << 32));
+    }
+}
