@@ -651,6 +651,17 @@ impl Worker {
         frames.len()
     }
 
+    /// Puts a kernel flow table in front of this worker's caches ([`crate::cache::kernel`]).
+    pub fn set_kernel(&mut self, k: Box<dyn crate::cache::kernel::KernelFlows>) {
+        self.dp.set_kernel(k);
+    }
+
+    /// Credits what the kernel forwarded to this worker's megaflows, as used at `now` (call
+    /// before [`Worker::sync_stats`]).
+    pub fn harvest_kernel(&mut self, now: Nanos) {
+        self.dp.harvest_kernel(now);
+    }
+
     /// Adds the counts this worker accumulated to the OpenFlow counters (call at least once
     /// a second, so idle timeouts and stats see traffic).
     pub fn sync_stats(&mut self) {

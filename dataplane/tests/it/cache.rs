@@ -2,18 +2,21 @@
 //! actions a full pipeline translation gives, for random flow tables (several tables, goto,
 //! metadata, rewrites, VLAN push/pop, TTL, groups) changed between packets; plus hit paths.
 
-use fuxi_dataplane::cache::{Datapath, Source};
+use fuxi_dataplane::cache::kernel::{KernelFlows, KernelKey, kernel_key, tag};
+use fuxi_dataplane::cache::{Datapath, Megaflow, Source};
 use fuxi_dataplane::packet::{RxMeta, parse};
 use fuxi_dataplane::pipeline::exec::{Recorder, execute};
 use fuxi_dataplane::pipeline::{
-    Bucket, FlowMod, GroupMod, GroupModCommand, GroupType, Pipeline, PortState,
+    Bucket, DpAction, FlowMod, FlowStats, GroupMod, GroupModCommand, GroupType, Nanos, Pipeline,
+    PortState,
 };
 use fuxi_dataplane::port::{Frame as RxFrame, Packet};
 use fuxi_openflow::consts::{OFPP_CONTROLLER, OFPP_NORMAL};
 use fuxi_openflow::oxm::{FieldId, OFPVID_PRESENT};
 use fuxi_openflow::{Action, Instruction, Match, Oxm};
 use proptest::prelude::*;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::parse::{Frame, L3, L4};
 
@@ -652,4 +655,180 @@ fn logical_switch_megaflows_stay_coarse() {
     let r = std::sync::atomic::Ordering::Relaxed;
     assert_eq!(p.tables[0].lookups.load(r), 203);
     assert_eq!(p.tables[0].matched.load(r), 202);
+}
+
+/// A kernel flow table that keeps what it is offered (as the real one would put in the
+/// kernel), for the datapath tests: key → (output port, tag, megaflow).
+#[derive(Clone, Default)]
+struct FakeKernel {
+    entries: Arc<Mutex<KernelEntries>>,
+    clears: Arc<Mutex<Vec<(u64, u64)>>>,
+    /// Counts `harvest` and `clear` credit to every entry's megaflow.
+    forwarded: (u64, u64),
+}
+
+type KernelEntries = HashMap<KernelKey, (u32, u64, Arc<Megaflow>)>;
+
+impl KernelFlows for FakeKernel {
+    fn offer(&mut self, key: &KernelKey, mf: &Arc<Megaflow>, out_port: u32, tag: u64) {
+        let mut e = self.entries.lock().unwrap();
+        e.entry(*key).or_insert((out_port, tag, mf.clone()));
+    }
+    fn harvest(&mut self, now: Nanos) {
+        for (_, _, mf) in self.entries.lock().unwrap().values() {
+            mf.credit(self.forwarded.0, self.forwarded.1, now);
+        }
+    }
+    fn clear(&mut self, now: Nanos, generation: u64, mac_version: u64) {
+        self.harvest(now);
+        self.entries.lock().unwrap().clear();
+        self.clears.lock().unwrap().push((generation, mac_version));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// What the datapath hands the kernel forwards as the full pipeline would: for every
+    /// packet whose kernel key has a current entry (tag of the pipeline's generation and
+    /// MAC table version), the full translation outputs it, unchanged, to that entry's port
+    /// and nowhere else — also for another packet of the same microflow (other IP id, TCP
+    /// flags).
+    #[test]
+    fn kernel_entries_forward_as_the_full_translation_would(
+        ops in prop::collection::vec(op(), 1..80)
+    ) {
+        let mut p = pipeline();
+        let mut dp = Datapath::new();
+        let k = FakeKernel::default();
+        dp.set_kernel(Box::new(k.clone()));
+        let mut pkts: Vec<(Vec<u8>, u32)> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Flow(f) => {
+                    let _ = p.flow_mod(&build(&f), 0);
+                }
+                Op::Delete(t, _) => {
+                    let _ = p.flow_mod(&FlowMod::delete(t, Match::all()), 0);
+                }
+                Op::PortDown(port) => p.set_port(port, PortState { live: false }),
+                Op::Packet(s) => {
+                    let b = render(&s);
+                    let mut other = b.clone();
+                    if other.get(12..14) == Some(&[0x08, 0x00]) {
+                        other[18] ^= 0x5a; // IP identification
+                    }
+                    let flags = if other.get(12..14) == Some(&[0x86, 0xdd]) { 67 } else { 47 };
+                    if s.tcp && s.vlan.is_none() && s.kind != 3 {
+                        other[flags] ^= 0x18; // PSH, ACK
+                    }
+                    pkts.push((b, s.in_port));
+                    pkts.push((other, s.in_port));
+                }
+            }
+            for (bytes, in_port) in &pkts {
+                let mut rec = Recorder::default();
+                dp.process(&p, &mut bytes.clone(), RxMeta::port(*in_port), 0, &mut rec);
+            }
+            let current = tag(p.generation(), p.mac_table.version());
+            let entries = k.entries.lock().unwrap();
+            for (i, (bytes, in_port)) in pkts.iter().enumerate() {
+                let Some(key) = kernel_key(*in_port, bytes) else { continue };
+                let Some((out, t, _)) = entries.get(&key) else { continue };
+                if *t != current {
+                    continue;
+                }
+                let full = p.translate(&parse(bytes, RxMeta::port(*in_port)).key, Some(bytes));
+                prop_assert_eq!(&full.actions[..], &[DpAction::Output(*out)], "packet {}", i);
+            }
+        }
+    }
+}
+
+#[test]
+fn kernel_flow_table_takes_forwarding_microflows_and_goes_with_the_caches() {
+    let mut p = pipeline();
+    let fwd = Match::all()
+        .with(Oxm::in_port(1))
+        .with(Oxm::eth_type(0x0800));
+    p.flow_mod(
+        &FlowMod::add(
+            0,
+            1,
+            fwd,
+            vec![Instruction::ApplyActions(vec![Action::output(2)])],
+        ),
+        0,
+    )
+    .unwrap();
+    // Port 443 gets its destination MAC rewritten: not for the kernel.
+    let rewrite = Match::all()
+        .with(Oxm::in_port(1))
+        .with(Oxm::eth_type(0x0800))
+        .with(Oxm::ip_proto(6))
+        .with(Oxm::exact(FieldId::TcpDst, 443));
+    let set = Action::set_field(Oxm::exact(FieldId::EthDst, 9));
+    p.flow_mod(
+        &FlowMod::add(
+            0,
+            2,
+            rewrite,
+            vec![Instruction::ApplyActions(vec![set, Action::output(2)])],
+        ),
+        0,
+    )
+    .unwrap();
+    let mut dp = Datapath::new();
+    let mut k = FakeKernel {
+        forwarded: (10, 15_000),
+        ..FakeKernel::default()
+    };
+    dp.set_kernel(Box::new(k.clone()));
+    let spec = |dport, tcp| PktSpec {
+        in_port: 1,
+        src: 1,
+        dst: 0,
+        tcp,
+        dport,
+        vlan: None,
+        ttl: 64,
+        kind: 0,
+    };
+    let web = render(&spec(1, true));
+    let https = render(&spec(2, true));
+    let dns = render(&spec(0, false));
+    let mut rec = Recorder::default();
+    for f in [&web, &https, &dns, &web] {
+        dp.process(&p, &mut f.clone(), RxMeta::port(1), 5, &mut rec);
+    }
+    let current = tag(p.generation(), p.mac_table.version());
+    {
+        let e = k.entries.lock().unwrap();
+        let mut got: Vec<(u32, u64)> = e.values().map(|(o, t, _)| (*o, *t)).collect();
+        got.sort();
+        // Port 80 over TCP and port 53 over UDP forward; the rewritten one stays here.
+        assert_eq!(got, [(2, current), (2, current)]);
+        assert!(e.contains_key(&kernel_key(1, &web).unwrap()));
+        assert!(e.contains_key(&kernel_key(1, &dns).unwrap()));
+    }
+    // What the kernel forwarded reaches the flow counters through the megaflows.
+    let flow = |key| p.translate(&parse(key, RxMeta::port(1)).key, None).flows[0].clone();
+    let (web_flow, https_flow) = (flow(&web), flow(&https));
+    let packets = |f: &Arc<FlowStats>| f.packets.load(std::sync::atomic::Ordering::Relaxed);
+    dp.harvest_kernel(1_000);
+    dp.sync_stats(&p);
+    // 3 packets here (web twice, dns) + 10 per entry from the kernel (web and dns).
+    assert_eq!(packets(&web_flow), 3 + 20);
+    assert_eq!(packets(&https_flow), 1);
+    // A flow-mod: the next packet drops the caches, and the kernel's entries with them
+    // (credited first), told the new generation.
+    k.forwarded = (1, 100);
+    p.flow_mod(&FlowMod::delete(0, Match::all().with(Oxm::in_port(3))), 0)
+        .unwrap();
+    dp.process(&p, &mut https.clone(), RxMeta::port(1), 9, &mut rec);
+    assert_eq!(
+        *k.clears.lock().unwrap(),
+        [(p.generation(), p.mac_table.version())]
+    );
+    assert!(k.entries.lock().unwrap().is_empty());
 }
