@@ -12,7 +12,8 @@
 //! - [`tap::TapPort`]: a TAP device (the LOCAL/internal port).
 //! - [`vxlan::VxlanPort`]: userspace VXLAN over a UDP socket, one port per remote.
 //!
-//! Also here: [`offload`] (the virtio-net header, software checksum completion and TCP
+//! Also here: [`bpf`] (the kernel flow table's maps and its tc and socket-filter programs,
+//! through raw `bpf(2)`), [`offload`] (the virtio-net header, software checksum completion and TCP
 //! segmentation for packets that leave where offload cannot follow), [`netlink`] (link
 //! up/down events: a pure parser plus a thin socket), [`netns`] (enter a network
 //! namespace on the current thread) and [`fwd`] (a two-port run-to-completion forwarder
@@ -44,6 +45,7 @@ use std::os::fd::RawFd;
 pub mod afpacket;
 #[cfg(feature = "afxdp")]
 pub mod afxdp;
+pub mod bpf;
 pub mod fwd;
 pub mod netlink;
 pub mod netns;

@@ -1,0 +1,931 @@
+//! The kernel flow table's I/O: BPF maps and the two programs that use them (this module
+//! does I/O; what goes into the table is decided in [`crate::cache::kernel`]).
+//!
+//! - [`KernelTable`]: the flows hash map ([`KernelKey`] → a [`VALUE_LEN`]-byte entry: output
+//!   ifindex, tag, packet and byte counts) and the epoch array map (one `u64`: the tag
+//!   entries must carry to be used), created through raw `bpf(2)`.
+//! - [`KernelTable::attach`]: for one input port, a tc program on the device's tcx ingress
+//!   that computes the packet's key exactly as [`kernel_key`](crate::cache::kernel::kernel_key)
+//!   does, looks it up and `bpf_redirect`s a current hit to its output device, counting it;
+//!   and a socket filter on the port's packet socket that drops the same hits, since packet
+//!   taps see a packet before tc ingress does. Anything else passes both untouched.
+//! - A small eBPF assembler ([`Asm`]) the programs are written with: no compiler, no object
+//!   files, no libbpf.
+//!
+//! Program outline (r6 = ctx, the key at fp-64..fp, its frame at fp-60):
+//!
+//! ```text
+//! key = 0; key.in_port = IN_PORT
+//! if ctx.vlan_present: miss                      (tags are in the key's frame, never here)
+//! skb_load_bytes(0, key+4, 14) or miss; ethertype 0800 -> v4, 86dd -> v6, else miss
+//! v4: skb_load_bytes(14, key+18, 24) or miss; ihl=5, proto tcp/udp/sctp, zero len+id, csum
+//! v6: skb_load_bytes(14, key+18, 44) or miss; next header tcp/udp/sctp, zero payload len
+//! e = flows[key] or miss; epoch[0] == e.tag or miss
+//! tc:     e.packets += 1; e.bytes += ctx.len; return bpf_redirect(e.ifindex, 0)   miss: TCX_NEXT
+//! socket: return 0 (drop)                                                          miss: whole packet
+//! ```
+
+// This is a port I/O module: it talks to the kernel through raw `bpf(2)` and
+// `setsockopt(2)` with pointers to buffers it owns. Every block says why it is sound.
+#![allow(unsafe_code)]
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+
+use crate::cache::kernel::{FRAME_AT, KEY_LEN, KernelKey, tag};
+
+/// Bytes of an entry's value.
+pub const VALUE_LEN: usize = 32;
+
+// `bpf(2)` commands (enum bpf_cmd).
+const BPF_MAP_CREATE: u32 = 0;
+const BPF_MAP_LOOKUP_ELEM: u32 = 1;
+const BPF_MAP_UPDATE_ELEM: u32 = 2;
+const BPF_MAP_DELETE_ELEM: u32 = 3;
+const BPF_PROG_LOAD: u32 = 5;
+const BPF_PROG_TEST_RUN: u32 = 10;
+const BPF_LINK_CREATE: u32 = 28;
+
+const BPF_MAP_TYPE_HASH: u32 = 1;
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
+const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
+const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+/// enum bpf_attach_type: tcx ingress (Linux 6.6).
+const BPF_TCX_INGRESS: u32 = 46;
+/// Map update flag: create or replace.
+const BPF_ANY: u64 = 0;
+const SO_ATTACH_BPF: libc::c_int = 50;
+/// `SO_DETACH_BPF` is `SO_DETACH_FILTER`.
+const SO_DETACH_BPF: libc::c_int = 27;
+
+// Helper ids (enum bpf_func_id).
+const FN_MAP_LOOKUP_ELEM: i32 = 1;
+const FN_REDIRECT: i32 = 23;
+const FN_SKB_LOAD_BYTES: i32 = 26;
+
+// `struct __sk_buff` offsets.
+const SKB_LEN: i16 = 0;
+const SKB_VLAN_PRESENT: i16 = 20;
+
+/// tcx verdict: run the next program or carry on as without one.
+const TCX_NEXT: i32 = -1;
+/// Socket filter verdicts: bytes of the packet the socket gets.
+const SOCK_DROP: i32 = 0;
+const SOCK_WHOLE: i32 = -1; // 0xffff_ffff as the u32 the filter returns
+
+/// What the programs see of an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Value {
+    out_ifindex: u32,
+    tag: u64,
+    packets: u64,
+    bytes: u64,
+}
+
+impl Value {
+    // Offsets of the fields in the value (host byte order).
+    const IFINDEX: i16 = 0;
+    const TAG: i16 = 8;
+    const PACKETS: i16 = 16;
+    const BYTES: i16 = 24;
+
+    fn to_bytes(self) -> [u8; VALUE_LEN] {
+        let mut v = [0u8; VALUE_LEN];
+        v[..4].copy_from_slice(&self.out_ifindex.to_ne_bytes());
+        v[8..16].copy_from_slice(&self.tag.to_ne_bytes());
+        v[16..24].copy_from_slice(&self.packets.to_ne_bytes());
+        v[24..].copy_from_slice(&self.bytes.to_ne_bytes());
+        v
+    }
+
+    fn from_bytes(v: &[u8; VALUE_LEN]) -> Value {
+        let u64_at = |o: usize| u64::from_ne_bytes(v[o..o + 8].try_into().unwrap());
+        Value {
+            out_ifindex: u32::from_ne_bytes(v[..4].try_into().unwrap()),
+            tag: u64_at(8),
+            packets: u64_at(16),
+            bytes: u64_at(24),
+        }
+    }
+}
+
+/// Which of the two programs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// tcx ingress (`BPF_PROG_TYPE_SCHED_CLS`): redirects hits, counts them.
+    Tc,
+    /// The port's packet socket (`BPF_PROG_TYPE_SOCKET_FILTER`): drops hits.
+    Socket,
+}
+
+/// The kernel flow table's maps and the tag entries must carry to be used.
+pub struct KernelTable {
+    flows: OwnedFd,
+    epoch: OwnedFd,
+    max_entries: u32,
+    /// The (generation, MAC version) the epoch map holds the tag of.
+    current: Mutex<(u64, u64)>,
+}
+
+impl fmt::Debug for KernelTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let current = *self.current.lock().unwrap_or_else(|e| e.into_inner());
+        f.debug_struct("KernelTable")
+            .field("flows", &self.flows.as_raw_fd())
+            .field("epoch", &self.epoch.as_raw_fd())
+            .field("max_entries", &self.max_entries)
+            .field("current", &current)
+            .finish()
+    }
+}
+
+impl KernelTable {
+    /// Creates the maps (flows holds at most `max_entries`).
+    pub fn new(max_entries: u32) -> io::Result<KernelTable> {
+        let flows = map_create(
+            "fuxi_flows",
+            BPF_MAP_TYPE_HASH,
+            KEY_LEN as u32,
+            VALUE_LEN as u32,
+            max_entries,
+        )?;
+        let epoch = map_create("fuxi_epoch", BPF_MAP_TYPE_ARRAY, 4, 8, 1)?;
+        Ok(KernelTable {
+            flows,
+            epoch,
+            max_entries,
+            current: Mutex::new((0, 0)),
+        })
+    }
+
+    /// Loads both programs for OpenFlow port `in_port` and attaches them: tc on `ifindex`'s
+    /// tcx ingress, the filter on `sock` (the port's AF_PACKET socket).
+    ///
+    /// Call it in the network namespace of the device. The filter goes on first: should
+    /// the table already hold entries for `in_port`, a hit in between is dropped rather than
+    /// both redirected and received.
+    pub fn attach(
+        &self,
+        in_port: u32,
+        ifindex: u32,
+        sock: BorrowedFd<'_>,
+    ) -> io::Result<KernelPort> {
+        let filter = self.load(in_port, Flavour::Socket)?;
+        let tc = self.load(in_port, Flavour::Tc)?;
+        let sock = sock.try_clone_to_owned()?;
+        setsockopt(sock.as_raw_fd(), SO_ATTACH_BPF, &filter.as_raw_fd())
+            .map_err(|e| io::Error::new(e.kind(), format!("attaching the socket filter: {e}")))?;
+        let link = match tcx_attach(&tc, ifindex) {
+            Ok(link) => link,
+            Err(e) => {
+                let _ = setsockopt(sock.as_raw_fd(), SO_DETACH_BPF, &0);
+                return Err(e);
+            }
+        };
+        Ok(KernelPort {
+            in_port,
+            ifindex,
+            link: Some(link),
+            _tc: tc,
+            _filter: filter,
+            sock,
+        })
+    }
+
+    /// Loads the `flavour` program for OpenFlow port `in_port` without attaching it (for
+    /// tests: see [`test_run`]).
+    pub fn load(&self, in_port: u32, flavour: Flavour) -> io::Result<OwnedFd> {
+        let insns = program(
+            in_port,
+            flavour,
+            self.flows.as_raw_fd(),
+            self.epoch.as_raw_fd(),
+        );
+        let (ty, name) = match flavour {
+            Flavour::Tc => (BPF_PROG_TYPE_SCHED_CLS, "fuxi_tc"),
+            Flavour::Socket => (BPF_PROG_TYPE_SOCKET_FILTER, "fuxi_sock"),
+        };
+        prog_load(ty, name, &insns)
+    }
+
+    /// Makes `tag(generation, mac_version)` the current tag, each part the max of what it
+    /// was told so far (an older caller never makes stale entries current again); writes
+    /// the epoch map only when it changes.
+    pub fn set_current(&self, generation: u64, mac_version: u64) -> io::Result<()> {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let next = (cur.0.max(generation), cur.1.max(mac_version));
+        if next != *cur {
+            let t = tag(next.0, next.1);
+            map_update(&self.epoch, &0u32.to_ne_bytes(), &t.to_ne_bytes())?;
+            *cur = next;
+        }
+        Ok(())
+    }
+
+    /// Puts `key` → redirect to `out_ifindex`, tagged `tag`, counts 0 (replaces an existing
+    /// entry).
+    pub fn insert(&self, key: &KernelKey, out_ifindex: u32, tag: u64) -> io::Result<()> {
+        let v = Value {
+            out_ifindex,
+            tag,
+            packets: 0,
+            bytes: 0,
+        };
+        map_update(&self.flows, key, &v.to_bytes())
+    }
+
+    /// Cumulative (packets, bytes) the kernel forwarded for `key`; None if it has no entry.
+    pub fn counts(&self, key: &KernelKey) -> io::Result<Option<(u64, u64)>> {
+        let mut v = [0u8; VALUE_LEN];
+        match map_lookup(&self.flows, key, &mut v) {
+            Ok(()) => {
+                let v = Value::from_bytes(&v);
+                Ok(Some((v.packets, v.bytes)))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes `key`'s entry (absent is fine).
+    pub fn remove(&self, key: &KernelKey) -> io::Result<()> {
+        match map_delete(&self.flows, key) {
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A port's attached programs; dropping it detaches the tc program, then the socket
+/// filter. It holds the port's socket open (a duplicate descriptor) until then, so drop it
+/// before or with the port.
+#[derive(Debug)]
+pub struct KernelPort {
+    in_port: u32,
+    ifindex: u32,
+    /// The tcx link: closing it detaches the tc program.
+    link: Option<OwnedFd>,
+    _tc: OwnedFd,
+    _filter: OwnedFd,
+    /// The port's packet socket (a duplicate), to take the filter off.
+    sock: OwnedFd,
+}
+
+impl KernelPort {
+    /// The OpenFlow port the programs were built for.
+    pub fn in_port(&self) -> u32 {
+        self.in_port
+    }
+
+    /// The device whose ingress the tc program is attached to.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+}
+
+impl Drop for KernelPort {
+    fn drop(&mut self) {
+        // tc first: while the filter is still on, nothing the tc program forwards reaches
+        // userspace twice; the filter must not outlive it, or hits would go nowhere.
+        drop(self.link.take());
+        let _ = setsockopt(self.sock.as_raw_fd(), SO_DETACH_BPF, &0);
+    }
+}
+
+/// Runs `prog` once on `frame` through `BPF_PROG_TEST_RUN`; returns its return value.
+///
+/// A tc program sees the frame from its Ethernet header; a socket filter sees it from the
+/// byte after (the kernel pulls the Ethernet header off for every program type but tc's),
+/// unlike on a packet socket, where it starts at the Ethernet header too.
+pub fn test_run(prog: BorrowedFd<'_>, frame: &[u8]) -> io::Result<u32> {
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        data_size_in: frame.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        repeat: 1,
+        ..TestRunAttr::default()
+    };
+    // SAFETY: `data_in` points to `frame`, live and `data_size_in` bytes long for the call;
+    // no output buffers are given.
+    unsafe { sys_bpf(BPF_PROG_TEST_RUN, &mut attr) }
+        .map_err(|e| io::Error::new(e.kind(), format!("BPF test run: {e}")))?;
+    Ok(attr.retval)
+}
+
+// ---------------------------------------------------------------------------------------
+// The program.
+
+/// The `flavour` program for OpenFlow port `in_port`, using maps `flows` and `epoch`.
+fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd) -> Vec<Insn> {
+    // Stack: the key at fp-64 (its frame at fp-60: frame byte i at fp-60+i), the epoch
+    // map's key at fp-72. Every access is aligned to its size.
+    const KEY: i16 = -(KEY_LEN as i16);
+    const FRAME: i16 = KEY + FRAME_AT as i16;
+    const EPOCH_KEY: i16 = KEY - 8;
+    let at = |off: i16| FRAME + off;
+    let mut a = Asm::default();
+    let miss = a.label();
+    let v4 = a.label();
+    let lookup = a.label();
+
+    a.mov64_reg(R6, R1);
+    for i in 0..KEY_LEN as i16 / 8 {
+        a.st_imm(DW, R10, KEY + 8 * i, 0);
+    }
+    a.st_imm(W, R10, KEY, in_port as i32);
+    a.ldx(W, R0, R6, SKB_VLAN_PRESENT);
+    a.jmp_imm(JNE, R0, 0, miss);
+
+    // Ethernet header; the ethertype as the u16 its two bytes make in host order.
+    load_bytes(&mut a, 0, at(0), 14, miss);
+    a.ldx(H, R1, R10, at(12));
+    a.jmp_imm(JEQ, R1, u16::from_ne_bytes([0x08, 0x00]).into(), v4);
+    a.jmp_imm(JNE, R1, u16::from_ne_bytes([0x86, 0xdd]).into(), miss);
+
+    // IPv6 without extension headers: the header and the L4 ports.
+    load_bytes(&mut a, 14, at(14), 44, miss);
+    a.ldx(B, R1, R10, at(20)); // next header
+    l4_with_ports(&mut a, R1, miss);
+    a.st_imm(H, R10, at(18), 0); // payload length
+    a.ja(lookup);
+
+    // IPv4 without options: the header and the L4 ports.
+    a.bind(v4);
+    load_bytes(&mut a, 14, at(14), 24, miss);
+    a.ldx(B, R1, R10, at(14)); // version, IHL
+    a.jmp_imm(JNE, R1, 0x45, miss);
+    a.ldx(B, R1, R10, at(23)); // protocol
+    l4_with_ports(&mut a, R1, miss);
+    a.st_imm(W, R10, at(16), 0); // total length, identification
+    a.st_imm(H, R10, at(24), 0); // header checksum
+
+    // The entry, if current.
+    a.bind(lookup);
+    a.ld_map_fd(R1, flows);
+    a.mov64_reg(R2, R10);
+    a.add64_imm(R2, KEY.into());
+    a.call(FN_MAP_LOOKUP_ELEM);
+    a.jmp_imm(JEQ, R0, 0, miss);
+    a.mov64_reg(R7, R0);
+    a.st_imm(W, R10, EPOCH_KEY, 0);
+    a.ld_map_fd(R1, epoch);
+    a.mov64_reg(R2, R10);
+    a.add64_imm(R2, EPOCH_KEY.into());
+    a.call(FN_MAP_LOOKUP_ELEM);
+    a.jmp_imm(JEQ, R0, 0, miss);
+    a.ldx(DW, R1, R0, 0);
+    a.ldx(DW, R2, R7, Value::TAG);
+    a.jmp_reg(JNE, R1, R2, miss);
+
+    match flavour {
+        Flavour::Tc => {
+            a.mov64_imm(R1, 1);
+            a.atomic_add64(R7, R1, Value::PACKETS);
+            a.ldx(W, R1, R6, SKB_LEN);
+            a.atomic_add64(R7, R1, Value::BYTES);
+            a.ldx(W, R1, R7, Value::IFINDEX);
+            a.mov64_imm(R2, 0);
+            a.call(FN_REDIRECT);
+            a.exit();
+            a.bind(miss);
+            a.mov64_imm(R0, TCX_NEXT);
+            a.exit();
+        }
+        Flavour::Socket => {
+            a.mov64_imm(R0, SOCK_DROP);
+            a.exit();
+            a.bind(miss);
+            a.mov32_imm(R0, SOCK_WHOLE);
+            a.exit();
+        }
+    }
+    a.finish()
+}
+
+/// `bpf_skb_load_bytes(ctx, off, fp+to, len)`, to `miss` on error (packet too short).
+fn load_bytes(a: &mut Asm, off: i32, to: i16, len: i32, miss: Label) {
+    a.mov64_reg(R1, R6);
+    a.mov64_imm(R2, off);
+    a.mov64_reg(R3, R10);
+    a.add64_imm(R3, to.into());
+    a.mov64_imm(R4, len);
+    a.call(FN_SKB_LOAD_BYTES);
+    a.jmp_imm(JNE, R0, 0, miss);
+}
+
+/// To `miss` unless IP protocol `reg` is TCP, UDP or SCTP (see
+/// [`crate::cache::kernel::l4_with_ports`]).
+fn l4_with_ports(a: &mut Asm, reg: u8, miss: Label) {
+    let ok = a.label();
+    a.jmp_imm(JEQ, reg, 6, ok);
+    a.jmp_imm(JEQ, reg, 17, ok);
+    a.jmp_imm(JNE, reg, 132, miss);
+    a.bind(ok);
+}
+
+// ---------------------------------------------------------------------------------------
+// The assembler.
+
+/// One eBPF instruction (struct bpf_insn).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+struct Insn {
+    code: u8,
+    /// dst_reg in the low nibble, src_reg in the high one.
+    regs: u8,
+    off: i16,
+    imm: i32,
+}
+
+const R0: u8 = 0;
+const R1: u8 = 1;
+const R2: u8 = 2;
+const R3: u8 = 3;
+const R4: u8 = 4;
+const R6: u8 = 6;
+const R7: u8 = 7;
+const R10: u8 = 10;
+
+// Instruction classes.
+const CLS_LD: u8 = 0x00;
+const CLS_LDX: u8 = 0x01;
+const CLS_ST: u8 = 0x02;
+const CLS_STX: u8 = 0x03;
+const CLS_ALU: u8 = 0x04;
+const CLS_JMP: u8 = 0x05;
+const CLS_ALU64: u8 = 0x07;
+// Sizes.
+const W: u8 = 0x00;
+const H: u8 = 0x08;
+const B: u8 = 0x10;
+const DW: u8 = 0x18;
+// Modes.
+const MODE_IMM: u8 = 0x00;
+const MODE_MEM: u8 = 0x60;
+const MODE_ATOMIC: u8 = 0xc0;
+// Sources.
+const SRC_K: u8 = 0x00;
+const SRC_X: u8 = 0x08;
+// ALU operations.
+const OP_ADD: u8 = 0x00;
+const OP_MOV: u8 = 0xb0;
+// Jump operations.
+const JA: u8 = 0x00;
+const JEQ: u8 = 0x10;
+const JNE: u8 = 0x50;
+const CALL: u8 = 0x80;
+const EXIT: u8 = 0x90;
+/// `ld_imm64`'s src_reg when the immediate is a map fd.
+const PSEUDO_MAP_FD: u8 = 1;
+
+/// A jump target, bound to an instruction index by [`Asm::bind`].
+#[derive(Clone, Copy, Debug)]
+struct Label(usize);
+
+/// Instructions being written, with jumps to labels resolved at the end.
+#[derive(Debug, Default)]
+struct Asm {
+    insns: Vec<Insn>,
+    /// Instruction index of each label, once bound.
+    labels: Vec<Option<usize>>,
+    /// Jumps whose offset is their label's.
+    jumps: Vec<(usize, Label)>,
+}
+
+impl Asm {
+    fn label(&mut self) -> Label {
+        self.labels.push(None);
+        Label(self.labels.len() - 1)
+    }
+
+    /// The next instruction is `l`'s target.
+    fn bind(&mut self, l: Label) {
+        assert!(self.labels[l.0].is_none(), "label bound twice");
+        self.labels[l.0] = Some(self.insns.len());
+    }
+
+    fn emit(&mut self, code: u8, dst: u8, src: u8, off: i16, imm: i32) {
+        self.insns.push(Insn {
+            code,
+            regs: dst | (src << 4),
+            off,
+            imm,
+        });
+    }
+
+    fn mov64_imm(&mut self, dst: u8, imm: i32) {
+        self.emit(CLS_ALU64 | OP_MOV | SRC_K, dst, 0, 0, imm);
+    }
+
+    fn mov32_imm(&mut self, dst: u8, imm: i32) {
+        self.emit(CLS_ALU | OP_MOV | SRC_K, dst, 0, 0, imm);
+    }
+
+    fn mov64_reg(&mut self, dst: u8, src: u8) {
+        self.emit(CLS_ALU64 | OP_MOV | SRC_X, dst, src, 0, 0);
+    }
+
+    fn add64_imm(&mut self, dst: u8, imm: i32) {
+        self.emit(CLS_ALU64 | OP_ADD | SRC_K, dst, 0, 0, imm);
+    }
+
+    /// dst = *(size *)(src + off)
+    fn ldx(&mut self, size: u8, dst: u8, src: u8, off: i16) {
+        self.emit(CLS_LDX | MODE_MEM | size, dst, src, off, 0);
+    }
+
+    /// *(size *)(dst + off) = imm
+    fn st_imm(&mut self, size: u8, dst: u8, off: i16, imm: i32) {
+        self.emit(CLS_ST | MODE_MEM | size, dst, 0, off, imm);
+    }
+
+    /// Atomically *(u64 *)(dst + off) += src.
+    fn atomic_add64(&mut self, dst: u8, src: u8, off: i16) {
+        self.emit(CLS_STX | MODE_ATOMIC | DW, dst, src, off, OP_ADD.into());
+    }
+
+    /// dst = the map `fd` (two instructions).
+    fn ld_map_fd(&mut self, dst: u8, fd: RawFd) {
+        self.emit(CLS_LD | MODE_IMM | DW, dst, PSEUDO_MAP_FD, 0, fd);
+        self.emit(0, 0, 0, 0, 0);
+    }
+
+    fn jump(&mut self, code: u8, dst: u8, src: u8, imm: i32, to: Label) {
+        self.jumps.push((self.insns.len(), to));
+        self.emit(code, dst, src, 0, imm);
+    }
+
+    /// if dst `op` imm goto `to`
+    fn jmp_imm(&mut self, op: u8, dst: u8, imm: i32, to: Label) {
+        self.jump(CLS_JMP | op | SRC_K, dst, 0, imm, to);
+    }
+
+    /// if dst `op` src goto `to`
+    fn jmp_reg(&mut self, op: u8, dst: u8, src: u8, to: Label) {
+        self.jump(CLS_JMP | op | SRC_X, dst, src, 0, to);
+    }
+
+    fn ja(&mut self, to: Label) {
+        self.jump(CLS_JMP | JA, 0, 0, 0, to);
+    }
+
+    fn call(&mut self, helper: i32) {
+        self.emit(CLS_JMP | CALL, 0, 0, 0, helper);
+    }
+
+    fn exit(&mut self) {
+        self.emit(CLS_JMP | EXIT, 0, 0, 0, 0);
+    }
+
+    /// The instructions, every jump's offset resolved (relative to the next instruction).
+    fn finish(mut self) -> Vec<Insn> {
+        for &(at, l) in &self.jumps {
+            let to = self.labels[l.0].expect("jump to an unbound label");
+            let off = to as isize - (at as isize + 1);
+            self.insns[at].off = i16::try_from(off).expect("jump too far");
+        }
+        self.insns
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// bpf(2).
+
+/// The leading fields of `union bpf_attr` for BPF_MAP_CREATE.
+#[derive(Default)]
+#[repr(C)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; 16],
+}
+
+/// `union bpf_attr` for BPF_MAP_{LOOKUP,UPDATE,DELETE}_ELEM.
+#[derive(Default)]
+#[repr(C)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// The leading fields of `union bpf_attr` for BPF_PROG_LOAD.
+#[derive(Default)]
+#[repr(C)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// `union bpf_attr` for BPF_LINK_CREATE with the tcx fields.
+#[derive(Default)]
+#[repr(C)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+    relative_fd: u32,
+    _pad: u32,
+    expected_revision: u64,
+}
+
+/// `union bpf_attr` for BPF_PROG_TEST_RUN.
+#[derive(Default)]
+#[repr(C)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+/// `bpf(cmd, attr, sizeof attr)`.
+///
+/// # Safety
+///
+/// `T` is a `#[repr(C)]` prefix of `union bpf_attr` for `cmd` without implicit padding,
+/// and every pointer in it is valid, for the access the command makes, during the call.
+unsafe fn sys_bpf<T>(cmd: u32, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: `attr` is live and `size_of::<T>()` bytes long; the caller vouches for the
+    // pointers inside it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            attr as *mut T,
+            std::mem::size_of::<T>(),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A descriptor `bpf(2)` just returned.
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: a new descriptor the kernel returned to us alone; nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+/// A NUL-terminated object name of at most 15 bytes.
+fn obj_name(name: &str) -> [u8; 16] {
+    let mut n = [0u8; 16];
+    n[..name.len().min(15)].copy_from_slice(&name.as_bytes()[..name.len().min(15)]);
+    n
+}
+
+fn map_create(
+    name: &str,
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+) -> io::Result<OwnedFd> {
+    let mut attr = MapCreateAttr {
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        map_name: obj_name(name),
+        ..MapCreateAttr::default()
+    };
+    // SAFETY: the attr holds no pointers.
+    let fd = unsafe { sys_bpf(BPF_MAP_CREATE, &mut attr) }
+        .map_err(|e| io::Error::new(e.kind(), format!("creating BPF map {name}: {e}")))?;
+    Ok(owned(fd))
+}
+
+fn map_update(map: &OwnedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        flags: BPF_ANY,
+        ..ElemAttr::default()
+    };
+    // SAFETY: the kernel reads the map's key size from `key` and value size from `value`;
+    // callers pass slices of exactly those sizes, live for the call.
+    unsafe { sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }.map(drop)
+}
+
+fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..ElemAttr::default()
+    };
+    // SAFETY: the kernel reads the map's key size from `key` and writes its value size to
+    // `value`; callers pass slices of exactly those sizes, live (and `value` exclusive) for
+    // the call.
+    unsafe { sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) }.map(drop)
+}
+
+fn map_delete(map: &OwnedFd, key: &[u8]) -> io::Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        ..ElemAttr::default()
+    };
+    // SAFETY: the kernel reads the map's key size from `key`, a slice of that size live for
+    // the call.
+    unsafe { sys_bpf(BPF_MAP_DELETE_ELEM, &mut attr) }.map(drop)
+}
+
+/// Bytes of verifier log kept for a program the kernel refused.
+const LOG_LEN: usize = 1 << 18;
+/// Bytes of that log's tail an error message carries.
+const LOG_TAIL: usize = 3000;
+
+/// Loads `insns` as a `prog_type` program named `name`, licensed GPL. If the kernel
+/// refuses it, loads it again with the verifier's log and puts the log's tail in the error.
+fn prog_load(prog_type: u32, name: &str, insns: &[Insn]) -> io::Result<OwnedFd> {
+    const LICENSE: &[u8] = b"GPL\0";
+    let load = |log: Option<&mut [u8]>| {
+        let mut attr = ProgLoadAttr {
+            prog_type,
+            insn_cnt: insns.len() as u32,
+            insns: insns.as_ptr() as u64,
+            license: LICENSE.as_ptr() as u64,
+            prog_name: obj_name(name),
+            ..ProgLoadAttr::default()
+        };
+        if let Some(log) = log {
+            attr.log_level = 1;
+            attr.log_size = log.len() as u32;
+            attr.log_buf = log.as_mut_ptr() as u64;
+        }
+        // SAFETY: `insns` points to `insn_cnt` instructions, `license` to a NUL-terminated
+        // string, `log_buf` (if set) to `log_size` writable bytes, all live for the call.
+        unsafe { sys_bpf(BPF_PROG_LOAD, &mut attr) }.map(owned)
+    };
+    match load(None) {
+        Ok(fd) => Ok(fd),
+        Err(first) => {
+            let mut log = vec![0u8; LOG_LEN];
+            // An ENOSPC here means the log did not fit: what it holds still helps.
+            let retry = load(Some(&mut log));
+            if let Ok(fd) = retry {
+                return Ok(fd);
+            }
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]);
+            let mut tail = text.len().saturating_sub(LOG_TAIL);
+            while !text.is_char_boundary(tail) {
+                tail += 1;
+            }
+            Err(io::Error::new(
+                first.kind(),
+                format!(
+                    "loading BPF program {name}: {first}; verifier log tail:\n{}",
+                    &text[tail..]
+                ),
+            ))
+        }
+    }
+}
+
+/// Attaches tc program `prog` to `ifindex`'s tcx ingress; the link detaches it when closed.
+fn tcx_attach(prog: &OwnedFd, ifindex: u32) -> io::Result<OwnedFd> {
+    let mut attr = LinkCreateAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_ifindex: ifindex,
+        attach_type: BPF_TCX_INGRESS,
+        ..LinkCreateAttr::default()
+    };
+    // SAFETY: the attr holds no pointers.
+    match unsafe { sys_bpf(BPF_LINK_CREATE, &mut attr) } {
+        Ok(fd) => Ok(owned(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "attaching to tcx ingress of ifindex {ifindex}: {e} (tcx needs Linux 6.6 or later)"
+            ),
+        )),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("attaching to tcx ingress of ifindex {ifindex}: {e}"),
+        )),
+    }
+}
+
+fn setsockopt<T>(fd: RawFd, opt: libc::c_int, val: &T) -> io::Result<()> {
+    // SAFETY: `val` points to a live `T` of the given size for the duration of the call.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jumps_resolve_relative_to_the_next_instruction() {
+        let mut a = Asm::default();
+        let end = a.label();
+        let back = a.label();
+        a.bind(back);
+        a.jmp_imm(JEQ, R1, 5, end);
+        a.mov64_imm(R0, 1);
+        a.ld_map_fd(R1, 9);
+        a.ja(back);
+        a.bind(end);
+        a.exit();
+        let p = a.finish();
+        assert_eq!(p.len(), 6);
+        assert_eq!(
+            p[0],
+            Insn {
+                code: 0x15,
+                regs: 0x01,
+                off: 4,
+                imm: 5
+            }
+        );
+        assert_eq!((p[1].code, p[1].imm), (0xb7, 1));
+        assert_eq!((p[2].code, p[2].regs, p[2].imm), (0x18, 0x11, 9));
+        assert_eq!(p[3], Insn::default());
+        assert_eq!((p[4].code, p[4].off), (0x05, -5));
+        assert_eq!(p[5].code, 0x95);
+    }
+
+    #[test]
+    fn instruction_encodings_match_the_uapi() {
+        let mut a = Asm::default();
+        a.atomic_add64(R7, R1, 16);
+        a.ldx(H, R1, R10, -48);
+        a.st_imm(W, R10, -64, 7);
+        a.mov32_imm(R0, -1);
+        let p = a.finish();
+        assert_eq!(
+            (p[0].code, p[0].regs, p[0].off, p[0].imm),
+            (0xdb, 0x17, 16, 0)
+        );
+        assert_eq!((p[1].code, p[1].regs, p[1].off), (0x69, 0xa1, -48));
+        assert_eq!(
+            (p[2].code, p[2].regs, p[2].off, p[2].imm),
+            (0x62, 0x0a, -64, 7)
+        );
+        assert_eq!((p[3].code, p[3].imm), (0xb4, -1));
+    }
+
+    #[test]
+    fn values_round_trip_in_host_order() {
+        let v = Value {
+            out_ifindex: 7,
+            tag: 1 << 40 | 3,
+            packets: 5,
+            bytes: 1500,
+        };
+        let b = v.to_bytes();
+        assert_eq!(b[..4], 7u32.to_ne_bytes());
+        assert_eq!(b[4..8], [0; 4]);
+        assert_eq!(Value::from_bytes(&b), v);
+    }
+}
