@@ -161,6 +161,8 @@ pub struct Switch {
     buffers: Mutex<PacketBuffers>,
     /// Controller connections and standalone fail-open state.
     fail_open: Mutex<FailOpen>,
+    /// The kernel flow table, if offload is on (ports added at runtime are attached).
+    pub kernel: Option<Arc<crate::kernel::Kernel>>,
 }
 
 /// Controller connections as standalone mode counts them.
@@ -203,6 +205,7 @@ impl Switch {
             next_conn: AtomicU64::new(1),
             buffers: Mutex::new(PacketBuffers::default()),
             fail_open: Mutex::new(FailOpen::default()),
+            kernel: None,
         };
         sw.engine()
             .pipeline()

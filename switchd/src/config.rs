@@ -109,6 +109,8 @@ pub struct FileConfig {
     pub spin_max_us: Option<u64>,
     /// Prometheus `/metrics` listener "IP:PORT" (default: none).
     pub metrics: Option<String>,
+    /// Kernel flow table in front of the caches: "none" (default) or "tc".
+    pub offload: Option<String>,
 }
 
 /// Fail mode.
@@ -198,6 +200,19 @@ pub struct Config {
     pub poll_mode: PollMode,
     /// Prometheus `/metrics` listener, if any.
     pub metrics: Option<SocketAddr>,
+    /// Whether forwarding-only microflows between AF_PACKET ports go to the kernel.
+    pub offload: Offload,
+}
+
+/// Where microflows whose megaflow only forwards may be forwarded
+/// ([`fuxi_dataplane::cache::kernel`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Offload {
+    /// Every packet through the datapath threads.
+    #[default]
+    None,
+    /// A tcx program on each AF_PACKET port's ingress redirects them in the kernel.
+    Tc,
 }
 
 /// CPU numbers accepted in `cpus` (the size of a Linux `cpu_set_t`).
@@ -440,6 +455,14 @@ impl FileConfig {
             Some("always") => PollMode::Always,
             Some(o) => bail!("key `poll_mode`: `{o}` is not adaptive or always"),
         };
+        let offload = match self.offload.as_deref() {
+            None | Some("none") => Offload::None,
+            Some("tc") if rx_mode == RxMode::Zc => {
+                bail!("key `offload`: \"tc\" needs rx_mode mmsg or ring, not zc")
+            }
+            Some("tc") => Offload::Tc,
+            Some(o) => bail!("key `offload`: `{o}` is not none or tc"),
+        };
         let mgmt = match self.mgmt {
             Some(s) if s.is_empty() => None,
             Some(s) => Some(s),
@@ -468,6 +491,7 @@ impl FileConfig {
             mgmt,
             rx_mode,
             poll_mode,
+            offload,
         })
     }
 }
@@ -544,6 +568,13 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(format!("{e:#}").contains("key `metrics`"), "{e:#}");
+        let v = |t: &str| FileConfig::parse(t).unwrap().validate();
+        let e = v("offload = \"xdp\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("key `offload`"), "{e:#}");
+        let e = v("offload = \"tc\"\nrx_mode = \"zc\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("needs rx_mode"), "{e:#}");
+        assert_eq!(v("offload = \"tc\"\n").unwrap().offload, Offload::Tc);
+        assert_eq!(v("").unwrap().offload, Offload::None);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,12 +34,14 @@ use arc_swap::ArcSwap;
 use fuxi_dataplane::cache::CacheStats;
 use fuxi_dataplane::engine::{Output, PacketInEvent, Reader, Worker};
 use fuxi_dataplane::port::afpacket::{AfPacketConfig, AfPacketPort};
+use fuxi_dataplane::port::bpf::KernelPort;
 use fuxi_dataplane::port::tap::TapPort;
 use fuxi_dataplane::port::vxlan::VxlanPort;
 use fuxi_dataplane::port::{BorrowedBatch, Frame, Packet, PacketBatch, Port, PortStats};
 use fuxi_openflow::msg::port::config as pcfg;
 
 use crate::config::{PollMode, PortConfig, PortType, RxMode};
+use crate::kernel::{Kernel, KernelCounts, ThreadKernel};
 
 /// One port of the bridge.
 pub struct PortSlot {
@@ -65,6 +67,10 @@ pub struct PortSlot {
     pub link_up: AtomicBool,
     /// The port itself.
     pub port: Mutex<Box<dyn Port>>,
+    /// The kernel flow table's programs on it, if attached (`offload = "tc"`).
+    pub kernel_port: OnceLock<KernelPort>,
+    /// What the kernel forwarded from and to it.
+    pub kernel_counts: KernelCounts,
 }
 
 impl fmt::Debug for PortSlot {
@@ -127,6 +133,8 @@ impl PortSlot {
             config: AtomicU32::new(0),
             link_up: AtomicBool::new(port.link_up()),
             port: Mutex::new(port),
+            kernel_port: OnceLock::new(),
+            kernel_counts: KernelCounts::default(),
         }
     }
 
@@ -135,9 +143,16 @@ impl PortSlot {
         self.port.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counters.
+    /// Counters (with what the kernel flow table forwarded).
     pub fn stats(&self) -> PortStats {
-        self.lock().stats()
+        let mut s = self.lock().stats();
+        let k = &self.kernel_counts;
+        let r = Ordering::Relaxed;
+        s.rx_packets += k.rx_packets.load(r);
+        s.rx_bytes += k.rx_bytes.load(r);
+        s.tx_packets += k.tx_packets.load(r);
+        s.tx_bytes += k.tx_bytes.load(r);
+        s
     }
 
     /// Whether forwarding may use it (link up, not administratively down).
@@ -312,6 +327,8 @@ pub struct DatapathCtx {
     pub cpu: Option<usize>,
     /// How the thread waits for packets.
     pub poll_mode: PollMode,
+    /// The kernel flow table, if offload is on.
+    pub kernel: Option<Arc<Kernel>>,
 }
 
 /// The CPUs this process may run on (its affinity mask).
@@ -414,6 +431,9 @@ fn run(ctx: DatapathCtx) {
         }
     }
     let mut worker = Worker::new(ctx.reader.clone());
+    if let Some(k) = &ctx.kernel {
+        worker.set_kernel(Box::new(ThreadKernel::new(k.clone(), ctx.ports.clone())));
+    }
     let mut batch = PacketBatch::new();
     // Frames a port lends (zero-copy receive): held from the receive to the end of the
     // sends, then handed back; the port is not locked meanwhile.
@@ -486,6 +506,7 @@ fn run(ctx: DatapathCtx) {
             }
         }
         if last_sync.elapsed() >= Duration::from_millis(100) {
+            worker.harvest_kernel(nanos_since(ctx.start));
             worker.sync_stats();
             ctx.counters.store_cache(&worker.cache_stats());
             last_sync = Instant::now();
@@ -558,6 +579,7 @@ mod tests {
             counters: counters.clone(),
             cpu: None,
             poll_mode,
+            kernel: None,
         })
         .unwrap();
         std::thread::sleep(dur);

@@ -8,6 +8,7 @@
 mod agent;
 mod config;
 mod datapath;
+mod kernel;
 mod metrics;
 mod mgmt;
 
@@ -23,8 +24,9 @@ use fuxi_dataplane::pipeline::{Pipeline, PortState};
 use fuxi_openflow::msg::port::OFPPR_MODIFY;
 
 use crate::agent::Switch;
-use crate::config::{FileConfig, PortConfig, PortType};
+use crate::config::{FileConfig, Offload, PortConfig, PortType};
 use crate::datapath::{DatapathCtx, PortSlot, Ports};
+use crate::kernel::Kernel;
 
 /// Command line. Flags override the file.
 #[derive(Parser, Debug)]
@@ -93,6 +95,12 @@ struct Args {
     /// Prometheus /metrics listener, IP:PORT (default: none).
     #[arg(long)]
     metrics: Option<String>,
+    /// Kernel flow table: none (the default: every packet through the datapath threads)
+    /// or tc (microflows whose flows only forward them from one AF_PACKET port to another
+    /// are forwarded by a tcx program in the kernel, without a copy through the switch;
+    /// counters are harvested every second).
+    #[arg(long)]
+    offload: Option<String>,
     /// Check the configuration and exit.
     #[arg(long)]
     check: bool,
@@ -216,6 +224,9 @@ fn load_config(args: &Args) -> Result<config::Config> {
     if let Some(m) = &args.metrics {
         fc.metrics = Some(m.clone());
     }
+    if let Some(o) = &args.offload {
+        fc.offload = Some(o.clone());
+    }
     match &args.config {
         Some(p) => fc
             .validate()
@@ -249,13 +260,28 @@ fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let ports = Arc::new(Ports::default());
     let mut pipeline = Pipeline::new();
+    let kernel = match cfg.offload {
+        Offload::None => None,
+        Offload::Tc => Some(Arc::new(Kernel::new()?)),
+    };
     for (i, pc) in cfg.ports.iter().enumerate() {
         let slot = PortSlot::open(pc, i % cfg.threads, cfg.rx_mode)?;
+        if let Some(k) = &kernel {
+            k.attach(&slot)?;
+        }
         pipeline.set_port(slot.ofport, PortState { live: slot.live() });
         tracing::info!(port = %slot.name, ofport = slot.ofport, "port added");
         ports.add(slot)?;
     }
-    let engine = Engine::new(pipeline);
+    let mut engine = Engine::new(pipeline);
+    if let Some(k) = &kernel {
+        let p = engine.published();
+        k.published(p.generation(), p.mac_table.version());
+        let k = k.clone();
+        engine.on_publish(Box::new(move |generation, mac| {
+            k.published(generation, mac)
+        }));
+    }
     let reader = engine.reader();
     let (pi_tx, mut pi_rx) = tokio::sync::mpsc::channel(4096);
     let stop = Arc::new(AtomicBool::new(false));
@@ -273,13 +299,16 @@ fn run(args: Args) -> Result<()> {
             counters: c.clone(),
             cpu: (!cfg.cpus.is_empty()).then(|| cfg.cpus[id % cfg.cpus.len()]),
             poll_mode: cfg.poll_mode,
+            kernel: kernel.clone(),
         })?);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let sw = Arc::new(Switch::new(cfg.clone(), engine, ports.clone(), start));
+    let mut sw = Switch::new(cfg.clone(), engine, ports.clone(), start);
+    sw.kernel = kernel;
+    let sw = Arc::new(sw);
     let result: Result<()> = rt.block_on(async {
         // Packet-ins from datapath threads to every connection.
         let s = sw.clone();

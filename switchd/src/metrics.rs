@@ -23,7 +23,10 @@
 //! - `fuxi_table_flows{table}`, `fuxi_table_lookups_total{table}`,
 //!   `fuxi_table_matched_total{table}` — for table 0 and every table that has flows or
 //!   has seen a lookup;
-//! - `fuxi_groups`, `fuxi_info{bridge,datapath_id}` (always 1), `fuxi_uptime_seconds`.
+//! - `fuxi_groups`, `fuxi_info{bridge,datapath_id}` (always 1), `fuxi_uptime_seconds`;
+//! - with `offload = "tc"`: `fuxi_kernel_flows` (gauge: microflows in the kernel flow
+//!   table) and `fuxi_port_kernel_rx_packets_total{port,ofport}` (what the kernel
+//!   forwarded from the port, also counted in its rx counters).
 //!
 //! [`render`] builds the text from a [`Snapshot`] and [`respond`] answers a request head:
 //! both are pure and unit-tested here; [`start`] is the socket side.
@@ -52,6 +55,8 @@ pub struct PortSnap {
     pub up: bool,
     /// Counters.
     pub stats: PortStats,
+    /// Packets from it the kernel flow table forwarded (included in `stats`).
+    pub kernel_rx_packets: u64,
 }
 
 /// One datapath thread's numbers.
@@ -111,6 +116,8 @@ pub struct Snapshot {
     pub tables: Vec<(u8, u32, u64, u64)>,
     /// Groups.
     pub groups: usize,
+    /// Entries in the kernel flow table, if offload is on.
+    pub kernel_flows: Option<u64>,
 }
 
 /// Takes a snapshot of the switch.
@@ -130,6 +137,7 @@ pub fn snapshot(sw: &Switch, threads: &[Arc<ThreadCounters>]) -> Snapshot {
             ofport: s.ofport,
             up: s.live(),
             stats: s.stats(),
+            kernel_rx_packets: s.kernel_counts.rx_packets.load(Ordering::Relaxed),
         })
         .collect();
     Snapshot {
@@ -140,6 +148,10 @@ pub fn snapshot(sw: &Switch, threads: &[Arc<ThreadCounters>]) -> Snapshot {
         threads: threads.iter().map(|c| ThreadSnap::of(c)).collect(),
         tables,
         groups: p.groups.len(),
+        kernel_flows: sw
+            .kernel
+            .as_ref()
+            .map(|k| k.entries.load(Ordering::Relaxed)),
     }
 }
 
@@ -227,6 +239,23 @@ pub fn render(s: &Snapshot) -> String {
             "counter",
             help,
             s.ports.iter().map(|p| (pl(p), get(&p.stats))),
+        );
+    }
+    if let Some(n) = s.kernel_flows {
+        family(
+            &mut o,
+            "fuxi_port_kernel_rx_packets_total",
+            "counter",
+            "Packets from the port that the kernel flow table forwarded (offload = \"tc\"; \
+             included in fuxi_port_rx_packets_total, harvested every second).",
+            s.ports.iter().map(|p| (pl(p), p.kernel_rx_packets)),
+        );
+        family(
+            &mut o,
+            "fuxi_kernel_flows",
+            "gauge",
+            "Microflows in the kernel flow table.",
+            [(String::new(), n)],
         );
     }
     let th = |i: usize| format!("thread=\"{i}\"");
@@ -522,6 +551,7 @@ mod tests {
                     tx_bytes: 100,
                     ..PortStats::default()
                 },
+                kernel_rx_packets: 2,
             }],
             threads: vec![ThreadSnap {
                 emc_hits: 5,
@@ -530,6 +560,7 @@ mod tests {
             }],
             tables: vec![(0, 2, 7, 6)],
             groups: 0,
+            kernel_flows: Some(4),
         };
         let t = render(&s);
         for want in [
@@ -541,6 +572,8 @@ mod tests {
             "fuxi_table_flows{table=\"0\"} 2\n",
             "fuxi_info{bridge=\"b\\\"r\",datapath_id=\"00000000000000aa\"} 1\n",
             "fuxi_uptime_seconds 1.500\n",
+            "fuxi_port_kernel_rx_packets_total{port=\"s1\",ofport=\"1\"} 2\n",
+            "fuxi_kernel_flows 4\n",
         ] {
             assert!(t.contains(want), "{want} missing from\n{t}");
         }
@@ -556,5 +589,11 @@ mod tests {
             }
         }
         assert_eq!(escape("a\\b\nc"), "a\\\\b\\nc");
+        // Without offload, no kernel families.
+        let t = render(&Snapshot {
+            kernel_flows: None,
+            ..s
+        });
+        assert!(!t.contains("kernel"), "{t}");
     }
 }

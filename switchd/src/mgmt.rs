@@ -191,7 +191,11 @@ fn handle_inner(sw: &Switch, line: &str) -> Result<Value> {
                 pc.local = Some(local.to_string());
             }
             let thread = ofport as usize % sw.cfg.threads;
-            let slot = sw.ports.add(PortSlot::open(&pc, thread, sw.cfg.rx_mode)?)?;
+            let slot = PortSlot::open(&pc, thread, sw.cfg.rx_mode)?;
+            if let Some(k) = &sw.kernel {
+                k.attach(&slot)?;
+            }
+            let slot = sw.ports.add(slot)?;
             {
                 let mut e = sw.engine();
                 e.set_port(ofport, PortState { live: slot.live() });

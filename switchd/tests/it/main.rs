@@ -9,6 +9,7 @@
 //! - [`traffic`]: hosts in namespaces on veth ports; forwarding, drop, rewrite, VLAN push,
 //!   table-miss to the controller. Needs root.
 //! - [`buffers`]: packet-ins with buffer ids; packet-out and flow-mod by buffer id. Needs root.
+//! - [`offload`]: `--offload tc`, the kernel flow table, with real traffic. Needs root.
 //! - [`normal`]: the NORMAL action and standalone fail mode with real traffic. Needs root.
 //! - [`vxlan`]: two switches joined by a VXLAN tunnel carry TUNNEL_ID. Needs root.
 //!
@@ -22,6 +23,7 @@ mod metrics;
 mod mgmt;
 mod normal;
 mod ofctl;
+mod offload;
 mod traffic;
 mod util;
 mod vxlan;

@@ -1,0 +1,252 @@
+//! The bridge's kernel flow table (`offload = "tc"`; this module does I/O).
+//!
+//! The datapath decides what the kernel may forward ([`fuxi_dataplane::cache::kernel`]);
+//! here a datapath thread puts those microflows into the bridge's BPF map
+//! ([`KernelTable`]), credits what the kernel forwarded for them to their megaflows (so to
+//! the OpenFlow flow, table and group counters) and to both ports' counters once a second,
+//! drops entries idle for [`IDLE`], and drops them all when it drops its caches. The
+//! control plane tells the table the published pipeline generation after every publish
+//! ([`Kernel::published`]), which stops the kernel using entries made under an older one
+//! before a barrier is answered.
+//!
+//! Only AF_PACKET ports take part: both the input and the output port must have the
+//! programs attached ([`Kernel::attach`]), be up and forwarding (no PORT_DOWN, NO_RECV on
+//! the input, NO_FWD on the output); a port-mod or a link change publishes a new
+//! generation, so a port that stops qualifying stops the kernel too.
+
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use fuxi_dataplane::cache::Megaflow;
+use fuxi_dataplane::cache::kernel::{KernelFlows, KernelKey};
+use fuxi_dataplane::pipeline::Nanos;
+use fuxi_dataplane::port::bpf::KernelTable;
+use fuxi_openflow::msg::port::config as pcfg;
+
+use crate::config::PortType;
+use crate::datapath::{PortSlot, Ports};
+
+/// Entries the bridge's map holds (all threads together).
+pub const MAX_ENTRIES: u32 = 65_536;
+/// An entry whose counts did not move for this long is dropped (Open vSwitch's
+/// revalidators drop idle datapath flows after 10 s too).
+pub const IDLE: Nanos = 10_000_000_000;
+/// Counts are harvested at most this often.
+pub const HARVEST_EVERY: Nanos = 1_000_000_000;
+
+/// What the kernel forwarded for a port, added to its own counters.
+#[derive(Debug, Default)]
+pub struct KernelCounts {
+    /// Packets the kernel took in from the port.
+    pub rx_packets: AtomicU64,
+    /// Their bytes.
+    pub rx_bytes: AtomicU64,
+    /// Packets the kernel sent out of the port.
+    pub tx_packets: AtomicU64,
+    /// Their bytes.
+    pub tx_bytes: AtomicU64,
+}
+
+/// The bridge's kernel flow table.
+#[derive(Debug)]
+pub struct Kernel {
+    table: KernelTable,
+    /// Entries in the map (gauge).
+    pub entries: AtomicU64,
+}
+
+impl Kernel {
+    /// Creates the bridge's map; the kernel must have tcx (Linux 6.6 or later).
+    pub fn new() -> Result<Kernel> {
+        Ok(Kernel {
+            table: KernelTable::new(MAX_ENTRIES)
+                .context("offload = \"tc\": cannot create the kernel flow table")?,
+            entries: AtomicU64::new(0),
+        })
+    }
+
+    /// Attaches the programs to an AF_PACKET port (others are left alone).
+    pub fn attach(&self, slot: &PortSlot) -> Result<()> {
+        let (PortType::Afpacket, Some(ifindex), Some(fd)) = (slot.kind, slot.ifindex, slot.fd)
+        else {
+            return Ok(());
+        };
+        // SAFETY: `fd` is the port's socket, open for as long as the slot (which holds the
+        // port) lives; it is only borrowed for the call.
+        let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let kp = self
+            .table
+            .attach(slot.ofport, ifindex, sock)
+            .with_context(|| format!("port {}: cannot attach the offload programs", slot.name))?;
+        let _ = slot.kernel_port.set(kp);
+        Ok(())
+    }
+
+    /// The control plane published pipeline `generation` with the MAC table at
+    /// `mac_version`: entries made under older ones stop forwarding now.
+    pub fn published(&self, generation: u64, mac_version: u64) {
+        if let Err(e) = self.table.set_current(generation, mac_version) {
+            tracing::error!("kernel flow table: cannot set the current generation: {e}");
+        }
+    }
+}
+
+/// One entry a datapath thread put in.
+struct Entry {
+    mf: Arc<Megaflow>,
+    in_port: u32,
+    out_port: u32,
+    packets: u64,
+    bytes: u64,
+    /// When its counts last moved (or it went in).
+    moved: Nanos,
+}
+
+/// A datapath thread's side of the kernel flow table.
+pub struct ThreadKernel {
+    kernel: Arc<Kernel>,
+    ports: Arc<Ports>,
+    entries: HashMap<KernelKey, Entry>,
+    last_harvest: Nanos,
+    /// Offers to skip after the map refused one (full).
+    backoff: u32,
+}
+
+impl ThreadKernel {
+    /// A datapath thread's view of `kernel`, for the bridge's `ports`.
+    pub fn new(kernel: Arc<Kernel>, ports: Arc<Ports>) -> ThreadKernel {
+        ThreadKernel {
+            kernel,
+            ports,
+            entries: HashMap::new(),
+            last_harvest: 0,
+            backoff: 0,
+        }
+    }
+
+    /// The output port's ifindex if the kernel may forward from `in_port` to `out_port`.
+    fn usable(&self, in_port: u32, out_port: u32) -> Option<u32> {
+        let (i, o) = (self.ports.get(in_port)?, self.ports.get(out_port)?);
+        let ok = |s: &PortSlot, no: u32| {
+            s.kernel_port.get().is_some()
+                && s.link_up.load(Ordering::Relaxed)
+                && s.config.load(Ordering::Relaxed) & (pcfg::PORT_DOWN | no) == 0
+        };
+        (ok(&i, pcfg::NO_RECV) && ok(&o, pcfg::NO_FWD))
+            .then_some(o.ifindex)
+            .flatten()
+    }
+
+    /// Credits every entry's new counts at `now`; drops those idle for [`IDLE`] (all of
+    /// them with `drop_all`).
+    fn collect(&mut self, now: Nanos, drop_all: bool) {
+        let table = &self.kernel.table;
+        let ports = self.ports.load();
+        self.entries.retain(|key, e| {
+            let counts = match table.counts(key) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("kernel flow table: cannot read an entry: {e}");
+                    None
+                }
+            };
+            let Some((packets, bytes)) = counts else {
+                return false;
+            };
+            let (dp, db) = (
+                packets.saturating_sub(e.packets),
+                bytes.saturating_sub(e.bytes),
+            );
+            if dp > 0 {
+                e.mf.credit(dp, db, now);
+                (e.packets, e.bytes, e.moved) = (packets, bytes, now);
+                let r = Ordering::Relaxed;
+                if let Some(s) = ports.get(&e.in_port) {
+                    s.kernel_counts.rx_packets.fetch_add(dp, r);
+                    s.kernel_counts.rx_bytes.fetch_add(db, r);
+                }
+                if let Some(s) = ports.get(&e.out_port) {
+                    s.kernel_counts.tx_packets.fetch_add(dp, r);
+                    s.kernel_counts.tx_bytes.fetch_add(db, r);
+                }
+            }
+            let keep = !drop_all && now.saturating_sub(e.moved) < IDLE;
+            if !keep && let Err(err) = table.remove(key) {
+                tracing::warn!("kernel flow table: cannot remove an entry: {err}");
+            }
+            keep
+        });
+        self.last_harvest = now;
+    }
+
+    fn count_entries(&self, before: usize) {
+        let now = self.entries.len();
+        let g = &self.kernel.entries;
+        if now >= before {
+            g.fetch_add((now - before) as u64, Ordering::Relaxed);
+        } else {
+            g.fetch_sub((before - now) as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+impl KernelFlows for ThreadKernel {
+    fn offer(&mut self, key: &KernelKey, mf: &Arc<Megaflow>, out_port: u32, tag: u64) {
+        if self.entries.contains_key(key) {
+            return;
+        }
+        if self.backoff > 0 {
+            self.backoff -= 1;
+            return;
+        }
+        let in_port = u32::from_ne_bytes([key[0], key[1], key[2], key[3]]);
+        let Some(ifindex) = self.usable(in_port, out_port) else {
+            return;
+        };
+        match self.kernel.table.insert(key, ifindex, tag) {
+            Ok(()) => {
+                let moved = mf.used.load(Ordering::Relaxed);
+                self.entries.insert(
+                    *key,
+                    Entry {
+                        mf: mf.clone(),
+                        in_port,
+                        out_port,
+                        packets: 0,
+                        bytes: 0,
+                        moved,
+                    },
+                );
+                self.kernel.entries.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::debug!("kernel flow table: entry refused: {e}");
+                self.backoff = 1000;
+            }
+        }
+    }
+
+    fn harvest(&mut self, now: Nanos) {
+        if now.saturating_sub(self.last_harvest) < HARVEST_EVERY {
+            return;
+        }
+        let before = self.entries.len();
+        self.collect(now, false);
+        self.count_entries(before);
+    }
+
+    fn clear(&mut self, now: Nanos, generation: u64, mac_version: u64) {
+        self.kernel.published(generation, mac_version);
+        let before = self.entries.len();
+        if before == 0 {
+            return;
+        }
+        self.collect(now, true);
+        self.count_entries(before);
+        self.backoff = 0;
+    }
+}

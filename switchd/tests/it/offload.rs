@@ -1,0 +1,156 @@
+//! `offload = "tc"`: the kernel flow table forwards microflows whose flows only forward
+//! them, with their counts in the flow and port counters, and stops at once (before a
+//! barrier reply) when a flow-mod or a port-mod says otherwise. Needs root.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use fuxi_dataplane::port::netns::run_in;
+
+use crate::metrics::scrape;
+use crate::util::{Switchd, Topo, forward_1_2, free_port, ofctl_ok_in, packets_of, root_or_skip};
+
+/// One UDP flow, 10.9.0.1:4001 → 10.9.0.2:4000, whose datagrams carry sequence numbers.
+struct UdpFlow {
+    tx: UdpSocket,
+    rx: UdpSocket,
+}
+
+impl UdpFlow {
+    fn new(topo: &Topo) -> UdpFlow {
+        let bind = |ns: &str, addr: &'static str| {
+            run_in(ns, move || UdpSocket::bind(addr))
+                .expect("enter netns")
+                .expect("bind")
+        };
+        let tx = bind(&topo.hosts[0], "10.9.0.1:4001");
+        let rx = bind(&topo.hosts[1], "10.9.0.2:4000");
+        rx.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        UdpFlow { tx, rx }
+    }
+
+    /// Sends datagrams `from..from + n`, 1 ms apart; returns the sequence numbers received.
+    fn burst(&self, from: u32, n: u32) -> Vec<u32> {
+        for i in from..from + n {
+            let mut d = [0u8; 100];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            self.tx.send_to(&d, "10.9.0.2:4000").unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 200];
+        while let Ok(n) = self.rx.recv(&mut buf) {
+            assert_eq!(n, 100);
+            got.push(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
+        }
+        got.sort_unstable();
+        got
+    }
+}
+
+fn seqs(from: u32, n: u32) -> Vec<u32> {
+    (from..from + n).collect()
+}
+
+#[test]
+fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
+    if !root_or_skip() {
+        return;
+    }
+    let topo = Topo::new("offl", 2);
+    let ns = Some(topo.sw.as_str());
+    let mport = free_port();
+    let m = format!("127.0.0.1:{mport}");
+    let sd = Switchd::start_in(
+        ns,
+        &[
+            "--port",
+            "s1=1",
+            "--port",
+            "s2=2",
+            "--offload",
+            "tc",
+            "--metrics",
+            &m,
+        ],
+    );
+    let t = sd.target.as_str();
+    forward_1_2(ns, t);
+    let flow = UdpFlow::new(&topo);
+    let kernel_rx = || {
+        let s = scrape(ns, mport);
+        let rx = s
+            .get("fuxi_port_kernel_rx_packets_total{port=\"s1\",ofport=\"1\"}")
+            .copied()
+            .unwrap_or_else(|| panic!("no kernel counter: {s:?}"));
+        let userspace: f64 = s
+            .iter()
+            .filter(|(k, _)| k.starts_with("fuxi_cache_hits_total"))
+            .map(|(_, v)| v)
+            .sum();
+        (rx as u64, userspace as u64, s["fuxi_kernel_flows"] as u64)
+    };
+    // The first datagram goes through the switch and puts the microflow into the kernel,
+    // which forwards the rest.
+    assert_eq!(flow.burst(0, 200), seqs(0, 200));
+    std::thread::sleep(Duration::from_millis(1200)); // a harvest
+    let (rx, userspace, entries) = kernel_rx();
+    assert!(
+        rx >= 150,
+        "kernel forwarded {rx} of 200 (userspace {userspace})"
+    );
+    assert!(userspace < 50, "userspace saw {userspace} packets");
+    assert_eq!(entries, 1);
+    // Every datagram is counted once in the flow's counters, wherever it was forwarded.
+    let dump = ofctl_ok_in(ns, &["dump-flows", t]);
+    assert_eq!(packets_of(&dump, "in_port=1"), Some(200), "{dump}");
+    let ports = ofctl_ok_in(ns, &["dump-ports", t, "1"]);
+    assert!(ports.contains("rx pkts=200,"), "{ports}");
+
+    // The flows go: not one more datagram passes, though the kernel entry was current.
+    ofctl_ok_in(ns, &["del-flows", t]);
+    assert_eq!(flow.burst(1000, 50), Vec::<u32>::new());
+    // Back: forwarded again, and in the kernel again.
+    forward_1_2(ns, t);
+    assert_eq!(flow.burst(2000, 100), seqs(2000, 100));
+    std::thread::sleep(Duration::from_millis(1200));
+    let (rx2, _, _) = kernel_rx();
+    assert!(rx2 >= rx + 50, "kernel forwarded {} of 100 more", rx2 - rx);
+
+    // A port that may not forward takes nothing, until it may again.
+    ofctl_ok_in(ns, &["mod-port", t, "2", "no-forward"]);
+    assert_eq!(flow.burst(3000, 50), Vec::<u32>::new());
+    ofctl_ok_in(ns, &["mod-port", t, "2", "forward"]);
+    assert_eq!(flow.burst(4000, 50), seqs(4000, 50));
+
+    // TCP: super-frames go through the kernel whole.
+    let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
+    let mut srv = std::process::Command::new("ip")
+        .args(["netns", "exec", h2, "iperf3", "-s", "-1", "-p", "5298"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", h1, "iperf3", "-c", "10.9.0.2", "-p", "5298", "-n", "500M", "-J",
+        ])
+        .output()
+        .unwrap();
+    let _ = srv.wait();
+    assert!(
+        out.status.success(),
+        "iperf3 after {:?}: {}",
+        start.elapsed(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let (rx3, userspace3, _) = kernel_rx();
+    assert!(
+        rx3 > rx2 + 1000,
+        "kernel forwarded {} packets of the TCP transfer (userspace {userspace3})",
+        rx3 - rx2
+    );
+}
