@@ -42,7 +42,7 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -1019,6 +1019,14 @@ impl AfPacketPort {
         }
         out.len = keep;
         Ok(keep - start)
+    }
+}
+
+/// The port's receiving socket (for a socket filter: see [`super::bpf::KernelTable::attach`]).
+/// An `rx_zc` port that falls back to `recvmmsg` puts another socket behind this number.
+impl AsFd for AfPacketPort {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The dataplane's one integration test binary; each module tests one part.
 
+mod bpf;
 mod cache;
 mod classifier;
 mod exec;

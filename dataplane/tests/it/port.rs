@@ -26,7 +26,7 @@ use fuxi_dataplane::port::{
 // ---------------------------------------------------------------------------------------
 // Frames.
 
-fn tcp4(payload: &[u8], seq: u32) -> Vec<u8> {
+pub(crate) fn tcp4(payload: &[u8], seq: u32) -> Vec<u8> {
     let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
         .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
         .tcp(1234, 80, seq, 1000)
@@ -36,7 +36,7 @@ fn tcp4(payload: &[u8], seq: u32) -> Vec<u8> {
     v
 }
 
-fn tcp6(payload: &[u8], seq: u32) -> Vec<u8> {
+pub(crate) fn tcp6(payload: &[u8], seq: u32) -> Vec<u8> {
     let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
         .ipv6([1; 16], [2; 16], 64)
         .tcp(1234, 80, seq, 1000)
@@ -46,7 +46,7 @@ fn tcp6(payload: &[u8], seq: u32) -> Vec<u8> {
     v
 }
 
-fn udp4(payload: &[u8]) -> Vec<u8> {
+pub(crate) fn udp4(payload: &[u8]) -> Vec<u8> {
     let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
         .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
         .udp(1000, 2000);
@@ -469,10 +469,10 @@ fn sh(cmd: &str) -> String {
 }
 
 /// A network namespace that is deleted on drop.
-struct Ns(String);
+pub(crate) struct Ns(String);
 
 impl Ns {
-    fn new(tag: &str) -> Ns {
+    pub(crate) fn new(tag: &str) -> Ns {
         let name = format!(
             "fxp{}-{}{}",
             std::process::id(),
@@ -485,10 +485,10 @@ impl Ns {
         ns.exec("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
         ns
     }
-    fn exec(&self, cmd: &str) -> String {
+    pub(crate) fn exec(&self, cmd: &str) -> String {
         sh(&format!("ip netns exec {} {cmd}", self.0))
     }
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+    pub(crate) fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         netns::run_in(&self.0, f).expect("enter netns")
     }
 }
@@ -500,14 +500,14 @@ impl Drop for Ns {
 }
 
 /// h1 (eth0 10.9.0.1) --veth-- sw (p1, p2) --veth-- h2 (eth0 10.9.0.2).
-struct Topo {
-    sw: Ns,
-    h1: Ns,
-    h2: Ns,
+pub(crate) struct Topo {
+    pub(crate) sw: Ns,
+    pub(crate) h1: Ns,
+    pub(crate) h2: Ns,
 }
 
 impl Topo {
-    fn new() -> Topo {
+    pub(crate) fn new() -> Topo {
         let (sw, h1, h2) = (Ns::new("sw"), Ns::new("h1"), Ns::new("h2"));
         for (p, h, ip, mac) in [
             ("p1", &h1, "10.9.0.1", "02:00:00:00:00:01"),
@@ -528,7 +528,7 @@ impl Topo {
 
 /// Open an AF_PACKET port in `ns`; `FUXI_TX_RING=N` selects the mmap tx ring,
 /// `FUXI_RX_MMSG=1` recvmmsg instead of the rx ring, `FUXI_RX_ZC=1` the lending ring.
-fn open(ns: &Ns, ifname: &'static str) -> AfPacketPort {
+pub(crate) fn open(ns: &Ns, ifname: &'static str) -> AfPacketPort {
     let cfg = AfPacketConfig {
         tx_ring_frames: std::env::var("FUXI_TX_RING")
             .ok()
@@ -761,7 +761,7 @@ fn zc_cfg(blocks: u32) -> AfPacketConfig {
     }
 }
 
-fn wait_link(p: &dyn Port) {
+pub(crate) fn wait_link(p: &dyn Port) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !p.link_up() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
