@@ -298,7 +298,9 @@ impl Drop for KernelPort {
 ///
 /// A tc program sees the frame from its Ethernet header; a socket filter sees it from the
 /// byte after (the kernel pulls the Ethernet header off for every program type but tc's),
-/// unlike on a packet socket, where it starts at the Ethernet header too.
+/// unlike on a packet socket, where it starts at the Ethernet header too. The kernel
+/// refuses (EINVAL) frames of 14 bytes or fewer and IP frames without a whole, plausible
+/// IP header.
 pub fn test_run(prog: BorrowedFd<'_>, frame: &[u8]) -> io::Result<u32> {
     let mut attr = TestRunAttr {
         prog_fd: prog.as_raw_fd() as u32,
@@ -913,6 +915,27 @@ mod tests {
             (0x62, 0x0a, -64, 7)
         );
         assert_eq!((p[3].code, p[3].imm), (0xb4, -1));
+    }
+
+    /// Needs root (CAP_BPF), as the integration tests do.
+    #[test]
+    fn a_refused_program_reports_the_verifiers_reason() {
+        let mut a = Asm::default();
+        a.exit(); // r0 never set
+        let e = prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "fuxi_bad", &a.finish()).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.raw_os_error(), None);
+        assert!(
+            msg.contains("fuxi_bad") && msg.contains("R0 !read_ok"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn the_table_and_ports_may_be_shared_between_threads() {
+        fn shared<T: Send + Sync + fmt::Debug>() {}
+        shared::<KernelTable>();
+        shared::<KernelPort>();
     }
 
     #[test]
