@@ -14,7 +14,9 @@ use fuxi_dataplane::port::afpacket::AfPacketPort;
 use fuxi_dataplane::port::bpf::{Flavour, KernelTable, test_run};
 use fuxi_dataplane::port::{Packet, PacketBatch, Port};
 
-use crate::port::{Ns, Topo, open, tcp4, tcp6, udp4, wait_link};
+use fuxi_dataplane::port::offload::GSO_TCPV4;
+
+use crate::port::{Ns, Topo, make_partial, open, tcp4, tcp6, udp4, wait_link};
 
 /// The OpenFlow port the programs are built for.
 const PORT: u32 = 3;
@@ -458,4 +460,62 @@ fn bpf_veth_hits_bypass_the_port_and_reach_the_output_device() {
         .collect();
     assert_eq!(got, (35..40).collect::<Vec<_>>());
     assert!(recv(&mut e2, 1, Duration::from_millis(200)).is_empty());
+}
+
+/// A TCP GSO super-frame (with a partial checksum) of a forwarded flow goes out p2 whole,
+/// offload metadata and all, and counts as one packet of its full length.
+#[test]
+fn bpf_veth_gso_super_frames_pass_whole() {
+    let t = Topo::new();
+    let table = Arc::new(KernelTable::new(16).unwrap());
+    let p1 = open(&t.sw, "p1");
+    let mut e1 = open(&t.h1, "eth0");
+    let mut e2 = open(&t.h2, "eth0");
+    wait_link(&p1);
+    wait_link(&e1);
+    let (p1_index, p2_index) = (ifindex(&t.sw, "p1"), ifindex(&t.sw, "p2"));
+    let tb = table.clone();
+    let (mut p1, kp) = t.sw.run(move || {
+        let kp = tb.attach(PORT, p1_index, p1.as_fd());
+        (p1, kp)
+    });
+    let _kp = kp.expect("attach");
+
+    let mut f = tcp4(&[0x3c; 4000], 77);
+    let mut vnet = make_partial(&mut f, 14, 34, 16, false);
+    vnet.gso_type = GSO_TCPV4;
+    vnet.gso_size = 1400;
+    vnet.hdr_len = 54;
+    let key = kernel_key(PORT, &f).unwrap();
+    table.insert(&key, p2_index, tag(0, 0)).unwrap();
+    let mut pk = [Packet {
+        data: f.clone(),
+        vnet,
+        tunnel_id: 0,
+    }];
+    assert_eq!(e1.send_batch(&mut pk).unwrap(), 1);
+
+    let mut got = Vec::new();
+    let mut batch = PacketBatch::new();
+    let end = Instant::now() + Duration::from_secs(5);
+    while got.is_empty() && Instant::now() < end {
+        batch.clear();
+        e2.recv_batch(&mut batch).unwrap();
+        got.extend(batch.iter().filter(|p| p.data.len() > 1000).cloned());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(got.len(), 1, "one frame, not segments");
+    assert_eq!(got[0].data, f);
+    assert_eq!(
+        (got[0].vnet.gso_type, got[0].vnet.gso_size),
+        (GSO_TCPV4, 1400)
+    );
+    assert_eq!(table.counts(&key).unwrap(), Some((1, f.len() as u64)));
+    batch.clear();
+    std::thread::sleep(Duration::from_millis(100));
+    p1.recv_batch(&mut batch).unwrap();
+    assert!(
+        batch.iter().all(|p| p.data.len() < 1000),
+        "the port got the super-frame"
+    );
 }

@@ -57,7 +57,13 @@ pub(crate) fn udp4(payload: &[u8]) -> Vec<u8> {
 
 /// Turn a complete frame into its CHECKSUM_PARTIAL form: the L4 checksum field holds the
 /// pseudo-header sum, as the kernel leaves it.
-fn make_partial(frame: &mut [u8], l3: usize, l4: usize, csum_off: usize, v6: bool) -> VnetHdr {
+pub(crate) fn make_partial(
+    frame: &mut [u8],
+    l3: usize,
+    l4: usize,
+    csum_off: usize,
+    v6: bool,
+) -> VnetHdr {
     let proto = u32::from(if csum_off == 16 { 6u8 } else { 17 });
     let len = (frame.len() - l4) as u32;
     let mut s = if v6 {
