@@ -9,7 +9,7 @@
 //!   does, looks it up and `bpf_redirect`s a current hit to its output device, counting it;
 //!   and a socket filter on the port's packet socket that drops the same hits, since packet
 //!   taps see a packet before tc ingress does. Anything else passes both untouched.
-//! - A small eBPF assembler ([`Asm`]) the programs are written with: no compiler, no object
+//! - A small eBPF assembler (`Asm`) the programs are written with: no compiler, no object
 //!   files, no libbpf.
 //!
 //! Program outline (r6 = ctx, the key at fp-64..fp, its frame at fp-60):
@@ -225,7 +225,10 @@ impl KernelTable {
     }
 
     /// Puts `key` → redirect to `out_ifindex`, tagged `tag`, counts 0 (replaces an existing
-    /// entry).
+    /// entry, whose counts are lost: read them first).
+    ///
+    /// `out_ifindex` is a device in the input device's network namespace. A full table
+    /// refuses a new key with `E2BIG`.
     pub fn insert(&self, key: &KernelKey, out_ifindex: u32, tag: u64) -> io::Result<()> {
         let v = Value {
             out_ifindex,

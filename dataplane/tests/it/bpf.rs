@@ -306,16 +306,17 @@ fn bpf_socket_filter_drops_the_tc_programs_hits() {
 // ---------------------------------------------------------------------------------------
 // Real traffic.
 
-/// Frames of `flow` (a TCP/IPv4 frame) with marker `i` in the payload's first 4 bytes.
+/// The test flow's frame number `i` (TCP over IPv4, `i` in the payload's first 4 bytes).
 fn marked(i: u32) -> Vec<u8> {
     let mut payload = i.to_be_bytes().to_vec();
     payload.extend([0x5a; 60]);
     tcp4(&payload, 1000 + i)
 }
 
+/// The number of a frame of the test flow.
 fn marker(f: &[u8]) -> Option<u32> {
-    let m = kernel_key(PORT, f).filter(|_| f.len() == marked(0).len())?;
-    (m == kernel_key(PORT, &marked(0)).unwrap())
+    let flow = marked(0);
+    (f.len() == flow.len() && kernel_key(PORT, f) == kernel_key(PORT, &flow))
         .then(|| u32::from_be_bytes(f[54..58].try_into().unwrap()))
 }
 
