@@ -272,6 +272,23 @@ fn bpf_stale_entries_miss_and_older_callers_do_not_revive_them() {
     assert_eq!(table.counts(&k).unwrap(), Some((1, f.len() as u64)));
 }
 
+#[test]
+fn bpf_a_full_table_refuses_new_keys_but_replaces_old_ones() {
+    let table = KernelTable::new(2).unwrap();
+    let keys: Vec<KernelKey> = (0..3)
+        .map(|i| kernel_key(PORT + i, &tcp4(&[], 1)).unwrap())
+        .collect();
+    table.insert(&keys[0], OUT, 0).unwrap();
+    table.insert(&keys[1], OUT, 0).unwrap();
+    let e = table.insert(&keys[2], OUT, 0).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::E2BIG));
+    table.insert(&keys[1], OUT + 1, 0).unwrap();
+    table.remove(&keys[0]).unwrap();
+    table.insert(&keys[2], OUT, 0).unwrap();
+    assert_eq!(table.counts(&keys[0]).unwrap(), None);
+    assert_eq!(table.counts(&keys[2]).unwrap(), Some((0, 0)));
+}
+
 /// A socket-filter test run starts after the Ethernet header (tc's starts at it; a packet
 /// socket's filter sees the whole frame), so the filter is run on frames behind 14 bytes
 /// of padding here: it drops what the tc program redirects and passes the rest whole.
