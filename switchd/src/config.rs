@@ -109,7 +109,7 @@ pub struct FileConfig {
     pub spin_max_us: Option<u64>,
     /// Prometheus `/metrics` listener "IP:PORT" (default: none).
     pub metrics: Option<String>,
-    /// Kernel flow table in front of the caches: "none" (default) or "tc".
+    /// Kernel flow table in front of the caches: "auto" (default), "tc" or "none".
     pub offload: Option<String>,
 }
 
@@ -209,10 +209,14 @@ pub struct Config {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Offload {
     /// Every packet through the datapath threads.
-    #[default]
     None,
-    /// A tcx program on each AF_PACKET port's ingress redirects them in the kernel.
+    /// A tcx program on each AF_PACKET port's ingress redirects them in the kernel; the
+    /// switch does not start if the kernel refuses.
     Tc,
+    /// As `Tc` where the kernel allows it (tcx: Linux 6.6), else as `None`, with a
+    /// warning; `None` with `rx_mode = "zc"`.
+    #[default]
+    Auto,
 }
 
 /// CPU numbers accepted in `cpus` (the size of a Linux `cpu_set_t`).
@@ -456,12 +460,14 @@ impl FileConfig {
             Some(o) => bail!("key `poll_mode`: `{o}` is not adaptive or always"),
         };
         let offload = match self.offload.as_deref() {
-            None | Some("none") => Offload::None,
+            Some("none") => Offload::None,
+            None | Some("auto") if rx_mode == RxMode::Zc => Offload::None,
+            None | Some("auto") => Offload::Auto,
             Some("tc") if rx_mode == RxMode::Zc => {
                 bail!("key `offload`: \"tc\" needs rx_mode mmsg or ring, not zc")
             }
             Some("tc") => Offload::Tc,
-            Some(o) => bail!("key `offload`: `{o}` is not none or tc"),
+            Some(o) => bail!("key `offload`: `{o}` is not auto, tc or none"),
         };
         let mgmt = match self.mgmt {
             Some(s) if s.is_empty() => None,
@@ -574,7 +580,9 @@ mod tests {
         let e = v("offload = \"tc\"\nrx_mode = \"zc\"\n").unwrap_err();
         assert!(format!("{e:#}").contains("needs rx_mode"), "{e:#}");
         assert_eq!(v("offload = \"tc\"\n").unwrap().offload, Offload::Tc);
-        assert_eq!(v("").unwrap().offload, Offload::None);
+        assert_eq!(v("").unwrap().offload, Offload::Auto);
+        assert_eq!(v("rx_mode = \"zc\"\n").unwrap().offload, Offload::None);
+        assert_eq!(v("offload = \"none\"\n").unwrap().offload, Offload::None);
     }
 
     #[test]

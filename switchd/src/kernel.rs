@@ -1,4 +1,4 @@
-//! The bridge's kernel flow table (`offload = "tc"`; this module does I/O).
+//! The bridge's kernel flow table (`offload = "auto"` or `"tc"`; this module does I/O).
 //!
 //! The datapath decides what the kernel may forward ([`fuxi_dataplane::cache::kernel`]);
 //! here a datapath thread puts those microflows into the bridge's BPF map
@@ -55,16 +55,20 @@ pub struct KernelCounts {
 #[derive(Debug)]
 pub struct Kernel {
     table: KernelTable,
+    /// Whether a port the kernel refuses the programs on is an error (`offload = "tc"`)
+    /// or only a warning (`"auto"`: that port stays in userspace).
+    required: bool,
     /// Entries in the map (gauge).
     pub entries: AtomicU64,
 }
 
 impl Kernel {
-    /// Creates the bridge's map; the kernel must have tcx (Linux 6.6 or later).
-    pub fn new() -> Result<Kernel> {
+    /// Creates the bridge's map; ports attach with [`Kernel::attach`], which needs tcx
+    /// (Linux 6.6 or later): `required`, a port it cannot attach to is an error.
+    pub fn new(required: bool) -> Result<Kernel> {
         Ok(Kernel {
-            table: KernelTable::new(MAX_ENTRIES)
-                .context("offload = \"tc\": cannot create the kernel flow table")?,
+            required,
+            table: KernelTable::new(MAX_ENTRIES).context("cannot create the kernel flow table")?,
             entries: AtomicU64::new(0),
         })
     }
@@ -78,12 +82,19 @@ impl Kernel {
         // SAFETY: `fd` is the port's socket, open for as long as the slot (which holds the
         // port) lives; it is only borrowed for the call.
         let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        let kp = self
-            .table
-            .attach(slot.ofport, ifindex, sock)
-            .with_context(|| format!("port {}: cannot attach the offload programs", slot.name))?;
-        let _ = slot.kernel_port.set(kp);
-        Ok(())
+        match self.table.attach(slot.ofport, ifindex, sock) {
+            Ok(kp) => {
+                let _ = slot.kernel_port.set(kp);
+                Ok(())
+            }
+            Err(e) if self.required => Err(e).with_context(|| {
+                format!("port {}: cannot attach the kernel flow table", slot.name)
+            }),
+            Err(e) => {
+                tracing::warn!(port = %slot.name, "kernel flow table off for this port: {e}");
+                Ok(())
+            }
+        }
     }
 
     /// The control plane published pipeline `generation` with the MAC table at

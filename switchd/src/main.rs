@@ -95,10 +95,11 @@ struct Args {
     /// Prometheus /metrics listener, IP:PORT (default: none).
     #[arg(long)]
     metrics: Option<String>,
-    /// Kernel flow table: none (the default: every packet through the datapath threads)
-    /// or tc (microflows whose flows only forward them from one AF_PACKET port to another
-    /// are forwarded by a tcx program in the kernel, without a copy through the switch;
-    /// counters are harvested every second).
+    /// Kernel flow table: auto (the default: tc where the kernel has tcx, Linux 6.6, and
+    /// rx-mode is not zc; else none), tc (microflows whose flows only forward them from one
+    /// AF_PACKET port to another are forwarded by a tcx program in the kernel, without a
+    /// copy through the switch; counters are harvested every second) or none (every packet
+    /// through the datapath threads).
     #[arg(long)]
     offload: Option<String>,
     /// Check the configuration and exit.
@@ -262,7 +263,14 @@ fn run(args: Args) -> Result<()> {
     let mut pipeline = Pipeline::new();
     let kernel = match cfg.offload {
         Offload::None => None,
-        Offload::Tc => Some(Arc::new(Kernel::new()?)),
+        Offload::Tc => Some(Arc::new(Kernel::new(true)?)),
+        Offload::Auto => match Kernel::new(false) {
+            Ok(k) => Some(Arc::new(k)),
+            Err(e) => {
+                tracing::warn!("kernel flow table off: {e:#}");
+                None
+            }
+        },
     };
     for (i, pc) in cfg.ports.iter().enumerate() {
         let slot = PortSlot::open(pc, i % cfg.threads, cfg.rx_mode)?;
