@@ -13,8 +13,9 @@
 //!
 //! Which microflows: the key is the input port and the frame's first [`WINDOW`] bytes with
 //! the bytes that change from packet to packet of one flow zeroed (IPv4 total length,
-//! identification and header checksum; IPv6 payload length), for untagged IPv4 without
-//! options and IPv6 without extension headers carrying TCP, UDP or SCTP ([`kernel_key`];
+//! identification and header checksum; IPv6 payload length; an ICMP echo's checksum), for
+//! untagged IPv4 without options (not fragments) and IPv6 without extension headers
+//! carrying TCP, UDP, SCTP or an ICMP/ICMPv6 echo request or reply ([`kernel_key`];
 //! the program computes the same bytes). Every field the parser gives such a packet, TCP
 //! flags aside, comes from those bytes, so two packets with one key have one flow key
 //! wherever the megaflow's mask looks, unless the mask covers TCP flags: such a megaflow
@@ -49,6 +50,11 @@ pub const FRAME_AT: usize = 4;
 /// A kernel flow table key.
 pub type KernelKey = [u8; KEY_LEN];
 
+/// IP protocol number of ICMP.
+pub const ICMP: u8 = 1;
+/// IPv6 next header of ICMPv6.
+pub const ICMPV6: u8 = 58;
+
 /// IP protocols whose ports sit right after an IPv4 header without options or an IPv6
 /// header, the only L4 fields a flow key takes from them (TCP flags aside).
 pub fn l4_with_ports(proto: u8) -> bool {
@@ -56,8 +62,10 @@ pub fn l4_with_ports(proto: u8) -> bool {
 }
 
 /// The kernel key of `frame` received on `in_port`, if the kernel may forward it: untagged
-/// IPv4 without options or IPv6 without extension headers, carrying TCP, UDP or SCTP, at
-/// least as long as the bytes the key covers.
+/// IPv4 without options (not a fragment) or IPv6 without extension headers, carrying TCP,
+/// UDP or SCTP, or an ICMP or ICMPv6 echo request or reply (whose type and code are all a
+/// flow key takes from them: their checksum is zeroed, their id and sequence number lie
+/// past the window), at least as long as the bytes the key covers.
 pub fn kernel_key(in_port: u32, frame: &[u8]) -> Option<KernelKey> {
     let mut k = [0u8; KEY_LEN];
     k[..FRAME_AT].copy_from_slice(&in_port.to_ne_bytes());
@@ -65,20 +73,31 @@ pub fn kernel_key(in_port: u32, frame: &[u8]) -> Option<KernelKey> {
     match frame.get(12..14)? {
         [0x08, 0x00] => {
             let f = frame.get(..WINDOW_V4)?;
-            if f[14] != 0x45 || !l4_with_ports(f[23]) {
+            // A fragment's key would hold payload bytes where the ports are: one entry per
+            // fragment, never used again (a later fragment misses in the kernel anyway).
+            let fragment = f[20] & 0x3f != 0 || f[21] != 0;
+            let echo = f[23] == ICMP && matches!(f[34], 0 | 8);
+            if f[14] != 0x45 || !(l4_with_ports(f[23]) || echo) || fragment {
                 return None;
             }
             k[at(0)..at(WINDOW_V4)].copy_from_slice(f);
             k[at(16)..at(20)].fill(0); // total length, identification
             k[at(24)..at(26)].fill(0); // header checksum
+            if echo {
+                k[at(36)..at(38)].fill(0); // ICMP checksum
+            }
         }
         [0x86, 0xdd] => {
             let f = frame.get(..WINDOW)?;
-            if !l4_with_ports(f[20]) {
+            let echo = f[20] == ICMPV6 && matches!(f[54], 128 | 129);
+            if !(l4_with_ports(f[20]) || echo) {
                 return None;
             }
             k[at(0)..at(WINDOW)].copy_from_slice(f);
             k[at(18)..at(20)].fill(0); // payload length
+            if echo {
+                k[at(56)..at(58)].fill(0); // ICMPv6 checksum
+            }
         }
         _ => return None,
     }
@@ -188,9 +207,43 @@ mod tests {
             assert!(kernel_key(1, &v4(p)).is_none(), "ipv4 proto {p}");
             assert!(kernel_key(1, &v6(p)).is_none(), "ipv6 next header {p}");
         }
+        // ICMP: echo requests and replies only (v4(1) and v6(58) carry type 0x30, 48).
+        for ty in [0, 8] {
+            let mut f = v4(ICMP);
+            f[34] = ty;
+            let k = kernel_key(1, &f).unwrap();
+            assert_eq!(k[4 + 36..4 + 38], [0, 0], "checksum zeroed");
+            f[36..38].copy_from_slice(&[0x12, 0x34]);
+            f[38..42].fill(7); // id, sequence number
+            assert_eq!(kernel_key(1, &f), Some(k));
+            f[35] = 1; // code
+            assert_ne!(kernel_key(1, &f), Some(k));
+        }
+        for ty in [128, 129] {
+            let mut f = v6(ICMPV6);
+            f[54] = ty;
+            let k = kernel_key(1, &f).unwrap();
+            assert_eq!(k[4 + 56..4 + 58], [0, 0], "checksum zeroed");
+        }
+        for ty in [3, 11, 5] {
+            let mut f = v4(ICMP);
+            f[34] = ty;
+            assert!(kernel_key(1, &f).is_none(), "icmp type {ty}");
+        }
+        for ty in [1, 133, 135, 136] {
+            let mut f = v6(ICMPV6);
+            f[54] = ty;
+            assert!(kernel_key(1, &f).is_none(), "icmpv6 type {ty}");
+        }
         let mut opts = v4(6);
         opts[14] = 0x46;
         assert!(kernel_key(1, &opts).is_none());
+        // Fragments (more fragments, or an offset): none; the DF bit alone is fine.
+        for (b20, b21) in [(0x20, 0), (0x00, 0xb9), (0x01, 0)] {
+            let mut frag = v4(17);
+            frag[20..22].copy_from_slice(&[b20, b21]);
+            assert!(kernel_key(1, &frag).is_none(), "{b20:#x} {b21:#x}");
+        }
         assert!(kernel_key(1, &v4(6)[..37]).is_none());
         assert!(kernel_key(1, &v6(6)[..57]).is_none());
         let mut tagged = v4(6);

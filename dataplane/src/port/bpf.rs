@@ -18,8 +18,10 @@
 //! key = 0; key.in_port = IN_PORT
 //! if ctx.vlan_present: miss                      (tags are in the key's frame, never here)
 //! skb_load_bytes(0, key+4, 14) or miss; ethertype 0800 -> v4, 86dd -> v6, else miss
-//! v4: skb_load_bytes(14, key+18, 24) or miss; ihl=5, proto tcp/udp/sctp, zero len+id, csum
-//! v6: skb_load_bytes(14, key+18, 44) or miss; next header tcp/udp/sctp, zero payload len
+//! v4: skb_load_bytes(14, key+18, 24) or miss; ihl=5, proto tcp/udp/sctp or an ICMP echo
+//!     (its checksum zeroed), zero len+id, csum
+//! v6: skb_load_bytes(14, key+18, 44) or miss; next header tcp/udp/sctp or an ICMPv6 echo
+//!     (its checksum zeroed), zero payload len
 //! e = flows[key] or miss; epoch[0] == e.tag or miss
 //! tc:     e.packets += 1; e.bytes += ctx.len; return bpf_redirect(e.ifindex, 0)   miss: TCX_NEXT
 //! socket: return 0 (drop)                                                          miss: whole packet
@@ -34,7 +36,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
-use crate::cache::kernel::{FRAME_AT, KEY_LEN, KernelKey, tag};
+use crate::cache::kernel::{FRAME_AT, ICMP, ICMPV6, KEY_LEN, KernelKey, tag};
 
 /// Bytes of an entry's value.
 pub const VALUE_LEN: usize = 32;
@@ -349,22 +351,41 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd) -> Vec<In
     a.jmp_imm(JEQ, R1, u16::from_ne_bytes([0x08, 0x00]).into(), v4);
     a.jmp_imm(JNE, R1, u16::from_ne_bytes([0x86, 0xdd]).into(), miss);
 
-    // IPv6 without extension headers: the header and the L4 ports.
+    // IPv6 without extension headers: the header and the L4 ports (or ICMPv6 echo).
+    let v6_echo = a.label();
+    let v6_done = a.label();
     load_bytes(&mut a, 14, at(14), 44, miss);
     a.ldx(B, R1, R10, at(20)); // next header
+    a.jmp_imm(JEQ, R1, ICMPV6.into(), v6_echo);
     l4_with_ports(&mut a, R1, miss);
+    a.bind(v6_done);
     a.st_imm(H, R10, at(18), 0); // payload length
     a.ja(lookup);
+    a.bind(v6_echo);
+    a.ldx(B, R1, R10, at(54)); // ICMPv6 type: echo request or reply
+    echo(&mut a, R1, [128, 129], miss);
+    a.st_imm(H, R10, at(56), 0); // ICMPv6 checksum
+    a.ja(v6_done);
 
-    // IPv4 without options: the header and the L4 ports.
+    // IPv4 without options: the header and the L4 ports (or ICMP echo).
+    let v4_echo = a.label();
+    let v4_done = a.label();
     a.bind(v4);
     load_bytes(&mut a, 14, at(14), 24, miss);
     a.ldx(B, R1, R10, at(14)); // version, IHL
     a.jmp_imm(JNE, R1, 0x45, miss);
     a.ldx(B, R1, R10, at(23)); // protocol
+    a.jmp_imm(JEQ, R1, ICMP.into(), v4_echo);
     l4_with_ports(&mut a, R1, miss);
+    a.bind(v4_done);
     a.st_imm(W, R10, at(16), 0); // total length, identification
     a.st_imm(H, R10, at(24), 0); // header checksum
+    a.ja(lookup);
+    a.bind(v4_echo);
+    a.ldx(B, R1, R10, at(34)); // ICMP type: echo reply or request
+    echo(&mut a, R1, [0, 8], miss);
+    a.st_imm(H, R10, at(36), 0); // ICMP checksum
+    a.ja(v4_done);
 
     // The entry, if current.
     a.bind(lookup);
@@ -422,6 +443,14 @@ fn load_bytes(a: &mut Asm, off: i32, to: i16, len: i32, miss: Label) {
 
 /// To `miss` unless IP protocol `reg` is TCP, UDP or SCTP (see
 /// [`crate::cache::kernel::l4_with_ports`]).
+/// To `miss` unless `reg` is one of the two echo types.
+fn echo(a: &mut Asm, reg: u8, types: [i32; 2], miss: Label) {
+    let ok = a.label();
+    a.jmp_imm(JEQ, reg, types[0], ok);
+    a.jmp_imm(JNE, reg, types[1], miss);
+    a.bind(ok);
+}
+
 fn l4_with_ports(a: &mut Asm, reg: u8, miss: Label) {
     let ok = a.label();
     a.jmp_imm(JEQ, reg, 6, ok);

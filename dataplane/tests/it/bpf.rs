@@ -134,20 +134,35 @@ fn other_address(f: &[u8]) -> Vec<u8> {
 }
 
 /// The key `kernel_key` would give `f` if it did not look at the IPv4 header length nor
-/// the IP protocol: put in the table for frames without a key, so a program that skipped
-/// those checks would hit.
+/// the IP protocol (nor, for ICMP, the type): put in the table for frames without a key, so
+/// a program that skipped those checks would hit. (Fragments get none: the program need not
+/// tell them, its key holds their fragment bits and no fragment's key ever goes in.)
 fn decoy_key(in_port: u32, f: &[u8]) -> Option<KernelKey> {
     let v4 = f.get(12..14)? == [0x08, 0x00];
     let proto_at = if v4 { 23 } else { 20 };
+    let (icmp, echo, type_at) = if v4 { (1, 8, 34) } else { (58, 128, 54) };
     let mut g = f.to_vec();
-    *g.get_mut(proto_at)? = 6;
+    if *g.get(proto_at)? == icmp && g.len() > type_at {
+        g[type_at] = echo;
+    } else {
+        g[proto_at] = 6;
+    }
     if v4 {
         g[14] = 0x45;
     }
     let mut k = kernel_key(in_port, &g)?; // None if not IP or too short
-    k[FRAME_AT + 14] = f[14];
-    k[FRAME_AT + proto_at] = f[proto_at];
+    for at in [14, proto_at, type_at] {
+        if let (Some(b), Some(x)) = (f.get(at), k.get_mut(FRAME_AT + at)) {
+            *x = *b;
+        }
+    }
     Some(k)
+}
+
+/// `f` with byte `at` set to `v`.
+fn with_byte(mut f: Vec<u8>, at: usize, v: u8) -> Vec<u8> {
+    f[at] = v;
+    f
 }
 
 fn corpus() -> Vec<(&'static str, Vec<u8>)> {
@@ -161,6 +176,12 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
         ("ipv6 udp", udp6(&[0x44; 30])),
         ("ipv6 hop-by-hop", udp6_hop_by_hop()),
         ("ipv6 icmp", icmp6()),
+        ("ipv4 icmp unreachable", with_byte(icmp4(), 34, 3)),
+        ("ipv6 neighbour solicitation", with_byte(icmp6(), 54, 135)),
+        (
+            "ipv4 udp first fragment",
+            with_byte(udp4(&[0x22; 30]), 20, 0x20),
+        ),
         ("arp", arp()),
         ("802.1q ipv4 tcp", tagged(tcp4(&[0x11; 20], 100))),
         ("802.1q ipv6 udp", tagged(udp6(&[0x44; 30]))),
@@ -239,7 +260,7 @@ fn bpf_tc_program_computes_kernel_key() {
         assert_eq!(table.counts(&k).unwrap(), None);
         table.remove(&k).unwrap();
     }
-    assert_eq!(keyed, 5);
+    assert_eq!(keyed, 7);
 }
 
 #[test]
@@ -317,7 +338,7 @@ fn bpf_socket_filter_drops_the_tc_programs_hits() {
             );
         }
     }
-    assert_eq!(tc_hits, 5);
+    assert_eq!(tc_hits, 7);
 }
 
 // ---------------------------------------------------------------------------------------

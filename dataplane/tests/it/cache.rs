@@ -108,7 +108,14 @@ fn op() -> impl Strategy<Value = Op> {
 const DPORTS: [u16; 3] = [53, 80, 443];
 
 fn render(p: &PktSpec) -> Vec<u8> {
-    let l4 = if p.tcp {
+    render_l4(p, None)
+}
+
+/// As [`render`], with `l4` instead of the spec's TCP or UDP header if given.
+fn render_l4(p: &PktSpec, l4: Option<L4>) -> Vec<u8> {
+    let l4 = if let Some(l4) = l4 {
+        l4
+    } else if p.tcp {
         L4::Tcp {
             sp: 1234,
             dp: DPORTS[usize::from(p.dport)],
@@ -724,6 +731,15 @@ proptest! {
                     }
                     pkts.push((b, s.in_port));
                     pkts.push((other, s.in_port));
+                    // An ICMP echo of the same hosts, and another of its flow (id, sequence).
+                    let ty = if s.kind == 2 { 128 } else { 8 };
+                    let echo = render_l4(&s, Some(L4::Icmp { ty, code: 0 }));
+                    let mut next = echo.clone();
+                    if let Some(b) = next.last_mut() {
+                        *b ^= 0x55;
+                    }
+                    pkts.push((echo, s.in_port));
+                    pkts.push((next, s.in_port));
                 }
             }
             for (bytes, in_port) in &pkts {
