@@ -361,11 +361,7 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd) -> Vec<In
     a.bind(v6_done);
     a.st_imm(H, R10, at(18), 0); // payload length
     a.ja(lookup);
-    a.bind(v6_echo);
-    a.ldx(B, R1, R10, at(54)); // ICMPv6 type: echo request or reply
-    echo(&mut a, R1, [128, 129], miss);
-    a.st_imm(H, R10, at(56), 0); // ICMPv6 checksum
-    a.ja(v6_done);
+    echo(&mut a, v6_echo, at(54), [128, 129], v6_done, miss);
 
     // IPv4 without options: the header and the L4 ports (or ICMP echo).
     let v4_echo = a.label();
@@ -381,11 +377,7 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd) -> Vec<In
     a.st_imm(W, R10, at(16), 0); // total length, identification
     a.st_imm(H, R10, at(24), 0); // header checksum
     a.ja(lookup);
-    a.bind(v4_echo);
-    a.ldx(B, R1, R10, at(34)); // ICMP type: echo reply or request
-    echo(&mut a, R1, [0, 8], miss);
-    a.st_imm(H, R10, at(36), 0); // ICMP checksum
-    a.ja(v4_done);
+    echo(&mut a, v4_echo, at(34), [0, 8], v4_done, miss);
 
     // The entry, if current.
     a.bind(lookup);
@@ -443,12 +435,18 @@ fn load_bytes(a: &mut Asm, off: i32, to: i16, len: i32, miss: Label) {
 
 /// To `miss` unless IP protocol `reg` is TCP, UDP or SCTP (see
 /// [`crate::cache::kernel::l4_with_ports`]).
-/// To `miss` unless `reg` is one of the two echo types.
-fn echo(a: &mut Asm, reg: u8, types: [i32; 2], miss: Label) {
+/// At `here`: an ICMP or ICMPv6 header whose type (at stack offset `ty`) must be one of
+/// the two echo types, else to `miss`; its checksum (2 bytes on) is zeroed, then on to
+/// `done`.
+fn echo(a: &mut Asm, here: Label, ty: i16, types: [i32; 2], done: Label, miss: Label) {
     let ok = a.label();
-    a.jmp_imm(JEQ, reg, types[0], ok);
-    a.jmp_imm(JNE, reg, types[1], miss);
+    a.bind(here);
+    a.ldx(B, R1, R10, ty);
+    a.jmp_imm(JEQ, R1, types[0], ok);
+    a.jmp_imm(JNE, R1, types[1], miss);
     a.bind(ok);
+    a.st_imm(H, R10, ty + 2, 0); // checksum
+    a.ja(done);
 }
 
 fn l4_with_ports(a: &mut Asm, reg: u8, miss: Label) {

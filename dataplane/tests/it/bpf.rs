@@ -358,8 +358,13 @@ fn marker(f: &[u8]) -> Option<u32> {
         .then(|| u32::from_be_bytes(f[54..58].try_into().unwrap()))
 }
 
-/// Markers of the flow's frames `p` receives within `t` (stops early at `want`).
-fn recv(p: &mut AfPacketPort, want: usize, t: Duration) -> Vec<(u32, Vec<u8>)> {
+/// What `pick` makes of the frames `p` receives within `t` (stops early at `want`).
+fn recv_with<T>(
+    p: &mut AfPacketPort,
+    want: usize,
+    t: Duration,
+    mut pick: impl FnMut(&[u8]) -> Option<T>,
+) -> Vec<T> {
     let mut got = Vec::new();
     let mut batch = PacketBatch::new();
     let end = Instant::now() + t;
@@ -368,35 +373,26 @@ fn recv(p: &mut AfPacketPort, want: usize, t: Duration) -> Vec<(u32, Vec<u8>)> {
         if p.recv_batch(&mut batch).unwrap() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        got.extend(
-            batch
-                .iter()
-                .filter_map(|p| Some((marker(&p.data)?, p.data.clone()))),
-        );
+        got.extend(batch.iter().filter_map(|p| pick(&p.data)));
     }
     got
 }
 
+/// Markers of the flow's frames `p` receives within `t` (stops early at `want`).
+fn recv(p: &mut AfPacketPort, want: usize, t: Duration) -> Vec<(u32, Vec<u8>)> {
+    recv_with(p, want, t, |f| Some((marker(f)?, f.to_vec())))
+}
+
 /// Markers of the flow's frames with a VLAN tag `p` receives within `t`.
 fn recv_tagged(p: &mut AfPacketPort, want: usize, t: Duration) -> Vec<u32> {
-    let mut got = Vec::new();
-    let mut batch = PacketBatch::new();
-    let end = Instant::now() + t;
-    while got.len() < want && Instant::now() < end {
-        batch.clear();
-        if p.recv_batch(&mut batch).unwrap() == 0 {
-            std::thread::sleep(Duration::from_millis(1));
+    recv_with(p, want, t, |f| {
+        if f.get(12..14) != Some(&[0x81, 0x00]) {
+            return None;
         }
-        for p in batch
-            .iter()
-            .filter(|p| p.data.get(12..14) == Some(&[0x81, 0x00]))
-        {
-            let mut f = p.data.clone();
-            f.drain(12..16);
-            got.extend(marker(&f));
-        }
-    }
-    got
+        let mut f = f.to_vec();
+        f.drain(12..16);
+        marker(&f)
+    })
 }
 
 fn send(p: &mut AfPacketPort, range: std::ops::Range<u32>) {

@@ -52,6 +52,21 @@ enum Op {
     PortDown(u32),
 }
 
+/// Applies a table or port change to `p`; a packet is returned instead.
+fn apply(p: &mut Pipeline, op: Op) -> Option<PktSpec> {
+    match op {
+        Op::Flow(f) => {
+            let _ = p.flow_mod(&build(&f), 0);
+        }
+        Op::Delete(t, _) => {
+            let _ = p.flow_mod(&FlowMod::delete(t, Match::all()), 0);
+        }
+        Op::PortDown(port) => p.set_port(port, PortState { live: false }),
+        Op::Packet(s) => return Some(s),
+    }
+    None
+}
+
 fn flow_spec() -> impl Strategy<Value = FlowSpec> {
     (
         0u8..3,
@@ -345,15 +360,8 @@ proptest! {
         dp.set_emc_colliding_signatures();
         let mut pkts: Vec<(Vec<u8>, u32)> = Vec::new();
         for op in ops {
-            match op {
-                Op::Flow(f) => {
-                    let _ = p.flow_mod(&build(&f), 0);
-                }
-                Op::Delete(t, _) => {
-                    let _ = p.flow_mod(&FlowMod::delete(t, Match::all()), 0);
-                }
-                Op::PortDown(port) => p.set_port(port, PortState { live: false }),
-                Op::Packet(s) => pkts.push((render(&s), s.in_port)),
+            if let Some(s) = apply(&mut p, op) {
+                pkts.push((render(&s), s.in_port));
             }
             for in_port in 1..4u32 {
                 let mine: Vec<&Vec<u8>> =
@@ -711,36 +719,27 @@ proptest! {
         dp.set_kernel(Box::new(k.clone()));
         let mut pkts: Vec<(Vec<u8>, u32)> = Vec::new();
         for op in ops {
-            match op {
-                Op::Flow(f) => {
-                    let _ = p.flow_mod(&build(&f), 0);
+            if let Some(s) = apply(&mut p, op) {
+                let b = render(&s);
+                let mut other = b.clone();
+                if other.get(12..14) == Some(&[0x08, 0x00]) {
+                    other[18] ^= 0x5a; // IP identification
                 }
-                Op::Delete(t, _) => {
-                    let _ = p.flow_mod(&FlowMod::delete(t, Match::all()), 0);
+                let flags = if other.get(12..14) == Some(&[0x86, 0xdd]) { 67 } else { 47 };
+                if s.tcp && s.vlan.is_none() && s.kind != 3 {
+                    other[flags] ^= 0x18; // PSH, ACK
                 }
-                Op::PortDown(port) => p.set_port(port, PortState { live: false }),
-                Op::Packet(s) => {
-                    let b = render(&s);
-                    let mut other = b.clone();
-                    if other.get(12..14) == Some(&[0x08, 0x00]) {
-                        other[18] ^= 0x5a; // IP identification
-                    }
-                    let flags = if other.get(12..14) == Some(&[0x86, 0xdd]) { 67 } else { 47 };
-                    if s.tcp && s.vlan.is_none() && s.kind != 3 {
-                        other[flags] ^= 0x18; // PSH, ACK
-                    }
-                    pkts.push((b, s.in_port));
-                    pkts.push((other, s.in_port));
-                    // An ICMP echo of the same hosts, and another of its flow (id, sequence).
-                    let ty = if s.kind == 2 { 128 } else { 8 };
-                    let echo = render_l4(&s, Some(L4::Icmp { ty, code: 0 }));
-                    let mut next = echo.clone();
-                    if let Some(b) = next.last_mut() {
-                        *b ^= 0x55;
-                    }
-                    pkts.push((echo, s.in_port));
-                    pkts.push((next, s.in_port));
+                pkts.push((b, s.in_port));
+                pkts.push((other, s.in_port));
+                // An ICMP echo of the same hosts, and another of its flow (id, sequence).
+                let ty = if s.kind == 2 { 128 } else { 8 };
+                let echo = render_l4(&s, Some(L4::Icmp { ty, code: 0 }));
+                let mut next = echo.clone();
+                if let Some(b) = next.last_mut() {
+                    *b ^= 0x55;
                 }
+                pkts.push((echo, s.in_port));
+                pkts.push((next, s.in_port));
             }
             for (bytes, in_port) in &pkts {
                 let mut rec = Recorder::default();

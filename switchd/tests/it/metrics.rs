@@ -135,7 +135,7 @@ pub(crate) fn scrape(ns: Option<&str>, port: u16) -> Samples {
     parse_exposition(body)
 }
 
-fn sum(s: &Samples, prefix: &str, needle: &str) -> f64 {
+pub(crate) fn sum(s: &Samples, prefix: &str, needle: &str) -> f64 {
     s.iter()
         .filter(|(k, _)| k.starts_with(prefix) && k.contains(needle))
         .map(|(_, v)| v)

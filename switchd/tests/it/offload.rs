@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use fuxi_dataplane::port::netns::run_in;
 
-use crate::metrics::scrape;
+use crate::metrics::{scrape, sum};
 use crate::util::{Switchd, Topo, forward_1_2, free_port, ofctl_ok_in, packets_of, root_or_skip};
 
 /// One UDP flow, 10.9.0.1:4001 → 10.9.0.2:4000, whose datagrams carry sequence numbers.
@@ -84,11 +84,7 @@ fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
             .get("fuxi_port_kernel_rx_packets_total{port=\"s1\",ofport=\"1\"}")
             .copied()
             .unwrap_or_else(|| panic!("no kernel counter: {s:?}"));
-        let userspace: f64 = s
-            .iter()
-            .filter(|(k, _)| k.starts_with("fuxi_cache_hits_total"))
-            .map(|(_, v)| v)
-            .sum();
+        let userspace = sum(&s, "fuxi_cache_hits_total", "");
         (rx as u64, userspace as u64, s["fuxi_kernel_flows"] as u64)
     };
     // The first datagram goes through the switch and puts the microflow into the kernel,
