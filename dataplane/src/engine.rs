@@ -1024,7 +1024,8 @@ mod tests {
         let mut e = Engine::default();
         let reader = e.reader();
         let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
+        let started = Arc::new(AtomicBool::new(false));
+        let (stop2, started2) = (stop.clone(), started.clone());
         let t = std::thread::spawn(move || {
             let mut loads = 0u64;
             let mut seen_full = 0u64;
@@ -1033,12 +1034,18 @@ mod tests {
                 let (a, b) = (p.flow_count(0), p.flow_count(1));
                 assert_eq!(a, b, "half a transaction visible: {a} vs {b}");
                 loads += 1;
+                started2.store(true, Ordering::Relaxed);
                 if a > 0 {
                     seen_full += 1;
                 }
             }
             (loads, seen_full)
         });
+        // The reader is loading before the first transaction (on a busy machine the 300
+        // could otherwise all be over before it runs once).
+        while !started.load(Ordering::Relaxed) {
+            std::thread::yield_now();
+        }
         for i in 0..300u32 {
             e.transaction(|p| -> Result<(), ErrorCode> {
                 let m = Match::all().with(Oxm::in_port(i + 1));
