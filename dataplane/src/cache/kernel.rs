@@ -65,7 +65,8 @@ pub fn l4_with_ports(proto: u8) -> bool {
 /// IPv4 without options (not a fragment) or IPv6 without extension headers, carrying TCP,
 /// UDP or SCTP, or an ICMP or ICMPv6 echo request or reply (whose type and code are all a
 /// flow key takes from them: their checksum is zeroed, their id and sequence number lie
-/// past the window), at least as long as the bytes the key covers.
+/// past the window), at least as long as the bytes the key covers, whose IP length field
+/// says where the frame ends and whose L4 header is whole ([`l4_whole`]).
 pub fn kernel_key(in_port: u32, frame: &[u8]) -> Option<KernelKey> {
     let mut k = [0u8; KEY_LEN];
     k[..FRAME_AT].copy_from_slice(&in_port.to_ne_bytes());
@@ -78,6 +79,10 @@ pub fn kernel_key(in_port: u32, frame: &[u8]) -> Option<KernelKey> {
             let fragment = f[20] & 0x3f != 0 || f[21] != 0;
             let echo = f[23] == ICMP && matches!(f[34], 0 | 8);
             if f[14] != 0x45 || !(l4_with_ports(f[23]) || echo) || fragment {
+                return None;
+            }
+            let total = usize::from(u16::from_be_bytes([f[16], f[17]]));
+            if total + 14 != frame.len() || !l4_whole(frame, 34, f[23]) {
                 return None;
             }
             k[at(0)..at(WINDOW_V4)].copy_from_slice(f);
@@ -93,6 +98,10 @@ pub fn kernel_key(in_port: u32, frame: &[u8]) -> Option<KernelKey> {
             if !(l4_with_ports(f[20]) || echo) {
                 return None;
             }
+            let payload = usize::from(u16::from_be_bytes([f[18], f[19]]));
+            if payload + 54 != frame.len() || !l4_whole(frame, 54, f[20]) {
+                return None;
+            }
             k[at(0)..at(WINDOW)].copy_from_slice(f);
             k[at(18)..at(20)].fill(0); // payload length
             if echo {
@@ -102,6 +111,20 @@ pub fn kernel_key(in_port: u32, frame: &[u8]) -> Option<KernelKey> {
         _ => return None,
     }
     Some(k)
+}
+
+/// Whether the L4 header of `proto` at `l4` lies whole in `frame`, which ends where its IP
+/// datagram does: the parser then reads it (a TCP header as long as its data offset says),
+/// whatever the bytes the key zeroes, so a packet with the key parses as the one that put
+/// it in. A datagram whose length field disagrees with the frame, or whose L4 header is cut
+/// short, would parse without its L4 fields: such a packet never has a key.
+fn l4_whole(frame: &[u8], l4: usize, proto: u8) -> bool {
+    let len = frame.len().saturating_sub(l4);
+    match proto {
+        6 => len >= 20 && (20..=len).contains(&(usize::from(frame[l4 + 12] >> 4) * 4)),
+        132 => len >= 12,
+        _ => len >= 8,
+    }
 }
 
 /// The port the kernel may forward a megaflow's packets to: its actions output the packet
@@ -140,24 +163,42 @@ pub trait KernelFlows: Send {
 mod tests {
     use super::*;
 
+    /// IPv4 with a 20-byte L4 header (as TCP: data offset 5) and 6 bytes of payload.
     fn v4(proto: u8) -> Vec<u8> {
         let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
         f.extend([
-            0x45, 0x10, 0, 60, 0x12, 0x34, 0x40, 0, 64, proto, 0xab, 0xcd,
+            0x45, 0x10, 0, 46, 0x12, 0x34, 0x40, 0, 64, proto, 0xab, 0xcd,
         ]);
         f.extend([10, 0, 0, 1, 10, 0, 0, 2, 0x30, 0x39, 0, 80]);
-        f.extend([0xee; 20]); // TCP seq, ack, flags, window, checksum
+        f.extend([0xee; 8]); // TCP seq, ack
+        f.extend([0x50, 0x18, 0xee, 0xee, 0xee, 0xee, 0, 0]); // offset, flags, window, ...
+        f.extend([0xdd; 6]);
         f
     }
 
     fn v6(nh: u8) -> Vec<u8> {
         let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
-        f.extend([0x60, 0x01, 0x23, 0x45, 0, 20, nh, 64]);
+        f.extend([0x60, 0x01, 0x23, 0x45, 0, 26, nh, 64]);
         f.extend([0xfd; 16]);
         f.extend([0xfe; 16]);
         f.extend([0x30, 0x39, 0, 80]);
-        f.extend([0xee; 20]);
+        f.extend([0xee; 8]);
+        f.extend([0x50, 0x18, 0xee, 0xee, 0xee, 0xee, 0, 0]);
+        f.extend([0xdd; 6]);
         f
+    }
+
+    /// `f` with `n` more bytes of payload and its IP length field saying so.
+    fn longer(f: &[u8], n: usize) -> Vec<u8> {
+        let mut g = f.to_vec();
+        g.extend(std::iter::repeat_n(0x77, n));
+        let (at, len) = if g[12] == 0x08 {
+            (16, g.len() - 14)
+        } else {
+            (18, g.len() - 54)
+        };
+        g[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
+        g
     }
 
     #[test]
@@ -172,10 +213,11 @@ mod tests {
         assert_eq!(k[30..42], f[26..38]);
         assert!(k[42..].iter().all(|&b| b == 0));
         // Another packet of the flow: other length, id, checksum, TCP header past the ports.
-        let mut g = f.clone();
-        g[16..20].copy_from_slice(&[5, 220, 0x99, 0x99]);
+        let mut g = longer(&f, 1000);
+        g[18..20].copy_from_slice(&[0x99, 0x99]);
         g[24..26].copy_from_slice(&[1, 2]);
-        g[38..].fill(0x11);
+        g[38..46].fill(0x11);
+        g[47] = 0x02;
         assert_eq!(kernel_key(7, &g), Some(k));
         // Another port, address, port, TTL, TOS or DF bit: another key.
         assert_ne!(kernel_key(8, &f), Some(k));
@@ -189,9 +231,8 @@ mod tests {
         assert_eq!(k[4..22], f[..18]);
         assert_eq!(k[22..24], [0; 2]);
         assert_eq!(k[24..62], f[20..58]);
-        let mut g = f.clone();
-        g[18..20].copy_from_slice(&[9, 9]);
-        g[58..].fill(0);
+        let mut g = longer(&f, 300);
+        g[58..66].fill(0);
         assert_eq!(kernel_key(1, &g), Some(k));
         g[17] ^= 1; // flow label
         assert_ne!(kernel_key(1, &g), Some(k));
@@ -246,6 +287,33 @@ mod tests {
         }
         assert!(kernel_key(1, &v4(6)[..37]).is_none());
         assert!(kernel_key(1, &v6(6)[..57]).is_none());
+        // The IP length field must say where the frame ends (no Ethernet padding, no BIG
+        // TCP length 0), and the L4 header must be whole: else the parser would see no L4
+        // header, and such a packet must not take a well-formed one's entry.
+        for f in [v4(6), v6(6)] {
+            let at = if f[12] == 0x08 { 16 } else { 18 };
+            let len = u16::from_be_bytes([f[at], f[at + 1]]);
+            for bad in [0, 20, len - 1, len + 1] {
+                let mut g = f.clone();
+                g[at..at + 2].copy_from_slice(&bad.to_be_bytes());
+                assert!(kernel_key(1, &g).is_none(), "length {bad} for {len}");
+            }
+            let tcp = if f[12] == 0x08 { 34 } else { 54 };
+            for offset in [0x00, 0x40, 0x70, 0xf0] {
+                let mut g = f.clone();
+                g[tcp + 12] = offset;
+                assert!(kernel_key(1, &g).is_none(), "data offset {offset:#x}");
+            }
+            let mut g = f.clone();
+            g[tcp + 12] = 0x60; // 24 bytes: whole in the 26 there are
+            assert!(kernel_key(1, &g).is_some());
+        }
+        // UDP and SCTP need 8 and 12 bytes, ICMP 8.
+        let cut = |f: &[u8], n: usize| longer(&f[..f.len() - n], 0);
+        assert!(kernel_key(1, &cut(&v4(17), 18)).is_some()); // 8 left
+        assert!(kernel_key(1, &cut(&v4(17), 19)).is_none());
+        assert!(kernel_key(1, &cut(&v4(132), 14)).is_some()); // 12 left
+        assert!(kernel_key(1, &cut(&v4(132), 15)).is_none());
         let mut tagged = v4(6);
         tagged.splice(12..12, [0x81, 0x00, 0, 5]);
         assert!(kernel_key(1, &tagged).is_none());

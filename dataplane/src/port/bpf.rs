@@ -324,6 +324,10 @@ pub fn test_run(prog: BorrowedFd<'_>, frame: &[u8]) -> io::Result<u32> {
 // ---------------------------------------------------------------------------------------
 // The program.
 
+/// A stack byte for what the programs read past the key's window (a TCP data offset),
+/// below the key (fp-64) and the epoch map's key (fp-72).
+const SCRATCH: i16 = -80;
+
 /// The `flavour` program for OpenFlow port `in_port`, using maps `flows` and `epoch`.
 fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd) -> Vec<Insn> {
     // Stack: the key at fp-64 (its frame at fp-60: frame byte i at fp-60+i), the epoch
@@ -359,6 +363,8 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd) -> Vec<In
     a.jmp_imm(JEQ, R1, ICMPV6.into(), v6_echo);
     l4_with_ports(&mut a, R1, miss);
     a.bind(v6_done);
+    // The payload length says where the frame ends and the L4 header is whole.
+    l4_whole(&mut a, at(18), 54, 0, at(20), 54, miss);
     a.st_imm(H, R10, at(18), 0); // payload length
     a.ja(lookup);
     echo(&mut a, v6_echo, at(54), [128, 129], v6_done, miss);
@@ -374,6 +380,8 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd) -> Vec<In
     a.jmp_imm(JEQ, R1, ICMP.into(), v4_echo);
     l4_with_ports(&mut a, R1, miss);
     a.bind(v4_done);
+    // The total length says where the frame ends and the L4 header is whole.
+    l4_whole(&mut a, at(16), 14, 20, at(23), 34, miss);
     a.st_imm(W, R10, at(16), 0); // total length, identification
     a.st_imm(H, R10, at(24), 0); // header checksum
     a.ja(lookup);
@@ -449,6 +457,50 @@ fn echo(a: &mut Asm, here: Label, ty: i16, types: [i32; 2], done: Label, miss: L
     a.ja(done);
 }
 
+/// To `miss` unless the IP length field at stack offset `len_at` (network order) equals the
+/// packet's length less `before` (the bytes the field does not count), and the L4 header of
+/// the protocol at `proto_at`, at frame offset `l4` (`ip_hdr` bytes of the field's count
+/// before it), is whole: 20 bytes and its data offset's worth for TCP, 12 for SCTP, 8 for
+/// the rest — as `kernel::l4_whole`. Uses R1–R5 and R8.
+fn l4_whole(
+    a: &mut Asm,
+    len_at: i16,
+    before: i32,
+    ip_hdr: i32,
+    proto_at: i16,
+    l4: i32,
+    miss: Label,
+) {
+    let (tcp, other, ok) = (a.label(), a.label(), a.label());
+    a.ldx(B, R2, R10, len_at);
+    a.alu64_imm(OP_LSH, R2, 8);
+    a.ldx(B, R3, R10, len_at + 1);
+    a.alu64_reg(OP_OR, R2, R3);
+    a.ldx(W, R3, R6, SKB_LEN);
+    a.alu64_imm(OP_SUB, R3, before);
+    a.jmp_reg(JNE, R2, R3, miss);
+    a.jmp_imm(JLT, R2, ip_hdr, miss);
+    a.alu64_imm(OP_SUB, R2, ip_hdr);
+    a.mov64_reg(R8, R2); // the L4 bytes
+    a.ldx(B, R1, R10, proto_at);
+    a.jmp_imm(JEQ, R1, 6, tcp);
+    a.mov64_imm(R4, 8);
+    a.jmp_imm(JNE, R1, 132, other);
+    a.mov64_imm(R4, 12);
+    a.bind(other);
+    a.jmp_reg(JLT, R8, R4, miss);
+    a.ja(ok);
+    a.bind(tcp);
+    a.jmp_imm(JLT, R8, 20, miss);
+    load_bytes(a, l4 + 12, SCRATCH, 1, miss);
+    a.ldx(B, R1, R10, SCRATCH);
+    a.alu64_imm(OP_RSH, R1, 4);
+    a.alu64_imm(OP_LSH, R1, 2);
+    a.jmp_imm(JLT, R1, 20, miss);
+    a.jmp_reg(JGT, R1, R8, miss);
+    a.bind(ok);
+}
+
 fn l4_with_ports(a: &mut Asm, reg: u8, miss: Label) {
     let ok = a.label();
     a.jmp_imm(JEQ, reg, 6, ok);
@@ -478,6 +530,7 @@ const R3: u8 = 3;
 const R4: u8 = 4;
 const R6: u8 = 6;
 const R7: u8 = 7;
+const R8: u8 = 8;
 const R10: u8 = 10;
 
 // Instruction classes.
@@ -502,11 +555,17 @@ const SRC_K: u8 = 0x00;
 const SRC_X: u8 = 0x08;
 // ALU operations.
 const OP_ADD: u8 = 0x00;
+const OP_SUB: u8 = 0x10;
+const OP_OR: u8 = 0x40;
+const OP_LSH: u8 = 0x60;
+const OP_RSH: u8 = 0x70;
 const OP_MOV: u8 = 0xb0;
 // Jump operations.
 const JA: u8 = 0x00;
 const JEQ: u8 = 0x10;
 const JNE: u8 = 0x50;
+const JGT: u8 = 0x20;
+const JLT: u8 = 0xa0;
 const CALL: u8 = 0x80;
 const EXIT: u8 = 0x90;
 /// `ld_imm64`'s src_reg when the immediate is a map fd.
@@ -560,7 +619,17 @@ impl Asm {
     }
 
     fn add64_imm(&mut self, dst: u8, imm: i32) {
-        self.emit(CLS_ALU64 | OP_ADD | SRC_K, dst, 0, 0, imm);
+        self.alu64_imm(OP_ADD, dst, imm);
+    }
+
+    /// dst op= imm (64-bit)
+    fn alu64_imm(&mut self, op: u8, dst: u8, imm: i32) {
+        self.emit(CLS_ALU64 | op | SRC_K, dst, 0, 0, imm);
+    }
+
+    /// dst op= src (64-bit)
+    fn alu64_reg(&mut self, op: u8, dst: u8, src: u8) {
+        self.emit(CLS_ALU64 | op | SRC_X, dst, src, 0, 0);
     }
 
     /// dst = *(size *)(src + off)

@@ -134,7 +134,8 @@ fn other_address(f: &[u8]) -> Vec<u8> {
 }
 
 /// The key `kernel_key` would give `f` if it did not look at the IPv4 header length nor
-/// the IP protocol (nor, for ICMP, the type): put in the table for frames without a key, so
+/// the IP protocol (nor, for ICMP, the type, nor the IP length field and the TCP data
+/// offset): put in the table for frames without a key, so
 /// a program that skipped those checks would hit. (Fragments get none: the program need not
 /// tell them, its key holds their fragment bits and no fragment's key ever goes in.)
 fn decoy_key(in_port: u32, f: &[u8]) -> Option<KernelKey> {
@@ -149,6 +150,15 @@ fn decoy_key(in_port: u32, f: &[u8]) -> Option<KernelKey> {
     }
     if v4 {
         g[14] = 0x45;
+    }
+    // A length field that says where the frame ends, a TCP header whole (neither is in
+    // the key: a program that skipped these checks would hit).
+    let (len_at, before, l4) = if v4 { (16, 14, 34) } else { (18, 54, 54) };
+    if let Some(len) = g.len().checked_sub(before) {
+        g[len_at..len_at + 2].copy_from_slice(&(len as u16).to_be_bytes());
+    }
+    if g[proto_at] == 6 && g.len() > l4 + 12 {
+        g[l4 + 12] = 0x50;
     }
     let mut k = kernel_key(in_port, &g)?; // None if not IP or too short
     for at in [14, proto_at, type_at] {
@@ -181,6 +191,27 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
         (
             "ipv4 udp first fragment",
             with_byte(udp4(&[0x22; 30]), 20, 0x20),
+        ),
+        // Lengths that would make the parser see no L4 header.
+        (
+            "ipv4 tcp, total length short",
+            with_byte(tcp4(&[0x11; 20], 100), 17, 40),
+        ),
+        (
+            "ipv4 tcp, data offset past the end",
+            with_byte(tcp4(&[], 100), 46, 0xf0),
+        ),
+        (
+            "ipv4 tcp, data offset 16",
+            with_byte(tcp4(&[0x11; 20], 100), 46, 0x40),
+        ),
+        (
+            "ipv6 udp, payload length long",
+            with_byte(udp6(&[0x44; 30]), 19, 39),
+        ),
+        (
+            "ipv6 tcp, data offset past the end",
+            with_byte(tcp6(&[], 100), 66, 0xf0),
         ),
         ("arp", arp()),
         ("802.1q ipv4 tcp", tagged(tcp4(&[0x11; 20], 100))),

@@ -729,8 +729,17 @@ proptest! {
                 if s.tcp && s.vlan.is_none() && s.kind != 3 {
                     other[flags] ^= 0x18; // PSH, ACK
                 }
+                // One whose IP length field cuts its L4 header off: the parser sees no
+                // ports, so it must not share the well-formed one's kernel entry.
+                let mut cut = b.clone();
+                match cut.get(12..14) {
+                    Some([0x08, 0x00]) => cut[16..18].copy_from_slice(&[0, 20]),
+                    Some([0x86, 0xdd]) => cut[18..20].copy_from_slice(&[0, 2]),
+                    _ => {}
+                }
                 pkts.push((b, s.in_port));
                 pkts.push((other, s.in_port));
+                pkts.push((cut, s.in_port));
                 // An ICMP echo of the same hosts, and another of its flow (id, sequence).
                 let ty = if s.kind == 2 { 128 } else { 8 };
                 let echo = render_l4(&s, Some(L4::Icmp { ty, code: 0 }));
