@@ -2,7 +2,7 @@
 //! Each function panics only when an invariant breaks; any input is otherwise fine.
 //!
 //! - [`parse_packet`]: the parser on arbitrary bytes (its fast path checked against the
-//!   general parser).
+//!   general parser; a packet with the same kernel flow table key parses the same).
 //! - [`flow_table`]: an operation-sequence fuzzer for the pipeline and caches: flow-mods,
 //!   group-mods, port changes and packets decoded from the bytes; checks that the caches give
 //!   what a full translation gives, and runs the actions on the packet bytes.
@@ -44,6 +44,45 @@ pub fn parse_packet(data: &[u8]) {
     if lay.l4 != Layout::NONE {
         assert!(lay.l3 < lay.l4 && lay.l4 <= lay.l7);
     }
+    kernel_key_covers_the_flow_key(data, &p.key);
+}
+
+/// The kernel flow table's premise ([`crate::cache::kernel`]): a packet with the same kernel
+/// key as `data` has the same flow key (TCP flags aside). The other packet changes every
+/// byte the key does not hold — the bytes past its window, IP identification and header
+/// checksum, an ICMP echo's checksum — but the IP length field and the TCP data offset
+/// (changing those gives a packet without a key, or another key).
+fn kernel_key_covers_the_flow_key(data: &[u8], key: &crate::packet::FlowKey) {
+    use crate::cache::kernel::{WINDOW, WINDOW_V4, kernel_key};
+    use crate::packet::Field;
+    let Some(k) = kernel_key(1, data) else { return };
+    let v4 = data[12] == 0x08;
+    let (window, l4, proto) = if v4 {
+        (WINDOW_V4, 34, data[23])
+    } else {
+        (WINDOW, 54, data[20])
+    };
+    let mut other = data.to_vec();
+    for (i, b) in other.iter_mut().enumerate() {
+        let varies = if v4 {
+            matches!(i, 18 | 19 | 24 | 25) || (proto == 1 && matches!(i, 36 | 37))
+        } else {
+            proto == 58 && matches!(i, 56 | 57)
+        };
+        if (i >= window && !(proto == 6 && i == l4 + 12)) || varies {
+            *b ^= 0x5a;
+        }
+    }
+    assert_eq!(
+        kernel_key(1, &other),
+        Some(k),
+        "the changed bytes are in the key"
+    );
+    let mut a = *key;
+    let mut b = parse(&other, RxMeta::port(1)).key;
+    a.set(Field::TcpFlags, 0);
+    b.set(Field::TcpFlags, 0);
+    assert_eq!(a, b, "two packets with one kernel key parse differently");
 }
 
 /// A cursor that yields zeros once the input runs out.
