@@ -750,7 +750,7 @@ impl Datapath {
         sink: &mut impl Sink,
     ) -> Source {
         // An exact-match hit executes straight from the cache entry.
-        let tag = kernel::tag(self.generation, self.mac_version);
+        let tag = (self.generation, self.mac_version);
         if let Some(mf) = self.emc.find_hinted(hint, h, &parsed.key, parsed.map) {
             *emc_hits += 1;
             Self::offer(&mut self.kernel, mf, parsed, pkt.frame(), tag);
@@ -771,7 +771,7 @@ impl Datapath {
         let (mf, source) = self.translate(p, &parsed.key, parsed.map, h, Some(pkt.frame()));
         if source == Source::SlowPath {
             // Tagged as translated: a flush in the translation (a MAC learned) moved the tag.
-            let tag = kernel::tag(self.generation, self.mac_version);
+            let tag = (self.generation, self.mac_version);
             Self::offer(&mut self.kernel, &mf, parsed, pkt.frame(), tag);
         }
         Self::run(&mf, p, pkt, &mut self.scratch, parsed, now, sink);
@@ -783,20 +783,21 @@ impl Datapath {
     }
 
     /// Offers the microflow of `frame` to the kernel flow table, if there is one and the
-    /// megaflow `mf` (translated at `tag`) may be forwarded there.
+    /// megaflow `mf` (translated at pipeline generation and MAC version `at`) may be
+    /// forwarded there. Without a kernel table this is one test of `kernel`.
     #[inline(always)]
     fn offer(
         kernel: &mut Option<Box<dyn KernelFlows>>,
         mf: &Arc<Megaflow>,
         parsed: &Parsed,
         frame: &[u8],
-        tag: u64,
+        at: (u64, u64),
     ) {
         if let Some(k) = kernel
             && let Some(out) = mf.kernel_out
             && let Some(key) = kernel_key(parsed.key.get(Field::InPort) as u32, frame)
         {
-            k.offer(&key, mf, out, tag);
+            k.offer(&key, mf, out, kernel::tag(at.0, at.1));
         }
     }
 

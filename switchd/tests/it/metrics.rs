@@ -191,19 +191,7 @@ fn metrics_count_traffic_per_port_and_cache_level() {
     let m = format!("127.0.0.1:{mport}");
     // Every packet through the datapath thread, so that each is counted at a cache level
     // (the kernel flow table's counts are the offload test's).
-    let sd = Switchd::start_in(
-        ns,
-        &[
-            "--port",
-            "s1=1",
-            "--port",
-            "s2=2",
-            "--metrics",
-            &m,
-            "--offload",
-            "none",
-        ],
-    );
+    let sd = Switchd::on_ports(&topo, &["--metrics", &m, "--offload", "none"]);
     let t = sd.target.as_str();
     forward_1_2(ns, t);
     let before = scrape(ns, mport);

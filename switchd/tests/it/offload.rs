@@ -62,19 +62,7 @@ fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
     let ns = Some(topo.sw.as_str());
     let mport = free_port();
     let m = format!("127.0.0.1:{mport}");
-    let sd = Switchd::start_in(
-        ns,
-        &[
-            "--port",
-            "s1=1",
-            "--port",
-            "s2=2",
-            "--offload",
-            "tc",
-            "--metrics",
-            &m,
-        ],
-    );
+    let sd = Switchd::on_ports(&topo, &["--offload", "tc", "--metrics", &m]);
     let t = sd.target.as_str();
     forward_1_2(ns, t);
     let flow = UdpFlow::new(&topo);

@@ -440,19 +440,7 @@ fn always_poll_forwards_and_never_lets_its_thread_sleep() {
     let key = "fuxi_datapath_sleeps_total{thread=\"0\"}";
     let mut slept = Vec::new();
     for mode in ["adaptive", "always"] {
-        let sd = Switchd::start_in(
-            Some(&topo.sw),
-            &[
-                "--port",
-                "s1=1",
-                "--port",
-                "s2=2",
-                "--poll-mode",
-                mode,
-                "--metrics",
-                &m,
-            ],
-        );
+        let sd = Switchd::on_ports(&topo, &["--poll-mode", mode, "--metrics", &m]);
         let t = sd.target.as_str();
         forward_1_2(ns, t);
         assert!(topo.ping_eventually(1, 2), "{mode}: no ping");
@@ -480,10 +468,7 @@ fn zc_rx_mode_forwards_lent_and_rewritten_packets() {
     }
     let topo = Topo::new("zc", 2);
     let ns = Some(topo.sw.as_str());
-    let sd = Switchd::start_in(
-        Some(&topo.sw),
-        &["--port", "s1=1", "--port", "s2=2", "--rx-mode", "zc"],
-    );
+    let sd = Switchd::on_ports(&topo, &["--rx-mode", "zc"]);
     let t = sd.target.as_str();
     let (h1, h2) = (&topo.hosts[0], &topo.hosts[1]);
     forward_1_2(ns, t);

@@ -217,12 +217,21 @@ pub fn setup_switch(tag: &str, n: usize) -> Option<(Topo, Switchd)> {
         return None;
     }
     let topo = Topo::new(tag, n);
-    let ports: Vec<String> = (1..=n)
-        .flat_map(|i| ["--port".into(), format!("s{i}={i}")])
-        .collect();
-    let args: Vec<&str> = ports.iter().map(String::as_str).collect();
-    let sd = Switchd::start_in(Some(&topo.sw), &args);
+    let sd = Switchd::on_ports(&topo, &[]);
     Some((topo, sd))
+}
+
+impl Switchd {
+    /// Starts the daemon in `topo`'s switch namespace on its ports `s1=1 .. sN=N`, with
+    /// `extra` arguments.
+    pub fn on_ports(topo: &Topo, extra: &[&str]) -> Switchd {
+        let mut args: Vec<String> = (1..=topo.hosts.len())
+            .flat_map(|i| ["--port".into(), format!("s{i}={i}")])
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Switchd::start_in(Some(&topo.sw), &args)
+    }
 }
 
 /// Whether this process runs as root.
