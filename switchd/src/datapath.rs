@@ -432,7 +432,7 @@ fn run(ctx: DatapathCtx) {
     }
     let mut worker = Worker::new(ctx.reader.clone());
     if let Some(k) = &ctx.kernel {
-        worker.set_kernel(Box::new(ThreadKernel::new(k.clone(), ctx.ports.clone())));
+        worker.set_kernel(Box::new(ThreadKernel::new(k.clone())));
     }
     let mut batch = PacketBatch::new();
     // Frames a port lends (zero-copy receive): held from the receive to the end of the

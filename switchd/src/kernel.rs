@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use fuxi_dataplane::cache::Megaflow;
@@ -58,6 +58,11 @@ pub struct Kernel {
     /// Whether a port the kernel refuses the programs on is an error (`offload = "tc"`)
     /// or only a warning (`"auto"`: that port stays in userspace).
     required: bool,
+    /// The bridge's ports (to take the programs off them all, see [`Kernel::published`]).
+    ports: Arc<Ports>,
+    /// Set for good once the table could not be kept current: no port is attached, no
+    /// entry goes in.
+    off: AtomicBool,
     /// Entries in the map (gauge).
     pub entries: AtomicU64,
 }
@@ -65,20 +70,26 @@ pub struct Kernel {
 impl Kernel {
     /// Creates the bridge's map; ports attach with [`Kernel::attach`], which needs tcx
     /// (Linux 6.6 or later): `required`, a port it cannot attach to is an error.
-    pub fn new(required: bool) -> Result<Kernel> {
+    pub fn new(required: bool, ports: Arc<Ports>) -> Result<Kernel> {
         Ok(Kernel {
             required,
+            ports,
+            off: AtomicBool::new(false),
             table: KernelTable::new(MAX_ENTRIES).context("cannot create the kernel flow table")?,
             entries: AtomicU64::new(0),
         })
     }
 
-    /// Attaches the programs to an AF_PACKET port (others are left alone).
+    /// Attaches the programs to an AF_PACKET port (others are left alone, as is every
+    /// port once the table is off).
     pub fn attach(&self, slot: &PortSlot) -> Result<()> {
         let (PortType::Afpacket, Some(ifindex), Some(fd)) = (slot.kind, slot.ifindex, slot.fd)
         else {
             return Ok(());
         };
+        if self.off.load(Ordering::Acquire) {
+            return Ok(());
+        }
         // SAFETY: `fd` is the port's socket, open for as long as the slot (which holds the
         // port) lives; it is only borrowed for the call.
         let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -99,10 +110,39 @@ impl Kernel {
 
     /// The control plane published pipeline `generation` with the MAC table at
     /// `mac_version`: entries made under older ones stop forwarding now.
+    ///
+    /// Should the kernel refuse the new tag, entries that change made stale would go on
+    /// forwarding (past a deleted drop rule, say). So then the table is turned off for
+    /// good: the programs come off every port, and from then on all traffic goes through
+    /// userspace.
     pub fn published(&self, generation: u64, mac_version: u64) {
-        if let Err(e) = self.table.set_current(generation, mac_version) {
-            tracing::error!("kernel flow table: cannot set the current generation: {e}");
+        if self.off.load(Ordering::Acquire) {
+            return;
         }
+        if let Err(e) = self.table.set_current(generation, mac_version) {
+            tracing::error!(
+                "kernel flow table: cannot set the current generation ({e}); \
+                 turning it off, everything goes through userspace from now on"
+            );
+            self.turn_off();
+        }
+    }
+
+    /// Takes the programs off every port; no port is attached and no entry goes in after.
+    fn turn_off(&self) {
+        self.off.store(true, Ordering::Release);
+        for slot in self.ports.load().values() {
+            if let Some(kp) = slot.kernel_port.get()
+                && let Err(e) = kp.detach()
+            {
+                tracing::error!(port = %slot.name, "kernel flow table: {e}");
+            }
+        }
+    }
+
+    /// Whether the table was turned off ([`Kernel::published`]).
+    pub fn is_off(&self) -> bool {
+        self.off.load(Ordering::Acquire)
     }
 }
 
@@ -120,7 +160,6 @@ struct Entry {
 /// A datapath thread's side of the kernel flow table.
 pub struct ThreadKernel {
     kernel: Arc<Kernel>,
-    ports: Arc<Ports>,
     entries: HashMap<KernelKey, Entry>,
     last_harvest: Nanos,
     /// Offers to skip after the map refused one (full).
@@ -128,11 +167,10 @@ pub struct ThreadKernel {
 }
 
 impl ThreadKernel {
-    /// A datapath thread's view of `kernel`, for the bridge's `ports`.
-    pub fn new(kernel: Arc<Kernel>, ports: Arc<Ports>) -> ThreadKernel {
+    /// A datapath thread's view of `kernel`.
+    pub fn new(kernel: Arc<Kernel>) -> ThreadKernel {
         ThreadKernel {
             kernel,
-            ports,
             entries: HashMap::new(),
             last_harvest: 0,
             backoff: 0,
@@ -141,7 +179,13 @@ impl ThreadKernel {
 
     /// The output port's ifindex if the kernel may forward from `in_port` to `out_port`.
     fn usable(&self, in_port: u32, out_port: u32) -> Option<u32> {
-        let (i, o) = (self.ports.get(in_port)?, self.ports.get(out_port)?);
+        let (i, o) = (
+            self.kernel.ports.get(in_port)?,
+            self.kernel.ports.get(out_port)?,
+        );
+        if self.kernel.is_off() {
+            return None;
+        }
         let ok = |s: &PortSlot, no: u32| {
             s.kernel_port.get().is_some()
                 && s.link_up.load(Ordering::Relaxed)
@@ -156,7 +200,7 @@ impl ThreadKernel {
     /// them with `drop_all`).
     fn collect(&mut self, now: Nanos, drop_all: bool) {
         let table = &self.kernel.table;
-        let ports = self.ports.load();
+        let ports = self.kernel.ports.load();
         self.entries.retain(|key, e| {
             let counts = match table.counts(key) {
                 Ok(c) => c,

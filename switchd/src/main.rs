@@ -263,8 +263,8 @@ fn run(args: Args) -> Result<()> {
     let mut pipeline = Pipeline::new();
     let kernel = match cfg.offload {
         Offload::None => None,
-        Offload::Tc => Some(Arc::new(Kernel::new(true)?)),
-        Offload::Auto => match Kernel::new(false) {
+        Offload::Tc => Some(Arc::new(Kernel::new(true, ports.clone())?)),
+        Offload::Auto => match Kernel::new(false, ports.clone()) {
             Ok(k) => Some(Arc::new(k)),
             Err(e) => {
                 tracing::warn!("kernel flow table off: {e:#}");

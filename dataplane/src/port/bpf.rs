@@ -49,6 +49,7 @@ const BPF_MAP_DELETE_ELEM: u32 = 3;
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_PROG_TEST_RUN: u32 = 10;
 const BPF_LINK_CREATE: u32 = 28;
+const BPF_LINK_DETACH: u32 = 34;
 
 const BPF_MAP_TYPE_HASH: u32 = 1;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
@@ -287,6 +288,24 @@ impl KernelPort {
     /// The device whose ingress the tc program is attached to.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
+    }
+}
+
+impl KernelPort {
+    /// Takes both programs off the port now, the tc program first (for when the table can
+    /// no longer be kept current): from here on the port's packets all reach its socket.
+    /// Dropping it afterwards is harmless.
+    pub fn detach(&self) -> io::Result<()> {
+        if let Some(link) = &self.link {
+            let mut attr = LinkDetachAttr {
+                link_fd: link.as_raw_fd() as u32,
+            };
+            // SAFETY: the attr holds no pointers.
+            unsafe { sys_bpf(BPF_LINK_DETACH, &mut attr) }
+                .map_err(|e| io::Error::new(e.kind(), format!("detaching the tc program: {e}")))?;
+        }
+        setsockopt(self.sock.as_raw_fd(), SO_DETACH_BPF, &0)
+            .map_err(|e| io::Error::new(e.kind(), format!("detaching the socket filter: {e}")))
     }
 }
 
@@ -748,6 +767,12 @@ struct LinkCreateAttr {
     relative_fd: u32,
     _pad: u32,
     expected_revision: u64,
+}
+
+/// `union bpf_attr` for BPF_LINK_DETACH.
+#[repr(C)]
+struct LinkDetachAttr {
+    link_fd: u32,
 }
 
 /// `union bpf_attr` for BPF_PROG_TEST_RUN.

@@ -459,8 +459,9 @@ fn bpf_veth_hits_bypass_the_port_and_reach_the_output_device() {
         let kp = tb.attach(PORT, p1_index, p1.as_fd());
         (p1, kp)
     });
-    let kp = kp.expect("attach");
-    assert_eq!((kp.in_port(), kp.ifindex()), (PORT, p1_index));
+    let mut kp = Some(kp.expect("attach"));
+    let k = kp.as_ref().unwrap();
+    assert_eq!((k.in_port(), k.ifindex()), (PORT, p1_index));
 
     // No entry: the port gets the flow.
     send(&mut e1, 0..10);
@@ -516,16 +517,21 @@ fn bpf_veth_hits_bypass_the_port_and_reach_the_output_device() {
     assert!(recv(&mut e2, 1, Duration::from_millis(200)).is_empty());
     assert_eq!(table.counts(&key).unwrap(), Some((20, 20 * len)));
 
-    // Detached: the port gets everything, even with a current entry.
+    // Detached (`detach`, then dropped): the port gets everything, even with a current
+    // entry.
     table.insert(&key, p2_index, tag(2, 1)).unwrap();
-    drop(kp);
-    send(&mut e1, 35..40);
-    let got: Vec<u32> = recv(&mut p1, 5, Duration::from_secs(5))
-        .into_iter()
-        .map(|m| m.0)
-        .collect();
-    assert_eq!(got, (35..40).collect::<Vec<_>>());
-    assert!(recv(&mut e2, 1, Duration::from_millis(200)).is_empty());
+    kp.as_ref().unwrap().detach().unwrap();
+    for batch in [35..40, 40..45] {
+        send(&mut e1, batch.clone());
+        let got: Vec<u32> = recv(&mut p1, 5, Duration::from_secs(5))
+            .into_iter()
+            .map(|m| m.0)
+            .collect();
+        assert_eq!(got, batch.collect::<Vec<_>>());
+        assert!(recv(&mut e2, 1, Duration::from_millis(200)).is_empty());
+        assert_eq!(table.counts(&key).unwrap(), Some((0, 0)));
+        drop(kp.take());
+    }
 }
 
 /// A TCP GSO super-frame (with a partial checksum) of a forwarded flow goes out p2 whole,

@@ -152,3 +152,70 @@ fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
         rx3 - rx5
     );
 }
+
+/// The switch's epoch map (the one-entry array of the kernel flow table), by its id: found
+/// through the daemon's descriptors.
+fn epoch_map_id(pid: u32) -> u32 {
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let fd = fd.unwrap();
+        let is_map =
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().contains("bpf-map"));
+        let info = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))
+        .unwrap_or_default();
+        let field = |k: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(k)?.trim().parse::<u32>().ok())
+        };
+        if is_map && field("map_type:") == Some(2) && field("max_entries:") == Some(1) {
+            return field("map_id:").unwrap();
+        }
+    }
+    panic!("fuxi-switchd {pid} has no epoch map");
+}
+
+/// Should the kernel refuse a new generation (here: the epoch map frozen behind the
+/// switch's back, so writing it fails), the switch takes the kernel table off every port:
+/// the deleted flow stops its traffic all the same, and from then on everything goes
+/// through userspace.
+#[test]
+fn offload_tc_turns_off_when_the_kernel_refuses_a_generation() {
+    if !root_or_skip() {
+        return;
+    }
+    let topo = Topo::new("offx", 2);
+    let ns = Some(topo.sw.as_str());
+    let mport = free_port();
+    let m = format!("127.0.0.1:{mport}");
+    let sd = Switchd::on_ports(&topo, &["--offload", "tc", "--metrics", &m]);
+    let t = sd.target.as_str();
+    forward_1_2(ns, t);
+    let flow = UdpFlow::new(&topo);
+    let counts = || {
+        let s = scrape(ns, mport);
+        let rx = s["fuxi_port_kernel_rx_packets_total{port=\"s1\",ofport=\"1\"}"];
+        (rx as u64, sum(&s, "fuxi_cache_hits_total", "") as u64)
+    };
+    assert_eq!(flow.burst(0, 100), seqs(0, 100));
+    std::thread::sleep(Duration::from_millis(1200));
+    let (rx, _) = counts();
+    assert!(rx >= 50, "kernel forwarded {rx} of 100");
+
+    crate::util::sh(&format!(
+        "bpftool map freeze id {} >/dev/null",
+        epoch_map_id(sd.pid())
+    ));
+    ofctl_ok_in(ns, &["del-flows", t]);
+    assert_eq!(flow.burst(1000, 50), Vec::<u32>::new());
+    forward_1_2(ns, t);
+    let (_, hits) = counts();
+    assert_eq!(flow.burst(2000, 100), seqs(2000, 100));
+    std::thread::sleep(Duration::from_millis(1200));
+    let (rx2, hits2) = counts();
+    assert_eq!(rx2, rx, "the kernel forwarded after it was turned off");
+    assert!(hits2 >= hits + 95, "userspace forwarded {}", hits2 - hits);
+    let s = scrape(ns, mport);
+    assert_eq!(s["fuxi_kernel_flows"], 0.0);
+}
