@@ -37,6 +37,8 @@ pub const MAX_ENTRIES: u32 = 65_536;
 pub const IDLE: Nanos = 10_000_000_000;
 /// Counts are harvested at most this often.
 pub const HARVEST_EVERY: Nanos = 1_000_000_000;
+/// Entries a harvest call reads at least (≈ 1 ms of lookups), if it has that many left.
+pub const HARVEST_CHUNK: usize = 1024;
 
 /// What the kernel forwarded for a port, added to its own counters.
 #[derive(Debug, Default)]
@@ -161,7 +163,12 @@ struct Entry {
 pub struct ThreadKernel {
     kernel: Arc<Kernel>,
     entries: HashMap<KernelKey, Entry>,
+    /// When the current harvest round began.
     last_harvest: Nanos,
+    /// Entries the current harvest round has yet to read.
+    round: Vec<KernelKey>,
+    /// How many of them a call reads.
+    chunk: usize,
     /// Offers to skip after the map refused one (full).
     backoff: u32,
 }
@@ -173,6 +180,8 @@ impl ThreadKernel {
             kernel,
             entries: HashMap::new(),
             last_harvest: 0,
+            round: Vec::new(),
+            chunk: 0,
             backoff: 0,
         }
     }
@@ -196,21 +205,24 @@ impl ThreadKernel {
             .flatten()
     }
 
-    /// Credits every entry's new counts at `now`; drops those idle for [`IDLE`] (all of
-    /// them with `drop_all`).
-    fn collect(&mut self, now: Nanos, drop_all: bool) {
+    /// Credits the new counts of the entries with `keys` at `now` (one lookup each); drops
+    /// those idle for [`IDLE`] (all of them with `drop_all`) from the map in one batch.
+    fn collect(&mut self, keys: &[KernelKey], now: Nanos, drop_all: bool) {
         let table = &self.kernel.table;
         let ports = self.kernel.ports.load();
-        self.entries.retain(|key, e| {
-            let counts = match table.counts(key) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("kernel flow table: cannot read an entry: {e}");
-                    None
-                }
+        let before = self.entries.len();
+        let mut gone = Vec::new();
+        for key in keys {
+            let Some(e) = self.entries.get_mut(key) else {
+                continue;
             };
+            let counts = table.counts(key).unwrap_or_else(|err| {
+                tracing::warn!("kernel flow table: cannot read an entry: {err}");
+                None
+            });
             let Some((packets, bytes)) = counts else {
-                return false;
+                self.entries.remove(key);
+                continue;
             };
             let (dp, db) = (
                 packets.saturating_sub(e.packets),
@@ -229,13 +241,15 @@ impl ThreadKernel {
                     s.kernel_counts.tx_bytes.fetch_add(db, r);
                 }
             }
-            let keep = !drop_all && now.saturating_sub(e.moved) < IDLE;
-            if !keep && let Err(err) = table.remove(key) {
-                tracing::warn!("kernel flow table: cannot remove an entry: {err}");
+            if drop_all || now.saturating_sub(e.moved) >= IDLE {
+                self.entries.remove(key);
+                gone.push(*key);
             }
-            keep
-        });
-        self.last_harvest = now;
+        }
+        if let Err(err) = table.remove_all(&gone) {
+            tracing::warn!("kernel flow table: cannot remove entries: {err}");
+        }
+        self.count_entries(before);
     }
 
     fn count_entries(&self, before: usize) {
@@ -285,23 +299,32 @@ impl KernelFlows for ThreadKernel {
         }
     }
 
+    /// Reads every entry's counts once per [`HARVEST_EVERY`], spread over calls: a call
+    /// reads at most an eighth of them (and at least [`HARVEST_CHUNK`]), so that a thread
+    /// with many entries does not stop forwarding for a whole round of lookups at once.
     fn harvest(&mut self, now: Nanos) {
-        if now.saturating_sub(self.last_harvest) < HARVEST_EVERY {
-            return;
+        if self.round.is_empty() {
+            if now.saturating_sub(self.last_harvest) < HARVEST_EVERY || self.entries.is_empty() {
+                return;
+            }
+            self.round.extend(self.entries.keys());
+            self.chunk = self.round.len().div_ceil(8).max(HARVEST_CHUNK);
+            self.last_harvest = now;
         }
-        let before = self.entries.len();
-        self.collect(now, false);
-        self.count_entries(before);
+        let keys = self
+            .round
+            .split_off(self.round.len().saturating_sub(self.chunk));
+        self.collect(&keys, now, false);
     }
 
     fn clear(&mut self, now: Nanos, generation: u64, mac_version: u64) {
         self.kernel.published(generation, mac_version);
-        let before = self.entries.len();
-        if before == 0 {
+        self.round.clear();
+        if self.entries.is_empty() {
             return;
         }
-        self.collect(now, true);
-        self.count_entries(before);
+        let keys: Vec<KernelKey> = self.entries.keys().copied().collect();
+        self.collect(&keys, now, true);
         self.backoff = 0;
     }
 }

@@ -2,19 +2,25 @@
 //! does I/O; what goes into the table is decided in [`crate::cache::kernel`]).
 //!
 //! - [`KernelTable`]: the flows hash map ([`KernelKey`] → a [`VALUE_LEN`]-byte entry: output
-//!   ifindex, tag, packet and byte counts) and the epoch array map (one `u64`: the tag
-//!   entries must carry to be used), created through raw `bpf(2)`.
+//!   ifindex, tag, packet and byte counts), the epoch array map (one `u64`: the tag entries
+//!   must carry to be used) and the per-CPU hidden flag (below), created through raw `bpf(2)`.
 //! - [`KernelTable::attach`]: for one input port, a tc program on the device's tcx ingress
 //!   that computes the packet's key exactly as [`kernel_key`](crate::cache::kernel::kernel_key)
 //!   does, looks it up and `bpf_redirect`s a current hit to its output device, counting it;
 //!   and a socket filter on the port's packet socket that drops the same hits, since packet
 //!   taps see a packet before tc ingress does. Anything else passes both untouched.
+//! - The two decide at two moments (filter, then tc, on one CPU), and the datapath thread may
+//!   put an entry in between: the packet would then reach the port *and* be redirected,
+//!   forwarded twice (a burst's second packet often is). So the filter leaves its verdict in
+//!   a per-CPU flag and tc redirects only a packet the filter hid; a hit whose entry went
+//!   stale in between goes neither way (lost, at a change, as a packet in flight may be).
 //! - A small eBPF assembler (`Asm`) the programs are written with: no compiler, no object
 //!   files, no libbpf.
 //!
 //! Program outline (r6 = ctx, the key at fp-64..fp, its frame at fp-60):
 //!
 //! ```text
+//! hidden = this CPU's flag; tc: if !hidden: miss;  both: hidden = 0
 //! key = 0; key.in_port = IN_PORT
 //! if ctx.vlan_present: miss                      (tags are in the key's frame, never here)
 //! skb_load_bytes(0, key+4, 14) or miss; ethertype 0800 -> v4, 86dd -> v6, else miss
@@ -24,7 +30,7 @@
 //!     (its checksum zeroed), zero payload len
 //! e = flows[key] or miss; epoch[0] == e.tag or miss
 //! tc:     e.packets += 1; e.bytes += ctx.len; return bpf_redirect(e.ifindex, 0)   miss: TCX_NEXT
-//! socket: return 0 (drop)                                                          miss: whole packet
+//! socket: hidden = 1; return 0 (drop)                                              miss: whole packet
 //! ```
 
 // This is a port I/O module: it talks to the kernel through raw `bpf(2)` and
@@ -48,11 +54,13 @@ const BPF_MAP_UPDATE_ELEM: u32 = 2;
 const BPF_MAP_DELETE_ELEM: u32 = 3;
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_PROG_TEST_RUN: u32 = 10;
+const BPF_MAP_DELETE_BATCH: u32 = 27;
 const BPF_LINK_CREATE: u32 = 28;
 const BPF_LINK_DETACH: u32 = 34;
 
 const BPF_MAP_TYPE_HASH: u32 = 1;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
+const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 /// enum bpf_attach_type: tcx ingress (Linux 6.6).
@@ -127,6 +135,9 @@ pub enum Flavour {
 pub struct KernelTable {
     flows: OwnedFd,
     epoch: OwnedFd,
+    /// Per CPU, one `u64`: 1 while the packet in hand is one the socket filter hid from
+    /// the port (its tc program may redirect only such a packet).
+    hidden: OwnedFd,
     max_entries: u32,
     /// The (generation, MAC version) the epoch map holds the tag of.
     current: Mutex<(u64, u64)>,
@@ -155,9 +166,11 @@ impl KernelTable {
             max_entries,
         )?;
         let epoch = map_create("fuxi_epoch", BPF_MAP_TYPE_ARRAY, 4, 8, 1)?;
+        let hidden = map_create("fuxi_hidden", BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1)?;
         Ok(KernelTable {
             flows,
             epoch,
+            hidden,
             max_entries,
             current: Mutex::new((0, 0)),
         })
@@ -205,6 +218,7 @@ impl KernelTable {
             flavour,
             self.flows.as_raw_fd(),
             self.epoch.as_raw_fd(),
+            self.hidden.as_raw_fd(),
         );
         let (ty, name) = match flavour {
             Flavour::Tc => (BPF_PROG_TYPE_SCHED_CLS, "fuxi_tc"),
@@ -261,6 +275,32 @@ impl KernelTable {
             Err(e) if e.raw_os_error() != Some(libc::ENOENT) => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// Removes the entries of `keys` (absent ones are fine), in one `bpf(2)` call when all
+    /// are there.
+    pub fn remove_all(&self, keys: &[KernelKey]) -> io::Result<()> {
+        let mut rest = keys;
+        while !rest.is_empty() {
+            let n = rest.len().min(u32::MAX as usize);
+            let mut attr = BatchAttr {
+                keys: rest.as_ptr() as u64,
+                count: n as u32,
+                map_fd: self.flows.as_raw_fd() as u32,
+                ..BatchAttr::default()
+            };
+            // SAFETY: `keys` points to `count` keys of the map's key size, live for the
+            // call; the kernel writes back only `count`, a field of `attr`.
+            match unsafe { sys_bpf(BPF_MAP_DELETE_BATCH, &mut attr) } {
+                // The kernel stops at an absent key; `count` says how many went before it.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    rest = &rest[(attr.count as usize + 1).min(rest.len())..];
+                }
+                Err(e) => return Err(e),
+                Ok(_) => rest = &rest[n..],
+            }
+        }
+        Ok(())
     }
 }
 
@@ -348,9 +388,9 @@ pub fn test_run(prog: BorrowedFd<'_>, frame: &[u8]) -> io::Result<u32> {
 const SCRATCH: i16 = -80;
 
 /// The `flavour` program for OpenFlow port `in_port`, using maps `flows` and `epoch`.
-fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd) -> Vec<Insn> {
+fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd, hidden: RawFd) -> Vec<Insn> {
     // Stack: the key at fp-64 (its frame at fp-60: frame byte i at fp-60+i), the epoch
-    // map's key at fp-72. Every access is aligned to its size.
+    // and hidden maps' key at fp-72. Every access is aligned to its size.
     const KEY: i16 = -(KEY_LEN as i16);
     const FRAME: i16 = KEY + FRAME_AT as i16;
     const EPOCH_KEY: i16 = KEY - 8;
@@ -361,6 +401,21 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd) -> Vec<In
     let lookup = a.label();
 
     a.mov64_reg(R6, R1);
+    // This CPU's hidden flag (R9 keeps it). The filter clears it, and sets it on a hit
+    // below; tc takes it: a packet the filter let through to the port is not redirected,
+    // whatever the table says by now (or it would be forwarded twice).
+    a.st_imm(W, R10, EPOCH_KEY, 0);
+    a.ld_map_fd(R1, hidden);
+    a.mov64_reg(R2, R10);
+    a.add64_imm(R2, EPOCH_KEY.into());
+    a.call(FN_MAP_LOOKUP_ELEM);
+    a.jmp_imm(JEQ, R0, 0, miss);
+    a.mov64_reg(R9, R0);
+    if flavour == Flavour::Tc {
+        a.ldx(DW, R1, R9, 0);
+        a.jmp_imm(JEQ, R1, 0, miss);
+    }
+    a.st_imm(DW, R9, 0, 0);
     for i in 0..KEY_LEN as i16 / 8 {
         a.st_imm(DW, R10, KEY + 8 * i, 0);
     }
@@ -439,6 +494,7 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd) -> Vec<In
             a.exit();
         }
         Flavour::Socket => {
+            a.st_imm(DW, R9, 0, 1);
             a.mov64_imm(R0, SOCK_DROP);
             a.exit();
             a.bind(miss);
@@ -550,6 +606,7 @@ const R4: u8 = 4;
 const R6: u8 = 6;
 const R7: u8 = 7;
 const R8: u8 = 8;
+const R9: u8 = 9;
 const R10: u8 = 10;
 
 // Instruction classes.
@@ -767,6 +824,20 @@ struct LinkCreateAttr {
     relative_fd: u32,
     _pad: u32,
     expected_revision: u64,
+}
+
+/// `union bpf_attr` for the BPF_MAP_*_BATCH commands.
+#[derive(Default)]
+#[repr(C)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
 }
 
 /// `union bpf_attr` for BPF_LINK_DETACH.

@@ -1,10 +1,12 @@
-//! Kernel flow table tests (`port::bpf`): the programs load; the tc program computes the
-//! key `kernel_key` computes, redirects current hits and counts them (through
-//! `BPF_PROG_TEST_RUN`); the socket filter drops the same hits; and on veths inside network
-//! namespaces a flow's packets stop reaching the AF_PACKET port and reach the output
-//! device once its key is in the table. Needs root; a missing capability is a failure.
+//! Kernel flow table tests (`port::bpf`): the programs load; run as the kernel runs them on
+//! a received packet (the port socket's filter, then tc, on one CPU, through
+//! `BPF_PROG_TEST_RUN`), they compute the key `kernel_key` computes, the filter drops
+//! current hits and tc redirects exactly those, counting them — never a packet the filter
+//! let through; and on veths inside network namespaces a flow's packets stop reaching the
+//! AF_PACKET port and reach the output device once its key is in the table. Needs root; a
+//! missing capability is a failure.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -238,27 +240,85 @@ fn bpf_both_programs_load() {
     }
 }
 
-/// The tc program hits exactly the frames `kernel_key` gives a key, with that key:
-/// redirecting them, counting each, ignoring the bytes that change within a flow, missing
-/// on another port or address and on stale entries.
+/// Pins the calling thread to the CPU it is on: the two programs share a per-CPU flag, so
+/// a test runs them on one CPU, as the kernel does for a packet.
+#[allow(unsafe_code)]
+fn pin_here() {
+    // SAFETY: plain libc calls on a cpu_set_t of our own.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        assert!(cpu >= 0, "sched_getcpu");
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
+/// A port's two programs.
+struct Progs {
+    sock: OwnedFd,
+    tc: OwnedFd,
+}
+
+impl Progs {
+    fn new(table: &KernelTable, port: u32) -> Progs {
+        pin_here();
+        Progs {
+            sock: table.load(port, Flavour::Socket).unwrap(),
+            tc: table.load(port, Flavour::Tc).unwrap(),
+        }
+    }
+
+    /// The socket filter's verdict on frame `f`. Its test run starts after the Ethernet
+    /// header (tc's starts at it; a packet socket's filter sees the whole frame), so it
+    /// runs on the frame behind 14 bytes of padding.
+    fn filter(&self, f: &[u8]) -> u32 {
+        let mut padded = vec![0xaa; 12];
+        padded.extend([0x88, 0xb5]); // local experimental: no L3 checks
+        padded.extend(f);
+        test_run(self.sock.as_fd(), &padded).unwrap_or_else(|e| panic!("{} bytes: {e}", f.len()))
+    }
+
+    fn tc(&self, f: &[u8]) -> u32 {
+        test_run(self.tc.as_fd(), f).unwrap_or_else(|e| panic!("{} bytes: {e}", f.len()))
+    }
+
+    /// Frame `f` received as the kernel runs it: the filter, then tc. Returns tc's verdict
+    /// after checking the filter's agrees (dropped from the port exactly when redirected).
+    fn ingress(&self, f: &[u8]) -> u32 {
+        let hidden = self.filter(f);
+        let tc = self.tc(f);
+        assert_eq!(
+            hidden == DROP,
+            tc == REDIRECT,
+            "filter {hidden:#x}, tc {tc:#x}"
+        );
+        tc
+    }
+}
+
+/// Received frames hit exactly when `kernel_key` gives them a key that is in the table,
+/// with that key: redirected, counted, the bytes that change within a flow ignored; a miss
+/// on another port or address and on a removed entry.
 #[test]
-fn bpf_tc_program_computes_kernel_key() {
+fn bpf_programs_compute_kernel_key() {
     let table = KernelTable::new(1024).unwrap();
     table.set_current(5, 2).unwrap();
     let now = tag(5, 2);
-    let tc = table.load(PORT, Flavour::Tc).unwrap();
-    let tc_other_port = table.load(PORT + 1, Flavour::Tc).unwrap();
-    let run =
-        |f: &[u8]| test_run(tc.as_fd(), f).unwrap_or_else(|e| panic!("{} bytes: {e}", f.len()));
+    let port = Progs::new(&table, PORT);
+    let other_port = Progs::new(&table, PORT + 1);
     let mut keyed = 0;
     for (what, f) in corpus() {
         let key = kernel_key(PORT, &f);
-        assert_eq!(run(&f), NEXT, "{what}: before insert");
+        assert_eq!(port.ingress(&f), NEXT, "{what}: before insert");
         if let Some(k) = key.or_else(|| decoy_key(PORT, &f)) {
             table.insert(&k, OUT, now).unwrap();
         }
         let want = if key.is_some() { REDIRECT } else { NEXT };
-        assert_eq!(run(&f), want, "{what}");
+        assert_eq!(port.ingress(&f), want, "{what}");
         let Some(k) = key else { continue };
         keyed += 1;
         assert_eq!(
@@ -269,58 +329,81 @@ fn bpf_tc_program_computes_kernel_key() {
 
         let g = next_of_flow(&f);
         assert_eq!(kernel_key(PORT, &g), Some(k), "{what}: the test's own flow");
-        assert_eq!(run(&g), REDIRECT, "{what}: next packet");
+        assert_eq!(port.ingress(&g), REDIRECT, "{what}: next packet");
         let bytes = (f.len() + g.len()) as u64;
         assert_eq!(table.counts(&k).unwrap(), Some((2, bytes)), "{what}");
 
         let h = other_address(&f);
         assert_ne!(kernel_key(PORT, &h), Some(k));
-        assert_eq!(run(&h), NEXT, "{what}: other address");
-        assert_eq!(
-            test_run(tc_other_port.as_fd(), &f).unwrap(),
-            NEXT,
-            "{what}: other port"
-        );
+        assert_eq!(port.ingress(&h), NEXT, "{what}: other address");
+        assert_eq!(other_port.ingress(&f), NEXT, "{what}: other port");
         assert_eq!(
             table.counts(&k).unwrap(),
             Some((2, bytes)),
             "{what}: misses count"
         );
         table.remove(&k).unwrap();
-        assert_eq!(run(&f), NEXT, "{what}: removed");
+        assert_eq!(port.ingress(&f), NEXT, "{what}: removed");
         assert_eq!(table.counts(&k).unwrap(), None);
         table.remove(&k).unwrap();
     }
     assert_eq!(keyed, 7);
 }
 
+/// The filter and tc decide at two moments; the table may change in between. A packet the
+/// filter let through to the port is never redirected (an entry put in meanwhile
+/// notwithstanding: the packet would go out twice), and tc alone redirects nothing; a hit
+/// whose entry went stale in between goes neither way.
+#[test]
+fn bpf_tc_redirects_only_what_the_filter_hid() {
+    let table = KernelTable::new(16).unwrap();
+    table.set_current(1, 1).unwrap();
+    let port = Progs::new(&table, PORT);
+    let f = udp4(&[7; 20]);
+    let k = kernel_key(PORT, &f).unwrap();
+
+    assert_eq!(port.filter(&f), WHOLE);
+    table.insert(&k, OUT, tag(1, 1)).unwrap();
+    assert_eq!(port.tc(&f), NEXT, "inserted between filter and tc");
+    assert_eq!(port.tc(&f), NEXT, "tc alone");
+    assert_eq!(table.counts(&k).unwrap(), Some((0, 0)));
+
+    assert_eq!(port.filter(&f), DROP);
+    assert_eq!(port.tc(&f), REDIRECT);
+    assert_eq!(port.tc(&f), NEXT, "the filter's verdict is used once");
+    assert_eq!(table.counts(&k).unwrap(), Some((1, f.len() as u64)));
+
+    assert_eq!(port.filter(&f), DROP);
+    table.set_current(2, 1).unwrap();
+    assert_eq!(port.tc(&f), NEXT, "stale between filter and tc");
+    assert_eq!(table.counts(&k).unwrap(), Some((1, f.len() as u64)));
+
+    // A miss clears what a hit before it left (its tc run never came).
+    table.insert(&k, OUT, tag(2, 1)).unwrap();
+    assert_eq!(port.filter(&f), DROP);
+    assert_eq!(port.filter(&other_address(&f)), WHOLE);
+    assert_eq!(port.tc(&f), NEXT);
+}
+
 #[test]
 fn bpf_stale_entries_miss_and_older_callers_do_not_revive_them() {
     let table = KernelTable::new(16).unwrap();
-    let tc = table.load(PORT, Flavour::Tc).unwrap();
+    let port = Progs::new(&table, PORT);
     let f = tcp4(&[1; 10], 1);
     let k = kernel_key(PORT, &f).unwrap();
     table.set_current(3, 1).unwrap();
     table.insert(&k, OUT, tag(3, 1)).unwrap();
-    assert_eq!(test_run(tc.as_fd(), &f).unwrap(), REDIRECT);
+    assert_eq!(port.ingress(&f), REDIRECT);
     for (generation, mac) in [(4, 1), (3, 1), (2, 0)] {
         table.set_current(generation, mac).unwrap();
-        assert_eq!(
-            test_run(tc.as_fd(), &f).unwrap(),
-            NEXT,
-            "after ({generation}, {mac})"
-        );
+        assert_eq!(port.ingress(&f), NEXT, "after ({generation}, {mac})");
     }
     // Generation 4 stays; a newer MAC version goes with it.
     table.set_current(3, 2).unwrap();
     table.insert(&k, OUT, tag(4, 1)).unwrap();
-    assert_eq!(
-        test_run(tc.as_fd(), &f).unwrap(),
-        NEXT,
-        "tag(4, 1) after MAC 2"
-    );
+    assert_eq!(port.ingress(&f), NEXT, "tag(4, 1) after MAC 2");
     table.insert(&k, OUT, tag(4, 2)).unwrap();
-    assert_eq!(test_run(tc.as_fd(), &f).unwrap(), REDIRECT);
+    assert_eq!(port.ingress(&f), REDIRECT);
     assert_eq!(table.counts(&k).unwrap(), Some((1, f.len() as u64)));
 }
 
@@ -341,41 +424,58 @@ fn bpf_a_full_table_refuses_new_keys_but_replaces_old_ones() {
     assert_eq!(table.counts(&keys[2]).unwrap(), Some((0, 0)));
 }
 
-/// A socket-filter test run starts after the Ethernet header (tc's starts at it; a packet
-/// socket's filter sees the whole frame), so the filter is run on frames behind 14 bytes
-/// of padding here: it drops what the tc program redirects and passes the rest whole.
+/// `remove_all` takes out every listed entry in one call, absent keys (the kernel stops at
+/// each) included, and nothing else.
 #[test]
-fn bpf_socket_filter_drops_the_tc_programs_hits() {
+fn bpf_remove_all_takes_out_the_listed_entries_only() {
+    let table = KernelTable::new(64).unwrap();
+    let keys: Vec<KernelKey> = (0..12)
+        .map(|i| kernel_key(PORT + i, &tcp4(&[], 1)).unwrap())
+        .collect();
+    for k in &keys[..10] {
+        table.insert(k, OUT, 0).unwrap();
+    }
+    let (absent, other) = (keys[10], keys[11]);
+    table.remove_all(&[]).unwrap();
+    table
+        .remove_all(&[keys[0], keys[1], absent, keys[2], absent, other, keys[3]])
+        .unwrap();
+    let present = |k: &KernelKey| table.counts(k).unwrap().is_some();
+    assert_eq!(
+        keys[..10].iter().map(present).collect::<Vec<_>>(),
+        [[false; 4].as_slice(), &[true; 6]].concat()
+    );
+    table.remove_all(&[keys[9], keys[4], absent]).unwrap();
+    table.remove_all(&keys[5..9]).unwrap();
+    assert!(!keys.iter().any(present));
+}
+
+/// The filter passes a frame whole unless it is a hit, and reads the frame from its
+/// Ethernet header on (unpadded, a hit's frame is something else).
+#[test]
+fn bpf_socket_filter_drops_hits_only() {
     let table = KernelTable::new(1024).unwrap();
-    let sock = table.load(PORT, Flavour::Socket).unwrap();
-    let tc = table.load(PORT, Flavour::Tc).unwrap();
-    let mut tc_hits = 0;
+    let port = Progs::new(&table, PORT);
+    let mut hits = 0;
     for (what, f) in corpus() {
         if let Some(k) = kernel_key(PORT, &f).or_else(|| decoy_key(PORT, &f)) {
             table.insert(&k, OUT, tag(0, 0)).unwrap();
         }
-        let mut padded = vec![0xaa; 12];
-        padded.extend([0x88, 0xb5]); // local experimental: no L3 checks
-        padded.extend(&f);
-        let tc_verdict = test_run(tc.as_fd(), &f).unwrap();
-        let want = if tc_verdict == REDIRECT { DROP } else { WHOLE };
-        tc_hits += usize::from(tc_verdict == REDIRECT);
-        assert_eq!(test_run(sock.as_fd(), &padded).unwrap(), want, "{what}");
-        if tc_verdict == REDIRECT {
-            assert_eq!(
-                test_run(sock.as_fd(), &f).unwrap(),
-                WHOLE,
-                "{what} unpadded"
-            );
+        let want = if kernel_key(PORT, &f).is_some() {
+            DROP
+        } else {
+            WHOLE
+        };
+        assert_eq!(port.filter(&f), want, "{what}");
+        if want == DROP {
+            hits += 1;
+            let unpadded = test_run(port.sock.as_fd(), &f).unwrap();
+            assert_eq!(unpadded, WHOLE, "{what} unpadded");
         }
     }
-    assert_eq!(tc_hits, 7);
+    assert_eq!(hits, 7);
 }
 
-// ---------------------------------------------------------------------------------------
-// Real traffic.
-
-/// The test flow's frame number `i` (TCP over IPv4, `i` in the payload's first 4 bytes).
 fn marked(i: u32) -> Vec<u8> {
     let mut payload = i.to_be_bytes().to_vec();
     payload.extend([0x5a; 60]);
