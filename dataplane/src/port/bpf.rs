@@ -405,11 +405,7 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd, hidden: R
     // below; tc takes it: a packet the filter let through to the port is not redirected,
     // whatever the table says by now (or it would be forwarded twice).
     a.st_imm(W, R10, EPOCH_KEY, 0);
-    a.ld_map_fd(R1, hidden);
-    a.mov64_reg(R2, R10);
-    a.add64_imm(R2, EPOCH_KEY.into());
-    a.call(FN_MAP_LOOKUP_ELEM);
-    a.jmp_imm(JEQ, R0, 0, miss);
+    lookup_elem(&mut a, hidden, EPOCH_KEY, miss);
     a.mov64_reg(R9, R0);
     if flavour == Flavour::Tc {
         a.ldx(DW, R1, R9, 0);
@@ -463,18 +459,10 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd, hidden: R
 
     // The entry, if current.
     a.bind(lookup);
-    a.ld_map_fd(R1, flows);
-    a.mov64_reg(R2, R10);
-    a.add64_imm(R2, KEY.into());
-    a.call(FN_MAP_LOOKUP_ELEM);
-    a.jmp_imm(JEQ, R0, 0, miss);
+    lookup_elem(&mut a, flows, KEY, miss);
     a.mov64_reg(R7, R0);
     a.st_imm(W, R10, EPOCH_KEY, 0);
-    a.ld_map_fd(R1, epoch);
-    a.mov64_reg(R2, R10);
-    a.add64_imm(R2, EPOCH_KEY.into());
-    a.call(FN_MAP_LOOKUP_ELEM);
-    a.jmp_imm(JEQ, R0, 0, miss);
+    lookup_elem(&mut a, epoch, EPOCH_KEY, miss);
     a.ldx(DW, R1, R0, 0);
     a.ldx(DW, R2, R7, Value::TAG);
     a.jmp_reg(JNE, R1, R2, miss);
@@ -503,6 +491,15 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd, hidden: R
         }
     }
     a.finish()
+}
+
+/// R0 = `bpf_map_lookup_elem(map, fp+key)`, to `miss` if there is no such element.
+fn lookup_elem(a: &mut Asm, map: RawFd, key: i16, miss: Label) {
+    a.ld_map_fd(R1, map);
+    a.mov64_reg(R2, R10);
+    a.add64_imm(R2, key.into());
+    a.call(FN_MAP_LOOKUP_ELEM);
+    a.jmp_imm(JEQ, R0, 0, miss);
 }
 
 /// `bpf_skb_load_bytes(ctx, off, fp+to, len)`, to `miss` on error (packet too short).

@@ -53,28 +53,51 @@ fn seqs(from: u32, n: u32) -> Vec<u32> {
     (from..from + n).collect()
 }
 
-#[test]
-fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
-    if !root_or_skip() {
-        return;
+/// A switch on a two-host topology with the kernel table required (`--offload tc`) and
+/// metrics on, forwarding 1 ↔ 2.
+struct Offloaded {
+    /// Declared first, so dropped first: the daemon goes before its namespaces.
+    sd: Switchd,
+    topo: Topo,
+    mport: u16,
+}
+
+impl Offloaded {
+    fn start(name: &str) -> Offloaded {
+        let topo = Topo::new(name, 2);
+        let mport = free_port();
+        let m = format!("127.0.0.1:{mport}");
+        let sd = Switchd::on_ports(&topo, &["--offload", "tc", "--metrics", &m]);
+        forward_1_2(Some(&topo.sw), &sd.target);
+        Offloaded { sd, topo, mport }
     }
-    let topo = Topo::new("offl", 2);
-    let ns = Some(topo.sw.as_str());
-    let mport = free_port();
-    let m = format!("127.0.0.1:{mport}");
-    let sd = Switchd::on_ports(&topo, &["--offload", "tc", "--metrics", &m]);
-    let t = sd.target.as_str();
-    forward_1_2(ns, t);
-    let flow = UdpFlow::new(&topo);
-    let kernel_rx = || {
-        let s = scrape(ns, mport);
+
+    fn ns(&self) -> Option<&str> {
+        Some(self.topo.sw.as_str())
+    }
+
+    /// Packets the kernel took in from port 1, packets the datapath threads handled, and
+    /// kernel flow table entries.
+    fn counts(&self) -> (u64, u64, u64) {
+        let s = scrape(self.ns(), self.mport);
         let rx = s
             .get("fuxi_port_kernel_rx_packets_total{port=\"s1\",ofport=\"1\"}")
             .copied()
             .unwrap_or_else(|| panic!("no kernel counter: {s:?}"));
         let userspace = sum(&s, "fuxi_cache_hits_total", "");
         (rx as u64, userspace as u64, s["fuxi_kernel_flows"] as u64)
-    };
+    }
+}
+
+#[test]
+fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
+    if !root_or_skip() {
+        return;
+    }
+    let o = Offloaded::start("offl");
+    let (ns, t, topo) = (o.ns(), o.sd.target.as_str(), &o.topo);
+    let flow = UdpFlow::new(topo);
+    let kernel_rx = || o.counts();
     // The first datagram goes through the switch and puts the microflow into the kernel,
     // which forwards the rest.
     assert_eq!(flow.burst(0, 200), seqs(0, 200));
@@ -185,18 +208,12 @@ fn offload_tc_turns_off_when_the_kernel_refuses_a_generation() {
     if !root_or_skip() {
         return;
     }
-    let topo = Topo::new("offx", 2);
-    let ns = Some(topo.sw.as_str());
-    let mport = free_port();
-    let m = format!("127.0.0.1:{mport}");
-    let sd = Switchd::on_ports(&topo, &["--offload", "tc", "--metrics", &m]);
-    let t = sd.target.as_str();
-    forward_1_2(ns, t);
-    let flow = UdpFlow::new(&topo);
+    let o = Offloaded::start("offx");
+    let (ns, t) = (o.ns(), o.sd.target.as_str());
+    let flow = UdpFlow::new(&o.topo);
     let counts = || {
-        let s = scrape(ns, mport);
-        let rx = s["fuxi_port_kernel_rx_packets_total{port=\"s1\",ofport=\"1\"}"];
-        (rx as u64, sum(&s, "fuxi_cache_hits_total", "") as u64)
+        let (rx, hits, _) = o.counts();
+        (rx, hits)
     };
     assert_eq!(flow.burst(0, 100), seqs(0, 100));
     std::thread::sleep(Duration::from_millis(1200));
@@ -205,7 +222,7 @@ fn offload_tc_turns_off_when_the_kernel_refuses_a_generation() {
 
     crate::util::sh(&format!(
         "bpftool map freeze id {} >/dev/null",
-        epoch_map_id(sd.pid())
+        epoch_map_id(o.sd.pid())
     ));
     ofctl_ok_in(ns, &["del-flows", t]);
     assert_eq!(flow.burst(1000, 50), Vec::<u32>::new());
@@ -216,8 +233,7 @@ fn offload_tc_turns_off_when_the_kernel_refuses_a_generation() {
     let (rx2, hits2) = counts();
     assert_eq!(rx2, rx, "the kernel forwarded after it was turned off");
     assert!(hits2 >= hits + 95, "userspace forwarded {}", hits2 - hits);
-    let s = scrape(ns, mport);
-    assert_eq!(s["fuxi_kernel_flows"], 0.0);
+    assert_eq!(o.counts().2, 0);
 }
 
 /// Thousands of microflows in the kernel (3,000 UDP source ports, one datagram each
@@ -230,13 +246,8 @@ fn offload_tc_counts_thousands_of_kernel_flows_exactly() {
     if !root_or_skip() {
         return;
     }
-    let topo = Topo::new("offn", 2);
-    let ns = Some(topo.sw.as_str());
-    let mport = free_port();
-    let m = format!("127.0.0.1:{mport}");
-    let sd = Switchd::on_ports(&topo, &["--offload", "tc", "--metrics", &m]);
-    let t = sd.target.as_str();
-    forward_1_2(ns, t);
+    let o = Offloaded::start("offn");
+    let (ns, t, topo) = (o.ns(), o.sd.target.as_str(), &o.topo);
     const FLOWS: u16 = 3000;
     let rx = run_in(&topo.hosts[1], || UdpSocket::bind("10.9.0.2:4000"))
         .expect("enter netns")
@@ -281,8 +292,7 @@ fn offload_tc_counts_thousands_of_kernel_flows_exactly() {
         std::thread::sleep(Duration::from_millis(500));
         let dump = ofctl_ok_in(ns, &["dump-flows", t]);
         flow = packets_of(&dump, "in_port=1").unwrap_or(0);
-        let s = scrape(ns, mport);
-        kernel = s["fuxi_port_kernel_rx_packets_total{port=\"s1\",ofport=\"1\"}"] as u64;
+        kernel = o.counts().0;
         if flow == want && kernel >= u64::from(FLOWS) {
             break;
         }
