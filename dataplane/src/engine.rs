@@ -656,6 +656,12 @@ impl Worker {
         self.dp.set_kernel(k);
     }
 
+    /// The packets this worker processed so far have been sent (call after every batch's
+    /// sends): the kernel flow table may take what was offered for them.
+    pub fn commit_kernel(&mut self) {
+        self.dp.commit_kernel();
+    }
+
     /// Credits what the kernel forwarded to this worker's megaflows, as used at `now` (call
     /// before [`Worker::sync_stats`]).
     pub fn harvest_kernel(&mut self, now: Nanos) {

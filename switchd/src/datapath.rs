@@ -492,8 +492,10 @@ fn run(ctx: DatapathCtx) {
                     }
                 },
             );
-            // The ring slots go back only now that every output of them was sent.
+            // The ring slots go back only now that every output of them was sent; the
+            // kernel may take the batch's microflows only now too.
             lent.release();
+            worker.commit_kernel();
             let no_pi = slot.config.load(Ordering::Relaxed) & pcfg::NO_PACKET_IN != 0;
             for pi in out.packet_ins.drain(..) {
                 if !no_pi {

@@ -2,7 +2,8 @@
 //!
 //! The datapath decides what the kernel may forward ([`fuxi_dataplane::cache::kernel`]);
 //! here a datapath thread puts those microflows into the bridge's BPF map
-//! ([`KernelTable`]), credits what the kernel forwarded for them to their megaflows (so to
+//! ([`KernelTable`]) once the batch that offered them has been sent (so the kernel never
+//! forwards a flow's packet ahead of the one that put it in), credits what the kernel forwarded for them to their megaflows (so to
 //! the OpenFlow flow, table and group counters) and to both ports' counters once a second,
 //! drops entries idle for [`IDLE`], and drops them all when it drops its caches. The
 //! control plane tells the table the published pipeline generation after every publish
@@ -169,6 +170,9 @@ pub struct ThreadKernel {
     round: Vec<KernelKey>,
     /// How many of them a call reads.
     chunk: usize,
+    /// Offered since the last commit, to put in once their packets are sent: key, output
+    /// ifindex, tag, entry.
+    pending: Vec<(KernelKey, u32, u64, Entry)>,
     /// Offers to skip after the map refused one (full).
     backoff: u32,
 }
@@ -182,6 +186,7 @@ impl ThreadKernel {
             last_harvest: 0,
             round: Vec::new(),
             chunk: 0,
+            pending: Vec::new(),
             backoff: 0,
         }
     }
@@ -265,7 +270,7 @@ impl ThreadKernel {
 
 impl KernelFlows for ThreadKernel {
     fn offer(&mut self, key: &KernelKey, mf: &Arc<Megaflow>, out_port: u32, tag: u64) {
-        if self.entries.contains_key(key) {
+        if self.entries.contains_key(key) || self.pending.iter().any(|p| p.0 == *key) {
             return;
         }
         if self.backoff > 0 {
@@ -276,25 +281,31 @@ impl KernelFlows for ThreadKernel {
         let Some(ifindex) = self.usable(in_port, out_port) else {
             return;
         };
-        match self.kernel.table.insert(key, ifindex, tag) {
-            Ok(()) => {
-                let moved = mf.used.load(Ordering::Relaxed);
-                self.entries.insert(
-                    *key,
-                    Entry {
-                        mf: mf.clone(),
-                        in_port,
-                        out_port,
-                        packets: 0,
-                        bytes: 0,
-                        moved,
-                    },
-                );
-                self.kernel.entries.fetch_add(1, Ordering::Relaxed);
+        let entry = Entry {
+            mf: mf.clone(),
+            in_port,
+            out_port,
+            packets: 0,
+            bytes: 0,
+            moved: mf.used.load(Ordering::Relaxed),
+        };
+        self.pending.push((*key, ifindex, tag, entry));
+    }
+
+    fn commit(&mut self) {
+        for (key, ifindex, tag, entry) in self.pending.drain(..) {
+            if self.backoff > 0 {
+                break;
             }
-            Err(e) => {
-                tracing::debug!("kernel flow table: entry refused: {e}");
-                self.backoff = 1000;
+            match self.kernel.table.insert(&key, ifindex, tag) {
+                Ok(()) => {
+                    self.entries.insert(key, entry);
+                    self.kernel.entries.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::debug!("kernel flow table: entry refused: {e}");
+                    self.backoff = 1000;
+                }
             }
         }
     }
@@ -320,6 +331,8 @@ impl KernelFlows for ThreadKernel {
     fn clear(&mut self, now: Nanos, generation: u64, mac_version: u64) {
         self.kernel.published(generation, mac_version);
         self.round.clear();
+        // Their packets were translated at an older generation.
+        self.pending.clear();
         if self.entries.is_empty() {
             return;
         }

@@ -150,6 +150,10 @@ pub trait KernelFlows: Send {
     /// the kernel may forward the rest of its microflow. Called for every such packet that
     /// reaches userspace: keeps what it was offered and does nothing the second time.
     fn offer(&mut self, key: &KernelKey, mf: &Arc<Megaflow>, out_port: u32, tag: u64);
+    /// The packets processed since the last call have been sent: put in what was offered
+    /// for them. (An entry in before its packet left would let the kernel forward the
+    /// flow's next packets ahead of it.)
+    fn commit(&mut self);
     /// Credits what the kernel forwarded since the last call to the entries' megaflows (as
     /// used at `now`), and drops entries idle for long. May do nothing if called again soon.
     fn harvest(&mut self, now: Nanos);

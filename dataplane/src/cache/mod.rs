@@ -464,6 +464,14 @@ impl Datapath {
         self.kernel = Some(k);
     }
 
+    /// The packets processed so far have been sent: the kernel flow table may take what
+    /// was offered for them ([`KernelFlows::commit`]).
+    pub fn commit_kernel(&mut self) {
+        if let Some(k) = self.kernel.as_mut() {
+            k.commit();
+        }
+    }
+
     /// Credits what the kernel forwarded to the megaflows (call before
     /// [`Datapath::sync_stats`], with the time now).
     pub fn harvest_kernel(&mut self, now: Nanos) {

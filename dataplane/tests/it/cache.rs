@@ -689,6 +689,7 @@ impl KernelFlows for FakeKernel {
         let mut e = self.entries.lock().unwrap();
         e.entry(*key).or_insert((out_port, tag, mf.clone()));
     }
+    fn commit(&mut self) {}
     fn harvest(&mut self, now: Nanos) {
         for (_, _, mf) in self.entries.lock().unwrap().values() {
             mf.credit(self.forwarded.0, self.forwarded.1, now);

@@ -236,11 +236,13 @@ fn offload_tc_turns_off_when_the_kernel_refuses_a_generation() {
     assert_eq!(o.counts().2, 0);
 }
 
-/// Thousands of microflows in the kernel (3,000 UDP source ports, one datagram each
-/// through the switch, then one more each, which the kernel forwards), harvested over
-/// several calls: every datagram is forwarded and counted once, in the flow's and the
-/// port's counters. (Sent back to back, a flow's second datagram can pass the socket filter
-/// before its entry goes in and reach tc after: it must then not be sent twice.)
+/// Thousands of microflows in the kernel (3,000 UDP source ports, two datagrams each back
+/// to back through the switch, then a third each, which the kernel forwards), harvested
+/// over several calls: every datagram is forwarded once and in order, and counted once in
+/// the flow's and the port's counters. (A flow's second datagram can pass the socket filter
+/// before its entry goes in and reach tc after: it must then not be sent twice; and the
+/// entry must not go in before the first datagram is sent, or the kernel would forward the
+/// second ahead of it.)
 #[test]
 fn offload_tc_counts_thousands_of_kernel_flows_exactly() {
     if !root_or_skip() {
@@ -255,11 +257,11 @@ fn offload_tc_counts_thousands_of_kernel_flows_exactly() {
     rx.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     let receiver = std::thread::spawn(move || {
-        let mut got = std::collections::HashMap::<(u16, u8), u32>::new();
+        let mut got = std::collections::HashMap::<u16, Vec<u8>>::new();
         let mut buf = [0u8; 100];
         while let Ok((n, from)) = rx.recv_from(&mut buf) {
             assert_eq!(n, 64);
-            *got.entry((from.port(), buf[0])).or_default() += 1;
+            got.entry(from.port()).or_default().push(buf[0]);
         }
         got
     });
@@ -281,9 +283,21 @@ fn offload_tc_counts_thousands_of_kernel_flows_exactly() {
     std::thread::sleep(Duration::from_millis(300));
     send(2..3);
     let got = receiver.join().unwrap();
-    let twice: Vec<_> = got.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(twice.is_empty(), "received more than once: {twice:?}");
-    assert_eq!(got.len(), 3 * usize::from(FLOWS), "datagrams received");
+    assert_eq!(got.len(), usize::from(FLOWS), "flows received");
+    let sorted = |v: &Vec<u8>| {
+        let mut v = v.clone();
+        v.sort_unstable();
+        v
+    };
+    let wrong: Vec<_> = got
+        .iter()
+        .filter(|(_, v)| sorted(v) != [0, 1, 2])
+        .take(5)
+        .collect();
+    assert!(wrong.is_empty(), "not received exactly once: {wrong:?}");
+    // In order; a few flows' first two may cross when the receiving softirq runs late.
+    let crossed = got.values().filter(|v| **v != [0, 1, 2]).count();
+    assert!(crossed <= 30, "{crossed} of {FLOWS} flows reordered");
 
     let want = 3 * u64::from(FLOWS);
     let deadline = Instant::now() + Duration::from_secs(5);
