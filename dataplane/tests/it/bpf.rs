@@ -407,12 +407,17 @@ fn bpf_stale_entries_miss_and_older_callers_do_not_revive_them() {
     assert_eq!(table.counts(&k).unwrap(), Some((1, f.len() as u64)));
 }
 
+/// `n` distinct keys (one TCP frame on ports `PORT..PORT + n`).
+fn keys(n: u32) -> Vec<KernelKey> {
+    (0..n)
+        .map(|i| kernel_key(PORT + i, &tcp4(&[], 1)).unwrap())
+        .collect()
+}
+
 #[test]
 fn bpf_a_full_table_refuses_new_keys_but_replaces_old_ones() {
     let table = KernelTable::new(2).unwrap();
-    let keys: Vec<KernelKey> = (0..3)
-        .map(|i| kernel_key(PORT + i, &tcp4(&[], 1)).unwrap())
-        .collect();
+    let keys = keys(3);
     table.insert(&keys[0], OUT, 0).unwrap();
     table.insert(&keys[1], OUT, 0).unwrap();
     let e = table.insert(&keys[2], OUT, 0).unwrap_err();
@@ -429,9 +434,7 @@ fn bpf_a_full_table_refuses_new_keys_but_replaces_old_ones() {
 #[test]
 fn bpf_remove_all_takes_out_the_listed_entries_only() {
     let table = KernelTable::new(64).unwrap();
-    let keys: Vec<KernelKey> = (0..12)
-        .map(|i| kernel_key(PORT + i, &tcp4(&[], 1)).unwrap())
-        .collect();
+    let keys = keys(12);
     for k in &keys[..10] {
         table.insert(k, OUT, 0).unwrap();
     }
