@@ -54,6 +54,7 @@ const BPF_MAP_UPDATE_ELEM: u32 = 2;
 const BPF_MAP_DELETE_ELEM: u32 = 3;
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_PROG_TEST_RUN: u32 = 10;
+const BPF_MAP_LOOKUP_BATCH: u32 = 24;
 const BPF_MAP_DELETE_BATCH: u32 = 27;
 const BPF_LINK_CREATE: u32 = 28;
 const BPF_LINK_DETACH: u32 = 34;
@@ -266,6 +267,51 @@ impl KernelTable {
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Calls `each(key, packets, bytes)` for every entry, reading the map in batches of a
+    /// thousand (a few `bpf(2)` calls where [`KernelTable::counts`] takes one per entry).
+    /// An entry put in or removed meanwhile may or may not be seen; one that stays is.
+    pub fn counts_all(&self, mut each: impl FnMut(&KernelKey, u64, u64)) -> io::Result<()> {
+        const N: usize = 1024;
+        let mut keys = vec![[0u8; KEY_LEN]; N];
+        let mut values = vec![[0u8; VALUE_LEN]; N];
+        // The hash map's batch token (a bucket number), in and out.
+        let (mut token, mut next) = (0u64, 0u64);
+        let mut first = true;
+        loop {
+            let mut attr = BatchAttr {
+                in_batch: if first {
+                    0
+                } else {
+                    &token as *const u64 as u64
+                },
+                out_batch: &mut next as *mut u64 as u64,
+                keys: keys.as_mut_ptr() as u64,
+                values: values.as_mut_ptr() as u64,
+                count: N as u32,
+                map_fd: self.flows.as_raw_fd() as u32,
+                ..BatchAttr::default()
+            };
+            // SAFETY: `keys` and `values` hold `count` keys and values of the map's sizes,
+            // the tokens 8 bytes (the kernel uses 4), all live for the call; the kernel
+            // writes only into them and `attr.count`.
+            let done = match unsafe { sys_bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) } {
+                Ok(_) => false,
+                // The last batch (possibly empty).
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+                Err(e) => return Err(e),
+            };
+            for (k, v) in keys.iter().zip(&values).take(attr.count as usize) {
+                let v = Value::from_bytes(v);
+                each(k, v.packets, v.bytes);
+            }
+            if done {
+                return Ok(());
+            }
+            token = next;
+            first = false;
         }
     }
 

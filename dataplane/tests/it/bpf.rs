@@ -429,6 +429,34 @@ fn bpf_a_full_table_refuses_new_keys_but_replaces_old_ones() {
     assert_eq!(table.counts(&keys[2]).unwrap(), Some((0, 0)));
 }
 
+/// `counts_all` reads every entry once, with its counts, over several batches.
+#[test]
+fn bpf_counts_all_reads_every_entry_once() {
+    let table = KernelTable::new(4096).unwrap();
+    table
+        .counts_all(|_, _, _| panic!("an empty table has entries"))
+        .unwrap();
+    let keys = keys(3000);
+    for k in &keys {
+        table.insert(k, OUT, tag(1, 1)).unwrap();
+    }
+    table.set_current(1, 1).unwrap();
+    let port = Progs::new(&table, PORT + 7);
+    let f = tcp4(&[], 1);
+    assert_eq!(port.ingress(&f), REDIRECT);
+    let mut seen = std::collections::HashMap::new();
+    table
+        .counts_all(|k, packets, bytes| {
+            assert!(seen.insert(*k, (packets, bytes)).is_none(), "seen twice");
+        })
+        .unwrap();
+    assert_eq!(seen.len(), keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        let want = if i == 7 { (1, f.len() as u64) } else { (0, 0) };
+        assert_eq!(seen.get(k), Some(&want), "key {i}");
+    }
+}
+
 /// `remove_all` takes out every listed entry in one call, absent keys (the kernel stops at
 /// each) included, and nothing else.
 #[test]
