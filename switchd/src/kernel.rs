@@ -3,8 +3,9 @@
 //! The datapath decides what the kernel may forward ([`fuxi_dataplane::cache::kernel`]);
 //! here a datapath thread puts those microflows into the bridge's BPF map
 //! ([`KernelTable`]) once the batch that offered them has been sent (so the kernel never
-//! forwards a flow's packet ahead of the one that put it in), credits what the kernel forwarded for them to their megaflows (so to
-//! the OpenFlow flow, table and group counters) and to both ports' counters once a second,
+//! forwards a flow's packet ahead of the one that put it in), credits what the kernel
+//! forwarded for them to their megaflows (so to the OpenFlow flow, table and group
+//! counters) and to both ports' counters once a second,
 //! drops entries idle for [`IDLE`], and drops them all when it drops its caches. The
 //! control plane tells the table the published pipeline generation after every publish
 //! ([`Kernel::published`]), which stops the kernel using entries made under an older one
@@ -40,6 +41,9 @@ pub const IDLE: Nanos = 10_000_000_000;
 pub const HARVEST_EVERY: Nanos = 1_000_000_000;
 /// Entries a harvest call reads at least (≈ 1 ms of lookups), if it has that many left.
 pub const HARVEST_CHUNK: usize = 1024;
+/// Dropping more entries than this, their counts are read with the whole map in batches
+/// ([`KernelTable::counts_all`]) rather than one lookup each.
+const READ_ALL_FROM: usize = 256;
 
 /// What the kernel forwarded for a port, added to its own counters.
 #[derive(Debug, Default)]
@@ -193,13 +197,13 @@ impl ThreadKernel {
 
     /// The output port's ifindex if the kernel may forward from `in_port` to `out_port`.
     fn usable(&self, in_port: u32, out_port: u32) -> Option<u32> {
+        if self.kernel.is_off() {
+            return None;
+        }
         let (i, o) = (
             self.kernel.ports.get(in_port)?,
             self.kernel.ports.get(out_port)?,
         );
-        if self.kernel.is_off() {
-            return None;
-        }
         let ok = |s: &PortSlot, no: u32| {
             s.kernel_port.get().is_some()
                 && s.link_up.load(Ordering::Relaxed)
@@ -218,7 +222,7 @@ impl ThreadKernel {
         let ports = self.kernel.ports.load();
         let before = self.entries.len();
         let mut snapshot = None;
-        if drop_all && keys.len() > 256 {
+        if drop_all && keys.len() > READ_ALL_FROM {
             let mut m = HashMap::with_capacity(keys.len());
             let entries = &self.entries;
             match table.counts_all(|k, p, b| {

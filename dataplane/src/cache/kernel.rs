@@ -66,7 +66,7 @@ pub fn l4_with_ports(proto: u8) -> bool {
 /// UDP or SCTP, or an ICMP or ICMPv6 echo request or reply (whose type and code are all a
 /// flow key takes from them: their checksum is zeroed, their id and sequence number lie
 /// past the window), at least as long as the bytes the key covers, whose IP length field
-/// says where the frame ends and whose L4 header is whole ([`l4_whole`]).
+/// says where the frame ends and whose L4 header is whole (`l4_whole`).
 pub fn kernel_key(in_port: u32, frame: &[u8]) -> Option<KernelKey> {
     let mut k = [0u8; KEY_LEN];
     k[..FRAME_AT].copy_from_slice(&in_port.to_ne_bytes());

@@ -51,7 +51,6 @@ pub const VALUE_LEN: usize = 32;
 const BPF_MAP_CREATE: u32 = 0;
 const BPF_MAP_LOOKUP_ELEM: u32 = 1;
 const BPF_MAP_UPDATE_ELEM: u32 = 2;
-const BPF_MAP_DELETE_ELEM: u32 = 3;
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_PROG_TEST_RUN: u32 = 10;
 const BPF_MAP_LOOKUP_BATCH: u32 = 24;
@@ -315,14 +314,6 @@ impl KernelTable {
         }
     }
 
-    /// Removes `key`'s entry (absent is fine).
-    pub fn remove(&self, key: &KernelKey) -> io::Result<()> {
-        match map_delete(&self.flows, key) {
-            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => Err(e),
-            _ => Ok(()),
-        }
-    }
-
     /// Removes the entries of `keys` (absent ones are fine), in one `bpf(2)` call when all
     /// are there.
     pub fn remove_all(&self, keys: &[KernelKey]) -> io::Result<()> {
@@ -375,9 +366,7 @@ impl KernelPort {
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
-}
 
-impl KernelPort {
     /// Takes both programs off the port now, the tc program first (for when the table can
     /// no longer be kept current): from here on the port's packets all reach its socket.
     /// Dropping it afterwards is harmless.
@@ -559,8 +548,6 @@ fn load_bytes(a: &mut Asm, off: i32, to: i16, len: i32, miss: Label) {
     a.jmp_imm(JNE, R0, 0, miss);
 }
 
-/// To `miss` unless IP protocol `reg` is TCP, UDP or SCTP (see
-/// [`crate::cache::kernel::l4_with_ports`]).
 /// At `here`: an ICMP or ICMPv6 header whose type (at stack offset `ty`) must be one of
 /// the two echo types, else to `miss`; its checksum (2 bytes on) is zeroed, then on to
 /// `done`.
@@ -619,6 +606,8 @@ fn l4_whole(
     a.bind(ok);
 }
 
+/// To `miss` unless IP protocol `reg` is TCP, UDP or SCTP (see
+/// [`crate::cache::kernel::l4_with_ports`]).
 fn l4_with_ports(a: &mut Asm, reg: u8, miss: Label) {
     let ok = a.label();
     a.jmp_imm(JEQ, reg, 6, ok);
@@ -993,17 +982,6 @@ fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
     // `value`; callers pass slices of exactly those sizes, live (and `value` exclusive) for
     // the call.
     unsafe { sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) }.map(drop)
-}
-
-fn map_delete(map: &OwnedFd, key: &[u8]) -> io::Result<()> {
-    let mut attr = ElemAttr {
-        map_fd: map.as_raw_fd() as u32,
-        key: key.as_ptr() as u64,
-        ..ElemAttr::default()
-    };
-    // SAFETY: the kernel reads the map's key size from `key`, a slice of that size live for
-    // the call.
-    unsafe { sys_bpf(BPF_MAP_DELETE_ELEM, &mut attr) }.map(drop)
 }
 
 /// Bytes of verifier log kept for a program the kernel refused.

@@ -342,10 +342,10 @@ fn bpf_programs_compute_kernel_key() {
             Some((2, bytes)),
             "{what}: misses count"
         );
-        table.remove(&k).unwrap();
+        table.remove_all(&[k]).unwrap();
         assert_eq!(port.ingress(&f), NEXT, "{what}: removed");
         assert_eq!(table.counts(&k).unwrap(), None);
-        table.remove(&k).unwrap();
+        table.remove_all(&[k]).unwrap();
     }
     assert_eq!(keyed, 7);
 }
@@ -423,7 +423,7 @@ fn bpf_a_full_table_refuses_new_keys_but_replaces_old_ones() {
     let e = table.insert(&keys[2], OUT, 0).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::E2BIG));
     table.insert(&keys[1], OUT + 1, 0).unwrap();
-    table.remove(&keys[0]).unwrap();
+    table.remove_all(&keys[..1]).unwrap();
     table.insert(&keys[2], OUT, 0).unwrap();
     assert_eq!(table.counts(&keys[0]).unwrap(), None);
     assert_eq!(table.counts(&keys[2]).unwrap(), Some((0, 0)));

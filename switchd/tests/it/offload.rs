@@ -63,13 +63,17 @@ struct Offloaded {
 }
 
 impl Offloaded {
-    fn start(name: &str) -> Offloaded {
+    /// None (the test returns) where root tests are skipped.
+    fn start(name: &str) -> Option<Offloaded> {
+        if !root_or_skip() {
+            return None;
+        }
         let topo = Topo::new(name, 2);
         let mport = free_port();
         let m = format!("127.0.0.1:{mport}");
         let sd = Switchd::on_ports(&topo, &["--offload", "tc", "--metrics", &m]);
         forward_1_2(Some(&topo.sw), &sd.target);
-        Offloaded { sd, topo, mport }
+        Some(Offloaded { sd, topo, mport })
     }
 
     fn ns(&self) -> Option<&str> {
@@ -91,10 +95,9 @@ impl Offloaded {
 
 #[test]
 fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
-    if !root_or_skip() {
+    let Some(o) = Offloaded::start("offl") else {
         return;
-    }
-    let o = Offloaded::start("offl");
+    };
     let (ns, t, topo) = (o.ns(), o.sd.target.as_str(), &o.topo);
     let flow = UdpFlow::new(topo);
     let kernel_rx = || o.counts();
@@ -205,10 +208,9 @@ fn epoch_map_id(pid: u32) -> u32 {
 /// through userspace.
 #[test]
 fn offload_tc_turns_off_when_the_kernel_refuses_a_generation() {
-    if !root_or_skip() {
+    let Some(o) = Offloaded::start("offx") else {
         return;
-    }
-    let o = Offloaded::start("offx");
+    };
     let (ns, t) = (o.ns(), o.sd.target.as_str());
     let flow = UdpFlow::new(&o.topo);
     let counts = || {
@@ -245,10 +247,9 @@ fn offload_tc_turns_off_when_the_kernel_refuses_a_generation() {
 /// second ahead of it.)
 #[test]
 fn offload_tc_counts_thousands_of_kernel_flows_exactly() {
-    if !root_or_skip() {
+    let Some(o) = Offloaded::start("offn") else {
         return;
-    }
-    let o = Offloaded::start("offn");
+    };
     let (ns, t, topo) = (o.ns(), o.sd.target.as_str(), &o.topo);
     const FLOWS: u16 = 3000;
     let rx = run_in(&topo.hosts[1], || UdpSocket::bind("10.9.0.2:4000"))
