@@ -668,6 +668,12 @@ impl Worker {
         self.dp.harvest_kernel(now);
     }
 
+    /// Whether a kernel harvest round is under way: call [`Worker::harvest_kernel`] again
+    /// soon.
+    pub fn kernel_harvesting(&self) -> bool {
+        self.dp.kernel_harvesting()
+    }
+
     /// Adds the counts this worker accumulated to the OpenFlow counters (call at least once
     /// a second, so idle timeouts and stats see traffic).
     pub fn sync_stats(&mut self) {

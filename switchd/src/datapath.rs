@@ -9,8 +9,11 @@
 //! through the engine worker, send per output port, hand packet-ins to the control plane.
 //! How it waits is [`PollMode`]: adaptive (the default) busy-polls under load — after a
 //! round that found packets it keeps polling its ports for the spin window before it
-//! sleeps in poll(2) on their descriptors (50 ms at most), so packets that follow within
-//! that window pay no sleep and wake-up, and an idle switch still uses no CPU. The window
+//! sleeps in poll(2) on their descriptors and its [`Waker`] (which a port added or removed,
+//! or stop, writes to), so packets that follow within that window pay no sleep and
+//! wake-up, and an idle switch still uses no CPU. A sleep lasts 100 ms while there is
+//! periodic work (stats to sync in the second after traffic, a kernel harvest round under
+//! way), else up to a second: an idle switch wakes about once a second. The window
 //! starts at 200 µs and grows, up to 20 ms, while packets keep waking the thread soon after
 //! it slept ([`SpinWindow`]): traffic with gaps under 20 ms (a ping every 10 ms) keeps the
 //! thread polling, at the price of its core. Always never sleeps (a whole core per thread,
@@ -23,7 +26,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
@@ -201,6 +204,9 @@ pub type PortTable = BTreeMap<u32, Arc<PortSlot>>;
 pub struct Ports {
     table: ArcSwap<PortTable>,
     edit: Mutex<()>,
+    /// One per datapath thread: written when the table changes, so a sleeping thread polls
+    /// a new port at once.
+    wakers: Mutex<Vec<Arc<Waker>>>,
 }
 
 impl Default for Ports {
@@ -208,11 +214,64 @@ impl Default for Ports {
         Ports {
             table: ArcSwap::from_pointee(PortTable::new()),
             edit: Mutex::new(()),
+            wakers: Mutex::new(Vec::new()),
         }
     }
 }
 
+/// An eventfd a datapath thread sleeps on beside its ports: [`Waker::wake`] ends its sleep.
+#[derive(Debug)]
+pub struct Waker(OwnedFd);
+
+impl Waker {
+    fn new() -> std::io::Result<Waker> {
+        // SAFETY: plain syscall; the fd is checked and owned right away.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        Ok(Waker(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Makes the thread's next or current poll(2) return.
+    pub fn wake(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: `one` is 8 readable bytes. A full counter (EAGAIN) is already a wake-up.
+        unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), 8) };
+    }
+
+    /// Resets it after a wake-up.
+    fn drain(&self) {
+        let mut n = [0u8; 8];
+        // SAFETY: `n` is 8 writable bytes.
+        unsafe { libc::read(self.0.as_raw_fd(), n.as_mut_ptr().cast(), 8) };
+    }
+}
+
 impl Ports {
+    /// A waker for a new datapath thread, woken with every change of the table.
+    pub fn waker(&self) -> std::io::Result<Arc<Waker>> {
+        let w = Arc::new(Waker::new()?);
+        self.wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(w.clone());
+        Ok(w)
+    }
+
+    /// Wakes every datapath thread (after a change of the table, or to stop them).
+    pub fn wake_all(&self) {
+        for w in self
+            .wakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            w.wake();
+        }
+    }
+
     /// The current table.
     pub fn load(&self) -> Arc<PortTable> {
         self.table.load_full()
@@ -241,6 +300,7 @@ impl Ports {
         let slot = Arc::new(slot);
         t.insert(slot.ofport, slot.clone());
         self.table.store(Arc::new(t));
+        self.wake_all();
         Ok(slot)
     }
 
@@ -250,13 +310,16 @@ impl Ports {
         let mut t = (*self.table.load_full()).clone();
         let r = t.remove(&ofport);
         self.table.store(Arc::new(t));
+        self.wake_all();
         r
     }
 
     /// Removes every port: returns the table they were in.
     pub fn clear(&self) -> Arc<PortTable> {
         let _g = self.edit.lock().unwrap_or_else(PoisonError::into_inner);
-        self.table.swap(Arc::new(PortTable::new()))
+        let t = self.table.swap(Arc::new(PortTable::new()));
+        self.wake_all();
+        t
     }
 
     /// A free port number.
@@ -431,6 +494,12 @@ fn run(ctx: DatapathCtx) {
         }
     }
     let mut worker = Worker::new(ctx.reader.clone());
+    // Without one (no eventfd), the thread sleeps 50 ms at most, to see port changes.
+    let waker = ctx
+        .ports
+        .waker()
+        .inspect_err(|e| tracing::warn!(thread = ctx.id, "no waker: {e}"))
+        .ok();
     if let Some(k) = &ctx.kernel {
         worker.set_kernel(Box::new(ThreadKernel::new(k.clone())));
     }
@@ -536,17 +605,44 @@ fn run(ctx: DatapathCtx) {
                     });
                 }
             }
+            let ports_polled = pollfds.len();
+            if let Some(w) = &waker {
+                pollfds.push(libc::pollfd {
+                    fd: w.0.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            // Periodic work wants the thread back: stats to sync soon after traffic, a
+            // kernel harvest round under way. Else it wakes for packets, the waker (a port
+            // added, stop) or once a second (stats, the next harvest round).
+            let timeout = if waker.is_none() {
+                50
+            } else if last_busy.elapsed() < Duration::from_secs(1) || worker.kernel_harvesting() {
+                100
+            } else {
+                1000
+            };
             // SAFETY: `pollfds` is a valid, initialised array of `pollfds.len()` entries
             // that lives across the call; the descriptors belong to ports kept alive by
-            // `table` (an Arc) for the duration of the call.
-            let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 50) };
+            // `table` (an Arc) and to `waker` for the duration of the call.
+            let n =
+                unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, timeout) };
+            if let Some(w) = waker
+                .as_ref()
+                .filter(|_| n > 0 && pollfds[ports_polled].revents != 0)
+            {
+                w.drain();
+            }
+            let ports = &pollfds[..ports_polled];
             // A port whose device went away polls as always ready: do not spin on it.
             let bad = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
-            if n > 0 && pollfds.iter().any(|p| p.revents & bad != 0) {
+            if ports.iter().any(|p| p.revents & bad != 0) {
                 std::thread::sleep(Duration::from_millis(50));
                 window.slept(None);
             } else {
-                window.slept((n > 0).then(|| last_busy.elapsed()));
+                let woke = ports.iter().any(|p| p.revents != 0);
+                window.slept(woke.then(|| last_busy.elapsed()));
             }
             ctx.counters
                 .spin_window_us
@@ -565,15 +661,23 @@ mod tests {
 
     use super::*;
 
-    /// Runs one datapath thread with no ports for `dur`; returns how often it slept.
-    fn sleeps_while_idle(poll_mode: PollMode, dur: Duration) -> u64 {
+    /// Starts one datapath thread with no ports.
+    fn idle_thread(
+        poll_mode: PollMode,
+    ) -> (
+        Arc<Ports>,
+        Arc<ThreadCounters>,
+        Arc<AtomicBool>,
+        JoinHandle<()>,
+    ) {
         let engine = Engine::new(Pipeline::new());
         let (packet_ins, _rx) = tokio::sync::mpsc::channel(1);
         let counters = Arc::new(ThreadCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let ports: Arc<Ports> = Arc::default();
         let h = spawn(DatapathCtx {
             id: 0,
-            ports: Arc::default(),
+            ports: ports.clone(),
             reader: engine.reader(),
             packet_ins,
             stop: stop.clone(),
@@ -584,9 +688,23 @@ mod tests {
             kernel: None,
         })
         .unwrap();
-        std::thread::sleep(dur);
+        (ports, counters, stop, h)
+    }
+
+    /// Stops a thread of [`idle_thread`]; returns how long it took.
+    fn stop_thread(ports: &Ports, stop: &AtomicBool, h: JoinHandle<()>) -> Duration {
+        let t = Instant::now();
         stop.store(true, Ordering::Relaxed);
+        ports.wake_all();
         h.join().unwrap();
+        t.elapsed()
+    }
+
+    /// Runs one datapath thread with no ports for `dur`; returns how often it slept.
+    fn sleeps_while_idle(poll_mode: PollMode, dur: Duration) -> u64 {
+        let (ports, counters, stop, h) = idle_thread(poll_mode);
+        std::thread::sleep(dur);
+        stop_thread(&ports, &stop, h);
         counters.sleeps.load(Ordering::Relaxed)
     }
 
@@ -594,14 +712,41 @@ mod tests {
     fn always_poll_never_sleeps_and_adaptive_sleeps_when_idle() {
         let dur = Duration::from_millis(300);
         assert_eq!(sleeps_while_idle(PollMode::Always, dur), 0);
-        // Idle from the start: the window passes, then every poll(2) sleeps (≤ 50 ms each).
+        // Idle from the start: the window passes, then every poll(2) sleeps (100 ms each in
+        // the first second, which counts as just after traffic).
         let adaptive = |spin, spin_max| PollMode::Adaptive { spin, spin_max };
         let spin = Duration::from_micros(200);
         let n = sleeps_while_idle(adaptive(spin, Duration::from_millis(20)), dur);
-        assert!((2..=7).contains(&n), "{n} sleeps in 300 ms");
+        assert!((2..=4).contains(&n), "{n} sleeps in 300 ms");
         // A window longer than the test: it never gets to sleep.
         let spin = Duration::from_secs(1);
         assert_eq!(sleeps_while_idle(adaptive(spin, spin), dur), 0);
+    }
+
+    #[test]
+    fn an_idle_thread_wakes_once_a_second_and_at_once_for_a_new_port_or_stop() {
+        let ms = Duration::from_millis;
+        let (ports, counters, stop, h) = idle_thread(PollMode::Adaptive {
+            spin: Duration::from_micros(200),
+            spin_max: ms(20),
+        });
+        let sleeps = || counters.sleeps.load(Ordering::Relaxed);
+        // Past the first second (100 ms sleeps), then 1.5 s of 1 s sleeps.
+        std::thread::sleep(ms(1300));
+        let s0 = sleeps();
+        std::thread::sleep(ms(1500));
+        let s1 = sleeps();
+        assert!(s1 - s0 <= 2, "{} sleeps in 1.5 s", s1 - s0);
+        // A port added: the thread comes round at once (and sleeps again).
+        let port = Box::new(fuxi_dataplane::port::MemPort::new("m1"));
+        ports
+            .add(PortSlot::from_port(1, PortType::Afpacket, port, 0))
+            .unwrap();
+        std::thread::sleep(ms(50));
+        assert_eq!(sleeps(), s1 + 1, "no wake-up for the new port");
+        // Stop is seen at once too.
+        let took = stop_thread(&ports, &stop, h);
+        assert!(took < ms(200), "stopping took {took:?}");
     }
 
     #[test]
@@ -624,7 +769,7 @@ mod tests {
         // A gap longer than the longest window: back to the start.
         w.slept(Some(us(20_001)));
         assert_eq!(w.cur, us(200));
-        // So is a sleep that ended with nothing (the 50 ms poll timeout).
+        // So is a sleep that ended with nothing (the poll timeout).
         w.slept(Some(us(300)));
         assert_eq!(w.cur, us(400));
         w.slept(None);

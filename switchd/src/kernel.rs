@@ -349,6 +349,10 @@ impl KernelFlows for ThreadKernel {
         self.collect(&keys, now, false);
     }
 
+    fn harvesting(&self) -> bool {
+        !self.round.is_empty()
+    }
+
     fn clear(&mut self, now: Nanos, generation: u64, mac_version: u64) {
         self.kernel.published(generation, mac_version);
         self.round.clear();

@@ -399,6 +399,7 @@ fn run(args: Args) -> Result<()> {
         Ok(())
     });
     stop.store(true, Ordering::Relaxed);
+    ports.wake_all();
     for t in threads {
         let _ = t.join();
     }
@@ -428,7 +429,10 @@ fn spawn_link_monitor(sw: Arc<Switch>, stop: Arc<AtomicBool>) {
             while !stop.load(Ordering::Relaxed) {
                 evs.clear();
                 match mon.recv(&mut evs) {
-                    Ok(0) => std::thread::sleep(Duration::from_millis(50)),
+                    // Sleep until the kernel has news (a link change is acted on as it
+                    // comes, and an idle switch does not wake for nothing); once a second
+                    // to see `stop`.
+                    Ok(0) => mon.wait(Duration::from_secs(1)),
                     Ok(_) => {}
                     Err(_) => {
                         let _ = mon.dump();

@@ -157,6 +157,11 @@ pub trait KernelFlows: Send {
     /// Credits what the kernel forwarded since the last call to the entries' megaflows (as
     /// used at `now`), and drops entries idle for long. May do nothing if called again soon.
     fn harvest(&mut self, now: Nanos);
+    /// Whether a harvest round is under way (the next [`KernelFlows::harvest`] call, soon,
+    /// would read more entries).
+    fn harvesting(&self) -> bool {
+        false
+    }
     /// The datapath drops its caches: credit every entry's counts, then drop them all. The
     /// pipeline is at least at `generation` and the MAC table at `mac_version`: entries
     /// tagged older are stale everywhere.

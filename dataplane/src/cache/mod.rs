@@ -480,6 +480,12 @@ impl Datapath {
         }
     }
 
+    /// Whether the kernel flow table's harvest round is under way (see
+    /// [`KernelFlows::harvesting`]).
+    pub fn kernel_harvesting(&self) -> bool {
+        self.kernel.as_ref().is_some_and(|k| k.harvesting())
+    }
+
     /// Copy a megaflow hit into the exact-match cache once in `n` hits (1: every hit).
     pub fn set_emc_insert_inv_prob(&mut self, n: u32) {
         self.emc_insert_inv_prob = n.max(1);

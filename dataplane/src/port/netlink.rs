@@ -11,6 +11,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 const NLMSG_HDR: usize = 16;
 const IFINFO_LEN: usize = 16;
@@ -225,6 +226,18 @@ impl LinkMonitor {
             parse_link_messages(&self.buf[..r as usize], out);
         }
         Ok(out.len() - before)
+    }
+
+    /// Sleeps until a message is pending or `timeout` has passed.
+    pub fn wait(&self, timeout: Duration) {
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd that lives across the call.
+        unsafe { libc::poll(&mut p, 1, ms) };
     }
 }
 
