@@ -346,8 +346,12 @@ pub struct ThreadCounters {
     pub upcalls: AtomicU64,
     /// Upcalls whose result could not be cached.
     pub uncacheable: AtomicU64,
-    /// Cache flushes after a pipeline change.
+    /// Cache flushes (every megaflow dropped).
     pub flushes: AtomicU64,
+    /// Cache revalidations after a pipeline or MAC table change.
+    pub revalidations: AtomicU64,
+    /// Megaflows a revalidation kept.
+    pub revalidated: AtomicU64,
     /// Packet-ins handed to the control plane.
     pub packet_ins: AtomicU64,
     /// Packet-ins dropped because the control plane's queue was full.
@@ -366,6 +370,8 @@ impl ThreadCounters {
         self.upcalls.store(c.misses, r);
         self.uncacheable.store(c.uncacheable, r);
         self.flushes.store(c.flushes, r);
+        self.revalidations.store(c.revalidations, r);
+        self.revalidated.store(c.revalidated, r);
     }
 }
 

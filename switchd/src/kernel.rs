@@ -6,8 +6,9 @@
 //! forwards a flow's packet ahead of the one that put it in), credits what the kernel
 //! forwarded for them to their megaflows (so to the OpenFlow flow, table and group
 //! counters) and to both ports' counters once a second,
-//! drops entries idle for [`IDLE`], and drops them all when it drops its caches. The
-//! control plane tells the table the published pipeline generation after every publish
+//! drops entries idle for [`IDLE`], and when it revalidates its caches puts back (under the
+//! new tag) the entries of the megaflows it kept and drops the others. The control plane
+//! tells the table the published pipeline generation after every publish
 //! ([`Kernel::published`]), which stops the kernel using entries made under an older one
 //! before a barrier is answered.
 //!
@@ -353,16 +354,62 @@ impl KernelFlows for ThreadKernel {
         !self.round.is_empty()
     }
 
-    fn clear(&mut self, now: Nanos, generation: u64, mac_version: u64) {
+    /// Every entry stops forwarding first (the new tag is made current), so none of them
+    /// counts while it is read and put back: only a packet that passed the tag check just
+    /// before may still add itself to the old value, and is not credited.
+    fn revalidate(
+        &mut self,
+        now: Nanos,
+        generation: u64,
+        mac_version: u64,
+        keep: &dyn Fn(&Megaflow) -> bool,
+    ) {
         self.kernel.published(generation, mac_version);
         self.round.clear();
         // Their packets were translated at an older generation.
         self.pending.clear();
+        self.backoff = 0;
         if self.entries.is_empty() {
             return;
         }
-        let keys: Vec<KernelKey> = self.entries.keys().copied().collect();
-        self.collect(&keys, now, true);
-        self.backoff = 0;
+        let (kept, gone): (Vec<_>, Vec<_>) = self.entries.iter().partition(|(_, e)| keep(&e.mf));
+        let kept: Vec<KernelKey> = kept.into_iter().map(|(k, _)| *k).collect();
+        let gone: Vec<KernelKey> = gone.into_iter().map(|(k, _)| *k).collect();
+        self.collect(&gone, now, true);
+        // Credited (idle ones dropped), then put back with counts 0 under the new tag, if
+        // both ports still qualify.
+        self.collect(&kept, now, false);
+        let before = self.entries.len();
+        let tag = fuxi_dataplane::cache::kernel::tag(generation, mac_version);
+        let mut unusable = Vec::new();
+        for key in &kept {
+            let Some(&Entry {
+                in_port, out_port, ..
+            }) = self.entries.get(key)
+            else {
+                continue;
+            };
+            let put = (self.usable(in_port, out_port))
+                .map(|ifindex| self.kernel.table.insert(key, ifindex, tag));
+            match put {
+                Some(Ok(())) => {
+                    if let Some(e) = self.entries.get_mut(key) {
+                        (e.packets, e.bytes) = (0, 0);
+                    }
+                }
+                Some(Err(err)) => {
+                    tracing::warn!("kernel flow table: cannot put an entry back: {err}");
+                    unusable.push(*key);
+                }
+                None => unusable.push(*key),
+            }
+        }
+        for key in &unusable {
+            self.entries.remove(key);
+        }
+        if let Err(err) = self.kernel.table.remove_all(&unusable) {
+            tracing::warn!("kernel flow table: cannot remove entries: {err}");
+        }
+        self.count_entries(before);
     }
 }

@@ -15,7 +15,9 @@
 //!   `sum by (level) (rate(fuxi_cache_hits_total[1m])) / ignoring(level) group_left
 //!   sum(rate(fuxi_cache_hits_total[1m]))` the hit rate per level. Copied from the
 //!   datapath threads every 100 ms;
-//! - `fuxi_upcalls_uncacheable_total{thread}`, `fuxi_cache_flushes_total{thread}`,
+//! - `fuxi_upcalls_uncacheable_total{thread}`, `fuxi_cache_flushes_total{thread}` (every
+//!   megaflow dropped), `fuxi_cache_revalidations_total{thread}` (after a pipeline or MAC
+//!   table change), `fuxi_cache_revalidated_megaflows_total{thread}` (megaflows they kept),
 //!   `fuxi_packet_ins_total{thread}`, `fuxi_packet_ins_dropped_total{thread}`,
 //!   `fuxi_datapath_sleeps_total{thread}` (times the thread slept in poll(2): 0 in
 //!   `poll_mode = "always"`), `fuxi_datapath_spin_window_seconds{thread}` (gauge: the
@@ -72,6 +74,10 @@ pub struct ThreadSnap {
     pub uncacheable: u64,
     /// Cache flushes.
     pub flushes: u64,
+    /// Cache revalidations.
+    pub revalidations: u64,
+    /// Megaflows revalidations kept.
+    pub revalidated: u64,
     /// Packet-ins queued.
     pub packet_ins: u64,
     /// Packet-ins dropped.
@@ -91,6 +97,8 @@ impl ThreadSnap {
             upcalls: c.upcalls.load(r),
             uncacheable: c.uncacheable.load(r),
             flushes: c.flushes.load(r),
+            revalidations: c.revalidations.load(r),
+            revalidated: c.revalidated.load(r),
             packet_ins: c.packet_ins.load(r),
             packet_ins_dropped: c.packet_ins_dropped.load(r),
             sleeps: c.sleeps.load(r),
@@ -274,7 +282,7 @@ pub fn render(s: &Snapshot) -> String {
         }),
     );
     type GetT = fn(&ThreadSnap) -> u64;
-    let thread_counters: [(&str, &str, GetT); 5] = [
+    let thread_counters: [(&str, &str, GetT); 7] = [
         (
             "fuxi_upcalls_uncacheable_total",
             "Upcalls whose result could not be cached.",
@@ -282,8 +290,18 @@ pub fn render(s: &Snapshot) -> String {
         ),
         (
             "fuxi_cache_flushes_total",
-            "Cache flushes after a pipeline change.",
+            "Cache flushes: every megaflow dropped.",
             |t| t.flushes,
+        ),
+        (
+            "fuxi_cache_revalidations_total",
+            "Cache revalidations after a pipeline or MAC table change.",
+            |t| t.revalidations,
+        ),
+        (
+            "fuxi_cache_revalidated_megaflows_total",
+            "Megaflows a revalidation kept.",
+            |t| t.revalidated,
         ),
         (
             "fuxi_packet_ins_total",

@@ -26,8 +26,9 @@
 //! megaflow was translated at ([`tag`]); the program forwards only entries whose tag is the
 //! one the kernel was last told is current, which the control plane updates as it publishes
 //! and a datapath as it learns. So a flow-mod, a port change or a MAC move stops the kernel
-//! using what it made stale at once (before a barrier reply), while the datapath drops its
-//! entries when it drops its caches, crediting their counts first.
+//! using every entry at once (before a barrier reply). The datapath then revalidates its
+//! caches ([`super::Datapath`]): the entries of megaflows that survive go back in under the
+//! new tag, the others are dropped, their counts credited first.
 
 use std::sync::Arc;
 
@@ -162,10 +163,21 @@ pub trait KernelFlows: Send {
     fn harvesting(&self) -> bool {
         false
     }
-    /// The datapath drops its caches: credit every entry's counts, then drop them all. The
-    /// pipeline is at least at `generation` and the MAC table at `mac_version`: entries
-    /// tagged older are stale everywhere.
-    fn clear(&mut self, now: Nanos, generation: u64, mac_version: u64);
+    /// The datapath revalidated its caches against pipeline `generation` and MAC table
+    /// `mac_version` (entries tagged older are stale everywhere from now on): credit every
+    /// entry's counts, keep those whose megaflow `keep` says survived, tagged
+    /// [`tag`]`(generation, mac_version)`, and drop the rest.
+    fn revalidate(
+        &mut self,
+        now: Nanos,
+        generation: u64,
+        mac_version: u64,
+        keep: &dyn Fn(&Megaflow) -> bool,
+    );
+    /// The datapath drops its caches: [`KernelFlows::revalidate`] keeping nothing.
+    fn clear(&mut self, now: Nanos, generation: u64, mac_version: u64) {
+        self.revalidate(now, generation, mac_version, &|_| false);
+    }
 }
 
 #[cfg(test)]

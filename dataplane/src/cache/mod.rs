@@ -5,18 +5,31 @@
 //!
 //! Invariant (tested by a property test): for every pipeline state and packet, the actions
 //! the caches give are the actions a full translation gives. Any pipeline change bumps its
-//! generation, and a datapath that sees a new generation drops both caches (the simple,
-//! correct start; finer invalidation can come later). The same holds for the MAC table the
-//! NORMAL action reads: its version is checked with the generation, and a translation that
-//! changed it (learned a new or moved MAC) drops the caches before its own result goes in.
+//! generation, and a datapath that sees a new generation *revalidates* its megaflows (as
+//! Open vSwitch's revalidators do its datapath flows): each is translated again from its
+//! masked key and kept only if the result is the same — actions, the same flow and group
+//! counters, a mask within its own —, so a flow-mod that does not touch a megaflow's
+//! packets leaves it (and its kernel entry) in place; the exact-match cache is dropped. With more than
+//! [`REVALIDATE_MAX`] megaflows both caches are dropped instead. The same holds for the MAC
+//! table the NORMAL action reads: its version is checked with the generation, and a
+//! translation that changed it (learned a new or moved MAC) revalidates before its own
+//! result goes in.
+//!
+//! Why a kept megaflow is right: a translation's mask holds every key bit its outcome
+//! depended on, so translating the masked key (the bits outside the mask zero) against the
+//! new pipeline gives an outcome valid for every packet equal to it under the *new* mask;
+//! when that outcome is the old one and that mask within the old one, it holds for every
+//! packet of the megaflow (which may now be narrower than it need be). A new flow of
+//! higher priority that the megaflow's packets would have to be checked against needs bits
+//! the old mask lacks: that megaflow goes.
 //!
 //! Counters: the packet path writes only this thread's megaflow counters (no atomic
 //! read-modify-write, no shared cache line). [`Datapath::sync_stats`] adds what accumulated
 //! to the OpenFlow flow and table counters; the datapath thread calls it periodically (at
 //! least once a second, so idle timeouts see traffic) and before its caches are dropped.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
@@ -335,8 +348,12 @@ pub struct CacheStats {
     pub misses: u64,
     /// Translations whose result could not be cached.
     pub uncacheable: u64,
-    /// Cache flushes after a pipeline change.
+    /// Cache flushes (every megaflow dropped: too many to revalidate, or the limit reached).
     pub flushes: u64,
+    /// Revalidations after a pipeline or MAC table change.
+    pub revalidations: u64,
+    /// Megaflows a revalidation kept.
+    pub revalidated: u64,
 }
 
 /// Size of the exact-match cache (entries, a power of two; [`emc::WAYS`]-way buckets).
@@ -345,6 +362,14 @@ pub struct CacheStats {
 pub const EMC_ENTRIES: usize = 16_384;
 /// Default megaflow cache limit.
 pub const MEGAFLOW_LIMIT: usize = 200_000;
+/// A pipeline change revalidates at most this many megaflows (one translation each, about
+/// a microsecond: a few milliseconds of the datapath thread); with more it drops them all,
+/// and the flows in use come back one translation each as their packets do.
+pub const REVALIDATE_MAX: usize = 4_096;
+/// A revalidation drops the megaflows no packet used for this long rather than translate
+/// them again (what the kernel forwarded for one counts as used at its last harvest, once
+/// a second): a change costs translations of the flows in use only, as a flush did.
+pub const REVALIDATE_IDLE: Nanos = 2_000_000_000;
 /// A megaflow hit is copied into the exact-match cache once in this many (as OVS's
 /// `emc-insert-inv-prob`, default 100): a flow that keeps coming gets its entry soon, while
 /// traffic of one-packet microflows does not pay for an insert (and an eviction) per packet.
@@ -551,18 +576,69 @@ impl Datapath {
         self.stats.flushes += 1;
     }
 
-    /// Drops both caches if the pipeline or its MAC table changed since they were filled
-    /// (counts are synced into `p` first).
+    /// Revalidates the caches if the pipeline or its MAC table changed since they were
+    /// filled (counts are synced into `p` first).
     #[inline]
     fn check_generation(&mut self, p: &Pipeline) {
-        let mac = p.mac_table.version();
-        if p.generation() != self.generation || mac != self.mac_version {
-            if self.generation != 0 {
-                self.flush_into(p);
-            }
+        if p.generation() != self.generation || p.mac_table.version() != self.mac_version {
+            self.mac_version = if self.generation != 0 {
+                self.revalidate_into(p)
+            } else {
+                p.mac_table.version()
+            };
             self.generation = p.generation();
-            self.mac_version = mac;
         }
+    }
+
+    /// After a pipeline or MAC table change: keeps each megaflow used in the last
+    /// [`REVALIDATE_IDLE`] that a translation against `p` still gives ([`still_valid`]),
+    /// drops the others (counts synced first, into
+    /// `p`'s tables) and the whole exact-match cache, and has the kernel flow table keep
+    /// the entries of the megaflows kept, under `p`'s tag. With more than [`REVALIDATE_MAX`]
+    /// megaflows, drops them all. Returns the MAC table version read before the first
+    /// translation (they may see a newer one: then a later check revalidates again).
+    fn revalidate_into(&mut self, p: &Pipeline) -> u64 {
+        let mac = p.mac_table.version();
+        if self.megaflows.len > REVALIDATE_MAX {
+            self.flush_into(p);
+            return mac;
+        }
+        self.sync_stats(p);
+        self.emc.clear();
+        let mut kept: HashSet<*const Megaflow> = HashSet::new();
+        let mut scratch = Megaflow::empty();
+        let pool = &mut self.pool;
+        for st in &mut self.megaflows.subtables {
+            let (mask, words) = (&st.mask, &st.words);
+            let now = self.now;
+            let mut keep = |mf: &Arc<Megaflow>| {
+                let used = mf.used.load(Ordering::Relaxed);
+                let ok = now.saturating_sub(used) < REVALIDATE_IDLE
+                    && still_valid(p, mask, words, mf, &mut scratch);
+                if ok {
+                    kept.insert(Arc::as_ptr(mf));
+                } else {
+                    pool.push(mf.clone());
+                }
+                ok
+            };
+            st.map.retain(|_, bucket| match bucket {
+                MfBucket::One(mf) => keep(mf),
+                MfBucket::Many(list) => {
+                    list.retain(&mut keep);
+                    !list.is_empty()
+                }
+            });
+        }
+        self.megaflows.len = kept.len();
+        if let Some(k) = self.kernel.as_mut() {
+            k.revalidate(self.now, p.generation(), mac, &|mf| {
+                kept.contains(&std::ptr::from_ref(mf))
+            });
+        }
+        self.stats.revalidations += 1;
+        self.stats.revalidated += kept.len() as u64;
+        mac
     }
 
     /// The megaflow for a packet with `key` (bytes `packet`, for pop_mpls), translating and
@@ -618,10 +694,10 @@ impl Datapath {
         m.kernel_out = kernel_output(&m.actions, &wc, key.get(Field::InPort) as u32);
         if t.learn.is_some_and(|l| p.mac_table.learn(l, self.now)) {
             // Cached outcomes may depend on what was just learned. This translation's
-            // already counts it as learned: it may be cached once the rest is gone, unless
-            // someone else changed the table too (then the next check flushes again).
-            self.flush_into(p);
-            let v = p.mac_table.version();
+            // already counts it as learned: it may be cached once the rest is revalidated,
+            // unless someone else changed the table too (then the next check revalidates
+            // again).
+            let v = self.revalidate_into(p);
             if v == self.mac_version + 1 {
                 self.mac_version = v;
             }
@@ -840,6 +916,54 @@ impl Datapath {
             execute_with(&mf.actions, packet, parsed, csum, &p.meters, now, sink);
         }
     }
+}
+
+/// Whether translating `mf`'s key (under `mask`, whose non-zero words are `words`) against
+/// `p` gives what `mf` holds: a mask within its mask, the same actions, learning (the MAC
+/// table still holding what it learned) and tables visited, and the very same flow and
+/// group counters (so its counts go on going where they went: a flow deleted and added
+/// again has new ones). `scratch` takes the translation.
+fn still_valid(
+    p: &Pipeline,
+    mask: &FlowMask,
+    words: &[u8],
+    mf: &Megaflow,
+    scratch: &mut Megaflow,
+) -> bool {
+    let mut key = FlowKey::ZERO;
+    for (&i, &v) in words.iter().zip(&mf.key) {
+        if let Some(w) = key.w.get_mut(usize::from(i)) {
+            *w = v;
+        }
+    }
+    scratch.reset();
+    let s = scratch;
+    let rec = Recorder {
+        flows: &mut s.flows,
+        trace: &mut s.trace,
+        groups: &mut s.groups,
+    };
+    let mut wc = FlowKey::ZERO;
+    let t = p.translate_into(&key, None, &mut s.actions, &mut wc, rec);
+    let same_flows = s.flows.len() == mf.flows.len()
+        && s.flows
+            .iter()
+            .zip(mf.flows.iter())
+            .all(|(a, b)| Arc::ptr_eq(a, b));
+    let same_groups = s.groups.len() == mf.groups.len()
+        && (s.groups.iter().zip(&mf.groups)).all(|((a, x), (b, y))| Arc::ptr_eq(a, b) && x == y);
+    // A mask with fewer bits is fine: the megaflow is then narrower than it needs to be.
+    let within = (wc.w.iter().zip(&mask.w)).all(|(new, old)| new & !old == 0);
+    t.cacheable
+        && within
+        && t.learn == mf.learn
+        // Its source MAC must still be where it learned it: else its next packet has to
+        // come through here and learn the move.
+        && t.learn.is_none_or(|l| p.mac_table.lookup(l.vlan, l.mac) == Some(l.port))
+        && s.actions == mf.actions
+        && s.trace == mf.trace
+        && same_flows
+        && same_groups
 }
 
 /// A packet of [`Datapath::process_vnet`]: a caller's buffer and its offload metadata.

@@ -52,11 +52,15 @@ enum Op {
     PortDown(u32),
 }
 
-/// Applies a table or port change to `p`; a packet is returned instead.
+/// Applies a table or port change to `p`; a packet is returned instead. A flow that
+/// replaces an identical one starts its counters at zero (RESET_COUNTS: what a flow counts
+/// is then what matched it since its add).
 fn apply(p: &mut Pipeline, op: Op) -> Option<PktSpec> {
     match op {
         Op::Flow(f) => {
-            let _ = p.flow_mod(&build(&f), 0);
+            let mut fm = build(&f);
+            fm.flags |= fuxi_dataplane::pipeline::flags::RESET_COUNTS;
+            let _ = p.flow_mod(&fm, 0);
         }
         Op::Delete(t, _) => {
             let _ = p.flow_mod(&FlowMod::delete(t, Match::all()), 0);
@@ -351,7 +355,8 @@ proptest! {
     /// translation's actions send, packet by packet in order, with a tiny exact-match cache
     /// (two 4-way buckets: evictions) whose signatures all collide (every probe compares
     /// keys) and that takes every megaflow hit; for packets of their own and for borrowed
-    /// frames alike.
+    /// frames alike. And every flow counts the packets the full translations say matched
+    /// it, through every revalidation (a kept megaflow credits the flows it went through).
     #[test]
     fn batched_processing_equals_full_translation(ops in prop::collection::vec(op(), 1..60)) {
         let mut p = pipeline();
@@ -359,6 +364,8 @@ proptest! {
         dp.set_emc_insert_inv_prob(1);
         dp.set_emc_colliding_signatures();
         let mut pkts: Vec<(Vec<u8>, u32)> = Vec::new();
+        // Each flow's counters (by address), and the packets it should have counted.
+        let mut counted: HashMap<*const FlowStats, (Arc<FlowStats>, u64)> = HashMap::new();
         for op in ops {
             if let Some(s) = apply(&mut p, op) {
                 pkts.push((render(&s), s.in_port));
@@ -381,6 +388,9 @@ proptest! {
                     for b in &mine {
                         let meta = RxMeta::port(in_port);
                         let full = twin.translate(&parse(b, meta).key, Some(b));
+                        for f in &full.flows {
+                            counted.entry(Arc::as_ptr(f)).or_insert((f.clone(), 0)).1 += 1;
+                        }
                         execute(&full.actions, &mut b.to_vec(), meta, &p.meters, 0, &mut want);
                         twin.learn(&full, 0);
                     }
@@ -397,6 +407,10 @@ proptest! {
                     prop_assert_eq!(twin.mac_table.entries(), p.mac_table.entries());
                     prop_assert_eq!(&got, &want);
                 }
+            }
+            dp.sync_stats(&p);
+            for (f, want) in counted.values() {
+                prop_assert_eq!(f.packets.load(std::sync::atomic::Ordering::Relaxed), *want);
             }
         }
     }
@@ -479,25 +493,66 @@ fn hit_paths_and_invalidation() {
             .load(std::sync::atomic::Ordering::Relaxed),
         3
     );
-    // A flow-mod invalidates; counts not yet synced reach the tables at the flush.
+    let lookups = |p: &Pipeline| {
+        p.tables[0]
+            .lookups
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let packets = |t: &fuxi_dataplane::pipeline::Translation| {
+        t.flows[0]
+            .packets
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // Flow-mods none of its packets could match (lower priority, a table they never reach)
+    // keep the megaflow: the exact-match cache goes, the megaflow answers, counts go on.
+    assert_eq!(
+        dp.process(&p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
+        Source::Emc
+    );
+    let udp = Match::all()
+        .with(Oxm::eth_type(0x0800))
+        .with(Oxm::ip_proto(17));
+    p.flow_mod(&FlowMod::add(0, 0, udp, vec![]), 0).unwrap();
+    let to3 = vec![Instruction::ApplyActions(vec![Action::output(3)])];
+    p.flow_mod(&FlowMod::add(1, 9, Match::all(), to3.clone()), 0)
+        .unwrap();
+    assert_eq!(
+        dp.process(&p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
+        Source::Megaflow
+    );
+    let s = dp.stats;
+    assert_eq!((s.revalidations, s.revalidated, s.flushes), (1, 1, 0));
+    assert_eq!(rec.outputs.last().map(|o| o.0), Some(2));
+    dp.sync_stats(&p);
+    assert_eq!((packets(&t), lookups(&p)), (5, 5));
+    // One of higher priority that its packets match takes them: the megaflow goes.
+    let tcp = Match::all()
+        .with(Oxm::eth_type(0x0800))
+        .with(Oxm::ip_proto(6));
+    p.flow_mod(&FlowMod::add(0, 5, tcp, to3), 0).unwrap();
+    assert_eq!(
+        dp.process(&p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
+        Source::SlowPath
+    );
+    assert_eq!(rec.outputs.last().map(|o| o.0), Some(3));
+    let s = dp.stats;
+    assert_eq!((s.revalidations, s.revalidated, s.flushes), (2, 1, 0));
+    dp.sync_stats(&p);
+    assert_eq!((packets(&t), lookups(&p)), (5, 6));
+    // A flow-mod drops it; counts not yet synced reach the tables at the revalidation.
     dp.process(&p, &mut a.clone(), RxMeta::port(1), 0, &mut rec);
     p.flow_mod(&FlowMod::delete(0, Match::all()), 0).unwrap();
     assert_eq!(
         dp.process(&p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
         Source::SlowPath
     );
-    assert_eq!(rec.outputs.len(), 4);
-    assert_eq!(dp.stats.flushes, 1);
-    let lookups = || {
-        p.tables[0]
-            .lookups
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
-    // The flush synced the hit (4), the translation after it credited itself (5); a sync
-    // counts nothing twice.
-    assert_eq!(lookups(), 5);
+    assert_eq!(rec.outputs.len(), 7);
+    assert_eq!(dp.stats.revalidated, 1);
+    // The revalidation synced the hit (7), the translation after it credited itself (8);
+    // a sync counts nothing twice.
+    assert_eq!(lookups(&p), 8);
     dp.sync_stats(&p);
-    assert_eq!(lookups(), 5);
+    assert_eq!(lookups(&p), 8);
 }
 
 /// Rough speed check of the cached packet path (run with `--release --ignored --nocapture`).
@@ -695,9 +750,19 @@ impl KernelFlows for FakeKernel {
             mf.credit(self.forwarded.0, self.forwarded.1, now);
         }
     }
-    fn clear(&mut self, now: Nanos, generation: u64, mac_version: u64) {
+    fn revalidate(
+        &mut self,
+        now: Nanos,
+        generation: u64,
+        mac_version: u64,
+        keep: &dyn Fn(&Megaflow) -> bool,
+    ) {
         self.harvest(now);
-        self.entries.lock().unwrap().clear();
+        let mut e = self.entries.lock().unwrap();
+        e.retain(|_, (_, t, mf)| {
+            *t = tag(generation, mac_version);
+            keep(mf)
+        });
         self.clears.lock().unwrap().push((generation, mac_version));
     }
 }
@@ -804,7 +869,7 @@ fn kernel_flow_table_takes_forwarding_microflows_and_goes_with_the_caches() {
     )
     .unwrap();
     let mut dp = Datapath::new();
-    let mut k = FakeKernel {
+    let k = FakeKernel {
         forwarded: (10, 15_000),
         ..FakeKernel::default()
     };
@@ -845,15 +910,26 @@ fn kernel_flow_table_takes_forwarding_microflows_and_goes_with_the_caches() {
     // 3 packets here (web twice, dns) + 10 per entry from the kernel (web and dns).
     assert_eq!(packets(&web_flow), 3 + 20);
     assert_eq!(packets(&https_flow), 1);
-    // A flow-mod: the next packet drops the caches, and the kernel's entries with them
-    // (credited first), told the new generation.
-    k.forwarded = (1, 100);
+    // A flow-mod that touches none of them: the next packet revalidates the caches, and the
+    // kernel keeps both entries (credited first), under the new generation's tag.
     p.flow_mod(&FlowMod::delete(0, Match::all().with(Oxm::in_port(3))), 0)
         .unwrap();
     dp.process(&p, &mut https.clone(), RxMeta::port(1), 9, &mut rec);
-    assert_eq!(
-        *k.clears.lock().unwrap(),
-        [(p.generation(), p.mac_table.version())]
-    );
+    let current = (p.generation(), p.mac_table.version());
+    assert_eq!(*k.clears.lock().unwrap(), [current]);
+    let tags = |k: &FakeKernel| {
+        let e = k.entries.lock().unwrap();
+        e.values().map(|(_, t, _)| *t).collect::<Vec<u64>>()
+    };
+    assert_eq!(tags(&k), [tag(current.0, current.1); 2]);
+    assert_eq!(packets(&web_flow), 3 + 20);
+    dp.sync_stats(&p);
+    assert_eq!(packets(&web_flow), 3 + 40);
+    // One that takes the forwarding flow away: both entries go.
+    p.flow_mod(&FlowMod::delete(0, Match::all().with(Oxm::in_port(1))), 0)
+        .unwrap();
+    dp.process(&p, &mut https.clone(), RxMeta::port(1), 9, &mut rec);
+    assert_eq!(k.clears.lock().unwrap().len(), 2);
     assert!(k.entries.lock().unwrap().is_empty());
+    assert_eq!(dp.megaflow_count(), 1);
 }

@@ -118,6 +118,31 @@ fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
     let ports = ofctl_ok_in(ns, &["dump-ports", t, "1"]);
     assert!(ports.contains("rx pkts=200,"), "{ports}");
 
+    // A flow-mod that none of its packets could match: the datapath revalidates, the
+    // megaflow stays and so does its kernel entry (put back under the new tag, its counts
+    // credited first): the burst after it goes through the kernel but for its first
+    // datagram, which the flow-mod's new tag sent up.
+    ofctl_ok_in(
+        ns,
+        &["add-flow", t, "priority=5,udp,tp_dst=9999,actions=drop"],
+    );
+    assert_eq!(flow.burst(500, 100), seqs(500, 100));
+    std::thread::sleep(Duration::from_millis(1200));
+    let (rx1, userspace1, entries) = kernel_rx();
+    assert_eq!(entries, 1);
+    assert!(
+        rx1 >= rx + 95 && userspace1 <= userspace + 5,
+        "kernel forwarded {} of 100, userspace {}",
+        rx1 - rx,
+        userspace1 - userspace
+    );
+    let s = scrape(ns, o.mport);
+    let kept = sum(&s, "fuxi_cache_revalidated_megaflows_total", "");
+    assert!(kept >= 1.0, "{s:?}");
+    let dump = ofctl_ok_in(ns, &["dump-flows", t]);
+    assert_eq!(packets_of(&dump, "in_port=1"), Some(300), "{dump}");
+    let rx = rx1;
+
     // The flows go: not one more datagram passes, though the kernel entry was current.
     ofctl_ok_in(ns, &["del-flows", t]);
     assert_eq!(flow.burst(1000, 50), Vec::<u32>::new());
@@ -320,18 +345,35 @@ fn offload_tc_counts_thousands_of_kernel_flows_exactly() {
     let ports = ofctl_ok_in(ns, &["dump-ports", t, "1"]);
     assert!(ports.contains(&format!("rx pkts={want},")), "{ports}");
 
-    // A fourth datagram each, through the kernel, and at once a flow-mod: the thread drops
-    // every entry (reading their counts in batches first). Nothing is lost from the counts.
-    // (The thread drops its caches and entries when the next packet comes, and that one
-    // starts the next entries.)
-    send(3..4);
+    // One more datagram from a new port after a flow-mod that touches none of them: the
+    // thread revalidates (that datagram comes through it), the one megaflow stays and
+    // every entry is put back.
+    let (_, userspace, _) = o.counts();
     ofctl_ok_in(ns, &["add-flow", t, "priority=5,in_port=9,actions=drop"]);
-    run_in(&topo.hosts[0], || {
-        let s = UdpSocket::bind(("10.9.0.1", 20_000 + FLOWS)).unwrap();
-        s.send_to(&[9; 64], "10.9.0.2:4000").unwrap();
-    })
-    .expect("enter netns");
-    let want = 4 * u64::from(FLOWS) + 1;
+    let one_more = |port: u16| {
+        run_in(&topo.hosts[0], move || {
+            let s = UdpSocket::bind(("10.9.0.1", port)).unwrap();
+            s.send_to(&[9; 64], "10.9.0.2:4000").unwrap();
+        })
+        .expect("enter netns")
+    };
+    one_more(20_000 + FLOWS);
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, userspace2, entries) = o.counts();
+    assert_eq!(entries, u64::from(FLOWS) + 1, "entries kept");
+    assert!(
+        userspace2 <= userspace + 2,
+        "userspace {}",
+        userspace2 - userspace
+    );
+
+    // A fourth datagram each, through the kernel, and at once a change that stops them
+    // (port 2 may not forward): the thread drops every entry, reading their counts in
+    // batches first. Nothing is lost from the counts.
+    send(3..4);
+    ofctl_ok_in(ns, &["mod-port", t, "2", "no-forward"]);
+    one_more(20_001 + FLOWS);
+    let want = 4 * u64::from(FLOWS) + 2;
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(300));
@@ -341,5 +383,5 @@ fn offload_tc_counts_thousands_of_kernel_flows_exactly() {
         }
     }
     assert_eq!(flow, want, "flow counter after the entries were dropped");
-    assert_eq!(o.counts().2, 1, "entries left");
+    assert_eq!(o.counts().2, 0, "entries left");
 }
