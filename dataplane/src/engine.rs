@@ -42,6 +42,9 @@ struct Retired {
     carried: Vec<(u64, u64)>,
 }
 
+/// What [`Engine::on_publish`] calls with each published snapshot.
+pub type OnPublish = Box<dyn FnMut(&Pipeline) + Send>;
+
 /// The control side: owns the mutable pipeline, publishes snapshots.
 pub struct Engine {
     master: Pipeline,
@@ -54,7 +57,7 @@ pub struct Engine {
     dirty: bool,
     publications: u64,
     /// Told the published generation and MAC table version after every publish.
-    on_publish: Option<Box<dyn FnMut(u64, u64) + Send>>,
+    on_publish: Option<OnPublish>,
 }
 
 impl fmt::Debug for Engine {
@@ -116,11 +119,11 @@ impl Engine {
         }
     }
 
-    /// Calls `f(generation, mac_version)` of the published snapshot after every
-    /// [`Engine::publish`], also one that had nothing new to show (an expiry may have aged
-    /// MAC entries out): what caches outside the datapaths (the kernel flow table,
-    /// [`crate::cache::kernel`]) need to drop what went stale before a barrier is answered.
-    pub fn on_publish(&mut self, f: Box<dyn FnMut(u64, u64) + Send>) {
+    /// Calls `f(snapshot)` with the published snapshot after every [`Engine::publish`],
+    /// also one that had nothing new to show (an expiry may have aged MAC entries out):
+    /// what caches outside the datapaths (the kernel flow table, [`crate::cache::kernel`])
+    /// need to drop what went stale before a barrier is answered.
+    pub fn on_publish(&mut self, f: OnPublish) {
         self.on_publish = Some(f);
     }
 
@@ -233,8 +236,7 @@ impl Engine {
     pub fn publish(&mut self) {
         self.publish_snapshot();
         if let Some(f) = self.on_publish.as_mut() {
-            let cur = self.current.load();
-            f(cur.generation(), cur.mac_table.version());
+            f(&self.current.load());
         }
     }
 

@@ -7,10 +7,14 @@
 //! forwarded for them to their megaflows (so to the OpenFlow flow, table and group
 //! counters) and to both ports' counters once a second,
 //! drops entries idle for [`IDLE`], and when it revalidates its caches puts back (under the
-//! new tag) the entries of the megaflows it kept and drops the others. The control plane
-//! tells the table the published pipeline generation after every publish
-//! ([`Kernel::published`]), which stops the kernel using entries made under an older one
-//! before a barrier is answered.
+//! new tag) the entries of the megaflows it kept and drops the others.
+//!
+//! After every publish the control plane moves the entries whose microflows the new
+//! pipeline still forwards the same way to the new tag, while both tags forward, then
+//! makes the new tag the only one ([`Kernel::published`]): before a barrier is answered,
+//! the kernel stops using the entries a change made stale, and the others never stop (a
+//! flow-mod that does not touch a TCP stream sends none of its packets through userspace,
+//! where they would fall behind the ones the kernel forwards).
 //!
 //! Only AF_PACKET ports take part: both the input and the output port must have the
 //! programs attached ([`Kernel::attach`]), be up and forwarding (no PORT_DOWN, NO_RECV on
@@ -20,13 +24,13 @@
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use anyhow::{Context, Result};
-use fuxi_dataplane::cache::Megaflow;
-use fuxi_dataplane::cache::kernel::{KernelFlows, KernelKey};
-use fuxi_dataplane::pipeline::Nanos;
+use fuxi_dataplane::cache::kernel::{KernelFlows, KernelKey, tag};
+use fuxi_dataplane::cache::{Megaflow, still_forwards};
+use fuxi_dataplane::pipeline::{Nanos, Pipeline};
 use fuxi_dataplane::port::bpf::KernelTable;
 use fuxi_openflow::msg::port::config as pcfg;
 
@@ -45,6 +49,10 @@ pub const HARVEST_CHUNK: usize = 1024;
 /// Dropping more entries than this, their counts are read with the whole map in batches
 /// ([`KernelTable::counts_all`]) rather than one lookup each.
 const READ_ALL_FROM: usize = 256;
+/// With more entries than this, a publish does not check which stay right (a translation
+/// and a `bpf(2)` call each, a few µs): they all stop, and come back as the datapath
+/// threads revalidate.
+pub const RETAG_MAX: usize = 16_384;
 
 /// What the kernel forwarded for a port, added to its own counters.
 #[derive(Debug, Default)]
@@ -73,6 +81,17 @@ pub struct Kernel {
     off: AtomicBool,
     /// Entries in the map (gauge).
     pub entries: AtomicU64,
+    /// Every datapath thread's entries (see [`Kernel::published`]).
+    threads: Mutex<Vec<Weak<Entries>>>,
+}
+
+/// A datapath thread's entries, shared with the control plane, which moves those still
+/// right to a new tag when it publishes. Neither holds the lock while it calls into
+/// [`KernelTable::transition`] (which calls back under its own lock).
+type Entries = Mutex<HashMap<KernelKey, Entry>>;
+
+fn lock(e: &Entries) -> MutexGuard<'_, HashMap<KernelKey, Entry>> {
+    e.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Kernel {
@@ -85,6 +104,7 @@ impl Kernel {
             off: AtomicBool::new(false),
             table: KernelTable::new(MAX_ENTRIES).context("cannot create the kernel flow table")?,
             entries: AtomicU64::new(0),
+            threads: Mutex::new(Vec::new()),
         })
     }
 
@@ -116,24 +136,93 @@ impl Kernel {
         }
     }
 
-    /// The control plane published pipeline `generation` with the MAC table at
-    /// `mac_version`: entries made under older ones stop forwarding now.
-    ///
-    /// Should the kernel refuse the new tag, entries that change made stale would go on
-    /// forwarding (past a deleted drop rule, say). So then the table is turned off for
-    /// good: the programs come off every port, and from then on all traffic goes through
-    /// userspace.
-    pub fn published(&self, generation: u64, mac_version: u64) {
+    /// The control plane published `p`: before this returns (so before a barrier is
+    /// answered), entries made under an older pipeline or MAC table stop forwarding, but
+    /// for those whose microflow `p` still forwards the same way ([`still_forwards`]):
+    /// those move to the new tag while both tags forward ([`KernelTable::transition`]),
+    /// and never stop. (The datapath threads revalidate their caches when they next look,
+    /// and put back what they keep and the control plane did not move.)
+    pub fn published(&self, p: &Pipeline) {
         if self.off.load(Ordering::Acquire) {
             return;
         }
-        if let Err(e) = self.table.set_current(generation, mac_version) {
+        let r = self
+            .table
+            .transition(p.generation(), p.mac_table.version(), |tag| {
+                self.retag(p, tag)
+            });
+        self.or_turn_off(r);
+    }
+
+    /// A datapath thread's caches moved to pipeline `generation` and MAC table
+    /// `mac_version`: entries made under older ones stop forwarding now.
+    pub fn advance(&self, generation: u64, mac_version: u64) {
+        if !self.off.load(Ordering::Acquire) {
+            self.or_turn_off(self.table.set_current(generation, mac_version));
+        }
+    }
+
+    /// Should the kernel refuse a new tag, entries that change made stale would go on
+    /// forwarding (past a deleted drop rule, say). So then the table is turned off for
+    /// good: the programs come off every port, and from then on all traffic goes through
+    /// userspace.
+    fn or_turn_off(&self, r: std::io::Result<()>) {
+        if let Err(e) = r {
             tracing::error!(
                 "kernel flow table: cannot set the current generation ({e}); \
                  turning it off, everything goes through userspace from now on"
             );
             self.turn_off();
         }
+    }
+
+    /// Moves to `tag` every entry whose microflow `p` still forwards as it does, through
+    /// ports that still qualify (the rest stop when `tag` becomes the current one).
+    fn retag(&self, p: &Pipeline, tag: u64) {
+        let threads: Vec<Arc<Entries>> = {
+            let mut t = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+            t.retain(|w| w.strong_count() > 0);
+            t.iter().filter_map(Weak::upgrade).collect()
+        };
+        if self.entries.load(Ordering::Relaxed) > RETAG_MAX as u64 {
+            return;
+        }
+        for t in threads {
+            for (key, e) in lock(&t).iter_mut() {
+                if e.tag == tag
+                    || self.usable(e.in_port, e.out_port).is_none()
+                    || !still_forwards(p, key, &e.mf, e.out_port)
+                {
+                    continue;
+                }
+                match self.table.retag(key, tag) {
+                    Ok(true) => e.tag = tag,
+                    // Removed meanwhile (by nobody: the map is ours and this thread's,
+                    // whose lock is held): the thread finds out when it next reads it.
+                    Ok(false) => {}
+                    Err(err) => {
+                        tracing::warn!("kernel flow table: cannot move an entry: {err}");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The output port's ifindex if the kernel may forward from `in_port` to `out_port`.
+    fn usable(&self, in_port: u32, out_port: u32) -> Option<u32> {
+        if self.is_off() {
+            return None;
+        }
+        let (i, o) = (self.ports.get(in_port)?, self.ports.get(out_port)?);
+        let ok = |s: &PortSlot, no: u32| {
+            s.kernel_port.get().is_some()
+                && s.link_up.load(Ordering::Relaxed)
+                && s.config.load(Ordering::Relaxed) & (pcfg::PORT_DOWN | no) == 0
+        };
+        (ok(&i, pcfg::NO_RECV) && ok(&o, pcfg::NO_FWD))
+            .then_some(o.ifindex)
+            .flatten()
     }
 
     /// Takes the programs off every port; no port is attached and no entry goes in after.
@@ -159,6 +248,8 @@ struct Entry {
     mf: Arc<Megaflow>,
     in_port: u32,
     out_port: u32,
+    /// The tag it carries in the map.
+    tag: u64,
     packets: u64,
     bytes: u64,
     /// When its counts last moved (or it went in).
@@ -168,7 +259,7 @@ struct Entry {
 /// A datapath thread's side of the kernel flow table.
 pub struct ThreadKernel {
     kernel: Arc<Kernel>,
-    entries: HashMap<KernelKey, Entry>,
+    entries: Arc<Entries>,
     /// When the current harvest round began.
     last_harvest: Nanos,
     /// Entries the current harvest round has yet to read.
@@ -176,8 +267,8 @@ pub struct ThreadKernel {
     /// How many of them a call reads.
     chunk: usize,
     /// Offered since the last commit, to put in once their packets are sent: key, output
-    /// ifindex, tag, entry.
-    pending: Vec<(KernelKey, u32, u64, Entry)>,
+    /// ifindex, entry.
+    pending: Vec<(KernelKey, u32, Entry)>,
     /// Offers to skip after the map refused one (full).
     backoff: u32,
 }
@@ -185,9 +276,11 @@ pub struct ThreadKernel {
 impl ThreadKernel {
     /// A datapath thread's view of `kernel`.
     pub fn new(kernel: Arc<Kernel>) -> ThreadKernel {
+        let entries = Arc::new(Entries::default());
+        (kernel.threads.lock().unwrap_or_else(|e| e.into_inner())).push(Arc::downgrade(&entries));
         ThreadKernel {
             kernel,
-            entries: HashMap::new(),
+            entries,
             last_harvest: 0,
             round: Vec::new(),
             chunk: 0,
@@ -196,36 +289,17 @@ impl ThreadKernel {
         }
     }
 
-    /// The output port's ifindex if the kernel may forward from `in_port` to `out_port`.
-    fn usable(&self, in_port: u32, out_port: u32) -> Option<u32> {
-        if self.kernel.is_off() {
-            return None;
-        }
-        let (i, o) = (
-            self.kernel.ports.get(in_port)?,
-            self.kernel.ports.get(out_port)?,
-        );
-        let ok = |s: &PortSlot, no: u32| {
-            s.kernel_port.get().is_some()
-                && s.link_up.load(Ordering::Relaxed)
-                && s.config.load(Ordering::Relaxed) & (pcfg::PORT_DOWN | no) == 0
-        };
-        (ok(&i, pcfg::NO_RECV) && ok(&o, pcfg::NO_FWD))
-            .then_some(o.ifindex)
-            .flatten()
-    }
-
     /// Credits the new counts of the entries with `keys` at `now` (one lookup each, or, to
     /// drop many, the whole map read in batches: about half the time); drops those idle for
     /// [`IDLE`] (all of them with `drop_all`) from the map in one batch.
     fn collect(&mut self, keys: &[KernelKey], now: Nanos, drop_all: bool) {
         let table = &self.kernel.table;
         let ports = self.kernel.ports.load();
-        let before = self.entries.len();
+        let mut entries = lock(&self.entries);
+        let before = entries.len();
         let mut snapshot = None;
         if drop_all && keys.len() > READ_ALL_FROM {
             let mut m = HashMap::with_capacity(keys.len());
-            let entries = &self.entries;
             match table.counts_all(|k, p, b| {
                 if entries.contains_key(k) {
                     m.insert(*k, (p, b));
@@ -237,7 +311,7 @@ impl ThreadKernel {
         }
         let mut gone = Vec::new();
         for key in keys {
-            let Some(e) = self.entries.get_mut(key) else {
+            let Some(e) = entries.get_mut(key) else {
                 continue;
             };
             let counts = match &snapshot {
@@ -248,7 +322,7 @@ impl ThreadKernel {
                 }),
             };
             let Some((packets, bytes)) = counts else {
-                self.entries.remove(key);
+                entries.remove(key);
                 continue;
             };
             let (dp, db) = (
@@ -269,18 +343,17 @@ impl ThreadKernel {
                 }
             }
             if drop_all || now.saturating_sub(e.moved) >= IDLE {
-                self.entries.remove(key);
+                entries.remove(key);
                 gone.push(*key);
             }
         }
         if let Err(err) = table.remove_all(&gone) {
             tracing::warn!("kernel flow table: cannot remove entries: {err}");
         }
-        self.count_entries(before);
+        self.count_entries(before, entries.len());
     }
 
-    fn count_entries(&self, before: usize) {
-        let now = self.entries.len();
+    fn count_entries(&self, before: usize, now: usize) {
         let g = &self.kernel.entries;
         if now >= before {
             g.fetch_add((now - before) as u64, Ordering::Relaxed);
@@ -292,7 +365,7 @@ impl ThreadKernel {
 
 impl KernelFlows for ThreadKernel {
     fn offer(&mut self, key: &KernelKey, mf: &Arc<Megaflow>, out_port: u32, tag: u64) {
-        if self.entries.contains_key(key) || self.pending.iter().any(|p| p.0 == *key) {
+        if self.pending.iter().any(|p| p.0 == *key) || lock(&self.entries).contains_key(key) {
             return;
         }
         if self.backoff > 0 {
@@ -300,28 +373,33 @@ impl KernelFlows for ThreadKernel {
             return;
         }
         let in_port = u32::from_ne_bytes([key[0], key[1], key[2], key[3]]);
-        let Some(ifindex) = self.usable(in_port, out_port) else {
+        let Some(ifindex) = self.kernel.usable(in_port, out_port) else {
             return;
         };
         let entry = Entry {
             mf: mf.clone(),
             in_port,
             out_port,
+            tag,
             packets: 0,
             bytes: 0,
             moved: mf.used.load(Ordering::Relaxed),
         };
-        self.pending.push((*key, ifindex, tag, entry));
+        self.pending.push((*key, ifindex, entry));
     }
 
     fn commit(&mut self) {
-        for (key, ifindex, tag, entry) in self.pending.drain(..) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut entries = lock(&self.entries);
+        for (key, ifindex, entry) in self.pending.drain(..) {
             if self.backoff > 0 {
                 break;
             }
-            match self.kernel.table.insert(&key, ifindex, tag) {
+            match self.kernel.table.insert(&key, ifindex, entry.tag) {
                 Ok(()) => {
-                    self.entries.insert(key, entry);
+                    entries.insert(key, entry);
                     self.kernel.entries.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
@@ -337,10 +415,13 @@ impl KernelFlows for ThreadKernel {
     /// with many entries does not stop forwarding for a whole round of lookups at once.
     fn harvest(&mut self, now: Nanos) {
         if self.round.is_empty() {
-            if now.saturating_sub(self.last_harvest) < HARVEST_EVERY || self.entries.is_empty() {
+            if now.saturating_sub(self.last_harvest) < HARVEST_EVERY {
                 return;
             }
-            self.round.extend(self.entries.keys());
+            self.round.extend(lock(&self.entries).keys());
+            if self.round.is_empty() {
+                return;
+            }
             self.chunk = self.round.len().div_ceil(8).max(HARVEST_CHUNK);
             self.last_harvest = now;
         }
@@ -354,9 +435,10 @@ impl KernelFlows for ThreadKernel {
         !self.round.is_empty()
     }
 
-    /// Every entry stops forwarding first (the new tag is made current), so none of them
-    /// counts while it is read and put back: only a packet that passed the tag check just
-    /// before may still add itself to the old value, and is not credited.
+    /// Entries the control plane already moved to the new tag ([`Kernel::published`]) are
+    /// left as they are (they forward, and count, all along); the others kept stopped
+    /// forwarding when the tag changed, so none of them counts while it is read and put
+    /// back.
     fn revalidate(
         &mut self,
         now: Nanos,
@@ -364,39 +446,42 @@ impl KernelFlows for ThreadKernel {
         mac_version: u64,
         keep: &dyn Fn(&Megaflow) -> bool,
     ) {
-        self.kernel.published(generation, mac_version);
+        self.kernel.advance(generation, mac_version);
         self.round.clear();
         // Their packets were translated at an older generation.
         self.pending.clear();
         self.backoff = 0;
-        if self.entries.is_empty() {
+        let tag = tag(generation, mac_version);
+        let (kept, gone): (Vec<KernelKey>, Vec<KernelKey>) = {
+            let entries = lock(&self.entries);
+            let (kept, gone): (Vec<_>, Vec<_>) = entries.iter().partition(|(_, e)| keep(&e.mf));
+            let moved = |e: &Entry| e.tag == tag;
+            (
+                kept.into_iter()
+                    .filter(|(_, e)| !moved(e))
+                    .map(|(k, _)| *k)
+                    .collect(),
+                gone.into_iter().map(|(k, _)| *k).collect(),
+            )
+        };
+        if kept.is_empty() && gone.is_empty() {
             return;
         }
-        let (kept, gone): (Vec<_>, Vec<_>) = self.entries.iter().partition(|(_, e)| keep(&e.mf));
-        let kept: Vec<KernelKey> = kept.into_iter().map(|(k, _)| *k).collect();
-        let gone: Vec<KernelKey> = gone.into_iter().map(|(k, _)| *k).collect();
         self.collect(&gone, now, true);
         // Credited (idle ones dropped), then put back with counts 0 under the new tag, if
         // both ports still qualify.
         self.collect(&kept, now, false);
-        let before = self.entries.len();
-        let tag = fuxi_dataplane::cache::kernel::tag(generation, mac_version);
+        let mut entries = lock(&self.entries);
+        let before = entries.len();
         let mut unusable = Vec::new();
         for key in &kept {
-            let Some(&Entry {
-                in_port, out_port, ..
-            }) = self.entries.get(key)
-            else {
+            let Some(e) = entries.get_mut(key) else {
                 continue;
             };
-            let put = (self.usable(in_port, out_port))
+            let put = (self.kernel.usable(e.in_port, e.out_port))
                 .map(|ifindex| self.kernel.table.insert(key, ifindex, tag));
             match put {
-                Some(Ok(())) => {
-                    if let Some(e) = self.entries.get_mut(key) {
-                        (e.packets, e.bytes) = (0, 0);
-                    }
-                }
+                Some(Ok(())) => (e.tag, e.packets, e.bytes) = (tag, 0, 0),
                 Some(Err(err)) => {
                     tracing::warn!("kernel flow table: cannot put an entry back: {err}");
                     unusable.push(*key);
@@ -405,11 +490,11 @@ impl KernelFlows for ThreadKernel {
             }
         }
         for key in &unusable {
-            self.entries.remove(key);
+            entries.remove(key);
         }
         if let Err(err) = self.kernel.table.remove_all(&unusable) {
             tracing::warn!("kernel flow table: cannot remove entries: {err}");
         }
-        self.count_entries(before);
+        self.count_entries(before, entries.len());
     }
 }

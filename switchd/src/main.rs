@@ -283,12 +283,9 @@ fn run(args: Args) -> Result<()> {
     }
     let mut engine = Engine::new(pipeline);
     if let Some(k) = &kernel {
-        let p = engine.published();
-        k.published(p.generation(), p.mac_table.version());
+        k.published(&engine.published());
         let k = k.clone();
-        engine.on_publish(Box::new(move |generation, mac| {
-            k.published(generation, mac)
-        }));
+        engine.on_publish(Box::new(move |p| k.published(p)));
     }
     let reader = engine.reader();
     let (pi_tx, mut pi_rx) = tokio::sync::mpsc::channel(4096);

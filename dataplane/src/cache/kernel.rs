@@ -26,9 +26,12 @@
 //! megaflow was translated at ([`tag`]); the program forwards only entries whose tag is the
 //! one the kernel was last told is current, which the control plane updates as it publishes
 //! and a datapath as it learns. So a flow-mod, a port change or a MAC move stops the kernel
-//! using every entry at once (before a barrier reply). The datapath then revalidates its
-//! caches ([`super::Datapath`]): the entries of megaflows that survive go back in under the
-//! new tag, the others are dropped, their counts credited first.
+//! using every entry it made stale at once (before a barrier reply): as it publishes, the
+//! control plane first moves the entries whose microflows the new pipeline still forwards
+//! the same way ([`super::still_forwards`], on [`frame_of`] the key) to the new tag. A
+//! datapath then revalidates its caches ([`super::Datapath`]): the entries of megaflows
+//! that survive go back in under the new tag if they are not there yet, the others are
+//! dropped, their counts credited first.
 
 use std::sync::Arc;
 
@@ -112,6 +115,38 @@ pub fn kernel_key(in_port: u32, frame: &[u8]) -> Option<KernelKey> {
         _ => return None,
     }
     Some(k)
+}
+
+/// A frame with kernel key `key`: the key's window, the rest of a minimal L4 header (TCP:
+/// 20 bytes, no flags; UDP: its length; SCTP, ICMP echo: zero) and no payload, the IP
+/// length field saying so. Its flow key is every such packet's, TCP flags aside (the one
+/// field of a keyed packet outside its key, which no kernel entry's megaflow looks at): a
+/// control plane can translate it to check an entry still forwards where it does. None
+/// for bytes [`kernel_key`] never gives.
+pub fn frame_of(key: &KernelKey) -> Option<Vec<u8>> {
+    let f = &key[FRAME_AT..FRAME_AT + WINDOW];
+    // Where L4 starts, the IP protocol, where the length field is and what it counts from.
+    let (l4, proto, len_at, len_from) = match f[12..14] {
+        [0x08, 0x00] => (34, f[23], 16, 14),
+        [0x86, 0xdd] => (54, f[20], 18, 54),
+        _ => return None,
+    };
+    let l4_len = match proto {
+        6 => 20,
+        17 | ICMP | ICMPV6 => 8,
+        132 => 12,
+        _ => return None,
+    };
+    let mut frame = f[..l4 + 4].to_vec();
+    frame.resize(l4 + l4_len, 0);
+    let len = (frame.len() - len_from) as u16;
+    frame[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());
+    match proto {
+        6 => frame[l4 + 12] = 0x50,
+        17 => frame[l4 + 4..l4 + 6].copy_from_slice(&8u16.to_be_bytes()),
+        _ => {}
+    }
+    Some(frame)
 }
 
 /// Whether the L4 header of `proto` at `l4` lies whole in `frame`, which ends where its IP
@@ -220,6 +255,29 @@ mod tests {
         };
         g[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
         g
+    }
+
+    /// `frame_of` gives back a frame with the key, whose flow key is the original's but
+    /// for TCP flags.
+    #[test]
+    fn a_keys_frame_has_the_key_and_the_flow_key_of_its_packets() {
+        use crate::packet::{RxMeta, parse};
+        let mut echo4 = v4(ICMP);
+        echo4[34] = 8;
+        let mut echo6 = v6(ICMPV6);
+        echo6[54] = 129;
+        let frames = [v4(6), v4(17), v4(132), echo4, v6(6), v6(17), v6(132), echo6];
+        for (i, f) in frames.iter().enumerate() {
+            let k = kernel_key(3, f).unwrap_or_else(|| panic!("frame {i}: no key"));
+            let g = frame_of(&k).unwrap();
+            assert_eq!(kernel_key(3, &g), Some(k), "frame {i}");
+            let mut want = parse(f, RxMeta::port(3)).key;
+            want.set(Field::TcpFlags, 0);
+            assert_eq!(parse(&g, RxMeta::port(3)).key, want, "frame {i}");
+        }
+        let mut arp = [0u8; KEY_LEN];
+        arp[FRAME_AT + 12..FRAME_AT + 14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(frame_of(&arp), None);
     }
 
     #[test]

@@ -9,11 +9,11 @@
 //! Open vSwitch's revalidators do its datapath flows): each is translated again from its
 //! masked key and kept only if the result is the same — actions, the same flow and group
 //! counters, a mask within its own —, so a flow-mod that does not touch a megaflow's
-//! packets leaves it (and its kernel entry) in place; the exact-match cache is dropped. With more than
-//! [`REVALIDATE_MAX`] megaflows both caches are dropped instead. The same holds for the MAC
-//! table the NORMAL action reads: its version is checked with the generation, and a
-//! translation that changed it (learned a new or moved MAC) revalidates before its own
-//! result goes in.
+//! packets leaves it (and its kernel entry) in place; the exact-match cache is dropped.
+//! With more than [`REVALIDATE_MAX`] megaflows both caches are dropped instead. The same
+//! holds for the MAC table the NORMAL action reads: its version is checked with the
+//! generation, and a translation that changed it (learned a new or moved MAC) revalidates
+//! before its own result goes in.
 //!
 //! Why a kept megaflow is right: a translation's mask holds every key bit its outcome
 //! depended on, so translating the masked key (the bits outside the mask zero) against the
@@ -49,7 +49,7 @@ use crate::pipeline::{Actions, FlowList, GroupStats, InlineVec, Nanos, Pipeline}
 use crate::port::offload::VnetHdr;
 use crate::port::{BATCH, RxPacket};
 use emc::Emc;
-use kernel::{KernelFlows, kernel_key, kernel_output};
+use kernel::{KernelFlows, KernelKey, kernel_key, kernel_output};
 
 /// The tables a megaflow's translation visited, each with whether a flow matched there.
 pub type TableTrace = InlineVec<(u8, bool), 4>;
@@ -919,10 +919,8 @@ impl Datapath {
 }
 
 /// Whether translating `mf`'s key (under `mask`, whose non-zero words are `words`) against
-/// `p` gives what `mf` holds: a mask within its mask, the same actions, learning (the MAC
-/// table still holding what it learned) and tables visited, and the very same flow and
-/// group counters (so its counts go on going where they went: a flow deleted and added
-/// again has new ones). `scratch` takes the translation.
+/// `p` gives what `mf` holds: a mask within its mask, the same actions, and what
+/// [`same_path`] checks. `scratch` takes the translation.
 fn still_valid(
     p: &Pipeline,
     mask: &FlowMask,
@@ -945,6 +943,41 @@ fn still_valid(
     };
     let mut wc = FlowKey::ZERO;
     let t = p.translate_into(&key, None, &mut s.actions, &mut wc, rec);
+    // A mask with fewer bits is fine: the megaflow is then narrower than it needs to be.
+    let within = (wc.w.iter().zip(&mask.w)).all(|(new, old)| new & !old == 0);
+    t.cacheable && within && s.actions == mf.actions && same_path(p, s, t.learn, mf)
+}
+
+/// Whether a kernel flow table entry still forwards as it does under `p`: the translation
+/// of its microflow (`key`, as [`kernel::frame_of`] rebuilds it) outputs it unchanged to
+/// `out_port` alone, without looking at TCP flags, along [`same_path`] as `mf`, the
+/// megaflow that put it in (whose flows its counts are credited to). A control plane asks
+/// this of every entry before a change is answered, so that the entries still right go on
+/// forwarding through it.
+pub fn still_forwards(p: &Pipeline, key: &KernelKey, mf: &Megaflow, out_port: u32) -> bool {
+    let Some(frame) = kernel::frame_of(key) else {
+        return false;
+    };
+    let in_port = u32::from_ne_bytes([key[0], key[1], key[2], key[3]]);
+    let flow = crate::packet::parse(&frame, RxMeta::port(in_port)).key;
+    let mut s = Megaflow::empty();
+    let rec = Recorder {
+        flows: &mut s.flows,
+        trace: &mut s.trace,
+        groups: &mut s.groups,
+    };
+    let mut wc = FlowKey::ZERO;
+    let t = p.translate_into(&flow, Some(&frame), &mut s.actions, &mut wc, rec);
+    t.cacheable
+        && kernel_output(&s.actions, &wc, in_port) == Some(out_port)
+        && same_path(p, &s, t.learn, mf)
+}
+
+/// Whether a translation (recorded in `s`, learning `learn`) went the way `mf`'s did: the
+/// same tables visited, the very same flow and group counters (so its counts go on going
+/// where they went: a flow deleted and added again has new ones), the same learning, with
+/// the MAC table still holding what it learned.
+fn same_path(p: &Pipeline, s: &Megaflow, learn: Option<Learn>, mf: &Megaflow) -> bool {
     let same_flows = s.flows.len() == mf.flows.len()
         && s.flows
             .iter()
@@ -952,15 +985,10 @@ fn still_valid(
             .all(|(a, b)| Arc::ptr_eq(a, b));
     let same_groups = s.groups.len() == mf.groups.len()
         && (s.groups.iter().zip(&mf.groups)).all(|((a, x), (b, y))| Arc::ptr_eq(a, b) && x == y);
-    // A mask with fewer bits is fine: the megaflow is then narrower than it needs to be.
-    let within = (wc.w.iter().zip(&mask.w)).all(|(new, old)| new & !old == 0);
-    t.cacheable
-        && within
-        && t.learn == mf.learn
+    learn == mf.learn
         // Its source MAC must still be where it learned it: else its next packet has to
         // come through here and learn the move.
-        && t.learn.is_none_or(|l| p.mac_table.lookup(l.vlan, l.mac) == Some(l.port))
-        && s.actions == mf.actions
+        && learn.is_none_or(|l| p.mac_table.lookup(l.vlan, l.mac) == Some(l.port))
         && s.trace == mf.trace
         && same_flows
         && same_groups

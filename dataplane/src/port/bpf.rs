@@ -2,8 +2,12 @@
 //! does I/O; what goes into the table is decided in [`crate::cache::kernel`]).
 //!
 //! - [`KernelTable`]: the flows hash map ([`KernelKey`] → a [`VALUE_LEN`]-byte entry: output
-//!   ifindex, tag, packet and byte counts), the epoch array map (one `u64`: the tag entries
-//!   must carry to be used) and the per-CPU hidden flag (below), created through raw `bpf(2)`.
+//!   ifindex, tag, packet and byte counts), the epoch array map (two `u64`s: the current tag
+//!   and, during a [`KernelTable::transition`], the next one; an entry carrying either is
+//!   used) and the per-CPU hidden flag (below), created through raw `bpf(2)`.
+//! - A third program, run through `BPF_PROG_TEST_RUN` rather than attached, sets one
+//!   entry's tag in place ([`KernelTable::retag`]): a map update would replace the whole
+//!   value, losing what a packet counts meanwhile.
 //! - [`KernelTable::attach`]: for one input port, a tc program on the device's tcx ingress
 //!   that computes the packet's key exactly as [`kernel_key`](crate::cache::kernel::kernel_key)
 //!   does, looks it up and `bpf_redirect`s a current hit to its output device, counting it;
@@ -28,7 +32,7 @@
 //!     (its checksum zeroed), zero len+id, csum
 //! v6: skb_load_bytes(14, key+18, 44) or miss; next header tcp/udp/sctp or an ICMPv6 echo
 //!     (its checksum zeroed), zero payload len
-//! e = flows[key] or miss; epoch[0] == e.tag or miss
+//! e = flows[key] or miss; e.tag in epoch[0] (current, next) or miss
 //! tc:     e.packets += 1; e.bytes += ctx.len; return bpf_redirect(e.ifindex, 0)   miss: TCX_NEXT
 //! socket: hidden = 1; return 0 (drop)                                              miss: whole packet
 //! ```
@@ -39,7 +43,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
 use crate::cache::kernel::{FRAME_AT, ICMP, ICMPV6, KEY_LEN, KernelKey, tag};
@@ -138,6 +142,8 @@ pub struct KernelTable {
     /// Per CPU, one `u64`: 1 while the packet in hand is one the socket filter hid from
     /// the port (its tc program may redirect only such a packet).
     hidden: OwnedFd,
+    /// Rewrites one entry's tag in place ([`KernelTable::retag`]).
+    retag: OwnedFd,
     max_entries: u32,
     /// The (generation, MAC version) the epoch map holds the tag of.
     current: Mutex<(u64, u64)>,
@@ -165,12 +171,18 @@ impl KernelTable {
             VALUE_LEN as u32,
             max_entries,
         )?;
-        let epoch = map_create("fuxi_epoch", BPF_MAP_TYPE_ARRAY, 4, 8, 1)?;
+        let epoch = map_create("fuxi_epoch", BPF_MAP_TYPE_ARRAY, 4, 16, 1)?;
         let hidden = map_create("fuxi_hidden", BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1)?;
+        let retag = prog_load(
+            BPF_PROG_TYPE_SCHED_CLS,
+            "fuxi_retag",
+            &retag_program(flows.as_raw_fd()),
+        )?;
         Ok(KernelTable {
             flows,
             epoch,
             hidden,
+            retag,
             max_entries,
             current: Mutex::new((0, 0)),
         })
@@ -231,14 +243,53 @@ impl KernelTable {
     /// was told so far (an older caller never makes stale entries current again); writes
     /// the epoch map only when it changes.
     pub fn set_current(&self, generation: u64, mac_version: u64) -> io::Result<()> {
+        self.transition(generation, mac_version, |_| {})
+    }
+
+    /// [`KernelTable::set_current`] in two steps, so that entries still right under the
+    /// new tag never stop forwarding: the new tag becomes the *next* one (entries carrying
+    /// either forward), `retag(new tag)` moves the entries that stay right to it
+    /// ([`KernelTable::retag`]), then it becomes the current one alone and the others stop.
+    /// Calls (of both) are serialised: `retag` must not call either.
+    pub fn transition(
+        &self,
+        generation: u64,
+        mac_version: u64,
+        retag: impl FnOnce(u64),
+    ) -> io::Result<()> {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
         let next = (cur.0.max(generation), cur.1.max(mac_version));
-        if next != *cur {
-            let t = tag(next.0, next.1);
-            map_update(&self.epoch, &0u32.to_ne_bytes(), &t.to_ne_bytes())?;
-            *cur = next;
+        if next == *cur {
+            return Ok(());
         }
+        let (old, new) = (tag(cur.0, cur.1), tag(next.0, next.1));
+        let epoch = |current: u64, next: u64| {
+            let mut v = [0u8; 16];
+            v[..8].copy_from_slice(&current.to_ne_bytes());
+            v[8..].copy_from_slice(&next.to_ne_bytes());
+            map_update(&self.epoch, &0u32.to_ne_bytes(), &v)
+        };
+        epoch(old, new)?;
+        retag(new);
+        epoch(new, 0)?;
+        *cur = next;
         Ok(())
+    }
+
+    /// Sets `key`'s tag to `tag` in place (its counts go on; a packet being counted
+    /// meanwhile is not lost, as it would be by [`KernelTable::insert`]); false if there is
+    /// no such entry.
+    pub fn retag(&self, key: &KernelKey, tag: u64) -> io::Result<bool> {
+        // An Ethernet header the kernel takes as one of an unknown type (it checks IP
+        // headers), then the key and the tag.
+        let mut data = [0u8; RETAG_AT + KEY_LEN + 8];
+        data[12..14].copy_from_slice(&[0x88, 0xb5]);
+        data[RETAG_AT..RETAG_AT + KEY_LEN].copy_from_slice(key);
+        data[RETAG_AT + KEY_LEN..].copy_from_slice(&tag.to_ne_bytes());
+        match test_run(self.retag.as_fd(), &data)? {
+            0 => Ok(true),
+            _ => Ok(false),
+        }
     }
 
     /// Puts `key` → redirect to `out_ifindex`, tagged `tag`, counts 0 (replaces an existing
@@ -498,9 +549,13 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd, hidden: R
     a.mov64_reg(R7, R0);
     a.st_imm(W, R10, EPOCH_KEY, 0);
     lookup_elem(&mut a, epoch, EPOCH_KEY, miss);
-    a.ldx(DW, R1, R0, 0);
+    let current = a.label();
     a.ldx(DW, R2, R7, Value::TAG);
+    a.ldx(DW, R1, R0, 0);
+    a.jmp_reg(JEQ, R1, R2, current);
+    a.ldx(DW, R1, R0, 8);
     a.jmp_reg(JNE, R1, R2, miss);
+    a.bind(current);
 
     match flavour {
         Flavour::Tc => {
@@ -525,6 +580,31 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd, hidden: R
             a.exit();
         }
     }
+    a.finish()
+}
+
+/// Where the key starts in the retag program's packet.
+const RETAG_AT: usize = 14;
+
+/// The retag program, run through `BPF_PROG_TEST_RUN` on a packet holding an Ethernet
+/// header, a key and a tag: sets that key's entry's tag in place (one aligned 8-byte store,
+/// which the tc program reads whole), returns 0; 1 if there is no such entry.
+fn retag_program(flows: RawFd) -> Vec<Insn> {
+    const KEY: i16 = -(KEY_LEN as i16);
+    const TAG: i16 = KEY - 8;
+    let mut a = Asm::default();
+    let absent = a.label();
+    a.mov64_reg(R6, R1);
+    load_bytes(&mut a, RETAG_AT as i32, KEY, KEY_LEN as i32, absent);
+    load_bytes(&mut a, (RETAG_AT + KEY_LEN) as i32, TAG, 8, absent);
+    lookup_elem(&mut a, flows, KEY, absent);
+    a.ldx(DW, R1, R10, TAG);
+    a.stx(DW, R0, R1, Value::TAG);
+    a.mov64_imm(R0, 0);
+    a.exit();
+    a.bind(absent);
+    a.mov64_imm(R0, 1);
+    a.exit();
     a.finish()
 }
 
@@ -748,6 +828,11 @@ impl Asm {
     /// *(size *)(dst + off) = imm
     fn st_imm(&mut self, size: u8, dst: u8, off: i16, imm: i32) {
         self.emit(CLS_ST | MODE_MEM | size, dst, 0, off, imm);
+    }
+
+    /// *(size *)(dst + off) = src.
+    fn stx(&mut self, size: u8, dst: u8, src: u8, off: i16) {
+        self.emit(CLS_STX | MODE_MEM | size, dst, src, off, 0);
     }
 
     /// Atomically *(u64 *)(dst + off) += src.

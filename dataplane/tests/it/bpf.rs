@@ -407,6 +407,42 @@ fn bpf_stale_entries_miss_and_older_callers_do_not_revive_them() {
     assert_eq!(table.counts(&k).unwrap(), Some((1, f.len() as u64)));
 }
 
+/// A transition to a new tag: while entries are moved to it, those moved and those not yet
+/// both forward; after it only the moved ones do, their counts carried on.
+#[test]
+fn bpf_a_transition_keeps_retagged_entries_forwarding_and_stops_the_rest() {
+    let table = KernelTable::new(16).unwrap();
+    let port = Progs::new(&table, PORT);
+    let a = tcp4(&[1; 10], 1);
+    let b = other_address(&a);
+    let (ka, kb) = (kernel_key(PORT, &a).unwrap(), kernel_key(PORT, &b).unwrap());
+    table.set_current(1, 1).unwrap();
+    table.insert(&ka, OUT, tag(1, 1)).unwrap();
+    table.insert(&kb, OUT, tag(1, 1)).unwrap();
+    assert_eq!(port.ingress(&a), REDIRECT);
+    let mut called = 0;
+    table
+        .transition(2, 1, |new| {
+            called += 1;
+            assert_eq!(new, tag(2, 1));
+            assert_eq!(port.ingress(&b), REDIRECT, "not moved yet, still current");
+            assert!(table.retag(&ka, new).unwrap());
+            assert!(!table.retag(&keys(20)[19], new).unwrap(), "absent");
+            assert_eq!(port.ingress(&a), REDIRECT, "moved: the next tag");
+            assert_eq!(port.ingress(&b), REDIRECT);
+        })
+        .unwrap();
+    assert_eq!(called, 1);
+    assert_eq!(port.ingress(&a), REDIRECT);
+    assert_eq!(port.ingress(&b), NEXT, "not moved: stale");
+    let len = a.len() as u64;
+    assert_eq!(table.counts(&ka).unwrap(), Some((3, 3 * len)));
+    // Nothing newer: nothing to move.
+    table.transition(2, 0, |_| called += 1).unwrap();
+    assert_eq!(called, 1);
+    assert_eq!(port.ingress(&a), REDIRECT);
+}
+
 /// `n` distinct keys (one TCP frame on ports `PORT..PORT + n`).
 fn keys(n: u32) -> Vec<KernelKey> {
     (0..n)

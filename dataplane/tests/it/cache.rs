@@ -3,7 +3,7 @@
 //! metadata, rewrites, VLAN push/pop, TTL, groups) changed between packets; plus hit paths.
 
 use fuxi_dataplane::cache::kernel::{KernelFlows, KernelKey, kernel_key, tag};
-use fuxi_dataplane::cache::{Datapath, Megaflow, Source};
+use fuxi_dataplane::cache::{Datapath, Megaflow, Source, still_forwards};
 use fuxi_dataplane::packet::{RxMeta, parse};
 use fuxi_dataplane::pipeline::exec::{Recorder, execute};
 use fuxi_dataplane::pipeline::{
@@ -815,6 +815,22 @@ proptest! {
                 }
                 pkts.push((echo, s.in_port));
                 pkts.push((next, s.in_port));
+            }
+            // A change, before any datapath has seen it: what the control plane moves to
+            // the new tag as it publishes forwards as the full translation does, through
+            // the same flows (whose counters the entry's counts go to).
+            for (i, (bytes, in_port)) in pkts.iter().enumerate() {
+                let entries = k.entries.lock().unwrap();
+                let Some(key) = kernel_key(*in_port, bytes) else { continue };
+                let Some((out, _, mf)) = entries.get(&key) else { continue };
+                if !still_forwards(&p, &key, mf, *out) {
+                    continue;
+                }
+                let full = p.translate(&parse(bytes, RxMeta::port(*in_port)).key, Some(bytes));
+                prop_assert_eq!(&full.actions[..], &[DpAction::Output(*out)], "packet {}", i);
+                let same = full.flows.len() == mf.flows.len()
+                    && full.flows.iter().zip(mf.flows.iter()).all(|(a, b)| Arc::ptr_eq(a, b));
+                prop_assert!(same, "packet {}: other flows", i);
             }
             for (bytes, in_port) in &pkts {
                 let mut rec = Recorder::default();
