@@ -187,8 +187,11 @@ impl Kernel {
         if self.entries.load(Ordering::Relaxed) > RETAG_MAX as u64 {
             return;
         }
+        let start = std::time::Instant::now();
+        let (mut checked, mut moved) = (0, 0);
         for t in threads {
             for (key, e) in lock(&t).iter_mut() {
+                checked += 1;
                 if e.tag == tag
                     || self.usable(e.in_port, e.out_port).is_none()
                     || !still_forwards(p, key, &e.mf, e.out_port)
@@ -196,7 +199,10 @@ impl Kernel {
                     continue;
                 }
                 match self.table.retag(key, tag) {
-                    Ok(true) => e.tag = tag,
+                    Ok(true) => {
+                        e.tag = tag;
+                        moved += 1;
+                    }
                     // Removed meanwhile (by nobody: the map is ours and this thread's,
                     // whose lock is held): the thread finds out when it next reads it.
                     Ok(false) => {}
@@ -207,6 +213,8 @@ impl Kernel {
                 }
             }
         }
+        let us = start.elapsed().as_micros();
+        tracing::debug!(checked, moved, us, "kernel flow table: entries moved to a new tag");
     }
 
     /// The output port's ifindex if the kernel may forward from `in_port` to `out_port`.
