@@ -214,7 +214,12 @@ impl Kernel {
             }
         }
         let us = start.elapsed().as_micros();
-        tracing::debug!(checked, moved, us, "kernel flow table: entries moved to a new tag");
+        tracing::debug!(
+            checked,
+            moved,
+            us,
+            "kernel flow table: entries moved to a new tag"
+        );
     }
 
     /// The output port's ifindex if the kernel may forward from `in_port` to `out_port`.
