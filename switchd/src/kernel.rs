@@ -189,28 +189,31 @@ impl Kernel {
         }
         let start = std::time::Instant::now();
         let (mut checked, mut moved) = (0, 0);
+        let mut keys = Vec::new();
         for t in threads {
-            for (key, e) in lock(&t).iter_mut() {
-                checked += 1;
-                if e.tag == tag
-                    || self.usable(e.in_port, e.out_port).is_none()
-                    || !still_forwards(p, key, &e.mf, e.out_port)
+            let mut entries = lock(&t);
+            checked += entries.len();
+            keys.clear();
+            keys.extend(entries.iter().filter_map(|(key, e)| {
+                let right = e.tag != tag
+                    && self.usable(e.in_port, e.out_port).is_some()
+                    && still_forwards(p, key, &e.mf, e.out_port);
+                right.then_some(*key)
+            }));
+            let mut at = keys.iter();
+            // An entry removed meanwhile (by nobody: the map is ours and this thread's,
+            // whose lock is held) is not found: the thread finds out when it next reads it.
+            let r = self.table.retag(&keys, tag, |found| {
+                if let Some(e) = at.next().and_then(|k| entries.get_mut(k))
+                    && found
                 {
-                    continue;
+                    e.tag = tag;
+                    moved += 1;
                 }
-                match self.table.retag(key, tag) {
-                    Ok(true) => {
-                        e.tag = tag;
-                        moved += 1;
-                    }
-                    // Removed meanwhile (by nobody: the map is ours and this thread's,
-                    // whose lock is held): the thread finds out when it next reads it.
-                    Ok(false) => {}
-                    Err(err) => {
-                        tracing::warn!("kernel flow table: cannot move an entry: {err}");
-                        return;
-                    }
-                }
+            });
+            if let Err(err) = r {
+                tracing::warn!("kernel flow table: cannot move entries: {err}");
+                break;
             }
         }
         let us = start.elapsed().as_micros();

@@ -276,20 +276,33 @@ impl KernelTable {
         Ok(())
     }
 
-    /// Sets `key`'s tag to `tag` in place (its counts go on; a packet being counted
-    /// meanwhile is not lost, as it would be by [`KernelTable::insert`]); false if there is
-    /// no such entry.
-    pub fn retag(&self, key: &KernelKey, tag: u64) -> io::Result<bool> {
-        // An Ethernet header the kernel takes as one of an unknown type (it checks IP
-        // headers), then the key and the tag.
-        let mut data = [0u8; RETAG_AT + KEY_LEN + 8];
-        data[12..14].copy_from_slice(&[0x88, 0xb5]);
-        data[RETAG_AT..RETAG_AT + KEY_LEN].copy_from_slice(key);
-        data[RETAG_AT + KEY_LEN..].copy_from_slice(&tag.to_ne_bytes());
-        match test_run(self.retag.as_fd(), &data)? {
-            0 => Ok(true),
-            _ => Ok(false),
+    /// Sets the tag of each of `keys`' entries to `tag` in place (counts go on; a packet
+    /// being counted meanwhile is not lost, as it would be by [`KernelTable::insert`]), up
+    /// to [`RETAG_BATCH`] a `bpf(2)` call; `found` hears, in order, whether each had one.
+    pub fn retag(
+        &self,
+        keys: &[KernelKey],
+        tag: u64,
+        mut found: impl FnMut(bool),
+    ) -> io::Result<()> {
+        const ONE: usize = KEY_LEN + 8;
+        let mut data = Vec::with_capacity(RETAG_AT + RETAG_BATCH * ONE);
+        for chunk in keys.chunks(RETAG_BATCH) {
+            // An Ethernet header the kernel takes as one of an unknown type (it checks IP
+            // headers), then key and tag, key and tag...
+            data.clear();
+            data.extend_from_slice(&[0; 12]);
+            data.extend_from_slice(&[0x88, 0xb5]);
+            for key in chunk {
+                data.extend_from_slice(key);
+                data.extend_from_slice(&tag.to_ne_bytes());
+            }
+            let bits = test_run(self.retag.as_fd(), &data)?;
+            for i in 0..chunk.len() {
+                found(bits & (1 << i) != 0);
+            }
         }
+        Ok(())
     }
 
     /// Puts `key` → redirect to `out_ifindex`, tagged `tag`, counts 0 (replaces an existing
@@ -583,27 +596,35 @@ fn program(in_port: u32, flavour: Flavour, flows: RawFd, epoch: RawFd, hidden: R
     a.finish()
 }
 
-/// Where the key starts in the retag program's packet.
+/// Where the first key starts in the retag program's packet.
 const RETAG_AT: usize = 14;
+/// Entries one run of the retag program moves at most (its return value's bits).
+pub const RETAG_BATCH: usize = 32;
 
 /// The retag program, run through `BPF_PROG_TEST_RUN` on a packet holding an Ethernet
-/// header, a key and a tag: sets that key's entry's tag in place (one aligned 8-byte store,
-/// which the tc program reads whole), returns 0; 1 if there is no such entry.
+/// header and up to [`RETAG_BATCH`] keys, each followed by a tag: sets each key's entry's
+/// tag in place (one aligned 8-byte store, which the tc program reads whole). Returns bit
+/// `i` set if key `i` had an entry. Unrolled: a test run costs ~2 µs, a key ~50 ns.
 fn retag_program(flows: RawFd) -> Vec<Insn> {
     const KEY: i16 = -(KEY_LEN as i16);
     const TAG: i16 = KEY - 8;
     let mut a = Asm::default();
-    let absent = a.label();
+    let done = a.label();
     a.mov64_reg(R6, R1);
-    load_bytes(&mut a, RETAG_AT as i32, KEY, KEY_LEN as i32, absent);
-    load_bytes(&mut a, (RETAG_AT + KEY_LEN) as i32, TAG, 8, absent);
-    lookup_elem(&mut a, flows, KEY, absent);
-    a.ldx(DW, R1, R10, TAG);
-    a.stx(DW, R0, R1, Value::TAG);
-    a.mov64_imm(R0, 0);
-    a.exit();
-    a.bind(absent);
-    a.mov64_imm(R0, 1);
+    a.mov64_imm(R7, 0);
+    for i in 0..RETAG_BATCH {
+        let next = a.label();
+        let at = (RETAG_AT + i * (KEY_LEN + 8)) as i32;
+        load_bytes(&mut a, at, KEY, KEY_LEN as i32, done);
+        load_bytes(&mut a, at + KEY_LEN as i32, TAG, 8, done);
+        lookup_elem(&mut a, flows, KEY, next);
+        a.ldx(DW, R1, R10, TAG);
+        a.stx(DW, R0, R1, Value::TAG);
+        a.alu64_imm(OP_OR, R7, 1 << i);
+        a.bind(next);
+    }
+    a.bind(done);
+    a.mov64_reg(R0, R7);
     a.exit();
     a.finish()
 }

@@ -426,8 +426,11 @@ fn bpf_a_transition_keeps_retagged_entries_forwarding_and_stops_the_rest() {
             called += 1;
             assert_eq!(new, tag(2, 1));
             assert_eq!(port.ingress(&b), REDIRECT, "not moved yet, still current");
-            assert!(table.retag(&ka, new).unwrap());
-            assert!(!table.retag(&keys(20)[19], new).unwrap(), "absent");
+            let mut found = Vec::new();
+            table
+                .retag(&[ka, keys(20)[19]], new, |f| found.push(f))
+                .unwrap();
+            assert_eq!(found, [true, false], "the second is absent");
             assert_eq!(port.ingress(&a), REDIRECT, "moved: the next tag");
             assert_eq!(port.ingress(&b), REDIRECT);
         })
@@ -441,6 +444,35 @@ fn bpf_a_transition_keeps_retagged_entries_forwarding_and_stops_the_rest() {
     table.transition(2, 0, |_| called += 1).unwrap();
     assert_eq!(called, 1);
     assert_eq!(port.ingress(&a), REDIRECT);
+}
+
+/// Entries are moved 32 a run of the retag program: all of a hundred are, none absent is,
+/// and what they counted stays.
+#[test]
+fn bpf_retag_moves_entries_in_batches() {
+    let table = KernelTable::new(256).unwrap();
+    let keys = keys(130);
+    for (i, k) in keys.iter().enumerate().take(100) {
+        table
+            .insert(k, OUT, if i % 2 == 0 { 7 } else { 8 })
+            .unwrap();
+    }
+    let mut found = Vec::new();
+    table.retag(&keys, 9, |f| found.push(f)).unwrap();
+    assert_eq!(found.len(), 130);
+    assert!(found[..100].iter().all(|&f| f) && found[100..].iter().all(|&f| !f));
+    // Only the tag changed: a transition to 9 keeps every entry forwarding.
+    table.set_current(1, 0).unwrap();
+    let port = Progs::new(&table, PORT);
+    let f = tcp4(&[], 1);
+    let k = kernel_key(PORT, &f).unwrap();
+    assert_eq!(k, keys[0]);
+    assert_eq!(port.ingress(&f), NEXT, "tag 9 is not current");
+    table.retag(&[k], tag(1, 0), |_| {}).unwrap();
+    assert_eq!(port.ingress(&f), REDIRECT);
+    table.retag(&keys[..1], tag(1, 0), |_| {}).unwrap();
+    assert_eq!(table.counts(&k).unwrap(), Some((1, f.len() as u64)));
+    assert_eq!(table.counts(&keys[120]).unwrap(), None, "not put in");
 }
 
 /// `n` distinct keys (one TCP frame on ports `PORT..PORT + n`).
