@@ -670,10 +670,10 @@ impl Worker {
         self.dp.harvest_kernel(now);
     }
 
-    /// Whether a kernel harvest round is under way: call [`Worker::harvest_kernel`] again
-    /// soon.
-    pub fn kernel_harvesting(&self) -> bool {
-        self.dp.kernel_harvesting()
+    /// When [`Worker::harvest_kernel`] next has work to do: 0 while a round is under way,
+    /// the time the next round is due while the kernel holds entries, None without.
+    pub fn kernel_next_harvest(&self) -> Option<Nanos> {
+        self.dp.kernel_next_harvest()
     }
 
     /// Adds the counts this worker accumulated to the OpenFlow counters (call at least once

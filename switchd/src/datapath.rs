@@ -620,14 +620,17 @@ fn run(ctx: DatapathCtx) {
                 });
             }
             // Periodic work wants the thread back: stats to sync soon after traffic, a
-            // kernel harvest round under way. Else it wakes for packets, the waker (a port
-            // added, stop) or once a second (stats, the next harvest round).
+            // kernel harvest round under way or due (what the kernel forwarded reaches the
+            // counters within a second or so). Else it wakes for packets, the waker (a
+            // port added, stop) or once a second (stats).
+            let harvest_in = (worker.kernel_next_harvest())
+                .map(|t| t.saturating_sub(nanos_since(ctx.start)).div_ceil(1_000_000));
             let timeout = if waker.is_none() {
                 50
-            } else if last_busy.elapsed() < Duration::from_secs(1) || worker.kernel_harvesting() {
+            } else if last_busy.elapsed() < Duration::from_secs(1) || harvest_in == Some(0) {
                 100
             } else {
-                1000
+                harvest_in.map_or(1000, |ms| ms.clamp(1, 1000) as i32)
             };
             // SAFETY: `pollfds` is a valid, initialised array of `pollfds.len()` entries
             // that lives across the call; the descriptors belong to ports kept alive by

@@ -143,23 +143,19 @@ impl Kernel {
     /// and never stop. (The datapath threads revalidate their caches when they next look,
     /// and put back what they keep and the control plane did not move.)
     pub fn published(&self, p: &Pipeline) {
+        self.advance(p, p.mac_table.version());
+    }
+
+    /// Pipeline `p` with the MAC table at `mac_version` is current (published, or a
+    /// datapath thread learned a MAC): as [`Kernel::published`].
+    pub fn advance(&self, p: &Pipeline, mac_version: u64) {
         if self.off.load(Ordering::Acquire) {
             return;
         }
         let r = self
             .table
-            .transition(p.generation(), p.mac_table.version(), |tag| {
-                self.retag(p, tag)
-            });
+            .transition(p.generation(), mac_version, |tag| self.retag(p, tag));
         self.or_turn_off(r);
-    }
-
-    /// A datapath thread's caches moved to pipeline `generation` and MAC table
-    /// `mac_version`: entries made under older ones stop forwarding now.
-    pub fn advance(&self, generation: u64, mac_version: u64) {
-        if !self.off.load(Ordering::Acquire) {
-            self.or_turn_off(self.table.set_current(generation, mac_version));
-        }
     }
 
     /// Should the kernel refuse a new tag, entries that change made stale would go on
@@ -447,8 +443,14 @@ impl KernelFlows for ThreadKernel {
         self.collect(&keys, now, false);
     }
 
-    fn harvesting(&self) -> bool {
-        !self.round.is_empty()
+    fn next_harvest(&self) -> Option<Nanos> {
+        if !self.round.is_empty() {
+            Some(0)
+        } else if lock(&self.entries).is_empty() {
+            None
+        } else {
+            Some(self.last_harvest + HARVEST_EVERY)
+        }
     }
 
     /// Entries the control plane already moved to the new tag ([`Kernel::published`]) are
@@ -458,11 +460,13 @@ impl KernelFlows for ThreadKernel {
     fn revalidate(
         &mut self,
         now: Nanos,
-        generation: u64,
+        p: &Pipeline,
         mac_version: u64,
         keep: &dyn Fn(&Megaflow) -> bool,
     ) {
-        self.kernel.advance(generation, mac_version);
+        // Not holding this thread's entries: the control plane's side takes them all.
+        self.kernel.advance(p, mac_version);
+        let generation = p.generation();
         self.round.clear();
         // Their packets were translated at an older generation.
         self.pending.clear();

@@ -39,8 +39,8 @@ use fuxi_openflow::consts::OFPP_MAX;
 
 use super::Megaflow;
 use crate::packet::{Field, FlowMask};
-use crate::pipeline::Nanos;
 use crate::pipeline::xlate::DpAction;
+use crate::pipeline::{Nanos, Pipeline};
 
 /// Bytes of a key: the input port (4, host byte order), the masked window, 2 of padding.
 pub const KEY_LEN: usize = 64;
@@ -193,25 +193,27 @@ pub trait KernelFlows: Send {
     /// Credits what the kernel forwarded since the last call to the entries' megaflows (as
     /// used at `now`), and drops entries idle for long. May do nothing if called again soon.
     fn harvest(&mut self, now: Nanos);
-    /// Whether a harvest round is under way (the next [`KernelFlows::harvest`] call, soon,
-    /// would read more entries).
-    fn harvesting(&self) -> bool {
-        false
+    /// When a [`KernelFlows::harvest`] call next has work to do (on the clock of its
+    /// `now`): 0 while a round is under way (call again soon), the time the next round is
+    /// due while there are entries, None without entries.
+    fn next_harvest(&self) -> Option<Nanos> {
+        None
     }
-    /// The datapath revalidated its caches against pipeline `generation` and MAC table
-    /// `mac_version` (entries tagged older are stale everywhere from now on): credit every
-    /// entry's counts, keep those whose megaflow `keep` says survived, tagged
-    /// [`tag`]`(generation, mac_version)`, and drop the rest.
+    /// The datapath revalidated its caches against pipeline `p` and MAC table `mac_version`
+    /// (entries tagged older are stale everywhere from now on, but for those the kernel
+    /// table finds `p` still forwards the same way: [`super::still_forwards`]): credit
+    /// every entry's counts, keep those whose megaflow `keep` says survived, tagged
+    /// [`tag`]`(p.generation(), mac_version)`, and drop the rest.
     fn revalidate(
         &mut self,
         now: Nanos,
-        generation: u64,
+        p: &Pipeline,
         mac_version: u64,
         keep: &dyn Fn(&Megaflow) -> bool,
     );
     /// The datapath drops its caches: [`KernelFlows::revalidate`] keeping nothing.
-    fn clear(&mut self, now: Nanos, generation: u64, mac_version: u64) {
-        self.revalidate(now, generation, mac_version, &|_| false);
+    fn clear(&mut self, now: Nanos, p: &Pipeline, mac_version: u64) {
+        self.revalidate(now, p, mac_version, &|_| false);
     }
 }
 

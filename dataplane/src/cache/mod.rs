@@ -505,10 +505,9 @@ impl Datapath {
         }
     }
 
-    /// Whether the kernel flow table's harvest round is under way (see
-    /// [`KernelFlows::harvesting`]).
-    pub fn kernel_harvesting(&self) -> bool {
-        self.kernel.as_ref().is_some_and(|k| k.harvesting())
+    /// When [`Datapath::harvest_kernel`] next has work to do ([`KernelFlows::next_harvest`]).
+    pub fn kernel_next_harvest(&self) -> Option<Nanos> {
+        self.kernel.as_ref().and_then(|k| k.next_harvest())
     }
 
     /// Copy a megaflow hit into the exact-match cache once in `n` hits (1: every hit).
@@ -551,17 +550,9 @@ impl Datapath {
     /// Drops every cached entry (counts are synced first, into `p`'s tables).
     fn flush_into(&mut self, p: &Pipeline) {
         if let Some(k) = self.kernel.as_mut() {
-            k.clear(self.now, p.generation(), p.mac_table.version());
+            k.clear(self.now, p, p.mac_table.version());
         }
         self.sync_stats(p);
-        self.drop_caches();
-    }
-
-    /// Drops every cached entry without syncing counts.
-    pub fn flush(&mut self) {
-        if let Some(k) = self.kernel.as_mut() {
-            k.clear(self.now, self.generation, self.mac_version);
-        }
         self.drop_caches();
     }
 
@@ -632,7 +623,7 @@ impl Datapath {
         }
         self.megaflows.len = kept.len();
         if let Some(k) = self.kernel.as_mut() {
-            k.revalidate(self.now, p.generation(), mac, &|mf| {
+            k.revalidate(self.now, p, mac, &|mf| {
                 kept.contains(&std::ptr::from_ref(mf))
             });
         }

@@ -248,9 +248,11 @@ impl KernelTable {
 
     /// [`KernelTable::set_current`] in two steps, so that entries still right under the
     /// new tag never stop forwarding: the new tag becomes the *next* one (entries carrying
-    /// either forward), `retag(new tag)` moves the entries that stay right to it
-    /// ([`KernelTable::retag`]), then it becomes the current one alone and the others stop.
-    /// Calls (of both) are serialised: `retag` must not call either.
+    /// either forward), `retag(new tag)` moves the entries that stay right under pipeline
+    /// `generation` to it ([`KernelTable::retag`]), then it becomes the current one alone
+    /// and the others stop. `retag` is not called when a newer generation is current
+    /// already (what it checks against would be older than the tag). Calls (of both) are
+    /// serialised: `retag` must not call either.
     pub fn transition(
         &self,
         generation: u64,
@@ -269,8 +271,10 @@ impl KernelTable {
             v[8..].copy_from_slice(&next.to_ne_bytes());
             map_update(&self.epoch, &0u32.to_ne_bytes(), &v)
         };
-        epoch(old, new)?;
-        retag(new);
+        if next.0 == generation {
+            epoch(old, new)?;
+            retag(new);
+        }
         epoch(new, 0)?;
         *cur = next;
         Ok(())

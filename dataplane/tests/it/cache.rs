@@ -753,10 +753,11 @@ impl KernelFlows for FakeKernel {
     fn revalidate(
         &mut self,
         now: Nanos,
-        generation: u64,
+        p: &Pipeline,
         mac_version: u64,
         keep: &dyn Fn(&Megaflow) -> bool,
     ) {
+        let generation = p.generation();
         self.harvest(now);
         let mut e = self.entries.lock().unwrap();
         e.retain(|_, (_, t, mf)| {
@@ -948,4 +949,43 @@ fn kernel_flow_table_takes_forwarding_microflows_and_goes_with_the_caches() {
     assert_eq!(k.clears.lock().unwrap().len(), 2);
     assert!(k.entries.lock().unwrap().is_empty());
     assert_eq!(dp.megaflow_count(), 1);
+}
+
+/// NORMAL: a MAC learned from a new host revalidates the caches, and the megaflows of the
+/// hosts it does not touch stay (their source still where they learned it, their
+/// destination still where it was).
+#[test]
+fn a_new_mac_keeps_the_normal_megaflows_it_does_not_touch() {
+    let mut p = pipeline();
+    let normal = vec![Instruction::ApplyActions(vec![Action::output(OFPP_NORMAL)])];
+    p.flow_mod(&FlowMod::add(0, 0, Match::all(), normal), 0)
+        .unwrap();
+    let mut dp = Datapath::new();
+    let spec = |in_port, src, dst| PktSpec {
+        in_port,
+        src,
+        dst,
+        tcp: false,
+        dport: 0,
+        vlan: None,
+        ttl: 64,
+        kind: 0,
+    };
+    let mut rec = Recorder::default();
+    let mut send = |dp: &mut Datapath, s: PktSpec| {
+        dp.process(&p, &mut render(&s), RxMeta::port(s.in_port), 0, &mut rec)
+    };
+    // MAC 2 on port 2 makes itself known; MAC 1 on port 1 sends to it, twice.
+    send(&mut dp, spec(2, 1, 0));
+    assert_eq!(send(&mut dp, spec(1, 0, 1)), Source::SlowPath);
+    assert_eq!(send(&mut dp, spec(1, 0, 1)), Source::Megaflow);
+    let before = dp.stats;
+    // MAC 3 appears on port 3.
+    assert_eq!(send(&mut dp, spec(3, 2, 1)), Source::SlowPath);
+    assert_eq!(dp.stats.revalidations, before.revalidations + 1);
+    assert_eq!(send(&mut dp, spec(1, 0, 1)), Source::Megaflow);
+    assert_eq!(
+        rec.outputs.iter().map(|o| o.0).collect::<Vec<_>>(),
+        [1, 3, 2, 2, 2, 2]
+    );
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use fuxi_dataplane::port::netns::run_in;
 
 use crate::metrics::{scrape, sum};
-use crate::util::{Switchd, Topo, forward_1_2, free_port, ofctl_ok_in, packets_of, root_or_skip};
+use crate::util::{
+    Switchd, Topo, forward_1_2, free_port, ofctl_ok_in, packets_of, root_or_skip, sh,
+};
 
 /// One UDP flow, 10.9.0.1:4001 → 10.9.0.2:4000, whose datagrams carry sequence numbers.
 struct UdpFlow {
@@ -379,4 +381,48 @@ fn offload_tc_counts_thousands_of_kernel_flows_exactly() {
     }
     assert_eq!(flow, want, "flow counter after the entries were dropped");
     assert_eq!(o.counts().2, 0, "entries left");
+}
+
+/// NORMAL through the kernel table: a MAC learned from another host (a datapath thread's
+/// change, not the control plane's) leaves the entries of the streams it does not touch
+/// forwarding in the kernel, also those of other threads (three threads, a port each):
+/// every datagram of the burst after it goes through the kernel.
+#[test]
+fn offload_tc_keeps_streams_when_another_mac_is_learned() {
+    if !root_or_skip() {
+        return;
+    }
+    let topo = Topo::new("offm", 3);
+    let mport = free_port();
+    let m = format!("127.0.0.1:{mport}");
+    let args = ["--offload", "tc", "--metrics", &m, "--threads", "3"];
+    let sd = Switchd::on_ports(&topo, &args);
+    let (ns, t) = (Some(topo.sw.as_str()), sd.target.as_str());
+    ofctl_ok_in(ns, &["add-flow", t, "actions=normal"]);
+    let kernel_rx = || {
+        let s = scrape(ns, mport);
+        s["fuxi_port_kernel_rx_packets_total{port=\"s1\",ofport=\"1\"}"] as u64
+    };
+    // h2 makes itself known (ARP is static here): else NORMAL floods h1's datagrams.
+    sh(&format!(
+        "ip netns exec {} ping -q -c 1 -W 1 10.9.0.1 >/dev/null",
+        topo.hosts[1]
+    ));
+    let flow = UdpFlow::new(&topo);
+    assert_eq!(flow.burst(0, 200), seqs(0, 200));
+    std::thread::sleep(Duration::from_millis(1200));
+    let rx = kernel_rx();
+    assert!(rx >= 150, "kernel forwarded {rx} of 200");
+    // h3 appears: its MAC is learned (and h2's reply goes to it).
+    sh(&format!(
+        "ip netns exec {} ping -q -c 2 -i 0.2 -W 1 10.9.0.2 >/dev/null",
+        topo.hosts[2]
+    ));
+    assert_eq!(flow.burst(1000, 100), seqs(1000, 100));
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        kernel_rx() - rx,
+        100,
+        "datagrams the kernel forwarded after"
+    );
 }
