@@ -185,17 +185,28 @@ impl Kernel {
         }
         let start = std::time::Instant::now();
         let (mut checked, mut moved) = (0, 0);
-        let mut keys = Vec::new();
         for t in threads {
+            // Checked without the thread's lock (a translation each: the thread would wait
+            // for them all), then moved under it if the entry is still the one checked.
+            let snapshot: Vec<(KernelKey, Arc<Megaflow>, u32, u32, u64)> = lock(&t)
+                .iter()
+                .filter(|(_, e)| e.tag != tag)
+                .map(|(k, e)| (*k, e.mf.clone(), e.in_port, e.out_port, e.tag))
+                .collect();
+            checked += snapshot.len();
+            let right: Vec<_> = snapshot
+                .into_iter()
+                .filter(|(key, mf, i, o, _)| {
+                    self.usable(*i, *o).is_some() && still_forwards(p, key, mf, *o)
+                })
+                .collect();
             let mut entries = lock(&t);
-            checked += entries.len();
-            keys.clear();
-            keys.extend(entries.iter().filter_map(|(key, e)| {
-                let right = e.tag != tag
-                    && self.usable(e.in_port, e.out_port).is_some()
-                    && still_forwards(p, key, &e.mf, e.out_port);
-                right.then_some(*key)
-            }));
+            let same = |(key, mf, _, _, was): &(KernelKey, Arc<Megaflow>, u32, u32, u64)| {
+                entries
+                    .get(key)
+                    .is_some_and(|e| e.tag == *was && Arc::ptr_eq(&e.mf, mf))
+            };
+            let keys: Vec<KernelKey> = right.iter().filter(|c| same(c)).map(|c| c.0).collect();
             let mut at = keys.iter();
             // An entry removed meanwhile (by nobody: the map is ours and this thread's,
             // whose lock is held) is not found: the thread finds out when it next reads it.
