@@ -224,6 +224,19 @@ impl Emc {
         self.entries[i].set(key, map, mf);
     }
 
+    /// Drops the entries whose megaflow `keep` does not want.
+    pub fn retain(&mut self, keep: impl Fn(&Megaflow) -> bool) {
+        for (b, sigs) in self.sigs.iter_mut().enumerate() {
+            for (w, x) in sigs.iter_mut().enumerate() {
+                let e = &mut self.entries[b * WAYS + w];
+                if *x != 0 && !e.mf.as_deref().is_some_and(&keep) {
+                    *x = 0;
+                    e.mf = None;
+                }
+            }
+        }
+    }
+
     /// Drops every entry.
     pub fn clear(&mut self) {
         for (b, sigs) in self.sigs.iter_mut().enumerate() {

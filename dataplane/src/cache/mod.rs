@@ -9,7 +9,7 @@
 //! Open vSwitch's revalidators do its datapath flows): each is translated again from its
 //! masked key and kept only if the result is the same — actions, the same flow and group
 //! counters, a mask within its own —, so a flow-mod that does not touch a megaflow's
-//! packets leaves it (and its kernel entry) in place; the exact-match cache is dropped.
+//! packets leaves it (and its exact-match and kernel entries) in place.
 //! With more than [`REVALIDATE_MAX`] megaflows both caches are dropped instead. The same
 //! holds for the MAC table the NORMAL action reads: its version is checked with the
 //! generation, and a translation that changed it (learned a new or moved MAC) revalidates
@@ -583,10 +583,9 @@ impl Datapath {
 
     /// After a pipeline or MAC table change: keeps each megaflow used in the last
     /// [`REVALIDATE_IDLE`] that a translation against `p` still gives ([`still_valid`]),
-    /// drops the others (counts synced first, into
-    /// `p`'s tables) and the whole exact-match cache, and has the kernel flow table keep
-    /// the entries of the megaflows kept, under `p`'s tag. With more than [`REVALIDATE_MAX`]
-    /// megaflows, drops them all. Returns the MAC table version read before the first
+    /// drops the others (counts synced first, into `p`'s tables) with their exact-match
+    /// entries, and has the kernel flow table keep the entries of the megaflows kept,
+    /// under `p`'s tag. With more than [`REVALIDATE_MAX`] megaflows, drops them all. Returns the MAC table version read before the first
     /// translation (they may see a newer one: then a later check revalidates again).
     fn revalidate_into(&mut self, p: &Pipeline) -> u64 {
         let mac = p.mac_table.version();
@@ -595,7 +594,6 @@ impl Datapath {
             return mac;
         }
         self.sync_stats(p);
-        self.emc.clear();
         let mut kept: HashSet<*const Megaflow> = HashSet::new();
         let mut scratch = Megaflow::empty();
         let pool = &mut self.pool;
@@ -622,6 +620,7 @@ impl Datapath {
             });
         }
         self.megaflows.len = kept.len();
+        self.emc.retain(|mf| kept.contains(&std::ptr::from_ref(mf)));
         if let Some(k) = self.kernel.as_mut() {
             k.revalidate(self.now, p, mac, &|mf| {
                 kept.contains(&std::ptr::from_ref(mf))

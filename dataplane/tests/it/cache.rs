@@ -504,7 +504,7 @@ fn hit_paths_and_invalidation() {
             .load(std::sync::atomic::Ordering::Relaxed)
     };
     // Flow-mods none of its packets could match (lower priority, a table they never reach)
-    // keep the megaflow: the exact-match cache goes, the megaflow answers, counts go on.
+    // keep the megaflow and its exact-match entry: counts go on.
     assert_eq!(
         dp.process(&p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
         Source::Emc
@@ -518,7 +518,7 @@ fn hit_paths_and_invalidation() {
         .unwrap();
     assert_eq!(
         dp.process(&p, &mut a.clone(), RxMeta::port(1), 0, &mut rec),
-        Source::Megaflow
+        Source::Emc
     );
     let s = dp.stats;
     assert_eq!((s.revalidations, s.revalidated, s.flushes), (1, 1, 0));
