@@ -239,16 +239,19 @@ fn exact_10k(c: &mut Criterion) {
     report("exact_10k", state);
 }
 
+/// The 5-tuple of flow `i` of `exact_10k`.
+fn exact_10k_tuple(i: u32) -> (u32, u32, u16, u16) {
+    (
+        0x0a00_0000 + i,
+        0x0b00_0000 + (i * 7919) % 65_536,
+        1024 + (i % 50_000) as u16,
+        (i % 1000) as u16 + 1,
+    )
+}
+
 fn exact_10k_setup() -> (Pipeline, Rig) {
     const FLOWS: u32 = 10_000;
-    let tuple = |i: u32| {
-        (
-            0x0a00_0000 + i,
-            0x0b00_0000 + (i * 7919) % 65_536,
-            1024 + (i % 50_000) as u16,
-            (i % 1000) as u16 + 1,
-        )
-    };
+    let tuple = exact_10k_tuple;
     let mut p = Pipeline::new();
     for i in 0..FLOWS {
         let (s, d, sp, dp) = tuple(i);
@@ -447,6 +450,48 @@ fn slow_path_setup() -> (Pipeline, Rig) {
     (p, Rig::new(frames))
 }
 
+/// (e) Revalidation: 4,096 megaflows (the exact-10k pipeline, 4,096 of its flows carrying
+/// traffic), then per iteration a flow-mod none of them is touched by (a flow added to, or
+/// taken from, table 1, which they never reach) and one batch, whose first packet makes the
+/// datapath translate every megaflow again and keep it. Throughput: megaflows revalidated.
+fn revalidate_4k(c: &mut Criterion) {
+    const MEGAFLOWS: u32 = 4_096;
+    let mut g = group(c, "dataplane");
+    g.throughput(Throughput::Elements(MEGAFLOWS.into()));
+    let mut state = None;
+    let mut add = true;
+    g.bench_function("revalidate_4k", |b| {
+        let (p, rig) = state.get_or_insert_with(|| {
+            let (p, _) = exact_10k_setup();
+            let frames = (0..MEGAFLOWS)
+                .map(|i| {
+                    let (s, d, sp, dp) = exact_10k_tuple(i);
+                    udp_frame(s, d, sp, dp)
+                })
+                .collect();
+            let mut rig = Rig::new(frames);
+            for _ in 0..MEGAFLOWS as usize / BATCH {
+                rig.round(&p);
+            }
+            assert_eq!(rig.dp.megaflow_count(), MEGAFLOWS as usize);
+            (p, rig)
+        });
+        let spare = Match::all().with(Oxm::in_port(9));
+        b.iter(|| {
+            let fm = if add {
+                FlowMod::add(1, 1, spare.clone(), vec![])
+            } else {
+                FlowMod::delete(1, spare.clone())
+            };
+            add = !add;
+            p.flow_mod(&fm, 0).unwrap();
+            rig.round(p);
+        })
+    });
+    g.finish();
+    report("revalidate_4k", state);
+}
+
 /// Resident set size in bytes (Linux `/proc/self/statm`; 0 elsewhere).
 fn rss() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
@@ -625,6 +670,7 @@ criterion_group!(
     emc_1flow,
     exact_10k,
     masks20_100k,
-    slow_path
+    slow_path,
+    revalidate_4k
 );
 criterion_main!(benches);
