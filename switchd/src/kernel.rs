@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use anyhow::{Context, Result};
-use fuxi_dataplane::cache::kernel::{KernelFlows, KernelKey, tag};
+use fuxi_dataplane::cache::kernel::{Keep, KernelFlows, KernelKey, tag};
 use fuxi_dataplane::cache::{Megaflow, still_forwards};
 use fuxi_dataplane::pipeline::{Nanos, Pipeline};
 use fuxi_dataplane::port::bpf::KernelTable;
@@ -468,13 +468,7 @@ impl KernelFlows for ThreadKernel {
     /// left as they are (they forward, and count, all along); the others kept stopped
     /// forwarding when the tag changed, so none of them counts while it is read and put
     /// back.
-    fn revalidate(
-        &mut self,
-        now: Nanos,
-        p: &Pipeline,
-        mac_version: u64,
-        keep: &dyn Fn(&Megaflow) -> bool,
-    ) {
+    fn revalidate(&mut self, now: Nanos, p: &Pipeline, mac_version: u64, keep: Keep<'_>) {
         // Not holding this thread's entries: the control plane's side takes them all.
         self.kernel.advance(p, mac_version);
         let generation = p.generation();

@@ -180,6 +180,9 @@ pub fn tag(generation: u64, mac_version: u64) -> u64 {
     (generation & 0xffff_ffff) | (mac_version << 32)
 }
 
+/// Which megaflows a revalidation kept ([`KernelFlows::revalidate`]).
+pub type Keep<'a> = &'a dyn Fn(&Megaflow) -> bool;
+
 /// The kernel side of a datapath's caches (implemented where I/O is allowed).
 pub trait KernelFlows: Send {
     /// A packet with `key` was forwarded by `mf` (translated at `tag`) to `out_port` alone:
@@ -204,13 +207,7 @@ pub trait KernelFlows: Send {
     /// table finds `p` still forwards the same way: [`super::still_forwards`]): credit
     /// every entry's counts, keep those whose megaflow `keep` says survived, tagged
     /// [`tag`]`(p.generation(), mac_version)`, and drop the rest.
-    fn revalidate(
-        &mut self,
-        now: Nanos,
-        p: &Pipeline,
-        mac_version: u64,
-        keep: &dyn Fn(&Megaflow) -> bool,
-    );
+    fn revalidate(&mut self, now: Nanos, p: &Pipeline, mac_version: u64, keep: Keep<'_>);
     /// The datapath drops its caches: [`KernelFlows::revalidate`] keeping nothing.
     fn clear(&mut self, now: Nanos, p: &Pipeline, mac_version: u64) {
         self.revalidate(now, p, mac_version, &|_| false);

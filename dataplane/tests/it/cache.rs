@@ -2,7 +2,7 @@
 //! actions a full pipeline translation gives, for random flow tables (several tables, goto,
 //! metadata, rewrites, VLAN push/pop, TTL, groups) changed between packets; plus hit paths.
 
-use fuxi_dataplane::cache::kernel::{KernelFlows, KernelKey, kernel_key, tag};
+use fuxi_dataplane::cache::kernel::{Keep, KernelFlows, KernelKey, kernel_key, tag};
 use fuxi_dataplane::cache::{Datapath, Megaflow, Source, still_forwards};
 use fuxi_dataplane::packet::{RxMeta, parse};
 use fuxi_dataplane::pipeline::exec::{Recorder, execute};
@@ -750,13 +750,7 @@ impl KernelFlows for FakeKernel {
             mf.credit(self.forwarded.0, self.forwarded.1, now);
         }
     }
-    fn revalidate(
-        &mut self,
-        now: Nanos,
-        p: &Pipeline,
-        mac_version: u64,
-        keep: &dyn Fn(&Megaflow) -> bool,
-    ) {
+    fn revalidate(&mut self, now: Nanos, p: &Pipeline, mac_version: u64, keep: Keep<'_>) {
         let generation = p.generation();
         self.harvest(now);
         let mut e = self.entries.lock().unwrap();
