@@ -51,6 +51,10 @@ impl UdpFlow {
     }
 }
 
+/// Time for what the kernel forwarded to reach the counters: a harvest round is due a
+/// second after the last one (a datapath thread with nothing to do sleeps until then).
+const HARVESTED: Duration = Duration::from_millis(2000);
+
 fn seqs(from: u32, n: u32) -> Vec<u32> {
     (from..from + n).collect()
 }
@@ -106,7 +110,7 @@ fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
     // The first datagram goes through the switch and puts the microflow into the kernel,
     // which forwards the rest.
     assert_eq!(flow.burst(0, 200), seqs(0, 200));
-    std::thread::sleep(Duration::from_millis(1200)); // a harvest
+    std::thread::sleep(HARVESTED);
     let (rx, userspace, entries) = kernel_rx();
     assert!(
         rx >= 150,
@@ -128,7 +132,7 @@ fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
         &["add-flow", t, "priority=5,udp,tp_dst=9999,actions=drop"],
     );
     assert_eq!(flow.burst(500, 100), seqs(500, 100));
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(HARVESTED);
     let (rx1, userspace1, entries) = kernel_rx();
     assert_eq!(entries, 1);
     assert_eq!(
@@ -146,7 +150,7 @@ fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
     // Back: forwarded again, and in the kernel again.
     forward_1_2(ns, t);
     assert_eq!(flow.burst(2000, 100), seqs(2000, 100));
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(HARVESTED);
     let (rx2, _, _) = kernel_rx();
     assert!(rx2 >= rx + 50, "kernel forwarded {} of 100 more", rx2 - rx);
 
@@ -162,7 +166,7 @@ fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
         "ip netns exec {} ping -q -c 20 -i 0.01 -W 1 10.9.0.2 >/dev/null",
         topo.hosts[0]
     ));
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(HARVESTED);
     let (rx5, _, _) = kernel_rx();
     assert!(
         rx5 >= rx4 + 15,
@@ -192,7 +196,7 @@ fn offload_tc_forwards_in_the_kernel_and_stops_with_the_flows() {
         start.elapsed(),
         String::from_utf8_lossy(&out.stdout)
     );
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(HARVESTED);
     let (rx3, userspace3, _) = kernel_rx();
     assert!(
         rx3 > rx5 + 1000,
@@ -240,7 +244,7 @@ fn offload_tc_turns_off_when_the_kernel_refuses_a_generation() {
         (rx, hits)
     };
     assert_eq!(flow.burst(0, 100), seqs(0, 100));
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(HARVESTED);
     let (rx, _) = counts();
     assert!(rx >= 50, "kernel forwarded {rx} of 100");
 
@@ -253,7 +257,7 @@ fn offload_tc_turns_off_when_the_kernel_refuses_a_generation() {
     forward_1_2(ns, t);
     let (_, hits) = counts();
     assert_eq!(flow.burst(2000, 100), seqs(2000, 100));
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(HARVESTED);
     let (rx2, hits2) = counts();
     assert_eq!(rx2, rx, "the kernel forwarded after it was turned off");
     assert!(hits2 >= hits + 95, "userspace forwarded {}", hits2 - hits);
@@ -410,7 +414,7 @@ fn offload_tc_keeps_streams_when_another_mac_is_learned() {
     ));
     let flow = UdpFlow::new(&topo);
     assert_eq!(flow.burst(0, 200), seqs(0, 200));
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(HARVESTED);
     let rx = kernel_rx();
     assert!(rx >= 150, "kernel forwarded {rx} of 200");
     // h3 appears: its MAC is learned (and h2's reply goes to it).
@@ -419,7 +423,7 @@ fn offload_tc_keeps_streams_when_another_mac_is_learned() {
         topo.hosts[2]
     ));
     assert_eq!(flow.burst(1000, 100), seqs(1000, 100));
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(HARVESTED);
     assert_eq!(
         kernel_rx() - rx,
         100,
