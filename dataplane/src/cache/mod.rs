@@ -367,9 +367,11 @@ pub const MEGAFLOW_LIMIT: usize = 200_000;
 /// and the flows in use come back one translation each as their packets do.
 pub const REVALIDATE_MAX: usize = 4_096;
 /// A revalidation drops the megaflows no packet used for this long rather than translate
-/// them again (what the kernel forwarded for one counts as used at its last harvest, once
-/// a second): a change costs translations of the flows in use only, as a flush did.
-pub const REVALIDATE_IDLE: Nanos = 2_000_000_000;
+/// them again: a change costs translations of the flows in use only, as a flush did. What
+/// the kernel forwards for one counts as used at a harvest, about once a second, a round
+/// of many entries spread over the better part of another: well inside this, or a flow
+/// the kernel carries would lose its entries at a change.
+pub const REVALIDATE_IDLE: Nanos = 5_000_000_000;
 /// A megaflow hit is copied into the exact-match cache once in this many (as OVS's
 /// `emc-insert-inv-prob`, default 100): a flow that keeps coming gets its entry soon, while
 /// traffic of one-packet microflows does not pay for an insert (and an eviction) per packet.
