@@ -51,9 +51,10 @@ pub fn parse_packet(data: &[u8]) {
 /// key as `data` has the same flow key (TCP flags aside). The other packet changes every
 /// byte the key does not hold — the bytes past its window, IP identification and header
 /// checksum, an ICMP echo's checksum — but the IP length field and the TCP data offset
-/// (changing those gives a packet without a key, or another key).
+/// (changing those gives a packet without a key, or another key). And the minimal frame
+/// [`crate::cache::kernel::frame_of`] rebuilds from the key parses alike too.
 fn kernel_key_covers_the_flow_key(data: &[u8], key: &crate::packet::FlowKey) {
-    use crate::cache::kernel::{WINDOW, WINDOW_V4, kernel_key};
+    use crate::cache::kernel::{WINDOW, WINDOW_V4, frame_of, kernel_key};
     use crate::packet::Field;
     let Some(k) = kernel_key(1, data) else { return };
     let v4 = data[12] == 0x08;
@@ -83,6 +84,11 @@ fn kernel_key_covers_the_flow_key(data: &[u8], key: &crate::packet::FlowKey) {
     a.set(Field::TcpFlags, 0);
     b.set(Field::TcpFlags, 0);
     assert_eq!(a, b, "two packets with one kernel key parse differently");
+    // What the control plane translates to check an entry (`cache::still_forwards`).
+    let frame = frame_of(&k).expect("every kernel key has a frame");
+    let mut c = parse(&frame, RxMeta::port(1)).key;
+    c.set(Field::TcpFlags, 0);
+    assert_eq!(a, c, "the frame of a kernel key parses to another flow key");
 }
 
 /// A cursor that yields zeros once the input runs out.
