@@ -21,15 +21,18 @@
 //!   caches and is translated by the full pipeline, and a megaflow is installed.
 //! - `flow_mod_add_1m`: OFPFC_ADD of 1,000,000 exact 5-tuple flows into one empty table
 //!   (each sample builds the table from empty). The RSS growth per flow is printed once.
+//! - `revalidate_4k`, `forward_check_4k`: what a flow-mod costs the caches (see each).
 //!
 //! Results and the machine: `benches/README.md`.
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use fuxi_dataplane::cache::Datapath;
+use fuxi_dataplane::cache::kernel::{Keep, KernelFlows, KernelKey};
+use fuxi_dataplane::cache::{Datapath, ForwardCheck, Megaflow, still_forwards};
 use fuxi_dataplane::pipeline::exec::Sink;
 use fuxi_dataplane::pipeline::{FlowMod, PacketInReason, Pipeline};
 use fuxi_dataplane::port::{BATCH, Frame, MemPort, Packet, PacketBatch, Port};
@@ -492,6 +495,140 @@ fn revalidate_4k(c: &mut Criterion) {
     report("revalidate_4k", state);
 }
 
+/// What a datapath offered the kernel flow table: every entry, with its megaflow and port.
+#[derive(Clone, Default)]
+struct Offers(Arc<Mutex<Vec<Offer>>>);
+
+/// An entry offered: key, megaflow, output port.
+type Offer = (KernelKey, Arc<Megaflow>, u32);
+
+impl KernelFlows for Offers {
+    fn offer(&mut self, key: &KernelKey, mf: &Arc<Megaflow>, out_port: u32, _tag: u64) {
+        let mut v = self.0.lock().unwrap();
+        if !v.iter().any(|(k, _, _)| k == key) {
+            v.push((*key, mf.clone(), out_port));
+        }
+    }
+    fn commit(&mut self) {}
+    fn harvest(&mut self, _now: u64) {}
+    fn revalidate(&mut self, _: u64, _: &Pipeline, _: u64, _: Keep<'_>) {}
+}
+
+/// (e) What a control plane does to the kernel flow table's entries as it publishes a
+/// change: checks each still forwards as it did (a translation of its microflow), one by
+/// one (`still_forwards`) or through [`ForwardCheck`] (one translation per set of entries
+/// of a megaflow the translation cannot tell apart). 4,096 entries of UDP microflows after
+/// an unrelated flow-mod: `one_megaflow`, one flow `in_port=1,ip → 2` (connections of one
+/// megaflow, the common case); `exact`, the exact-10k pipeline (a megaflow per microflow,
+/// nothing to share). Throughput: entries checked.
+fn forward_check_4k(c: &mut Criterion) {
+    const ENTRIES: u32 = 4_096;
+    let mut g = group(c, "dataplane");
+    g.throughput(Throughput::Elements(ENTRIES.into()));
+    let entries = |p: &Pipeline, frames: Vec<Vec<u8>>| {
+        let mut rig = Rig::new(frames);
+        let offers = Offers::default();
+        rig.dp.set_kernel(Box::new(offers.clone()));
+        for _ in 0..ENTRIES as usize / BATCH {
+            rig.round(p);
+        }
+        let e = offers.0.lock().unwrap().clone();
+        assert_eq!(e.len(), ENTRIES as usize);
+        e
+    };
+    let one = {
+        let mut p = Pipeline::new();
+        let m = Match::all()
+            .with(Oxm::in_port(1))
+            .with(Oxm::eth_type(0x0800));
+        p.flow_mod(&FlowMod::add(0, 1, m, apply(vec![Action::output(2)])), 0)
+            .unwrap();
+        let frames = (0..ENTRIES)
+            .map(|i| udp_frame(0x0a00_0001, 0x0b00_0000 + i, 1024 + i as u16, 53))
+            .collect();
+        let e = entries(&p, frames);
+        (p, e)
+    };
+    let exact = {
+        let (p, _) = exact_10k_setup();
+        let frames = (0..ENTRIES)
+            .map(|i| {
+                let (s, d, sp, dp) = exact_10k_tuple(i);
+                udp_frame(s, d, sp, dp)
+            })
+            .collect();
+        let e = entries(&p, frames);
+        (p, e)
+    };
+    // Three tables that only forward: in_port → goto 1; 20,000 IPv4 destination routes
+    // (/16 to /32) → goto 2; an ACL on UDP destination ports, then output.
+    let routed = {
+        let mut p = Pipeline::new();
+        let m = Match::all()
+            .with(Oxm::in_port(1))
+            .with(Oxm::eth_type(0x0800));
+        p.flow_mod(&FlowMod::add(0, 1, m, vec![Instruction::GotoTable(1)]), 0)
+            .unwrap();
+        let mut dsts = Vec::new();
+        for i in 0..20_000u32 {
+            let len = [16u8, 20, 24, 28, 32][i as usize % 5];
+            let net = (0x0b00_0000 + (i << 8)) & (u32::MAX << (32 - len));
+            let m = Match::all().with(Oxm::eth_type(0x0800)).with(Oxm::masked(
+                FieldId::Ipv4Dst,
+                net.into(),
+                (u32::MAX << (32 - len)).into(),
+            ));
+            let goto = vec![Instruction::GotoTable(2)];
+            p.flow_mod(&FlowMod::add(1, u16::from(len), m, goto), 0)
+                .unwrap();
+            dsts.push(net);
+        }
+        for port in 1..=50u16 {
+            let m = Match::all()
+                .with(Oxm::eth_type(0x0800))
+                .with(Oxm::ip_proto(17))
+                .with(Oxm::exact(FieldId::UdpDst, u128::from(port * 100)));
+            p.flow_mod(&FlowMod::add(2, 10, m, vec![]), 0).unwrap();
+        }
+        let out = apply(vec![Action::output(2)]);
+        p.flow_mod(&FlowMod::add(2, 0, Match::all(), out), 0)
+            .unwrap();
+        let frames = (0..ENTRIES)
+            .map(|i| udp_frame(0x0a00_0001, dsts[i as usize % 64] | 1, 1024 + i as u16, 53))
+            .collect();
+        let e = entries(&p, frames);
+        (p, e)
+    };
+    for (name, (mut p, e)) in [("one_megaflow", one), ("routed", routed), ("exact", exact)] {
+        let other = Match::all().with(Oxm::in_port(9));
+        p.flow_mod(&FlowMod::add(1, 1, other, vec![]), 0).unwrap();
+        g.bench_function(format!("forward_check_4k/{name}/each"), |b| {
+            b.iter(|| {
+                let ok = e.iter().filter(|(k, mf, o)| still_forwards(&p, k, mf, *o));
+                assert_eq!(ok.count(), ENTRIES as usize);
+            })
+        });
+        g.bench_function(format!("forward_check_4k/{name}/shared"), |b| {
+            b.iter(|| {
+                let mut check = ForwardCheck::new(&p);
+                let ok = e.iter().filter(|(k, mf, o)| check.check(k, mf, *o)).count();
+                assert_eq!(ok, ENTRIES as usize);
+                black_box(check.translations())
+            })
+        });
+        let mut check = ForwardCheck::new(&p);
+        e.iter().for_each(|(k, mf, o)| {
+            check.check(k, mf, *o);
+        });
+        eprintln!(
+            "forward_check_4k/{name}: {} entries, {} translations shared",
+            e.len(),
+            check.translations()
+        );
+    }
+    g.finish();
+}
+
 /// Resident set size in bytes (Linux `/proc/self/statm`; 0 elsewhere).
 fn rss() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
@@ -671,6 +808,7 @@ criterion_group!(
     exact_10k,
     masks20_100k,
     slow_path,
-    revalidate_4k
+    revalidate_4k,
+    forward_check_4k
 );
 criterion_main!(benches);

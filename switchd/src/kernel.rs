@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use anyhow::{Context, Result};
 use fuxi_dataplane::cache::kernel::{Keep, KernelFlows, KernelKey, tag};
-use fuxi_dataplane::cache::{Megaflow, still_forwards};
+use fuxi_dataplane::cache::{ForwardCheck, Megaflow};
 use fuxi_dataplane::pipeline::{Nanos, Pipeline};
 use fuxi_dataplane::port::bpf::KernelTable;
 use fuxi_openflow::msg::port::config as pcfg;
@@ -138,7 +138,9 @@ impl Kernel {
 
     /// The control plane published `p`: before this returns (so before a barrier is
     /// answered), entries made under an older pipeline or MAC table stop forwarding, but
-    /// for those whose microflow `p` still forwards the same way ([`still_forwards`]):
+    /// for those whose microflow `p` still forwards the same way
+    /// ([`fuxi_dataplane::cache::still_forwards`], one translation per set of entries of a
+    /// megaflow the new translation's mask cannot tell apart: [`ForwardCheck`]):
     /// those move to the new tag while both tags forward ([`KernelTable::transition`]),
     /// and never stop. (The datapath threads revalidate their caches when they next look,
     /// and put back what they keep and the control plane did not move.)
@@ -184,7 +186,7 @@ impl Kernel {
             return;
         }
         let start = std::time::Instant::now();
-        let (mut checked, mut moved) = (0, 0);
+        let (mut checked, mut moved, mut translations) = (0, 0, 0);
         for t in threads {
             // Checked without the thread's lock (a translation each: the thread would wait
             // for them all), then moved under it if the entry is still the one checked.
@@ -194,14 +196,17 @@ impl Kernel {
                 .map(|(k, e)| (*k, e.mf.clone(), e.in_port, e.out_port, e.tag))
                 .collect();
             checked += snapshot.len();
+            // Megaflows are the thread's own: one check per thread.
+            let mut check = ForwardCheck::new(p);
             let right: Vec<_> = snapshot
-                .into_iter()
+                .iter()
                 .filter(|(key, mf, i, o, _)| {
-                    self.usable(*i, *o).is_some() && still_forwards(p, key, mf, *o)
+                    self.usable(*i, *o).is_some() && check.check(key, mf, *o)
                 })
                 .collect();
+            translations += check.translations();
             let mut entries = lock(&t);
-            let same = |(key, mf, _, _, was): &(KernelKey, Arc<Megaflow>, u32, u32, u64)| {
+            let same = |(key, mf, _, _, was): &&(KernelKey, Arc<Megaflow>, u32, u32, u64)| {
                 entries
                     .get(key)
                     .is_some_and(|e| e.tag == *was && Arc::ptr_eq(&e.mf, mf))
@@ -227,6 +232,7 @@ impl Kernel {
         tracing::debug!(
             checked,
             moved,
+            translations,
             us,
             "kernel flow table: entries moved to a new tag"
         );

@@ -947,22 +947,141 @@ fn still_valid(
 /// this of every entry before a change is answered, so that the entries still right go on
 /// forwarding through it.
 pub fn still_forwards(p: &Pipeline, key: &KernelKey, mf: &Megaflow, out_port: u32) -> bool {
-    let Some(frame) = kernel::frame_of(key) else {
-        return false;
-    };
+    let mut scratch = Megaflow::empty();
+    microflow_of(key).is_some_and(|(flow, frame, in_port)| {
+        forwards(p, &flow, &frame, in_port, mf, out_port, &mut scratch).0
+    })
+}
+
+/// The frame [`kernel::frame_of`] rebuilds for `key`, its flow key and input port.
+fn microflow_of(key: &KernelKey) -> Option<(FlowKey, Vec<u8>, u32)> {
+    let frame = kernel::frame_of(key)?;
     let in_port = u32::from_ne_bytes([key[0], key[1], key[2], key[3]]);
     let flow = crate::packet::parse(&frame, RxMeta::port(in_port)).key;
-    let mut s = Megaflow::empty();
+    Some((flow, frame, in_port))
+}
+
+/// [`still_forwards`] on the microflow `flow` (bytes `frame`, from `in_port`); also the
+/// translation's mask when its outcome holds for every microflow that agrees with `flow`
+/// on it (cacheable). `s` takes the translation (reset first: a megaflow is big, and one
+/// made afresh per call cost a quarter of the time in copies).
+fn forwards(
+    p: &Pipeline,
+    flow: &FlowKey,
+    frame: &[u8],
+    in_port: u32,
+    mf: &Megaflow,
+    out_port: u32,
+    s: &mut Megaflow,
+) -> (bool, Option<FlowMask>) {
+    s.reset();
     let rec = Recorder {
         flows: &mut s.flows,
         trace: &mut s.trace,
         groups: &mut s.groups,
     };
     let mut wc = FlowKey::ZERO;
-    let t = p.translate_into(&flow, Some(&frame), &mut s.actions, &mut wc, rec);
-    t.cacheable
+    let t = p.translate_into(flow, Some(frame), &mut s.actions, &mut wc, rec);
+    let ok = t.cacheable
         && kernel_output(&s.actions, &wc, in_port) == Some(out_port)
-        && same_path(p, &s, t.learn, mf)
+        && same_path(p, s, t.learn, mf);
+    (ok, t.cacheable.then_some(wc))
+}
+
+/// [`still_forwards`] for many entries against one pipeline, as a control plane checks
+/// every kernel entry when it publishes. A translation's outcome holds for every microflow
+/// that agrees with the one translated on the bits it read (its mask: what the megaflow
+/// cache rests on), so an entry of the same megaflow, input and output port that agrees
+/// with one already checked gets the same answer without a translation of its own: the
+/// many connections one megaflow carries (it does not read their ports) cost one.
+///
+/// The answers are kept per megaflow in a small direct-mapped table (a megaflow's slot is
+/// taken over by the next one hashed there), at most [`ForwardCheck::PER_MEGAFLOW`] each.
+/// The megaflows are borrowed for as long as the check lives (megaflows are a datapath
+/// thread's own: one check per thread's entries).
+#[derive(Debug)]
+pub struct ForwardCheck<'p> {
+    p: &'p Pipeline,
+    slots: Vec<Answers<'p>>,
+    /// Takes each translation.
+    scratch: Box<Megaflow>,
+    translations: usize,
+}
+
+/// The answers for one megaflow's entries.
+#[derive(Debug, Default)]
+struct Answers<'p> {
+    /// The megaflow (borrowed for the check's life: its address is not reused meanwhile).
+    mf: Option<&'p Megaflow>,
+    /// The first answer, in the slot (most megaflows have one kernel entry, or entries
+    /// one translation answers: no allocation, no memory beyond the table's).
+    first: Option<Answer>,
+    /// The others.
+    more: Vec<Answer>,
+}
+
+/// An answer: input port, output port, the translation's mask, the masked microflow, and
+/// whether it still forwards.
+type Answer = (u32, u32, FlowMask, FlowKey, bool);
+
+impl<'p> ForwardCheck<'p> {
+    /// Megaflow slots (a power of two).
+    const SLOTS: usize = 256;
+    /// Answers kept per megaflow (beyond, entries that miss are translated each).
+    pub const PER_MEGAFLOW: usize = 16;
+
+    /// Checks against `p`.
+    pub fn new(p: &'p Pipeline) -> Self {
+        ForwardCheck {
+            p,
+            slots: (0..Self::SLOTS).map(|_| Answers::default()).collect(),
+            scratch: Box::new(Megaflow::empty()),
+            translations: 0,
+        }
+    }
+
+    /// [`still_forwards`]`(p, key, mf, out_port)`.
+    pub fn check(&mut self, key: &KernelKey, mf: &'p Megaflow, out_port: u32) -> bool {
+        let Some((flow, frame, in_port)) = microflow_of(key) else {
+            return false;
+        };
+        let h = (std::ptr::from_ref(mf) as usize as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let answers = &mut self.slots[(h >> 56) as usize % Self::SLOTS];
+        if !answers.mf.is_some_and(|m| std::ptr::eq(m, mf)) {
+            answers.mf = Some(mf);
+            answers.first = None;
+            answers.more.clear();
+        }
+        let hit = (answers.first.iter().chain(&answers.more))
+            .find(|(i, o, wc, v, _)| *i == in_port && *o == out_port && flow.matches(wc, v));
+        if let Some(&(.., ok)) = hit {
+            return ok;
+        }
+        self.translations += 1;
+        let (ok, wc) = forwards(
+            self.p,
+            &flow,
+            &frame,
+            in_port,
+            mf,
+            out_port,
+            &mut self.scratch,
+        );
+        if let Some(wc) = wc {
+            let answer = (in_port, out_port, wc, flow.masked(&wc), ok);
+            if answers.first.is_none() {
+                answers.first = Some(answer);
+            } else if answers.more.len() + 1 < Self::PER_MEGAFLOW {
+                answers.more.push(answer);
+            }
+        }
+        ok
+    }
+
+    /// How many translations the checks so far took.
+    pub fn translations(&self) -> usize {
+        self.translations
+    }
 }
 
 /// Whether a translation (recorded in `s`, learning `learn`) went the way `mf`'s did: the

@@ -3,7 +3,7 @@
 //! metadata, rewrites, VLAN push/pop, TTL, groups) changed between packets; plus hit paths.
 
 use fuxi_dataplane::cache::kernel::{Keep, KernelFlows, KernelKey, kernel_key, tag};
-use fuxi_dataplane::cache::{Datapath, Megaflow, Source, still_forwards};
+use fuxi_dataplane::cache::{Datapath, ForwardCheck, Megaflow, Source, still_forwards};
 use fuxi_dataplane::packet::{RxMeta, parse};
 use fuxi_dataplane::pipeline::exec::{Recorder, execute};
 use fuxi_dataplane::pipeline::{
@@ -798,9 +798,13 @@ proptest! {
                     Some([0x86, 0xdd]) => cut[18..20].copy_from_slice(&[0, 2]),
                     _ => {}
                 }
+                // Another connection of the same hosts (the next destination port): the
+                // same megaflow until a flow reads the port.
+                let next_port = render(&PktSpec { dport: (s.dport + 1) % 3, ..s.clone() });
                 pkts.push((b, s.in_port));
                 pkts.push((other, s.in_port));
                 pkts.push((cut, s.in_port));
+                pkts.push((next_port, s.in_port));
                 // An ICMP echo of the same hosts, and another of its flow (id, sequence).
                 let ty = if s.kind == 2 { 128 } else { 8 };
                 let echo = render_l4(&s, Some(L4::Icmp { ty, code: 0 }));
@@ -814,11 +818,16 @@ proptest! {
             // A change, before any datapath has seen it: what the control plane moves to
             // the new tag as it publishes forwards as the full translation does, through
             // the same flows (whose counters the entry's counts go to).
+            // The many-entry check (one translation for entries it cannot tell apart) answers
+            // as the one-entry check does.
+            let entries = k.entries.lock().unwrap().clone();
+            let mut check = ForwardCheck::new(&p);
             for (i, (bytes, in_port)) in pkts.iter().enumerate() {
-                let entries = k.entries.lock().unwrap();
                 let Some(key) = kernel_key(*in_port, bytes) else { continue };
                 let Some((out, _, mf)) = entries.get(&key) else { continue };
-                if !still_forwards(&p, &key, mf, *out) {
+                let fresh = still_forwards(&p, &key, mf, *out);
+                prop_assert_eq!(check.check(&key, mf, *out), fresh, "packet {}", i);
+                if !fresh {
                     continue;
                 }
                 let full = p.translate(&parse(bytes, RxMeta::port(*in_port)).key, Some(bytes));
@@ -943,6 +952,84 @@ fn kernel_flow_table_takes_forwarding_microflows_and_goes_with_the_caches() {
     assert_eq!(k.clears.lock().unwrap().len(), 2);
     assert!(k.entries.lock().unwrap().is_empty());
     assert_eq!(dp.megaflow_count(), 1);
+}
+
+/// A control plane checking many kernel entries at a change ([`ForwardCheck`]) translates
+/// once for the connections of one megaflow the new pipeline does not tell apart, and
+/// answers as [`still_forwards`] does for each, also for those a change does split.
+#[test]
+fn forward_check_translates_once_for_microflows_the_change_does_not_split() {
+    let mut p = pipeline();
+    let fwd = Match::all()
+        .with(Oxm::in_port(1))
+        .with(Oxm::eth_type(0x0800));
+    let out2 = vec![Instruction::ApplyActions(vec![Action::output(2)])];
+    p.flow_mod(&FlowMod::add(0, 1, fwd, out2), 0).unwrap();
+    let mut dp = Datapath::new();
+    let k = FakeKernel::default();
+    dp.set_kernel(Box::new(k.clone()));
+    let web = render(&PktSpec {
+        in_port: 1,
+        src: 1,
+        dst: 0,
+        tcp: true,
+        dport: 1,
+        vlan: None,
+        ttl: 64,
+        kind: 0,
+    });
+    // 100 connections: TCP source ports 1000..1100 (bytes 34..36 of an untagged frame).
+    let frames: Vec<Vec<u8>> = (1000u16..1100)
+        .map(|sp| {
+            let mut f = web.clone();
+            f[34..36].copy_from_slice(&sp.to_be_bytes());
+            f
+        })
+        .collect();
+    let mut rec = Recorder::default();
+    for f in &frames {
+        dp.process(&p, &mut f.clone(), RxMeta::port(1), 5, &mut rec);
+    }
+    assert_eq!(dp.megaflow_count(), 1);
+    let entries = k.entries.lock().unwrap().clone();
+    assert_eq!(entries.len(), 100);
+    let check_all = |p: &Pipeline, want: &dyn Fn(u16) -> bool| {
+        let mut fc = ForwardCheck::new(p);
+        for f in &frames {
+            let key = kernel_key(1, f).unwrap();
+            let (out, _, mf) = &entries[&key];
+            let sp = u16::from_be_bytes([f[34], f[35]]);
+            assert_eq!(fc.check(&key, mf, *out), want(sp), "source port {sp}");
+            assert_eq!(
+                still_forwards(p, &key, mf, *out),
+                want(sp),
+                "source port {sp}"
+            );
+        }
+        fc.translations()
+    };
+    // A change elsewhere: every entry still forwards, for one translation.
+    let other = Match::all().with(Oxm::in_port(3));
+    p.flow_mod(&FlowMod::add(0, 5, other, vec![]), 0).unwrap();
+    assert_eq!(check_all(&p, &|_| true), 1);
+    // One that drops source port 1005: that connection's entry no longer forwards.
+    let drop_1005 = Match::all()
+        .with(Oxm::in_port(1))
+        .with(Oxm::eth_type(0x0800))
+        .with(Oxm::ip_proto(6))
+        .with(Oxm::exact(FieldId::TcpSrc, 1005));
+    p.flow_mod(&FlowMod::add(0, 9, drop_1005, vec![]), 0)
+        .unwrap();
+    let n = check_all(&p, &|sp| sp != 1005);
+    assert!((2..=100).contains(&n), "{n} translations");
+    // The flows deleted and the forwarding one added again: same actions, other counters.
+    let fwd = Match::all()
+        .with(Oxm::in_port(1))
+        .with(Oxm::eth_type(0x0800));
+    p.flow_mod(&FlowMod::delete(0, fwd.clone()), 0).unwrap();
+    let out2 = vec![Instruction::ApplyActions(vec![Action::output(2)])];
+    p.flow_mod(&FlowMod::add(0, 1, fwd, out2), 0).unwrap();
+    check_all(&p, &|_| false);
 }
 
 /// NORMAL: a MAC learned from a new host revalidates the caches, and the megaflows of the
