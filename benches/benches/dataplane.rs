@@ -620,9 +620,12 @@ fn forward_check_4k(c: &mut Criterion) {
         e.iter().for_each(|(k, mf, o)| {
             check.check(k, mf, *o);
         });
+        let megaflows: std::collections::HashSet<*const Megaflow> =
+            e.iter().map(|(_, mf, _)| Arc::as_ptr(mf)).collect();
         eprintln!(
-            "forward_check_4k/{name}: {} entries, {} translations shared",
+            "forward_check_4k/{name}: {} entries of {} megaflows, {} translations shared",
             e.len(),
+            megaflows.len(),
             check.translations()
         );
     }
