@@ -610,7 +610,7 @@ fn forward_check_4k(c: &mut Criterion) {
         });
         g.bench_function(format!("forward_check_4k/{name}/shared"), |b| {
             b.iter(|| {
-                let mut check = ForwardCheck::new(&p);
+                let mut check = ForwardCheck::with_capacity(&p, e.len());
                 let ok = e.iter().filter(|(k, mf, o)| check.check(k, mf, *o)).count();
                 assert_eq!(ok, ENTRIES as usize);
                 black_box(check.translations())

@@ -197,7 +197,7 @@ impl Kernel {
                 .collect();
             checked += snapshot.len();
             // Megaflows are the thread's own: one check per thread.
-            let mut check = ForwardCheck::new(p);
+            let mut check = ForwardCheck::with_capacity(p, snapshot.len());
             let right: Vec<_> = snapshot
                 .iter()
                 .filter(|(key, mf, i, o, _)| {

@@ -995,14 +995,20 @@ fn forwards(
 /// with one already checked gets the same answer without a translation of its own: the
 /// many connections one megaflow carries (it does not read their ports) cost one.
 ///
-/// The answers are kept per megaflow in a small direct-mapped table (a megaflow's slot is
-/// taken over by the next one hashed there), at most [`ForwardCheck::PER_MEGAFLOW`] each.
-/// The megaflows are borrowed for as long as the check lives (megaflows are a datapath
-/// thread's own: one check per thread's entries).
+/// The answers are kept per megaflow from its second entry on, at most
+/// [`ForwardCheck::PER_MEGAFLOW`] each. The
+/// megaflows are borrowed for as long as the check lives, so their addresses, which key
+/// the answers, are not reused meanwhile (megaflows are a datapath thread's own: one check
+/// per thread's entries).
 #[derive(Debug)]
 pub struct ForwardCheck<'p> {
     p: &'p Pipeline,
-    slots: Vec<Answers<'p>>,
+    /// By megaflow: its address times an odd constant, rotated (one-to-one, so no two
+    /// megaflows share a key; the high bits of the product, mixed from all of the
+    /// address's, land where the table looks first).
+    answers: HashMap<u64, Option<Box<Answers>>, BuildHasherDefault<IdHasher>>,
+    /// The megaflows checked are borrowed as long as the check lives.
+    borrowed: std::marker::PhantomData<&'p Megaflow>,
     /// Takes each translation.
     scratch: Box<Megaflow>,
     translations: usize,
@@ -1010,14 +1016,8 @@ pub struct ForwardCheck<'p> {
 
 /// The answers for one megaflow's entries.
 #[derive(Debug, Default)]
-struct Answers<'p> {
-    /// The megaflow (borrowed for the check's life: its address is not reused meanwhile).
-    mf: Option<&'p Megaflow>,
-    /// The first answer, in the slot (most megaflows have one kernel entry, or entries
-    /// one translation answers: no allocation, no memory beyond the table's).
-    first: Option<Answer>,
-    /// The others.
-    more: Vec<Answer>,
+struct Answers {
+    seen: Vec<Answer>,
 }
 
 /// An answer: input port, output port, the translation's mask, the masked microflow, and
@@ -1025,16 +1025,22 @@ struct Answers<'p> {
 type Answer = (u32, u32, FlowMask, FlowKey, bool);
 
 impl<'p> ForwardCheck<'p> {
-    /// Megaflow slots (a power of two).
-    const SLOTS: usize = 256;
     /// Answers kept per megaflow (beyond, entries that miss are translated each).
     pub const PER_MEGAFLOW: usize = 16;
+
+    /// Checks against `p`, about `entries` entries (room for their megaflows is made first).
+    pub fn with_capacity(p: &'p Pipeline, entries: usize) -> Self {
+        let mut c = Self::new(p);
+        c.answers.reserve(entries);
+        c
+    }
 
     /// Checks against `p`.
     pub fn new(p: &'p Pipeline) -> Self {
         ForwardCheck {
             p,
-            slots: (0..Self::SLOTS).map(|_| Answers::default()).collect(),
+            answers: HashMap::default(),
+            borrowed: std::marker::PhantomData,
             scratch: Box::new(Megaflow::empty()),
             translations: 0,
         }
@@ -1045,15 +1051,23 @@ impl<'p> ForwardCheck<'p> {
         let Some((flow, frame, in_port)) = microflow_of(key) else {
             return false;
         };
-        let h = (std::ptr::from_ref(mf) as usize as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let answers = &mut self.slots[(h >> 56) as usize % Self::SLOTS];
-        if !answers.mf.is_some_and(|m| std::ptr::eq(m, mf)) {
-            answers.mf = Some(mf);
-            answers.first = None;
-            answers.more.clear();
-        }
-        let hit = (answers.first.iter().chain(&answers.more))
-            .find(|(i, o, wc, v, _)| *i == in_port && *o == out_port && flow.matches(wc, v));
+        let at = (std::ptr::from_ref(mf) as usize as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(32);
+        // A megaflow's first entry is translated without keeping the answer (most have
+        // one entry: a map of 16-byte entries stays cheap); its second starts the answers.
+        let answers = match self.answers.entry(at) {
+            Entry::Vacant(v) => {
+                v.insert(None);
+                None
+            }
+            Entry::Occupied(o) => Some(o.into_mut().get_or_insert_with(Box::default)),
+        };
+        let hit = answers.as_ref().and_then(|a| {
+            a.seen
+                .iter()
+                .find(|(i, o, wc, v, _)| *i == in_port && *o == out_port && flow.matches(wc, v))
+        });
         if let Some(&(.., ok)) = hit {
             return ok;
         }
@@ -1067,13 +1081,10 @@ impl<'p> ForwardCheck<'p> {
             out_port,
             &mut self.scratch,
         );
-        if let Some(wc) = wc {
-            let answer = (in_port, out_port, wc, flow.masked(&wc), ok);
-            if answers.first.is_none() {
-                answers.first = Some(answer);
-            } else if answers.more.len() + 1 < Self::PER_MEGAFLOW {
-                answers.more.push(answer);
-            }
+        if let (Some(a), Some(wc)) = (answers, wc)
+            && a.seen.len() < Self::PER_MEGAFLOW
+        {
+            a.seen.push((in_port, out_port, wc, flow.masked(&wc), ok));
         }
         ok
     }
