@@ -252,6 +252,16 @@ fn exact_10k_tuple(i: u32) -> (u32, u32, u16, u16) {
     )
 }
 
+/// One frame of each of the first `n` flows of `exact_10k`.
+fn exact_10k_frames(n: u32) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let (s, d, sp, dp) = exact_10k_tuple(i);
+            udp_frame(s, d, sp, dp)
+        })
+        .collect()
+}
+
 fn exact_10k_setup() -> (Pipeline, Rig) {
     const FLOWS: u32 = 10_000;
     let tuple = exact_10k_tuple;
@@ -466,13 +476,7 @@ fn revalidate_4k(c: &mut Criterion) {
     g.bench_function("revalidate_4k", |b| {
         let (p, rig) = state.get_or_insert_with(|| {
             let (p, _) = exact_10k_setup();
-            let frames = (0..MEGAFLOWS)
-                .map(|i| {
-                    let (s, d, sp, dp) = exact_10k_tuple(i);
-                    udp_frame(s, d, sp, dp)
-                })
-                .collect();
-            let mut rig = Rig::new(frames);
+            let mut rig = Rig::new(exact_10k_frames(MEGAFLOWS));
             for _ in 0..MEGAFLOWS as usize / BATCH {
                 rig.round(&p);
             }
@@ -551,13 +555,7 @@ fn forward_check_4k(c: &mut Criterion) {
     };
     let exact = {
         let (p, _) = exact_10k_setup();
-        let frames = (0..ENTRIES)
-            .map(|i| {
-                let (s, d, sp, dp) = exact_10k_tuple(i);
-                udp_frame(s, d, sp, dp)
-            })
-            .collect();
-        let e = entries(&p, frames);
+        let e = entries(&p, exact_10k_frames(ENTRIES));
         (p, e)
     };
     // Three tables that only forward: in_port → goto 1; 20,000 IPv4 destination routes

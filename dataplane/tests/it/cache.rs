@@ -855,22 +855,34 @@ proptest! {
     }
 }
 
-#[test]
-fn kernel_flow_table_takes_forwarding_microflows_and_goes_with_the_caches() {
+/// The test pipeline plus one flow: IPv4 from port 1 goes out of port 2 (priority 1).
+fn ipv4_1_to_2() -> Pipeline {
     let mut p = pipeline();
     let fwd = Match::all()
         .with(Oxm::in_port(1))
         .with(Oxm::eth_type(0x0800));
-    p.flow_mod(
-        &FlowMod::add(
-            0,
-            1,
-            fwd,
-            vec![Instruction::ApplyActions(vec![Action::output(2)])],
-        ),
-        0,
-    )
-    .unwrap();
+    let out2 = vec![Instruction::ApplyActions(vec![Action::output(2)])];
+    p.flow_mod(&FlowMod::add(0, 1, fwd, out2), 0).unwrap();
+    p
+}
+
+/// A packet from host 1 on port 1 to host 0, TCP or UDP to `DPORTS[dport]`.
+fn from_host_1(dport: u8, tcp: bool) -> PktSpec {
+    PktSpec {
+        in_port: 1,
+        src: 1,
+        dst: 0,
+        tcp,
+        dport,
+        vlan: None,
+        ttl: 64,
+        kind: 0,
+    }
+}
+
+#[test]
+fn kernel_flow_table_takes_forwarding_microflows_and_goes_with_the_caches() {
+    let mut p = ipv4_1_to_2();
     // Port 443 gets its destination MAC rewritten: not for the kernel.
     let rewrite = Match::all()
         .with(Oxm::in_port(1))
@@ -894,19 +906,9 @@ fn kernel_flow_table_takes_forwarding_microflows_and_goes_with_the_caches() {
         ..FakeKernel::default()
     };
     dp.set_kernel(Box::new(k.clone()));
-    let spec = |dport, tcp| PktSpec {
-        in_port: 1,
-        src: 1,
-        dst: 0,
-        tcp,
-        dport,
-        vlan: None,
-        ttl: 64,
-        kind: 0,
-    };
-    let web = render(&spec(1, true));
-    let https = render(&spec(2, true));
-    let dns = render(&spec(0, false));
+    let web = render(&from_host_1(1, true));
+    let https = render(&from_host_1(2, true));
+    let dns = render(&from_host_1(0, false));
     let mut rec = Recorder::default();
     for f in [&web, &https, &dns, &web] {
         dp.process(&p, &mut f.clone(), RxMeta::port(1), 5, &mut rec);
@@ -960,25 +962,11 @@ fn kernel_flow_table_takes_forwarding_microflows_and_goes_with_the_caches() {
 /// answers as [`still_forwards`] does for each, also for those a change does split.
 #[test]
 fn forward_check_shares_translations_among_microflows_the_change_does_not_split() {
-    let mut p = pipeline();
-    let fwd = Match::all()
-        .with(Oxm::in_port(1))
-        .with(Oxm::eth_type(0x0800));
-    let out2 = vec![Instruction::ApplyActions(vec![Action::output(2)])];
-    p.flow_mod(&FlowMod::add(0, 1, fwd, out2), 0).unwrap();
+    let mut p = ipv4_1_to_2();
     let mut dp = Datapath::new();
     let k = FakeKernel::default();
     dp.set_kernel(Box::new(k.clone()));
-    let web = render(&PktSpec {
-        in_port: 1,
-        src: 1,
-        dst: 0,
-        tcp: true,
-        dport: 1,
-        vlan: None,
-        ttl: 64,
-        kind: 0,
-    });
+    let web = render(&from_host_1(1, true));
     // 100 connections: TCP source ports 1000..1100 (bytes 34..36 of an untagged frame).
     let frames: Vec<Vec<u8>> = (1000u16..1100)
         .map(|sp| {
