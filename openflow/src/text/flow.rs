@@ -285,6 +285,13 @@ pub fn parse_flow_named(
         )]
     };
     f.match_ = slots.to_match()?;
+    // ovs-ofctl prints hard_age only when it differs from the duration: one equal to it
+    // says nothing more (and prints as nothing).
+    if let Some(st) = stats.as_mut()
+        && st.hard_age == Some(st.duration_sec)
+    {
+        st.hard_age = None;
+    }
     f.stats = stats;
     match (usage, actions_text) {
         (FlowUsage::Delete | FlowUsage::DeleteStrict, Some(_)) => {
